@@ -1,0 +1,52 @@
+/** Argument checks shared by the public API: each error names the argument and the expected form. */
+
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
+  if (typeof v === 'object') return `an object (${(v as object).constructor?.name ?? 'Object'})`;
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+export function checkInt(v: unknown, name: string, min = -Infinity, max = Infinity): number {
+  if (typeof v !== 'number') throw new TypeError(`${name}: expected an integer, got ${describe(v)}`);
+  if (!Number.isInteger(v) || v < min || v > max) {
+    const range = `${min === -Infinity ? '' : `>= ${min}`}${min !== -Infinity && max !== Infinity ? ' and ' : ''}${
+      max === Infinity ? '' : `<= ${max}`
+    }`;
+    throw new RangeError(`${name}: expected an integer${range ? ' ' + range : ''}, got ${v}`);
+  }
+  return v;
+}
+
+export function checkNumber(v: unknown, name: string, min = -Infinity, max = Infinity): number {
+  if (typeof v !== 'number') throw new TypeError(`${name}: expected a number, got ${describe(v)}`);
+  if (!Number.isFinite(v) || v < min || v > max) {
+    throw new RangeError(`${name}: expected a finite number in [${min}, ${max}], got ${v}`);
+  }
+  return v;
+}
+
+export function checkShape(v: unknown, name = 'shape'): number[] {
+  if (!Array.isArray(v)) throw new TypeError(`${name}: expected an array of non-negative integers, got ${describe(v)}`);
+  v.forEach((d, i) => checkInt(d, `${name}[${i}]`, 0));
+  return v as number[];
+}
+
+export function checkString(v: unknown, name: string): string {
+  if (typeof v !== 'string') throw new TypeError(`${name}: expected a string, got ${describe(v)}`);
+  return v;
+}
+
+/** Int32Array(1) flag that native code polls; set when `signal` aborts. Throws if already aborted. */
+export function abortFlag(signal: AbortSignal | undefined): Int32Array | undefined {
+  if (!signal) return undefined;
+  if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean') {
+    throw new TypeError(`signal: expected an AbortSignal, got ${describe(signal)}`);
+  }
+  signal.throwIfAborted();
+  const flag = new Int32Array(1);
+  signal.addEventListener('abort', () => (flag[0] = 1), { once: true });
+  return flag;
+}

@@ -1,0 +1,117 @@
+/**
+ * The only module that loads the native addon. It checks the sidecar JSON written at build time (the
+ * libtorch the addon was compiled against) before loading, wraps load failures in an actionable error, and
+ * types the whole native surface. Everything else in lib/ imports `native` from here.
+ */
+import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Opaque native tensor handle; lib/tensor.ts wraps it in the public `Tensor` class. */
+export interface TensorHandle {
+  shape(): number[];
+  dtype(): string;
+  device(): string;
+  disposed(): boolean;
+  dataSync(raw?: boolean): ArrayBufferView;
+  data(raw?: boolean): Promise<ArrayBufferView>;
+  to(device: string): TensorHandle;
+  dispose(): void;
+}
+
+/** Options every long native call accepts (set by lib/, never by users directly). */
+export interface JobOptions {
+  onProgress?: (step: number, total: number) => void;
+  /** Int32Array(1) that lib/ sets to 1 when the call's AbortSignal fires. */
+  abortFlag?: Int32Array;
+}
+
+export interface NativeInfo {
+  libtorch: string;
+  cuda: boolean;
+  cudaDevices: number;
+  threads: number;
+  workers: number;
+  libtorchDir?: string;
+}
+
+export interface NativeAddon {
+  info(): NativeInfo;
+  setNumThreads(n: number): void;
+  TensorHandle: new () => TensorHandle;
+  tensorFromData(data: ArrayBufferView, shape: number[], dtype: string, device?: string, raw?: boolean): TensorHandle;
+  testOps: {
+    matmulLoop(size: number, iters: number, opts?: JobOptions & { queued?: boolean }): Promise<number>;
+    fail(message: string, async?: boolean): Promise<never>;
+  };
+}
+
+/** The sidecar cmake (or scripts/prebuild) writes next to the addon. */
+interface Sidecar {
+  version: string;
+  libdir: string;
+  versionHeader?: string;
+}
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const REBUILD = 'rebuild it with `npm run build` (or `bash scripts/setup`) in ' + root;
+
+function headerVersion(file: string | undefined): string | undefined {
+  if (!file || !existsSync(file)) return undefined;
+  const text = readFileSync(file, 'utf8');
+  const part = (p: string) => /(\d+)/.exec(text.split(`TORCH_VERSION_${p}`)[1] ?? '')?.[1];
+  const [a, b, c] = [part('MAJOR'), part('MINOR'), part('PATCH')];
+  return a && b && c ? `${a}.${b}.${c}` : undefined;
+}
+
+function findSidecar(): { path: string; sidecar: Sidecar } | undefined {
+  const candidates = [
+    join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'ibq-native.libtorch.json'),
+    join(root, 'build', 'Release', 'ibq-native.libtorch.json'),
+  ];
+  for (const path of candidates) {
+    if (existsSync(path)) return { path, sidecar: JSON.parse(readFileSync(path, 'utf8')) as Sidecar };
+  }
+  return undefined;
+}
+
+function checkLibtorch(found: { path: string; sidecar: Sidecar } | undefined): void {
+  if (!found) return;
+  const { sidecar } = found;
+  const libOk = existsSync(join(sidecar.libdir, 'libtorch_cpu.so')) || existsSync(join(sidecar.libdir, 'libtorch.so'));
+  const now = headerVersion(sidecar.versionHeader);
+  if (!libOk) {
+    throw new Error(
+      `ibq-native was built against libtorch ${sidecar.version} in ${sidecar.libdir}, but no libtorch is there now; ` +
+        REBUILD,
+    );
+  }
+  if (now && now !== sidecar.version) {
+    throw new Error(
+      `ibq-native was built against libtorch ${sidecar.version}, but libtorch ${now} is installed in ` +
+        `${sidecar.libdir}; ${REBUILD}`,
+    );
+  }
+}
+
+function load(): NativeAddon {
+  const found = findSidecar();
+  checkLibtorch(found);
+  const require = createRequire(import.meta.url);
+  try {
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeAddon;
+    return nodeGypBuild(root);
+  } catch (err) {
+    const what = found ? `libtorch ${found.sidecar.version} in ${found.sidecar.libdir}` : 'an unknown libtorch';
+    const msg = (err as Error).message;
+    if (/No native build was found/.test(msg)) {
+      throw new Error(`ibq-native: the native addon is not built; ${REBUILD}.\n(${msg.split('\n')[0]})`);
+    }
+    throw new Error(
+      `ibq-native: the native addon (built against ${what}) failed to load: ${msg.split('\n')[0]}; ${REBUILD}`,
+    );
+  }
+}
+
+export const native: NativeAddon = load();

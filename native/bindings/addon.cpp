@@ -1,0 +1,42 @@
+// Addon entry point: creates the per-environment data and runs every IBQB_REGISTER'ed initialiser.
+#include <napi.h>
+
+#include <vector>
+
+#include "bindings/addon_data.h"
+#include "bindings/registry.h"
+
+namespace ibqb {
+namespace {
+
+std::vector<std::pair<const char*, InitFn>>& Registry() {
+  static std::vector<std::pair<const char*, InitFn>> fns;
+  return fns;
+}
+
+}  // namespace
+
+Registrar::Registrar(const char* name, InitFn fn) { Registry().emplace_back(name, fn); }
+
+void InitAll(Napi::Env env, Napi::Object exports) {
+  for (auto& [name, fn] : Registry()) fn(env, exports);
+}
+
+AddonData& GetAddonData(Napi::Env env) {
+  auto* d = env.GetInstanceData<AddonData>();
+  if (!d) {
+    d = new AddonData();
+    env.SetInstanceData<AddonData>(d);
+  }
+  return *d;
+}
+
+}  // namespace ibqb
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  ibqb::GetAddonData(env);
+  ibqb::InitAll(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(ibq_native, Init)

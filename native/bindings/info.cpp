@@ -1,0 +1,41 @@
+// info(), setNumThreads(): what libtorch this addon runs on.
+#include <napi.h>
+#include <torch/torch.h>
+
+#include "bindings/errors.h"
+#include "bindings/jobs.h"
+#include "bindings/registry.h"
+#include "ibq/compat.h"
+
+namespace ibqb {
+namespace {
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto out = Napi::Object::New(env);
+  out.Set("libtorch", Napi::String::New(env, ibq::compat::torch_version()));
+  bool cuda = torch::cuda::is_available();
+  out.Set("cuda", Napi::Boolean::New(env, cuda));
+  out.Set("cudaDevices", Napi::Number::New(env, cuda ? double(torch::cuda::device_count()) : 0.0));
+  out.Set("threads", Napi::Number::New(env, IntraOpThreads()));
+  out.Set("workers", Napi::Number::New(env, WorkerCount()));
+#ifdef IBQ_TORCH_LIBDIR
+  out.Set("libtorchDir", Napi::String::New(env, IBQ_TORCH_LIBDIR));
+#endif
+  return out;
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  int n = static_cast<int>(ArgInt(info[0], "threads", 1, 1024));
+  Guard(info.Env(), [&] { SetIntraOpThreads(n); });
+  return info.Env().Undefined();
+}
+
+void InitInfo(Napi::Env env, Napi::Object exports) {
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+}
+IBQB_REGISTER("info", InitInfo);
+
+}  // namespace
+}  // namespace ibqb

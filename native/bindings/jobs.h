@@ -1,0 +1,54 @@
+// Long native calls run on the addon's own worker threads (not the libuv pool) and settle a Promise.
+// Jobs submitted to one JobQueue (one per model) run one at a time, in submission order. A job's lambda
+// holds (by value) every at::Tensor it uses, so disposing the JS handles while it runs is safe.
+#pragma once
+#include <napi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+namespace ibqb {
+
+// Made on the worker thread, called on the JS thread to turn the job's result into a JS value.
+using Finisher = std::function<Napi::Value(Napi::Env)>;
+
+// What a running job may use: progress reports and the abort flag (from an AbortSignal).
+class JobContext {
+ public:
+  // Throws ibq::Aborted when the job's signal has fired.
+  void check_aborted() const;
+  bool aborted() const;
+  // Calls the job's onProgress(step, total) on the JS thread; never blocks the worker.
+  void progress(int64_t step, int64_t total) const;
+  // Thread-safe progress/abort hooks for native code that does not know about this class.
+  std::function<void(int64_t, int64_t)> progress_fn() const;
+  std::function<bool()> aborted_fn() const;
+
+  struct State;
+  std::shared_ptr<State> state;
+};
+
+using Work = std::function<Finisher(JobContext&)>;
+
+class JobQueue;
+std::shared_ptr<JobQueue> NewQueue();
+
+struct JobOptions {
+  std::shared_ptr<JobQueue> queue;  // null: runs as soon as a worker is free
+  Napi::Value on_progress;          // optional function(step, total)
+  Napi::Value abort_flag;           // optional Int32Array(1): non-zero means aborted (set by lib/ from AbortSignal)
+};
+
+Napi::Promise Submit(Napi::Env env, Work work, const JobOptions& opts = {});
+
+// Reads { onProgress, abortFlag } from a JS options object (either may be absent).
+JobOptions ReadJobOptions(const Napi::Value& opts, std::shared_ptr<JobQueue> queue);
+
+// Intra-op threads libtorch uses inside jobs (applied on each worker before a job runs).
+void SetIntraOpThreads(int n);
+int IntraOpThreads();
+int WorkerCount();
+
+}  // namespace ibqb

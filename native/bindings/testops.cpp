@@ -1,0 +1,52 @@
+// Internal test operations (lib/native.ts exposes them as `testOps`): exercise the job machinery.
+#include <napi.h>
+
+#include "bindings/errors.h"
+#include "bindings/jobs.h"
+#include "bindings/registry.h"
+#include "ibq/testops.h"
+
+namespace ibqb {
+namespace {
+
+std::shared_ptr<JobQueue> g_test_queue;
+
+// testMatmulLoop(size, iters, { onProgress?, abortFlag?, queued? }) -> Promise<number>
+Napi::Value TestMatmulLoop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t size = ArgInt(info[0], "size", 1, 8192);
+  int64_t iters = ArgInt(info[1], "iters", 1, 1000000);
+  bool queued = info[2].IsObject() && info[2].As<Napi::Object>().Get("queued").ToBoolean().Value();
+  if (queued && !g_test_queue) g_test_queue = NewQueue();
+  auto opts = ReadJobOptions(info[2], queued ? g_test_queue : nullptr);
+  return Submit(
+      env,
+      [size, iters](JobContext& ctx) -> Finisher {
+        double sum = ibq::testops::matmul_loop(size, iters, [&](int64_t i) {
+          ctx.check_aborted();
+          ctx.progress(i, iters);
+        });
+        return [sum](Napi::Env env) { return Napi::Number::New(env, sum); };
+      },
+      opts);
+}
+
+// testFail(message, async) -> throws (sync) or rejects (async) with the c10 message
+Napi::Value TestFail(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string msg = ArgString(info[0], "message");
+  if (ArgBool(info[1], "async", true))
+    return Submit(env, [msg](JobContext&) -> Finisher { ibq::testops::fail_with(msg); });
+  return Guard(env, [&]() -> Napi::Value { ibq::testops::fail_with(msg); });
+}
+
+void InitTestOps(Napi::Env env, Napi::Object exports) {
+  auto ops = Napi::Object::New(env);
+  ops.Set("matmulLoop", Napi::Function::New(env, TestMatmulLoop, "matmulLoop"));
+  ops.Set("fail", Napi::Function::New(env, TestFail, "fail"));
+  exports.Set("testOps", ops);
+}
+IBQB_REGISTER("testops", InitTestOps);
+
+}  // namespace
+}  // namespace ibqb

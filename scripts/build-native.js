@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+// Builds the addon with cmake-js (incremental). Uses the Node headers npm is configured with (nodedir) or
+// the ones installed beside this node binary; never downloads headers.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+
+const env = { ...process.env };
+if (!env.npm_config_nodedir) {
+  const prefix = dirname(dirname(process.execPath));
+  if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) env.npm_config_nodedir = prefix;
+}
+const args = ['build', '--parallel', String(Math.max(1, cpus().length))];
+if (env.IBQ_DEBUG_BUILD) args.push('--debug');
+const cmakeJs = new URL('../node_modules/cmake-js/bin/cmake-js', import.meta.url).pathname;
+const r = spawnSync(process.execPath, [cmakeJs, ...args], { stdio: 'inherit', env });
+if (r.status !== 0) {
+  console.error('\nibq-native: the native build failed (see above). If libtorch is missing, run scripts/setup.');
+  process.exit(r.status ?? 1);
+}
