@@ -1,0 +1,88 @@
+// Base of every model's JS handle: the module, its job queue (calls on one model run in order), and the
+// methods all models share: stateDict, loadStateDict, train/eval, device. A model binding derives from
+// ModuleHandle<Its Handle>, sets `module_` in its constructor/factory and adds its own methods with
+// CommonMethods() + its own descriptors in DefineClass.
+#pragma once
+#include <napi.h>
+#include <torch/torch.h>
+
+#include "bindings/convert.h"
+#include "bindings/errors.h"
+#include "bindings/jobs.h"
+#include "ibq/state_dict.h"
+
+namespace ibqb {
+
+template <class Derived>
+class ModuleHandle : public Napi::ObjectWrap<Derived> {
+ public:
+  explicit ModuleHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Derived>(info) {}
+
+  torch::nn::Module& module(Napi::Env env) const {
+    if (!module_) ThrowType(env, "model: the model has been disposed or was never created");
+    return *module_;
+  }
+  const std::shared_ptr<JobQueue>& queue() const { return queue_; }
+
+ protected:
+  using Self = ModuleHandle<Derived>;
+  static std::vector<typename Napi::ObjectWrap<Derived>::PropertyDescriptor> CommonMethods() {
+    using W = Napi::ObjectWrap<Derived>;
+    return {
+        W::template InstanceMethod<&Self::StateDict>("stateDict"),
+        W::template InstanceMethod<&Self::LoadStateDict>("loadStateDict"),
+        W::template InstanceMethod<&Self::SetTraining>("setTraining"),
+        W::template InstanceMethod<&Self::IsTraining>("isTraining"),
+        W::template InstanceMethod<&Self::Device>("device"),
+        W::template InstanceMethod<&Self::Dispose>("dispose"),
+    };
+  }
+
+  // Keys a model ignores when loading (not its own; e.g. tokenizer: 'loss.', 'model_ema.').
+  virtual std::vector<std::string> skip_prefixes() const { return {}; }
+
+  std::shared_ptr<torch::nn::Module> module_;
+  std::shared_ptr<JobQueue> queue_ = NewQueue();
+
+ private:
+  // stateDict() -> [name, Tensor][] (copies, in torch's state_dict order)
+  Napi::Value StateDict(const Napi::CallbackInfo& info) {
+    auto& m = module(info.Env());
+    return Guard(info.Env(), [&] { return StateDictToJs(info.Env(), ibq::state_dict(m)); });
+  }
+  // loadStateDict(entries, strict) -> Promise<{missing, unexpected, mismatched}> (on the model's queue)
+  Napi::Value LoadStateDict(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    module(env);
+    auto sd = ArgStateDict(info[0], "stateDict");
+    bool strict = ArgBool(info[1], "strict", true);
+    auto m = module_;
+    auto skip = skip_prefixes();
+    return Submit(
+        env,
+        [m, sd, strict, skip](JobContext&) -> Finisher {
+          auto r = ibq::load_state_dict(*m, sd, strict, skip);
+          return [r](Napi::Env env) { return LoadResultToJs(env, r); };
+        },
+        JobOptions{queue_});
+  }
+  Napi::Value SetTraining(const Napi::CallbackInfo& info) {
+    module(info.Env()).train(ArgBool(info[0], "training", true));
+    return info.Env().Undefined();
+  }
+  Napi::Value IsTraining(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), module(info.Env()).is_training());
+  }
+  Napi::Value Device(const Napi::CallbackInfo& info) {
+    auto& m = module(info.Env());
+    auto params = m.parameters();
+    return Napi::String::New(info.Env(), params.empty() ? "cpu" : params[0].device().str());
+  }
+  // dispose(): drops this handle's reference; a running job keeps the module alive until it ends.
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    module_.reset();
+    return info.Env().Undefined();
+  }
+};
+
+}  // namespace ibqb
