@@ -1,0 +1,23 @@
+/**
+ * The `ibq` CLI (commander). Each command group lives in its own file exporting `register(program)`;
+ * add new groups to GROUPS.
+ */
+import { Command } from 'commander';
+
+import { register as registerInfo } from './info.js';
+
+type Register = (program: Command) => void;
+const GROUPS: Register[] = [registerInfo];
+
+export function buildProgram(): Command {
+  const program = new Command('ibq')
+    .description('IBQ tokenizer and autoregressive generator on libtorch')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (str, write) => write(str) });
+  for (const register of GROUPS) register(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}
