@@ -31,6 +31,7 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
     return {
         W::template InstanceMethod<&Self::StateDict>("stateDict"),
         W::template InstanceMethod<&Self::LoadStateDict>("loadStateDict"),
+        W::template InstanceMethod<&Self::ParameterNames>("parameterNames"),
         W::template InstanceMethod<&Self::SetTraining>("setTraining"),
         W::template InstanceMethod<&Self::IsTraining>("isTraining"),
         W::template InstanceMethod<&Self::Device>("device"),
@@ -65,6 +66,14 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
           return [r](Napi::Env env) { return LoadResultToJs(env, r); };
         },
         JobOptions{queue_});
+  }
+  // parameterNames() -> names of module.named_parameters() (all of them, requires_grad or not: the
+  // parameters the official LitEma tracks), in registration order
+  Napi::Value ParameterNames(const Napi::CallbackInfo& info) {
+    auto& m = module(info.Env());
+    std::vector<std::string> names;
+    for (const auto& p : m.named_parameters(/*recurse=*/true)) names.push_back(p.key());
+    return StringsToJs(info.Env(), names);
   }
   Napi::Value SetTraining(const Napi::CallbackInfo& info) {
     module(info.Env()).train(ArgBool(info[0], "training", true));
