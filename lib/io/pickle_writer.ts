@@ -4,7 +4,8 @@
  * persistent ids ('storage', torch.<Type>Storage, key, 'cpu', numel), the state_dict as an OrderedDict.
  * JS values map to Python ones: null -> None, boolean, number (integers -> int, others -> float), bigint
  * -> int, string -> str, Uint8Array -> bytes, arrays -> list, plain objects -> dict, Map -> dict (keys
- * kept), Set -> set, typed arrays -> numpy arrays, Opaque -> a dict of its fields. Shared references
+ * kept), Set -> set, typed arrays -> numpy arrays, Opaque -> a dict of its fields (never re-created as
+ * its class), PyGlobal -> the same global reference (not called). Shared references
  * and cycles are written through the memo.
  */
 import { describe } from '../errors.js';
@@ -233,7 +234,7 @@ export function pickleForTorch(root: unknown, where = 'value'): PickledTensors {
       put(v);
       return setItems([...v], d, path);
     }
-    if (v instanceof PyGlobal) return (str(v.fullName), put(v));
+    if (v instanceof PyGlobal) return (globalRef(v.module, v.name), put(v)); // a reference, never a call
     if (v instanceof NpDType) return (str(v.name), put(v));
     if (v instanceof PySlice) {
       globalRef('__builtin__', 'slice');
