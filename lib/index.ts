@@ -5,3 +5,10 @@ export {
   loadCheckpoint, loadSafetensors, saveSafetensors, readSafetensorsMetadata, Opaque, PyGlobal, PySlice,
   UnsupportedTensor, type Checkpoint,
 } from './io/index.js';
+export {
+  Transformer, checkSampleOptions, type SampleOptions, type TransformerConfig, type TransformerPreset,
+} from './transformer.js';
+export { resolveTransformerConfig, transformerParameterCount, TRANSFORMER_PRESETS } from './transformer_config.js';
+export { trainTransformer, type ARTrainConfig, type TrainTransformerOptions, type TrainStepLog } from './transformer_train.js';
+export { lrWdAnnealing } from './transformer_schedule.js';
+export { generate, toUint8Images, type TokenDecoder } from './generate.js';

@@ -107,6 +107,16 @@ export class Transformer extends Module<TransformerNative> {
     return model.eval();
   }
 
+  /** The preset ('B' | 'L' | 'XL' | 'XXL') this model's config equals, or '' (fromCheckpoint recognises them). */
+  get preset(): TransformerPreset | '' {
+    return resolveTransformerConfig(this.config).preset;
+  }
+
+  /** Exact number of parameters (sum of numel, as the official module counts them). */
+  get parameterCount(): number {
+    return resolveTransformerConfig(this.config).parameterCount;
+  }
+
   /** The full config (official field names, defaults filled in). */
   get config(): Required<TransformerConfig> {
     return this.native.config() as unknown as Required<TransformerConfig>;

@@ -1,13 +1,15 @@
 /**
  * Reading AR checkpoints for Transformer.fromCheckpoint: the official Lightning files keep the model under
  * `transformer.` (next to first_stage_model.* of the frozen tokenizer), and their hyper_parameters may carry
- * the transformer_config.
+ * the transformer_config. Training checkpoints of trainTransformer (.safetensors) carry it in their metadata.
  */
 import { describe } from './errors.js';
+import { loadCheckpoint, loadSafetensors } from './io/index.js';
 import type { StateDict } from './module.js';
 import { Tensor } from './tensor.js';
 import { type TransformerConfig, type TransformerPreset } from './transformer_config.js';
 import type { CheckpointLike } from './transformer.js';
+import { configFromSafetensors } from './transformer_store.js';
 
 const PREFIX = 'transformer.';
 
@@ -37,10 +39,15 @@ export async function loadCheckpointLike(
   let sd: StateDict;
   let meta: Record<string, unknown> | undefined;
   if (typeof src === 'string') {
-    const { loadCheckpoint } = await import('./io/index.js');
-    const ck = await loadCheckpoint(src);
-    sd = ck.stateDict;
-    meta = ck.meta;
+    if (/\.safetensors$/i.test(src)) {
+      sd = await loadSafetensors(src);
+      const arConfig = await configFromSafetensors(src);
+      if (arConfig) meta = { hyper_parameters: { transformer_config: { params: arConfig } } };
+    } else {
+      const ck = await loadCheckpoint(src);
+      sd = ck.stateDict;
+      meta = ck.meta;
+    }
   } else if (isStateDict(src)) {
     sd = src;
   } else if (src && typeof src === 'object' && isStateDict((src as { stateDict?: unknown }).stateDict)) {

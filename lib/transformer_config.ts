@@ -65,6 +65,15 @@ export function transformerConfigFromYaml(path: string): TransformerConfig {
   return params as TransformerConfig;
 }
 
+/** The official AR model init_args of a YAML: transformer_config.params plus the optimisation fields. */
+export function arTrainConfigFromYaml(path: string): { transformer_config: { params: TransformerConfig } } & Record<string, unknown> {
+  const doc = parseYaml(readFileSync(path, 'utf8')) as Record<string, any>;
+  const args = doc?.model?.init_args ?? doc?.model?.params ?? {};
+  const out: Record<string, unknown> = {};
+  for (const k of ['learning_rate', 'weight_decay', 'wp', 'wp0', 'wpe', 'twde']) if (typeof args[k] === 'number') out[k] = args[k];
+  return { ...out, transformer_config: { params: transformerConfigFromYaml(path) } };
+}
+
 /**
  * A full, validated config (defaults filled in) from an object, a preset name or a YAML path, with its
  * exact parameter count (sum of numel over the official module's parameters) and the preset it equals.
@@ -97,9 +106,15 @@ export function transformerParameterCount(cfg: TransformerConfig | TransformerPr
   return resolveTransformerConfig(cfg).parameterCount;
 }
 
-/** The preset whose weight shapes `sd` has (tok_emb, class table, width, depth, FFN), or undefined. */
-export function presetFromShapes(sd: StateDict): TransformerPreset | undefined {
-  const shape = (k: string) => sd.get(k)?.shape;
+/**
+ * The preset whose weight shapes a state dict has (tok_emb, class table, width, depth, FFN), or undefined.
+ * Accepts the state dict itself or a map of its shapes.
+ */
+export function presetFromShapes(sd: StateDict | Map<string, number[]>): TransformerPreset | undefined {
+  const shape = (k: string) => {
+    const v = sd.get(k);
+    return Array.isArray(v) ? v : v?.shape;
+  };
   const tok = shape('tok_emb.weight');
   const cls = shape('class_emb.embedding_table.weight');
   if (!tok || !cls) return undefined;

@@ -57,7 +57,7 @@ export interface TrainTransformerOptions {
   seed?: number;
   signal?: AbortSignal;
   onStep?(log: TrainStepLog): void;
-  /** Continue from outDir/last.ckpt when it exists. */
+  /** Continue from outDir/last.safetensors when it exists. */
   resume?: boolean;
   /** Steps between checkpoints (default: 1000; always at the end). */
   checkpointEvery?: number;
@@ -93,7 +93,7 @@ function permutation(n: number, seed: number): Uint32Array {
 
 /**
  * Trains (or resumes) and returns the model. Writes outDir/log.jsonl (one JSON object per step),
- * outDir/last.ckpt (weights under `transformer.`, global step, optimizer state) every checkpointEvery
+ * outDir/last.safetensors (weights under `transformer.`, global step, optimizer state) every checkpointEvery
  * steps, at the end, and when `signal` aborts (then resolves with aborted: true).
  */
 export async function trainTransformer(
@@ -125,7 +125,7 @@ export async function trainTransformer(
   const allLabels = data.labels.dataSync() as BigInt64Array;
 
   mkdirSync(opts.outDir, { recursive: true });
-  const ckptPath = join(opts.outDir, 'last.ckpt');
+  const ckptPath = join(opts.outDir, 'last.safetensors');
   const itersPerEpoch = Math.floor(N / batchSize);
   const maxSteps = opts.maxSteps !== undefined ? checkInt(opts.maxSteps, 'maxSteps', 1) : itersPerEpoch * checkInt(opts.maxEpochs ?? 1, 'maxEpochs', 1);
   const sched = {

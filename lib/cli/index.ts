@@ -5,9 +5,10 @@
 import { Command } from 'commander';
 
 import { register as registerInfo } from './info.js';
+import { register as registerTransformer } from './transformer.js';
 
 type Register = (program: Command) => void;
-const GROUPS: Register[] = [registerInfo];
+const GROUPS: Register[] = [registerInfo, registerTransformer];
 
 export function buildProgram(): Command {
   const program = new Command('ibq')

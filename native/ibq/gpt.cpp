@@ -292,7 +292,7 @@ void GPTImpl::check_tokens(const at::Tensor& tokens, const char* arg, int64_t ma
 
 at::Tensor GPTImpl::forward(const at::Tensor& tokens, const at::Tensor& labels, bool drop_labels) {
   check_tokens(tokens, "tokens", cfg.block_size - 1);
-  auto l = check_labels(labels, "labels", /*allow_null=*/true);
+  auto l = check_labels(labels, "labels", /*allow_null=*/false);
   if (l.size(0) != tokens.size(0))
     throw ValueError("labels: expected " + std::to_string(tokens.size(0)) + " labels (one per token row), got " +
                      std::to_string(l.size(0)));
