@@ -5,9 +5,10 @@
 import { Command } from 'commander';
 
 import { register as registerInfo } from './info.js';
+import { register as registerTokenizer } from './tokenizer.js';
 
 type Register = (program: Command) => void;
-const GROUPS: Register[] = [registerInfo];
+const GROUPS: Register[] = [registerInfo, registerTokenizer];
 
 export function buildProgram(): Command {
   const program = new Command('ibq')
