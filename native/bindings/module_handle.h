@@ -28,13 +28,16 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
   using Self = ModuleHandle<Derived>;
   static std::vector<typename Napi::ObjectWrap<Derived>::PropertyDescriptor> CommonMethods() {
     using W = Napi::ObjectWrap<Derived>;
+    // Runtime overload: a pointer to a member of this base converts to one of Derived only as a function
+    // argument, not as the template argument of InstanceMethod<&...>.
+    using M = typename W::InstanceMethodCallback;
     return {
-        W::template InstanceMethod<&Self::StateDict>("stateDict"),
-        W::template InstanceMethod<&Self::LoadStateDict>("loadStateDict"),
-        W::template InstanceMethod<&Self::SetTraining>("setTraining"),
-        W::template InstanceMethod<&Self::IsTraining>("isTraining"),
-        W::template InstanceMethod<&Self::Device>("device"),
-        W::template InstanceMethod<&Self::Dispose>("dispose"),
+        W::InstanceMethod("stateDict", static_cast<M>(&Self::StateDict)),
+        W::InstanceMethod("loadStateDict", static_cast<M>(&Self::LoadStateDict)),
+        W::InstanceMethod("setTraining", static_cast<M>(&Self::SetTraining)),
+        W::InstanceMethod("isTraining", static_cast<M>(&Self::IsTraining)),
+        W::InstanceMethod("device", static_cast<M>(&Self::Device)),
+        W::InstanceMethod("dispose", static_cast<M>(&Self::Dispose)),
     };
   }
 
