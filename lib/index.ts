@@ -5,3 +5,8 @@ export {
   loadCheckpoint, loadSafetensors, saveSafetensors, readSafetensorsMetadata, Opaque, PyGlobal, PySlice,
   UnsupportedTensor, type Checkpoint,
 } from './io/index.js';
+export {
+  evaluateTokenizer, evaluateSamples, FidInception, LPIPS, clamp, featureStats, FeatureMoments, frechetDistance,
+  inceptionScore, imageQuality, psnr, ssim, codebookUsage, CodebookUsage, MissingWeightsError, INCEPTION_NOTE,
+  type EvalWeights, type GaussianStats, type TokenizerMetrics, type SampleMetrics, type EvaluableTokenizer,
+} from './eval/index.js';

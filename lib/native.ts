@@ -8,6 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import type { ModuleHandleNative } from './module.js';
+
 /** Opaque native tensor handle; lib/tensor.ts wraps it in the public `Tensor` class. */
 export interface TensorHandle {
   shape(): number[];
@@ -66,7 +68,44 @@ export interface NativeAddon {
     writeFile(path: string, parts: (Uint8Array | TensorHandle)[]): Promise<void>;
   };
   // ---- end checkpoints and files ----
+  // ---- evaluation (issue 7): native/bindings/{eval_models,metrics}.cpp, native/ibq/{inception,lpips,metrics}.h ----
+  FidInceptionHandle: new () => FidInceptionHandleNative;
+  LpipsHandle: new (net: 'vgg' | 'alex') => LpipsHandleNative;
+  metrics: {
+    frechetDistance(stats1: GaussianStatsNative, stats2: GaussianStatsNative, eps?: number): Promise<{ value: number; warning: string }>;
+    featureStats(features: TensorHandle): Promise<GaussianStatsNative & { n: number }>;
+    inceptionScore(logits: TensorHandle, splits: number): Promise<{ mean: number; std: number }>;
+    ssimPsnr(a: TensorHandle, b: TensorHandle, symmetric: boolean): Promise<{ ssim: TensorHandle; psnr: TensorHandle }>;
+    clamp(x: TensorHandle, lo: number, hi: number): TensorHandle;
+    codebookUsage(indices: TensorHandle, nEmbed: number): Promise<{ histogram: TensorHandle; used: number; utilization: number }>;
+    FeatureMomentsHandle: new () => {
+      add(features: TensorHandle): Promise<void>;
+      stats(): Promise<GaussianStatsNative & { n: number }>;
+      count(): number;
+    };
+  };
+  // ---- end evaluation ----
 }
+
+// ---- evaluation (issue 7): FID Inception, LPIPS and metric handles ----
+export interface GaussianStatsNative {
+  mu: TensorHandle;
+  sigma: TensorHandle;
+  n?: number;
+}
+export interface FidInceptionHandleNative extends ModuleHandleNative {
+  forward(
+    images: TensorHandle,
+    opts?: JobOptions & { input?: 'unit' | 'symmetric' | 'uint8'; batchSize?: number },
+  ): Promise<{ pool3: TensorHandle; logits: TensorHandle; logitsUnbiased: TensorHandle }>;
+}
+export interface LpipsHandleNative extends ModuleHandleNative {
+  forward(in0: TensorHandle, in1: TensorHandle, normalize: boolean, opts?: JobOptions): Promise<TensorHandle>;
+  loadOfficial(entries: [string, TensorHandle][]): Promise<void>;
+  loadTorchvision(backbone: [string, TensorHandle][], lin: [string, TensorHandle][]): Promise<void>;
+  net(): 'vgg' | 'alex';
+}
+// ---- end evaluation ----
 
 /** The sidecar cmake (or scripts/prebuild) writes next to the addon. */
 interface Sidecar {

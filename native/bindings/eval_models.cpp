@@ -14,7 +14,18 @@
 namespace ibqb {
 namespace {
 
-// new FidInceptionHandle(); forward(x [B,3,H,W] in [0,1], opts?) -> Promise<{ pool3 [B,2048], logits [B,1008] }>
+ibq::InceptionInput ArgInceptionInput(const Napi::Value& v) {
+  if (v.IsUndefined()) return ibq::InceptionInput::kUnit;
+  std::string s = ArgString(v, "input");
+  if (s == "unit") return ibq::InceptionInput::kUnit;
+  if (s == "symmetric") return ibq::InceptionInput::kSymmetric;
+  if (s == "uint8") return ibq::InceptionInput::kUint8Nhwc;
+  ThrowRange(v.Env(), "input: expected 'unit', 'symmetric' or 'uint8', got '" + s + "'");
+}
+
+// new FidInceptionHandle();
+// forward(x, { input?: 'unit' | 'symmetric' | 'uint8', batchSize?, onProgress?, abortFlag? })
+//   -> Promise<{ pool3 [N,2048], logits [N,1008], logitsUnbiased [N,1008] }>
 class FidInceptionHandle : public ModuleHandle<FidInceptionHandle> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
@@ -33,18 +44,28 @@ class FidInceptionHandle : public ModuleHandle<FidInceptionHandle> {
   Napi::Value Forward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     module(env);
-    at::Tensor x = ArgTensor(info[0], "x");
+    at::Tensor x = ArgTensor(info[0], "images");
+    ibq::InceptionInput input = ibq::InceptionInput::kUnit;
+    int64_t batch = 50;
+    if (info[1].IsObject()) {
+      auto o = info[1].As<Napi::Object>();
+      input = ArgInceptionInput(o.Get("input"));
+      if (!o.Get("batchSize").IsUndefined()) batch = ArgInt(o.Get("batchSize"), "batchSize", 1, 1 << 20);
+    }
     auto net = net_;
-    auto keep = module_;
     return Submit(
         env,
-        [net, keep, x](JobContext&) mutable -> Finisher {
+        [net, x, input, batch](JobContext& ctx) mutable -> Finisher {
           torch::NoGradGuard no_grad;
-          auto out = net->forward(x);
+          auto out = net->forward_batched(x, input, batch, [&](int64_t done, int64_t total) {
+            ctx.check_aborted();
+            ctx.progress(done, total);
+          });
           return [out](Napi::Env env) {
             auto o = Napi::Object::New(env);
             o.Set("pool3", TensorHandle::New(env, out.pool3));
             o.Set("logits", TensorHandle::New(env, out.logits));
+            o.Set("logitsUnbiased", TensorHandle::New(env, out.logits_unbiased));
             return o;
           };
         },

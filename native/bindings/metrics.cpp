@@ -72,11 +72,14 @@ Napi::Value InceptionScore(const Napi::CallbackInfo& info) {
   });
 }
 
-// ssimPsnr(a, b [B,C,H,W] in [0,1]) -> Promise<{ ssim: Tensor [B] f64, psnr: Tensor [B] f64 }>
+// ssimPsnr(a, b [B,C,H,W] in [0,1], symmetric) -> Promise<{ ssim: Tensor [B] f64, psnr: Tensor [B] f64 }>
+// symmetric: a, b in [-1, 1], mapped by (x + 1) / 2 first (clamped).
 Napi::Value SsimPsnr(const Napi::CallbackInfo& info) {
   auto a = ArgTensor(info[0], "a"), b = ArgTensor(info[1], "b");
-  return Submit(info.Env(), [a, b](JobContext&) -> Finisher {
-    auto s = M::ssim_per_image(a, b), p = M::psnr_per_image(a, b);
+  bool symmetric = ArgBool(info[2], "symmetric", false);
+  return Submit(info.Env(), [a, b, symmetric](JobContext&) -> Finisher {
+    auto x = symmetric ? M::unit_from_symmetric(a) : a, y = symmetric ? M::unit_from_symmetric(b) : b;
+    auto s = M::ssim_per_image(x, y), p = M::psnr_per_image(x, y);
     return [s, p](Napi::Env env) {
       auto o = Napi::Object::New(env);
       o.Set("ssim", TensorHandle::New(env, s));
@@ -143,12 +146,21 @@ class FeatureMomentsHandle : public Napi::ObjectWrap<FeatureMomentsHandle> {
   std::shared_ptr<JobQueue> queue_ = NewQueue();
 };
 
+// clamp(x, lo, hi) -> Tensor (a new tensor; e.g. reconstructions clamped to [-1, 1] before evaluation)
+Napi::Value Clamp(const Napi::CallbackInfo& info) {
+  auto x = ArgTensor(info[0], "x");
+  double lo = ArgNumber(info[1], "lo"), hi = ArgNumber(info[2], "hi");
+  if (!(lo <= hi)) ThrowRange(info.Env(), "lo, hi: expected lo <= hi");
+  return Guard(info.Env(), [&] { return TensorHandle::New(info.Env(), at::clamp(x.detach(), lo, hi)); });
+}
+
 void InitMetrics(Napi::Env env, Napi::Object exports) {
   auto m = Napi::Object::New(env);
   m.Set("frechetDistance", Napi::Function::New(env, FrechetDistance, "frechetDistance"));
   m.Set("featureStats", Napi::Function::New(env, FeatureStats, "featureStats"));
   m.Set("inceptionScore", Napi::Function::New(env, InceptionScore, "inceptionScore"));
   m.Set("ssimPsnr", Napi::Function::New(env, SsimPsnr, "ssimPsnr"));
+  m.Set("clamp", Napi::Function::New(env, Clamp, "clamp"));
   m.Set("codebookUsage", Napi::Function::New(env, CodebookUsage, "codebookUsage"));
   FeatureMomentsHandle::Init(env, m);
   exports.Set("metrics", m);

@@ -194,7 +194,38 @@ InceptionOutput FidInceptionV3Impl::forward(const at::Tensor& x) {
   InceptionOutput out;
   out.pool3 = features(h);
   out.logits = fc_->forward(out.pool3);
+  out.logits_unbiased = at::matmul(out.pool3, fc_->weight.t());
   return out;
+}
+
+at::Tensor inception_input_to_unit(const at::Tensor& x, InceptionInput input) {
+  if (input == InceptionInput::kUint8Nhwc) {
+    if (x.dim() != 4 || x.size(3) != 3 || x.scalar_type() != at::kByte)
+      throw ValueError("images: expected uint8 [N, H, W, 3], got shape " + c10::str(x.sizes()) + " dtype " +
+                       std::string(c10::toString(x.scalar_type())));
+    return x.permute({0, 3, 1, 2}).to(at::kFloat) / 255.0f;
+  }
+  if (!at::isFloatingType(x.scalar_type()))
+    throw ValueError("images: expected a float tensor [N, 3, H, W], got dtype " +
+                     std::string(c10::toString(x.scalar_type())));
+  if (input == InceptionInput::kSymmetric) return (at::clamp(x, -1, 1) + 1) / 2;
+  return x;
+}
+
+InceptionOutput FidInceptionV3Impl::forward_batched(const at::Tensor& x, InceptionInput input, int64_t batch_size,
+                                                    const std::function<void(int64_t, int64_t)>& between) {
+  if (batch_size < 1) throw ValueError("batchSize: expected an integer >= 1, got " + std::to_string(batch_size));
+  if (x.dim() < 1 || x.size(0) < 1) throw ValueError("images: expected at least one image, got shape " + c10::str(x.sizes()));
+  const int64_t n = x.size(0);
+  std::vector<at::Tensor> pool3, logits, unbiased;
+  for (int64_t start = 0; start < n; start += batch_size) {
+    auto out = forward(inception_input_to_unit(x.narrow(0, start, std::min(batch_size, n - start)), input));
+    pool3.push_back(out.pool3);
+    logits.push_back(out.logits);
+    unbiased.push_back(out.logits_unbiased);
+    if (between) between(std::min(start + batch_size, n), n);
+  }
+  return {at::cat(pool3), at::cat(logits), at::cat(unbiased)};
 }
 
 }  // namespace ibq

@@ -103,7 +103,7 @@ FrechetResult frechet_distance(const GaussianStats& a, const GaussianStats& b, d
   const int64_t d = mu1.size(0);
   FrechetResult r;
   bool few = (a.n > 0 && a.n < d) || (b.n > 0 && b.n < d);
-  if (few || singular(s1) || singular(s2)) {
+  if (few || singular(s1) || singular(s2)) {  // (short-circuit: no eigenvalues needed when n < D)
     r.warning = "Frechet distance: singular covariance, so eps * I (eps " + c10::str(eps) +
                 ") was added to both covariances" +
                 (few ? " (fewer samples (" + std::to_string(std::min(a.n > 0 ? a.n : d, b.n > 0 ? b.n : d)) +
@@ -113,10 +113,10 @@ FrechetResult frechet_distance(const GaussianStats& a, const GaussianStats& b, d
     s1 = s1 + offset;
     s2 = s2 + offset;
   }
-  auto r1 = psd_sqrt(s1);
-  auto m = at::matmul(at::matmul(r1, s2), r1);
-  m = (m + m.transpose(0, 1)) / 2;
-  double tr_covmean = at::sqrt(at::clamp_min(at::linalg_eigvalsh(m), 0)).sum().item<double>();
+  // S1^(1/2) S2 S1^(1/2) = A A^T with A = S1^(1/2) S2^(1/2): its eigenvalues are the squared singular values
+  // of A, so tr((S1 S2)^(1/2)) = sum of A's singular values (no squaring of tiny eigenvalues, no complex part).
+  auto a_mat = at::matmul(psd_sqrt(s1), psd_sqrt(s2));
+  double tr_covmean = at::linalg_svdvals(a_mat).sum().item<double>();
   auto diff = mu1 - mu2;
   r.value = at::dot(diff, diff).item<double>() + s1.trace().item<double>() + s2.trace().item<double>() -
             2 * tr_covmean;
@@ -146,6 +146,8 @@ InceptionScore inception_score(const at::Tensor& logits, int64_t splits) {
   auto t = at::tensor(scores, at::kDouble);
   return {t.mean().item<double>(), splits > 1 ? t.std(/*unbiased=*/false).item<double>() : 0.0};
 }
+
+at::Tensor unit_from_symmetric(const at::Tensor& x) { return (at::clamp(x, -1, 1) + 1) / 2; }
 
 at::Tensor to_uint8(const at::Tensor& x01) {
   // (x * 255) then a float -> uint8 cast, which truncates toward zero; clamping first keeps it defined.

@@ -35,8 +35,9 @@ struct FrechetResult {
   std::string warning;  // non-empty when the eps * I fallback was used (and why)
 };
 
-// ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), in float64. The trace of the matrix square root is
-// taken from the eigenvalues of the symmetric PSD matrix S1^(1/2) S2 S1^(1/2) (similar to S1 S2), so there is
+// ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), in float64. S1^(1/2), S2^(1/2) come from symmetric
+// eigen-decompositions; tr((S1 S2)^(1/2)) is the sum of the singular values of S1^(1/2) S2^(1/2) (the square
+// roots of the eigenvalues of the PSD matrix S1^(1/2) S2 S1^(1/2), which is similar to S1 S2), so there is
 // no imaginary residue. When a covariance is singular (fewer samples than dimensions, or numerically rank
 // deficient), eps * I is added to both (pytorch-fid's fallback, eps 1e-6) and `warning` says so.
 // Errors (ibq::ValueError): shapes that do not match, a sample count below 2 in either stats.
@@ -56,6 +57,9 @@ InceptionScore inception_score(const at::Tensor& logits, int64_t splits = 10);
 // sample covariance N / (N - 1)) averaged over the valid (border-cropped) region and the channels, and
 // skimage.metrics.peak_signal_noise_ratio(data_range=1) per image.
 
+// [-1, 1] -> [0, 1]: (clamp(x, -1, 1) + 1) / 2, in x's dtype (the official script's mapping of images and
+// clamped reconstructions).
+at::Tensor unit_from_symmetric(const at::Tensor& x);
 // The uint8 round trip of the official script: [B, C, H, W] in [0, 1] -> uint8 [B, C, H, W] = trunc(255 x).
 at::Tensor to_uint8(const at::Tensor& x01);
 // a, b: [B, C, H, W] images in [0, 1] (any float dtype; quantised with to_uint8 first), H, W >= 7.
