@@ -4,11 +4,12 @@
  */
 import { Command } from 'commander';
 
+import { register as registerCkpt } from './ckpt.js';
 import { register as registerEval } from './eval.js';
 import { register as registerInfo } from './info.js';
 
 type Register = (program: Command) => void;
-const GROUPS: Register[] = [registerInfo, registerEval];
+const GROUPS: Register[] = [registerInfo, registerCkpt, registerEval];
 
 export function buildProgram(): Command {
   const program = new Command('ibq')
