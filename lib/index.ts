@@ -6,8 +6,22 @@ export {
   loadNpz, saveNpz, Opaque, PyGlobal, PySlice, UnsupportedTensor, stripPrefix, addPrefix, detectPrefix, emaStateDict,
   type Checkpoint, type SaveCheckpointInput,
 } from './io/index.js';
+// ---- tokenizer area (issue 4) ----
+export { readConfig, type IBQConfig } from './config.js';
+export { Tokenizer, SKIPPED_PREFIXES, type TokenizerForward, type TokenizerLoadResult, type FromCheckpointOptions } from './tokenizer.js';
+export {
+  IBQuantizer, VectorQuantizer, type IBQuantizerOptions, type IBQuantizerOutput, type VectorQuantizerOptions,
+  type VectorQuantizerOutput, type LossAndGradsResult, type CreateOptions,
+} from './quantizer.js';
+export {
+  preset, PRESET_NAMES, inferTokenizerConfig, resolveTokenizerConfig, type PresetName, type TokenizerConfig,
+  type DDConfig, type ResolvedTokenizerConfig,
+} from './tokenizer_config.js';
+export { loadImage, loadImages, decodeToPng, type ImageInput } from './images.js';
+export { psnr, psnrArrays, toUnitRange } from './metrics.js';
+// ---- evaluation (issue 7) ----
 export {
   evaluateTokenizer, evaluateSamples, FidInception, LPIPS, clamp, featureStats, FeatureMoments, frechetDistance,
-  inceptionScore, imageQuality, psnr, ssim, codebookUsage, CodebookUsage, MissingWeightsError, INCEPTION_NOTE,
+  inceptionScore, imageQuality, ssim, codebookUsage, CodebookUsage, MissingWeightsError, INCEPTION_NOTE,
   type EvalWeights, type GaussianStats, type TokenizerMetrics, type SampleMetrics, type EvaluableTokenizer,
 } from './eval/index.js';

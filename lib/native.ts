@@ -68,6 +68,13 @@ export interface NativeAddon {
     writeFile(path: string, parts: (Uint8Array | TensorHandle)[]): Promise<void>;
   };
   // ---- end checkpoints and files ----
+
+  // ---- tokenizer area (issue 4): handles of native/bindings/{tokenizer,quantizers}.cpp ----
+  TokenizerHandle: new (config: object, device?: string, seed?: number) => TokenizerHandleNative;
+  IBQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<IBQOutputName>;
+  VectorQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<VQOutputName>;
+  // ---- end of tokenizer area ----
+
   // ---- evaluation (issue 7): native/bindings/{eval_models,metrics}.cpp, native/ibq/{inception,lpips,metrics}.h ----
   FidInceptionHandle: new () => FidInceptionHandleNative;
   LpipsHandle: new (net: 'vgg' | 'alex') => LpipsHandleNative;
@@ -86,6 +93,32 @@ export interface NativeAddon {
   };
   // ---- end evaluation ----
 }
+
+// ---- tokenizer area (issue 4): IBQ tokenizer and quantizers (native/bindings/{tokenizer,quantizers}.cpp) ----
+
+/** Options of the tokenizer/quantizer calls: run under autocast with this dtype (CPU: bfloat16 only). */
+export interface AutocastOptions {
+  autocast?: 'bfloat16' | 'float16';
+}
+export type TokenizerOutputName =
+  | 'h' | 'z_q' | 'indices' | 'xrec' | 'quant_loss' | 'sample_entropy' | 'avg_entropy' | 'entropy_loss';
+export interface TokenizerHandleNative extends ModuleHandleNative {
+  forward(x: TensorHandle, opts?: AutocastOptions): Promise<Record<TokenizerOutputName, TensorHandle>>;
+  encode(x: TensorHandle, opts?: AutocastOptions): Promise<{ indices: TensorHandle; z_q: TensorHandle }>;
+  decode(indices: TensorHandle, opts?: AutocastOptions): Promise<TensorHandle>;
+}
+export interface QuantizerHandleNative<Out extends string> extends ModuleHandleNative {
+  forward(z: TensorHandle, opts?: AutocastOptions): Promise<Record<Out, TensorHandle>>;
+  lossAndGrads(
+    z: TensorHandle,
+    gradOut: TensorHandle,
+    opts?: AutocastOptions & { quant_loss_weight?: number; entropy_loss_weight?: number },
+  ): Promise<{ outputs: Record<Out | 'total', TensorHandle>; grads: [string, TensorHandle][] }>;
+  getCodebookEntry(indices: TensorHandle): Promise<TensorHandle>;
+}
+export type IBQOutputName = 'z_q' | 'quant_loss' | 'sample_entropy' | 'avg_entropy' | 'entropy_loss' | 'indices';
+export type VQOutputName = 'z_q' | 'loss' | 'indices';
+// ---- end of tokenizer area ----
 
 // ---- evaluation (issue 7): FID Inception, LPIPS and metric handles ----
 export interface GaussianStatsNative {

@@ -6,23 +6,16 @@ import { writeFileSync } from 'node:fs';
 
 import type { Command } from 'commander';
 
-import { evaluateSamples, evaluateTokenizer, INCEPTION_NOTE, type EvaluableTokenizer } from '../eval/index.js';
+import { evaluateSamples, evaluateTokenizer, INCEPTION_NOTE } from '../eval/index.js';
 import { resolveInceptionWeights } from '../eval/weights.js';
 import { loadCheckpoint } from '../io/index.js';
+import { Tokenizer } from '../tokenizer.js';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: expected a positive integer, got '${v}'`);
   return n;
 };
-
-/** Tokenizer.fromCheckpoint (tokenizer issue), looked up at run time so this command builds without it. */
-type FromCheckpoint = (ckpt: unknown, opts: { config?: string; ema?: boolean; strict?: boolean }) => Promise<EvaluableTokenizer & { dispose?(): void }>;
-async function tokenizerFromCheckpoint(): Promise<FromCheckpoint> {
-  const lib = (await import('../index.js')) as unknown as { Tokenizer?: { fromCheckpoint: FromCheckpoint } };
-  if (!lib.Tokenizer) throw new Error('eval-tokenizer: this build has no Tokenizer (tokenizer issue not merged)');
-  return lib.Tokenizer.fromCheckpoint.bind(lib.Tokenizer);
-}
 
 function progress(label: string) {
   let last = 0;
@@ -55,9 +48,8 @@ export function register(program: Command): void {
     .action(async (o: { ckpt: string; data: string; config?: string; imageSize: number; batchSize: number; limit?: number;
       ema?: boolean; inceptionWeights?: string; lpipsWeights?: string; json?: string }) => {
       const inception = resolveInceptionWeights(o.inceptionWeights);  // before any heavy work
-      const fromCheckpoint = await tokenizerFromCheckpoint();
       const ckpt = await loadCheckpoint(o.ckpt);
-      const tokenizer = await fromCheckpoint(ckpt, { config: o.config, ema: !!o.ema });
+      const tokenizer = await Tokenizer.fromCheckpoint(ckpt, { config: o.config, ema: !!o.ema });
       const m = await evaluateTokenizer({
         tokenizer, data: o.data, imageSize: o.imageSize, batchSize: o.batchSize, limit: o.limit,
         weights: { inception, lpips: o.lpipsWeights, lpipsStateDict: ckpt.stateDict },
@@ -74,7 +66,7 @@ export function register(program: Command): void {
       console.log(INCEPTION_NOTE);
       if (o.json) writeFileSync(o.json, JSON.stringify({ ...m, histogram: Array.from(m.histogram) }, null, 1) + '\n');
       for (const t of ckpt.stateDict.values()) t.dispose();
-      tokenizer.dispose?.();
+      tokenizer.dispose();
     });
 
   program

@@ -7,9 +7,10 @@ import { Command } from 'commander';
 import { register as registerCkpt } from './ckpt.js';
 import { register as registerEval } from './eval.js';
 import { register as registerInfo } from './info.js';
+import { register as registerTokenizer } from './tokenizer.js';
 
 type Register = (program: Command) => void;
-const GROUPS: Register[] = [registerInfo, registerCkpt, registerEval];
+const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerEval];
 
 export function buildProgram(): Command {
   const program = new Command('ibq')

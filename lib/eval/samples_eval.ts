@@ -3,7 +3,7 @@
  * the Inception Score (10 splits), from the pytorch-fid Inception (see INCEPTION_NOTE).
  */
 import { checkInt } from '../errors.js';
-import * as io from '../io/index.js';
+import { loadNpz } from '../io/index.js';
 import { Tensor } from '../tensor.js';
 import { INCEPTION_NOTE, type FidInception } from './inception.js';
 import { featureStats, frechetDistance, inceptionScore, type GaussianStats } from './metrics.js';
@@ -34,11 +34,7 @@ export interface SampleMetrics {
   warnings: string[];
 }
 
-type NpzLoader = (path: string) => Promise<Map<string, Tensor>>;
-
 async function readNpz(path: string): Promise<Map<string, Tensor>> {
-  const loadNpz = (io as unknown as { loadNpz?: NpzLoader }).loadNpz;
-  if (!loadNpz) throw new Error(`${path}: reading .npz files needs loadNpz (checkpoints and files, issue 3)`);
   return loadNpz(path);
 }
 

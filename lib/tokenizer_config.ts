@@ -1,0 +1,183 @@
+/**
+ * TokenizerConfig: the official `model.init_args` of an IBQ tokenizer YAML (configs/IBQ/gpu/imagenet_ibqgan_*.yaml
+ * of the official repo), validated with zod; presets for the four released sizes; and inference of the
+ * architecture from a state dict's shapes (so an official checkpoint loads with no YAML).
+ */
+import { z } from 'zod';
+
+const int = (min = 0) => z.number().int().min(min);
+
+/** The official `ddconfig` (VQGAN Encoder/Decoder arguments). */
+export const DDConfigSchema = z.looseObject({
+  double_z: z.boolean().default(false),
+  z_channels: int(1),
+  resolution: int(1),
+  in_channels: int(1).default(3),
+  out_ch: int(1).default(3),
+  ch: int(1),
+  ch_mult: z.array(int(1)).min(1).max(12),
+  num_res_blocks: int(1),
+  attn_resolutions: z.array(int(1)).default([]),
+  dropout: z.number().min(0).lt(1).default(0),
+});
+
+/** The official `model.init_args` of a tokenizer YAML; fields the tokenizer does not use are kept as given. */
+export const TokenizerConfigSchema = z.looseObject({
+  ddconfig: DDConfigSchema,
+  n_embed: int(1),
+  embed_dim: int(1),
+  beta: z.number().default(0.25),
+  use_entropy_loss: z.boolean().default(false),
+  entropy_temperature: z.number().positive().default(0.01),
+  sample_minimization_weight: z.number().default(1.0),
+  batch_maximization_weight: z.number().default(1.0),
+  l2_normalize: z.boolean().default(false),
+  lossconfig: z.looseObject({ target: z.string().optional(), params: z.record(z.string(), z.unknown()).optional() }).optional(),
+});
+
+export type DDConfig = z.input<typeof DDConfigSchema>;
+export type TokenizerConfig = z.input<typeof TokenizerConfigSchema>;
+/** A config with every default filled in (what a Tokenizer holds). */
+export type ResolvedTokenizerConfig = z.output<typeof TokenizerConfigSchema>;
+
+export const PRESET_NAMES = ['IBQ-1024', 'IBQ-8192', 'IBQ-16384', 'IBQ-262144'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+/** The official training-loss settings shared by the four released tokenizers. */
+const OFFICIAL_LOSSCONFIG = {
+  target: 'src.IBQ.modules.losses.vqperceptual.VQLPIPSWithDiscriminator',
+  params: {
+    disc_conditional: false,
+    disc_in_channels: 3,
+    disc_start: 0,
+    disc_weight: 0.4,
+    quant_loss_weight: 1.0,
+    entropy_loss_weight: 0.05,
+    gen_loss_weight: 0.1,
+    lecam_loss_weight: 0.05,
+  },
+};
+
+/** Everything of the official init_args except n_embed and lr_drop_epoch (the same in all four YAMLs). */
+function official(n_embed: number, lr_drop_epoch: number[]): ResolvedTokenizerConfig {
+  return {
+    ddconfig: {
+      double_z: false,
+      z_channels: 256,
+      resolution: 256,
+      in_channels: 3,
+      out_ch: 3,
+      ch: 128,
+      ch_mult: [1, 1, 2, 2, 4],
+      num_res_blocks: 4,
+      attn_resolutions: [16],
+      dropout: 0.0,
+    },
+    lossconfig: structuredClone(OFFICIAL_LOSSCONFIG),
+    n_embed,
+    embed_dim: 256,
+    learning_rate: 1e-4,
+    l2_normalize: false,
+    use_entropy_loss: true,
+    sample_minimization_weight: 1.0,
+    batch_maximization_weight: 1.0,
+    entropy_temperature: 0.01,
+    beta: 0.25,
+    use_ema: true,
+    resume_lr: null,
+    lr_drop_epoch,
+  };
+}
+
+/** The official configs of TencentARC/IBQ-Tokenizer-{1024,8192,16384,262144} (256 px, 16x16 tokens). */
+export function preset(name: PresetName): ResolvedTokenizerConfig {
+  switch (name) {
+    case 'IBQ-1024':
+      return official(1024, [250, 300]);
+    case 'IBQ-8192':
+      return official(8192, [250]);
+    case 'IBQ-16384':
+      return official(16384, [250, 300]);
+    case 'IBQ-262144':
+      return official(262144, [250, 300]);
+  }
+  throw new RangeError(`preset: unknown preset ${JSON.stringify(name)} (expected one of ${PRESET_NAMES.join(', ')})`);
+}
+
+export function isPresetName(v: unknown): v is PresetName {
+  return typeof v === 'string' && (PRESET_NAMES as readonly string[]).includes(v);
+}
+
+/**
+ * Validates a config (official field names) and fills the defaults. Errors name the field:
+ * `config.ddconfig.ch_mult[1]: ...`. GroupNorm(32) divisibility is checked natively at creation.
+ */
+export function resolveTokenizerConfig(cfg: unknown, arg = 'config'): ResolvedTokenizerConfig {
+  const r = TokenizerConfigSchema.safeParse(cfg);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
+  const Err = issue.code === 'invalid_type' ? TypeError : RangeError;
+  throw new Err(`${arg}${path}: ${issue.message}`);
+}
+
+/** The parts that define the architecture and the weights' shapes. */
+export function architecture(cfg: ResolvedTokenizerConfig): Record<string, unknown> {
+  const { resolution: _r, attn_resolutions: _a, dropout: _d, ...dd } = cfg.ddconfig;
+  const levels = cfg.ddconfig.ch_mult.length;
+  const attnLevels = [...Array(levels).keys()].filter((i) =>
+    cfg.ddconfig.attn_resolutions.includes(Math.floor(cfg.ddconfig.resolution / 2 ** i)),
+  );
+  return { ...dd, attnLevels, n_embed: cfg.n_embed, embed_dim: cfg.embed_dim };
+}
+
+/**
+ * The architecture of a tokenizer state dict (official key names), from the weights' shapes alone: ch,
+ * ch_mult, num_res_blocks, the levels with attention, z_channels, double_z, in/out channels, embed_dim,
+ * n_embed. `resolution` is chosen so that the lowest level is 16 (the official convention), which makes the
+ * attention levels an equivalent (resolution, attn_resolutions) pair. When the result has the shapes of a
+ * preset, the preset itself is returned; otherwise the official IBQ quantizer/loss settings complete it.
+ * @throws RangeError naming the missing key when the state dict is not a tokenizer's
+ */
+export function inferTokenizerConfig(shapes: Map<string, number[]>): ResolvedTokenizerConfig {
+  const need = (k: string): number[] => {
+    const s = shapes.get(k);
+    if (!s) throw new RangeError(`stateDict: cannot infer the tokenizer architecture: key '${k}' is missing`);
+    return s;
+  };
+  const count = (prefix: string, suffix: string) => {
+    let n = 0;
+    while (shapes.has(`${prefix}${n}${suffix}`)) n++;
+    return n;
+  };
+  const convIn = need('encoder.conv_in.weight');
+  const ch = convIn[0]!;
+  const levels = count('encoder.down.', '.block.0.conv1.weight');
+  if (levels === 0) need('encoder.down.0.block.0.conv1.weight');
+  const ch_mult = [...Array(levels).keys()].map((i) => need(`encoder.down.${i}.block.0.conv1.weight`)[0]! / ch);
+  const num_res_blocks = count('encoder.down.0.block.', '.conv1.weight');
+  const z_channels = need('decoder.conv_in.weight')[1]!;
+  const resolution = 16 * 2 ** (levels - 1);
+  const attn_resolutions = [...Array(levels).keys()]
+    .filter((i) => shapes.has(`encoder.down.${i}.attn.0.q.weight`))
+    .map((i) => resolution / 2 ** i);
+  const inferred = official(need('quantize.embedding.weight')[0]!, [250, 300]);
+  inferred.ddconfig = {
+    double_z: need('encoder.conv_out.weight')[0] === 2 * z_channels,
+    z_channels,
+    resolution,
+    in_channels: convIn[1]!,
+    out_ch: need('decoder.conv_out.weight')[0]!,
+    ch,
+    ch_mult,
+    num_res_blocks,
+    attn_resolutions,
+    dropout: 0.0,
+  };
+  inferred.embed_dim = need('quant_conv.weight')[0]!;
+  const arch = JSON.stringify(architecture(inferred));
+  for (const name of PRESET_NAMES) {
+    if (JSON.stringify(architecture(preset(name))) === arch) return preset(name);
+  }
+  return inferred;
+}

@@ -1,0 +1,168 @@
+// JS handles of the standalone quantizers (lib/quantizer.ts wraps them): IBQuantizerHandle and
+// VectorQuantizerHandle with forward, lossAndGrads and getCodebookEntry, each one async job on the model's queue.
+#include <napi.h>
+
+#include "bindings/addon_data.h"
+#include "bindings/module_handle.h"
+#include "bindings/registry.h"
+#include "bindings/tensor.h"
+#include "bindings/tok_args.h"
+#include "ibq/compat.h"
+#include "ibq/quantizer.h"
+#include "ibq/vq_quantizer.h"
+
+namespace ibqb {
+namespace {
+
+NamedOutputs Outputs(const ibq::IBQOutput& o) {
+  return {{"z_q", o.z_q},
+          {"quant_loss", o.quant_loss},
+          {"sample_entropy", o.sample_entropy},
+          {"avg_entropy", o.avg_entropy},
+          {"entropy_loss", o.entropy_loss},
+          {"indices", o.indices}};
+}
+NamedOutputs Outputs(const ibq::VQOutput& o) { return {{"z_q", o.z_q}, {"loss", o.loss}, {"indices", o.indices}}; }
+
+// The scalar a quantizer's lossAndGrads differentiates (DESIGN.md): sum(z_q * gradOut) + w_q * quant_loss +
+// w_e * entropy_loss (IBQ) or sum(z_q * gradOut) + loss (VQ).
+at::Tensor Objective(const ibq::IBQOutput& o, const at::Tensor& g, double wq, double we) {
+  return (o.z_q * g).sum() + wq * o.quant_loss + we * o.entropy_loss;
+}
+at::Tensor Objective(const ibq::VQOutput& o, const at::Tensor& g, double, double) { return (o.z_q * g).sum() + o.loss; }
+
+template <class Derived, class Impl>
+class QuantizerHandle : public ModuleHandle<Derived> {
+ public:
+  using Base = ModuleHandle<Derived>;
+  using W = Napi::ObjectWrap<Derived>;
+  explicit QuantizerHandle(const Napi::CallbackInfo& info) : Base(info) {}
+
+  static void Define(Napi::Env env, Napi::Object exports, const char* name) {
+    using M = typename W::InstanceMethodCallback;
+    auto methods = Base::CommonMethods();
+    methods.push_back(W::InstanceMethod("forward", static_cast<M>(&QuantizerHandle::Forward)));
+    methods.push_back(W::InstanceMethod("lossAndGrads", static_cast<M>(&QuantizerHandle::LossAndGrads)));
+    methods.push_back(W::InstanceMethod("getCodebookEntry", static_cast<M>(&QuantizerHandle::CodebookEntry)));
+    Napi::Function ctor = W::DefineClass(env, name, methods);
+    GetAddonData(env).ctors[name] = Napi::Persistent(ctor);
+    exports.Set(name, ctor);
+  }
+
+ protected:
+  std::shared_ptr<Impl> impl(Napi::Env env) {
+    this->module(env);
+    return std::static_pointer_cast<Impl>(this->module_);
+  }
+
+ private:
+  // forward(z, { autocast? }) -> Promise<outputs> (no gradients)
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = impl(env);
+    at::Tensor z = ArgTensor(info[0], "z");
+    auto ac = ArgAutocast(info[1]);
+    return Submit(
+        env,
+        [m, z, ac](JobContext&) -> Finisher {
+          torch::NoGradGuard no_grad;
+          const auto dev = ModuleDevice(*m);
+          ibq::compat::AutocastGuard autocast(ac, dev);
+          auto outs = Outputs(m->forward(z.to(dev)));
+          return [outs](Napi::Env env) -> Napi::Value { return OutputsToJs(env, outs); };
+        },
+        JobOptions{this->queue()});
+  }
+
+  // lossAndGrads(z, gradOut, { quant_loss_weight = 1, entropy_loss_weight = 0.05, autocast? })
+  //   -> Promise<{ outputs, grads: [['z', dz], ['embedding.weight', dE]] }>; the codebook's .grad is untouched.
+  Napi::Value LossAndGrads(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = impl(env);
+    at::Tensor z = ArgTensor(info[0], "z");
+    at::Tensor g = ArgTensor(info[1], "gradOut");
+    if (g.sizes() != z.sizes()) ThrowRange(env, "gradOut: expected the shape of z");
+    const double wq = OptNumber(info[2], "quant_loss_weight", 1.0);
+    const double we = OptNumber(info[2], "entropy_loss_weight", 0.05);
+    auto ac = ArgAutocast(info[2]);
+    return Submit(
+        env,
+        [m, z, g, wq, we, ac](JobContext&) -> Finisher {
+          const auto dev = ModuleDevice(*m);
+          at::Tensor zz = z.to(dev).detach().clone().requires_grad_(true);
+          at::Tensor E = m->embedding->weight;
+          NamedOutputs outs;
+          std::vector<at::Tensor> grads;
+          {
+            ibq::compat::AutocastGuard autocast(ac, dev);
+            auto o = m->forward(zz);
+            auto total = Objective(o, g.to(dev), wq, we);
+            outs = Outputs(o);
+            outs.emplace_back("total", total);
+            grads = torch::autograd::grad({total}, {zz, E});
+          }
+          NamedOutputs gs{{"z", grads[0]}, {"embedding.weight", grads[1]}};
+          return [outs, gs](Napi::Env env) -> Napi::Value {
+            auto r = Napi::Object::New(env);
+            r.Set("outputs", OutputsToJs(env, outs));
+            r.Set("grads", StateDictToJs(env, gs, /*share=*/true));
+            return r;
+          };
+        },
+        JobOptions{this->queue()});
+  }
+
+  // getCodebookEntry(indices [B,h,w]) -> Promise<Tensor [B, D, h, w]>
+  Napi::Value CodebookEntry(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = impl(env);
+    at::Tensor idx = ArgTensor(info[0], "indices");
+    return Submit(
+        env,
+        [m, idx](JobContext&) -> Finisher {
+          torch::NoGradGuard no_grad;
+          at::Tensor zq = m->get_codebook_entry(idx.to(ModuleDevice(*m)));
+          return [zq](Napi::Env env) -> Napi::Value { return TensorHandle::New(env, zq); };
+        },
+        JobOptions{this->queue()});
+  }
+};
+
+class IBQuantizerHandle : public QuantizerHandle<IBQuantizerHandle, ibq::IBQuantizerImpl> {
+ public:
+  // new IBQuantizerHandle({ n_embed, embed_dim, beta, use_entropy_loss, entropy_temperature, ... }, device?, seed?)
+  explicit IBQuantizerHandle(const Napi::CallbackInfo& info) : QuantizerHandle(info) {
+    auto opts = ArgIBQOptions(ArgObject(info[0], "options"), "options");
+    at::Device device = ArgOptDevice(info[1]);
+    MaybeSeed(info[2]);
+    module_ = Guard(info.Env(), [&] {
+      auto m = std::make_shared<ibq::IBQuantizerImpl>(opts);
+      m->to(device);
+      return std::static_pointer_cast<torch::nn::Module>(m);
+    });
+  }
+};
+
+class VectorQuantizerHandle : public QuantizerHandle<VectorQuantizerHandle, ibq::VectorQuantizerImpl> {
+ public:
+  // new VectorQuantizerHandle({ n_embed, embed_dim, beta, legacy, l2_normalize }, device?, seed?)
+  explicit VectorQuantizerHandle(const Napi::CallbackInfo& info) : QuantizerHandle(info) {
+    auto opts = ArgVQOptions(ArgObject(info[0], "options"), "options");
+    at::Device device = ArgOptDevice(info[1]);
+    MaybeSeed(info[2]);
+    module_ = Guard(info.Env(), [&] {
+      auto m = std::make_shared<ibq::VectorQuantizerImpl>(opts);
+      m->to(device);
+      return std::static_pointer_cast<torch::nn::Module>(m);
+    });
+  }
+};
+
+void InitQuantizers(Napi::Env env, Napi::Object exports) {
+  IBQuantizerHandle::Define(env, exports, "IBQuantizerHandle");
+  VectorQuantizerHandle::Define(env, exports, "VectorQuantizerHandle");
+}
+IBQB_REGISTER("quantizers", InitQuantizers);
+
+}  // namespace
+}  // namespace ibqb

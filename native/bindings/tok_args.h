@@ -1,0 +1,38 @@
+// Argument readers and result converters shared by the tokenizer and quantizer bindings.
+#pragma once
+#include <napi.h>
+#include <torch/torch.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ibq/quantizer.h"
+#include "ibq/vq_quantizer.h"
+#include "ibq/vqgan.h"
+
+namespace ibqb {
+
+using NamedOutputs = std::vector<std::pair<std::string, at::Tensor>>;
+
+// { ddconfig: {...} } fields with the official names; absent fields keep the DDConfig defaults.
+ibq::vqgan::DDConfig ArgDDConfig(const Napi::Value& v, const char* arg);
+// { n_embed, embed_dim, beta, use_entropy_loss, entropy_temperature, sample_minimization_weight,
+//   batch_maximization_weight } (absent: IBQOptions defaults).
+ibq::IBQOptions ArgIBQOptions(const Napi::Object& o, const char* arg);
+// { n_embed, embed_dim, beta, legacy, l2_normalize }.
+ibq::VQOptions ArgVQOptions(const Napi::Object& o, const char* arg);
+// opts.autocast: undefined | 'bfloat16' | 'float16' (RangeError otherwise).
+c10::optional<at::ScalarType> ArgAutocast(const Napi::Value& opts);
+// opts[key] as a number, or `fallback` when absent.
+double OptNumber(const Napi::Value& opts, const char* key, double fallback);
+// A JS object { name: TensorHandle } (tensors detached).
+Napi::Object OutputsToJs(Napi::Env env, const NamedOutputs& outs);
+// Creation device: undefined -> CPU.
+at::Device ArgOptDevice(const Napi::Value& v);
+// Seeds torch's default generator when v is a number (module creation is then reproducible).
+void MaybeSeed(const Napi::Value& v);
+// The device of a module's first parameter (CPU when it has none).
+at::Device ModuleDevice(const torch::nn::Module& m);
+
+}  // namespace ibqb

@@ -1,0 +1,124 @@
+// JS handle of the IBQ tokenizer (lib/tokenizer.ts wraps it): new TokenizerHandle(cfg, device?, seed?), and
+// forward / encode / decode as one async job each on the model's queue.
+#include <napi.h>
+
+#include "bindings/addon_data.h"
+#include "bindings/module_handle.h"
+#include "bindings/registry.h"
+#include "bindings/tensor.h"
+#include "bindings/tok_args.h"
+#include "ibq/compat.h"
+#include "ibq/tokenizer.h"
+
+namespace ibqb {
+namespace {
+
+constexpr const char* kName = "TokenizerHandle";
+
+class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    auto methods = CommonMethods();
+    methods.push_back(InstanceMethod<&TokenizerHandle::Forward>("forward"));
+    methods.push_back(InstanceMethod<&TokenizerHandle::Encode>("encode"));
+    methods.push_back(InstanceMethod<&TokenizerHandle::Decode>("decode"));
+    Napi::Function ctor = DefineClass(env, kName, methods);
+    GetAddonData(env).ctors[kName] = Napi::Persistent(ctor);
+    exports.Set(kName, ctor);
+  }
+
+  // new TokenizerHandle({ ddconfig, n_embed, embed_dim, beta, use_entropy_loss, ... }, device?, seed?)
+  explicit TokenizerHandle(const Napi::CallbackInfo& info) : ModuleHandle<TokenizerHandle>(info) {
+    Napi::Env env = info.Env();
+    auto cfg_obj = ArgObject(info[0], "config");
+    ibq::TokenizerConfig cfg;
+    cfg.ddconfig = ArgDDConfig(cfg_obj.Get("ddconfig"), "config.ddconfig");
+    cfg.quantizer = ArgIBQOptions(cfg_obj, "config");
+    at::Device device = ArgOptDevice(info[1]);
+    MaybeSeed(info[2]);
+    module_ = Guard(env, [&] {
+      auto m = std::make_shared<ibq::TokenizerImpl>(cfg);
+      m->to(device);
+      return std::static_pointer_cast<torch::nn::Module>(m);
+    });
+  }
+
+ protected:
+  std::vector<std::string> skip_prefixes() const override { return {"loss.", "model_ema."}; }
+
+ private:
+  std::shared_ptr<ibq::TokenizerImpl> tok(Napi::Env env) {
+    module(env);
+    return std::static_pointer_cast<ibq::TokenizerImpl>(module_);
+  }
+
+  // forward(x, { autocast? }) -> Promise<{ h, z_q, indices, xrec, quant_loss, sample_entropy, avg_entropy,
+  // entropy_loss }>
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = tok(env);
+    at::Tensor x = ArgTensor(info[0], "x");
+    auto ac = ArgAutocast(info[1]);
+    return Submit(
+        env,
+        [m, x, ac](JobContext&) -> Finisher {
+          torch::NoGradGuard no_grad;
+          const auto dev = ModuleDevice(*m);
+          ibq::compat::AutocastGuard autocast(ac, dev);
+          auto o = m->forward(x.to(dev));
+          NamedOutputs outs{{"h", o.h},
+                            {"z_q", o.z_q},
+                            {"indices", o.indices},
+                            {"xrec", o.xrec},
+                            {"quant_loss", o.quant_loss},
+                            {"sample_entropy", o.sample_entropy},
+                            {"avg_entropy", o.avg_entropy},
+                            {"entropy_loss", o.entropy_loss}};
+          return [outs](Napi::Env env) -> Napi::Value { return OutputsToJs(env, outs); };
+        },
+        JobOptions{queue()});
+  }
+
+  // encode(x, { autocast? }) -> Promise<{ indices, z_q }>
+  Napi::Value Encode(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = tok(env);
+    at::Tensor x = ArgTensor(info[0], "x");
+    auto ac = ArgAutocast(info[1]);
+    return Submit(
+        env,
+        [m, x, ac](JobContext&) -> Finisher {
+          torch::NoGradGuard no_grad;
+          const auto dev = ModuleDevice(*m);
+          ibq::compat::AutocastGuard autocast(ac, dev);
+          auto [indices, z_q] = m->encode(x.to(dev));
+          NamedOutputs outs{{"indices", indices}, {"z_q", z_q}};
+          return [outs](Napi::Env env) -> Napi::Value { return OutputsToJs(env, outs); };
+        },
+        JobOptions{queue()});
+  }
+
+  // decode(indices, { autocast? }) -> Promise<Tensor [B, out_ch, H, W]>
+  Napi::Value Decode(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = tok(env);
+    at::Tensor indices = ArgTensor(info[0], "indices");
+    auto ac = ArgAutocast(info[1]);
+    return Submit(
+        env,
+        [m, indices, ac](JobContext&) -> Finisher {
+          torch::NoGradGuard no_grad;
+          const auto dev = ModuleDevice(*m);
+          ibq::compat::AutocastGuard autocast(ac, dev);
+          at::Tensor img = m->decode(indices.to(dev)).to(at::kFloat);
+          return [img](Napi::Env env) -> Napi::Value { return TensorHandle::New(env, img); };
+        },
+        JobOptions{queue()});
+  }
+};
+
+void InitTokenizer(Napi::Env env, Napi::Object exports) { TokenizerHandle::Init(env, exports); }
+IBQB_REGISTER("tokenizer", InitTokenizer);
+
+}  // namespace
+}  // namespace ibqb

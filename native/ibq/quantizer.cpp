@@ -1,0 +1,110 @@
+#include "ibq/quantizer.h"
+
+#include <sstream>
+
+#include "ibq/errors.h"
+
+namespace ibq {
+
+void IBQOptions::validate() const {
+  if (n_embed < 1) throw ValueError("n_embed: expected a positive integer, got " + std::to_string(n_embed));
+  if (embed_dim < 1) throw ValueError("embed_dim: expected a positive integer, got " + std::to_string(embed_dim));
+  if (!(entropy_temperature > 0))
+    throw ValueError("entropy_temperature: expected a positive number, got " + std::to_string(entropy_temperature));
+}
+
+void check_latent(const at::Tensor& z, int64_t embed_dim, const char* arg) {
+  if (z.dim() != 4 || z.size(1) != embed_dim) {
+    std::ostringstream os;
+    os << arg << ": expected a [B, " << embed_dim << ", H, W] tensor (embed_dim " << embed_dim << "), got shape "
+       << z.sizes();
+    throw ValueError(os.str());
+  }
+  if (!z.is_floating_point()) throw TypeError(std::string(arg) + ": expected a floating-point tensor");
+}
+
+void check_indices(const at::Tensor& indices, int64_t n_embed, const char* arg) {
+  if (indices.scalar_type() != at::kLong && indices.scalar_type() != at::kInt)
+    throw TypeError(std::string(arg) + ": expected an int64 tensor of codebook indices");
+  if (indices.dim() != 3) {
+    std::ostringstream os;
+    os << arg << ": expected an int64 [B, h, w] tensor, got shape " << indices.sizes();
+    throw ValueError(os.str());
+  }
+  if (indices.numel() == 0) return;
+  const int64_t lo = indices.min().item<int64_t>(), hi = indices.max().item<int64_t>();
+  if (lo < 0 || hi >= n_embed) {
+    throw ValueError(std::string(arg) + ": indices must lie in [0, " + std::to_string(n_embed - 1) + "] (n_embed " +
+                     std::to_string(n_embed) + "), got values from " + std::to_string(lo) + " to " +
+                     std::to_string(hi));
+  }
+}
+
+EntropyTerms entropy_terms(const at::Tensor& logits, double temperature, double smw, double bmw) {
+  auto scaled = logits.to(at::kFloat) / temperature;
+  auto probs = torch::softmax(scaled, -1);
+  auto log_probs = torch::log_softmax(scaled + 1e-5, -1);
+  auto avg_probs = probs.mean(0);
+  auto avg_entropy = -(avg_probs * torch::log(avg_probs + 1e-5)).sum();
+  auto sample_entropy = (-(probs * log_probs).sum(-1)).mean();
+  auto loss = smw * sample_entropy - bmw * avg_entropy;
+  return {sample_entropy, avg_entropy, loss};
+}
+
+IBQuantizerImpl::IBQuantizerImpl(const IBQOptions& opts) : opts_(opts) {
+  opts_.validate();
+  embedding = register_module("embedding", torch::nn::Embedding(opts.n_embed, opts.embed_dim));
+}
+
+IBQOutput IBQuantizerImpl::forward(const at::Tensor& z) {
+  check_latent(z, opts_.embed_dim, "z");
+  const auto& E = embedding->weight;
+  auto logits = torch::einsum("bdhw,nd->bnhw", {z, E});
+  auto logits_f = logits.to(at::kFloat);  // softmax, argmax and the entropy run in float32 under autocast
+  auto soft = torch::softmax(logits_f, 1);
+  auto ind = std::get<1>(soft.max(1, /*keepdim=*/true));
+  auto hard = torch::zeros_like(logits_f, at::MemoryFormat::Contiguous).scatter_(1, ind, 1.0);
+  auto one_hot = hard - soft.detach() + soft;
+  auto z_q = torch::einsum("bnhw,nd->bdhw", {one_hot, E});
+  auto z_q2 = torch::einsum("bnhw,nd->bdhw", {hard, E});
+  auto quant_loss = torch::mean(torch::pow(z_q - z, 2)) + torch::mean(torch::pow(z_q2.detach() - z, 2)) +
+                    opts_.beta * torch::mean(torch::pow(z_q2 - z.detach(), 2));
+  IBQOutput out;
+  out.z_q = z_q;
+  out.quant_loss = quant_loss.to(at::kFloat);
+  if (opts_.use_entropy_loss) {
+    auto flat = logits_f.permute({0, 2, 3, 1}).reshape({-1, opts_.n_embed});
+    auto e = entropy_terms(flat, opts_.entropy_temperature, opts_.sample_minimization_weight,
+                           opts_.batch_maximization_weight);
+    out.sample_entropy = e.sample_entropy;
+    out.avg_entropy = e.avg_entropy;
+    out.entropy_loss = e.loss;
+  } else {
+    auto zero = torch::zeros({}, logits_f.options());
+    out.sample_entropy = out.avg_entropy = out.entropy_loss = zero;
+  }
+  out.indices = ind.squeeze(1);
+  return out;
+}
+
+at::Tensor IBQuantizerImpl::encode_indices(const at::Tensor& z, int64_t max_chunk_elements) {
+  check_latent(z, opts_.embed_dim, "z");
+  const int64_t b = z.size(0), h = z.size(2), w = z.size(3), n = b * h * w;
+  auto flat = z.permute({0, 2, 3, 1}).reshape({n, opts_.embed_dim});
+  auto Et = embedding->weight.t();
+  const int64_t chunk = std::max<int64_t>(1, max_chunk_elements / std::max<int64_t>(1, opts_.n_embed));
+  auto out = torch::empty({n}, z.options().dtype(at::kLong));
+  for (int64_t s = 0; s < n; s += chunk) {
+    const int64_t e = std::min(n, s + chunk);
+    auto logits = torch::mm(flat.slice(0, s, e), Et).to(at::kFloat);
+    out.slice(0, s, e).copy_(logits.argmax(1));
+  }
+  return out.view({b, h, w});
+}
+
+at::Tensor IBQuantizerImpl::get_codebook_entry(const at::Tensor& indices) {
+  check_indices(indices, opts_.n_embed, "indices");
+  return embedding(indices.to(at::kLong)).permute({0, 3, 1, 2}).contiguous();
+}
+
+}  // namespace ibq
