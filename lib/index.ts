@@ -29,3 +29,9 @@ export {
 } from './tokenizer_config.js';
 export { loadImage, loadImages, decodeToPng, type ImageInput } from './images.js';
 export { psnr, psnrArrays, toUnitRange } from './metrics.js';
+// ---- evaluation (issue 7) ----
+export {
+  evaluateTokenizer, evaluateSamples, FidInception, LPIPS, clamp, featureStats, FeatureMoments, frechetDistance,
+  inceptionScore, imageQuality, ssim, codebookUsage, CodebookUsage, MissingWeightsError, INCEPTION_NOTE,
+  type EvalWeights, type GaussianStats, type TokenizerMetrics, type SampleMetrics, type EvaluableTokenizer,
+} from './eval/index.js';

@@ -99,6 +99,24 @@ export interface NativeAddon extends GptNative {
   IBQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<IBQOutputName>;
   VectorQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<VQOutputName>;
   // ---- end of tokenizer area ----
+
+  // ---- evaluation (issue 7): native/bindings/{eval_models,metrics}.cpp, native/ibq/{inception,lpips,metrics}.h ----
+  FidInceptionHandle: new () => FidInceptionHandleNative;
+  LpipsHandle: new (net: 'vgg' | 'alex') => LpipsHandleNative;
+  metrics: {
+    frechetDistance(stats1: GaussianStatsNative, stats2: GaussianStatsNative, eps?: number): Promise<{ value: number; warning: string }>;
+    featureStats(features: TensorHandle): Promise<GaussianStatsNative & { n: number }>;
+    inceptionScore(logits: TensorHandle, splits: number): Promise<{ mean: number; std: number }>;
+    ssimPsnr(a: TensorHandle, b: TensorHandle, symmetric: boolean): Promise<{ ssim: TensorHandle; psnr: TensorHandle }>;
+    clamp(x: TensorHandle, lo: number, hi: number): TensorHandle;
+    codebookUsage(indices: TensorHandle, nEmbed: number): Promise<{ histogram: TensorHandle; used: number; utilization: number }>;
+    FeatureMomentsHandle: new () => {
+      add(features: TensorHandle): Promise<void>;
+      stats(): Promise<GaussianStatsNative & { n: number }>;
+      count(): number;
+    };
+  };
+  // ---- end evaluation ----
 }
 
 // ---- tokenizer area (issue 4): IBQ tokenizer and quantizers (native/bindings/{tokenizer,quantizers}.cpp) ----
@@ -126,6 +144,26 @@ export interface QuantizerHandleNative<Out extends string> extends ModuleHandleN
 export type IBQOutputName = 'z_q' | 'quant_loss' | 'sample_entropy' | 'avg_entropy' | 'entropy_loss' | 'indices';
 export type VQOutputName = 'z_q' | 'loss' | 'indices';
 // ---- end of tokenizer area ----
+
+// ---- evaluation (issue 7): FID Inception, LPIPS and metric handles ----
+export interface GaussianStatsNative {
+  mu: TensorHandle;
+  sigma: TensorHandle;
+  n?: number;
+}
+export interface FidInceptionHandleNative extends ModuleHandleNative {
+  forward(
+    images: TensorHandle,
+    opts?: JobOptions & { input?: 'unit' | 'symmetric' | 'uint8'; batchSize?: number },
+  ): Promise<{ pool3: TensorHandle; logits: TensorHandle; logitsUnbiased: TensorHandle }>;
+}
+export interface LpipsHandleNative extends ModuleHandleNative {
+  forward(in0: TensorHandle, in1: TensorHandle, normalize: boolean, opts?: JobOptions): Promise<TensorHandle>;
+  loadOfficial(entries: [string, TensorHandle][]): Promise<void>;
+  loadTorchvision(backbone: [string, TensorHandle][], lin: [string, TensorHandle][]): Promise<void>;
+  net(): 'vgg' | 'alex';
+}
+// ---- end evaluation ----
 
 /** The sidecar cmake (or scripts/prebuild) writes next to the addon. */
 interface Sidecar {

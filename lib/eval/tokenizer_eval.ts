@@ -1,0 +1,173 @@
+/**
+ * evaluateTokenizer: rFID, LPIPS (VGG / AlexNet), PSNR, SSIM and codebook utilization of a tokenizer on a
+ * validation set, with the definitions of the official IBQ evaluation script: reconstructions clamped to
+ * [-1, 1]; both image sets mapped to [0, 1] for the pytorch-fid Inception; LPIPS on [-1, 1]; PSNR/SSIM per
+ * image after the uint8 round trip, averaged per batch, then over batches; utilization = distinct indices /
+ * n_embed. Reconstructions are decode(indices) of the tokenizer's own encoding.
+ */
+import { readdirSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
+
+import { checkInt } from '../errors.js';
+import { Tensor } from '../tensor.js';
+import { INCEPTION_NOTE } from './inception.js';
+import { clamp, CodebookUsage, FeatureMoments, frechetDistance, imageQuality } from './metrics.js';
+import { loadNetworks, type EvalWeights } from './networks.js';
+import type { LpipsNetName } from './weights.js';
+
+/** What evaluateTokenizer needs of a tokenizer (the Tokenizer class of DESIGN.md has it). */
+export interface EvaluableTokenizer {
+  encode(x: Tensor): Promise<{ indices: Tensor; z_q: Tensor }>;
+  decode(indices: Tensor): Promise<Tensor>;
+  /** Needed when `data` names files: decoded, shorter side to imageSize, centre crop, [-1, 1]. */
+  encodeImages?(paths: string[], opts: { imageSize: number }): Promise<{ indices: Tensor; images: Tensor }>;
+  eval?(): unknown;
+  config?: { n_embed?: number };
+}
+
+export interface EvaluateTokenizerOptions {
+  tokenizer: EvaluableTokenizer;
+  /** An image folder (searched recursively), a list of image files, or batches [B,3,H,W] in [-1, 1]. */
+  data: string | string[] | Iterable<Tensor> | AsyncIterable<Tensor>;
+  /** Square size images are brought to (files only); default 256. */
+  imageSize?: number;
+  /** Images per batch (files only); default 8. */
+  batchSize?: number;
+  weights?: EvalWeights;
+  /** Codebook size; default tokenizer.config.n_embed. */
+  nEmbed?: number;
+  /** Stop after this many images. */
+  limit?: number;
+  onProgress?: (images: number, total: number | undefined) => void;
+  signal?: AbortSignal;
+}
+
+export interface TokenizerMetrics {
+  rFID: number;
+  /** Mean LPIPS per variant computed (official: sum over images / number of images). */
+  lpips: Partial<Record<LpipsNetName, number>>;
+  psnr: number;
+  ssim: number;
+  utilization: number;
+  usedCodes: number;
+  nEmbed: number;
+  /** Index usage counts, [nEmbed]. */
+  histogram: Float64Array;
+  numImages: number;
+  note: string;
+  warnings: string[];
+}
+
+const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif']);
+
+/** Image files under `dir`, recursively, sorted by path. RangeError when there are none. */
+export function listImages(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (IMAGE_EXT.has(extname(name).toLowerCase())) out.push(p);
+    }
+  };
+  walk(dir);
+  if (out.length === 0) throw new RangeError(`data: no image files found under ${dir}`);
+  return out;
+}
+
+function isFileList(data: EvaluateTokenizerOptions['data']): data is string | string[] {
+  return typeof data === 'string' || (Array.isArray(data) && data.every((d) => typeof d === 'string'));
+}
+
+interface Batch {
+  images: Tensor;
+  indices: Tensor;
+}
+
+async function* batches(o: EvaluateTokenizerOptions, total: number | undefined): AsyncGenerator<Batch> {
+  const { tokenizer, data } = o;
+  if (isFileList(data)) {
+    const files = typeof data === 'string' ? listImages(data) : (data as string[]);
+    if (!tokenizer.encodeImages) throw new TypeError('tokenizer: reading image files needs tokenizer.encodeImages');
+    const bs = checkInt(o.batchSize ?? 8, 'batchSize', 1);
+    const size = checkInt(o.imageSize ?? 256, 'imageSize', 8);
+    for (let i = 0; i < (total ?? files.length); i += bs) {
+      const part = files.slice(i, Math.min(i + bs, total ?? files.length));
+      yield await tokenizer.encodeImages(part, { imageSize: size });
+    }
+    return;
+  }
+  for await (const x of data as AsyncIterable<Tensor>) {
+    if (!(x instanceof Tensor)) throw new TypeError('data: expected batches of Tensors [B,3,H,W] in [-1, 1]');
+    const { indices, z_q } = await tokenizer.encode(x);
+    z_q.dispose();
+    yield { images: x, indices };
+  }
+}
+
+export async function evaluateTokenizer(o: EvaluateTokenizerOptions): Promise<TokenizerMetrics> {
+  if (!o || typeof o.tokenizer?.encode !== 'function' || typeof o.tokenizer?.decode !== 'function')
+    throw new TypeError('tokenizer: expected a Tokenizer (encode, decode)');
+  const nEmbed = checkInt(o.nEmbed ?? o.tokenizer.config?.n_embed, 'nEmbed (or tokenizer.config.n_embed)', 1);
+  const fileCount = !isFileList(o.data) ? undefined : typeof o.data === 'string' ? listImages(o.data).length : o.data.length;
+  const limit = o.limit === undefined ? undefined : checkInt(o.limit, 'limit', 1);
+  const total = fileCount === undefined ? limit : Math.min(fileCount, limit ?? Infinity);
+  const nets = await loadNetworks(o.weights ?? {}, true);
+  o.tokenizer.eval?.();
+  const real = new FeatureMoments(), rec = new FeatureMoments();
+  const usage = new CodebookUsage(nEmbed);
+  const lpipsSum = new Map<LpipsNetName, number>();
+  let ssimSum = 0, psnrSum = 0, nBatches = 0, nImages = 0;
+  try {
+    for await (const { images, indices } of batches(o, total)) {
+      o.signal?.throwIfAborted();
+      const raw = await o.tokenizer.decode(indices);
+      const xrec = clamp(raw, -1, 1);
+      if (raw !== images) raw.dispose();
+      try {
+        for (const [x, acc] of [[images, real], [xrec, rec]] as const) {
+          const f = await nets.inception.forward(x, { input: 'symmetric', signal: o.signal });
+          await acc.add(f.pool3);
+          f.pool3.dispose(); f.logits.dispose(); f.logitsUnbiased.dispose();
+        }
+        for (const m of nets.lpips) {
+          const d = await m.forward(images, xrec);
+          const v = (await d.data()) as Float32Array;
+          d.dispose();
+          lpipsSum.set(m.net, (lpipsSum.get(m.net) ?? 0) + v.reduce((s, x) => s + x, 0));
+        }
+        const q = await imageQuality(images, xrec, { range: 'symmetric' });
+        ssimSum += q.ssim.reduce((s, x) => s + x, 0) / q.ssim.length;
+        psnrSum += q.psnr.reduce((s, x) => s + x, 0) / q.psnr.length;
+        await usage.add(indices);
+        nBatches += 1;
+        nImages += images.shape[0];
+      } finally {
+        xrec.dispose();
+        indices.dispose();
+        if (isFileList(o.data)) images.dispose();
+      }
+      o.onProgress?.(nImages, total);
+      if (limit !== undefined && nImages >= limit) break;
+    }
+    if (nImages < 2) throw new RangeError(`data: rFID needs at least 2 images, got ${nImages}`);
+    const fd = await frechetDistance(await real.stats(), await rec.stats());
+    const lpips: Partial<Record<LpipsNetName, number>> = {};
+    for (const [k, v] of lpipsSum) lpips[k] = v / nImages;
+    return {
+      rFID: fd.value,
+      lpips,
+      psnr: psnrSum / nBatches,
+      ssim: ssimSum / nBatches,
+      utilization: usage.utilization,
+      usedCodes: usage.used,
+      nEmbed,
+      histogram: usage.histogram,
+      numImages: nImages,
+      note: INCEPTION_NOTE,
+      warnings: fd.warning ? [fd.warning] : [],
+    };
+  } finally {
+    nets.dispose();
+  }
+}
