@@ -47,11 +47,35 @@ export interface NativeAddon {
     matmulLoop(size: number, iters: number, opts?: JobOptions & { queued?: boolean }): Promise<number>;
     fail(message: string, async?: boolean): Promise<never>;
   };
+<<<<<<< HEAD
   // ---- tokenizer area (issue 4): handles of native/bindings/{tokenizer,quantizers}.cpp ----
   TokenizerHandle: new (config: object, device?: string, seed?: number) => TokenizerHandleNative;
   IBQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<IBQOutputName>;
   VectorQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<VQOutputName>;
   // ---- end of tokenizer area ----
+=======
+
+  // ---- checkpoints and files (issue 3): native/bindings/tensor_io.cpp, native/ibq/tensor_io.h ----
+  io: {
+    /** The bytes of a record of a torch.save zip archive (name relative to the archive folder). */
+    zipRecord(path: string, name: string): Promise<Buffer>;
+    /**
+     * Reads storages (zip records, or byte ranges of a plain file) once each and returns one tensor per
+     * view; views of one storage share its memory.
+     */
+    loadTensors(
+      path: string,
+      zip: boolean,
+      storages: [record: string, fileOffset: number, nbytes: number, dtype: string, byteswap: boolean][],
+      tensors: [storage: number, sizes: number[], strides: number[], offset: number][],
+    ): Promise<TensorHandle[]>;
+    /** Writes a torch.save zip archive (PyTorchStreamWriter; adds "version"), then fsyncs it. */
+    writeZip(path: string, records: [name: string, data: Uint8Array | TensorHandle][]): Promise<void>;
+    /** Writes bytes and tensor bytes one after another to `path`, then fsyncs it. */
+    writeFile(path: string, parts: (Uint8Array | TensorHandle)[]): Promise<void>;
+  };
+  // ---- end checkpoints and files ----
+>>>>>>> metrics
 }
 
 // ---- tokenizer area (issue 4): IBQ tokenizer and quantizers (native/bindings/{tokenizer,quantizers}.cpp) ----

@@ -1,0 +1,177 @@
+/**
+ * loadCheckpoint: torch.save files (zip archives of any folder name, and the legacy non-zip format) and
+ * PyTorch Lightning .ckpt files, read safely (see ./pickle.ts) and without a full-file copy in JS memory:
+ * the pickle is parsed here, then ONE native call reads the storages it names and builds every tensor.
+ */
+import { native } from '../native.js';
+import { Tensor, wrap } from '../tensor.js';
+import { fileSize, readRange, withPath } from './files.js';
+import { loadLegacy } from './legacy.js';
+import { unpickle } from './pickle.js';
+import { PyGlobal, STORAGE_TYPES, TensorRef, type PickleContext, type StorageRef } from './pickle_globals.js';
+import { finalize } from './py_values.js';
+import { UnsupportedTensor } from './unsupported.js';
+import { zipIndex, type ZipEntryInfo } from './zip_index.js';
+
+/** What loadCheckpoint returns (DESIGN.md). */
+export interface Checkpoint {
+  /** The 'state_dict' entry (or the whole file when it is a plain dict of tensors), in file order. */
+  stateDict: Map<string, Tensor>;
+  /** Every other top-level entry; tensors nested in it are Tensors (or UnsupportedTensor). */
+  meta: Record<string, unknown>;
+}
+
+/** A parsed torch.save pickle and how to read the storages it names. */
+export interface ParsedPickle {
+  root: unknown;
+  ctx: PickleContext;
+  /** Reads the storages (deduplicated) and builds the tensors, one native call. */
+  read(storages: StorageRef[], refs: TensorRef[], storageIndex: Map<StorageRef, number>): Promise<Tensor[]>;
+}
+
+/** Turns a persistent id ('storage', StorageClass, key, location, numel[, view]) into a StorageRef. */
+export function storageFromPid(pid: unknown, where: string, maxBytes: number, cache: Map<string, StorageRef>): StorageRef {
+  const bad = (m: string): never => {
+    throw new Error(`${where}: malformed pickle: persistent id ${m}`);
+  };
+  if (!Array.isArray(pid) || pid.length < 5 || pid[0] !== 'storage') bad('is not a storage tuple');
+  const [, type, key, , numel] = pid as unknown[];
+  if (!(type instanceof PyGlobal)) bad('has no storage class');
+  const cls = (type as PyGlobal).name;
+  const spec = STORAGE_TYPES[cls];
+  if (!spec) bad(`names an unknown storage class ${(type as PyGlobal).fullName}`);
+  if (typeof key !== 'string' && typeof key !== 'number') bad('has no key');
+  if (typeof numel !== 'number' || !Number.isInteger(numel) || numel < 0) bad(`has a bad size ${String(numel)}`);
+  const [dtype, elementSize] = spec;
+  if ((numel as number) * elementSize > maxBytes) {
+    throw new Error(`${where}: storage ${String(key)} claims ${numel} elements of ${elementSize} bytes, more than the file holds`);
+  }
+  const id = `${String(key)}/${cls}`;
+  let ref = cache.get(id);
+  if (!ref) {
+    ref = { key: String(key), dtype: dtype ?? cls, supported: dtype !== null, elementSize, numel: numel as number };
+    cache.set(id, ref);
+  }
+  return ref;
+}
+
+async function parseZip(path: string, size: number): Promise<ParsedPickle> {
+  let index: Map<string, ZipEntryInfo>;
+  try {
+    index = await zipIndex(path);
+  } catch (err) {
+    throw new Error(`${path}: not a valid zip archive (${(err as Error).message})`);
+  }
+  const pklName = [...index.keys()].find((n) => n === 'data.pkl' || n.endsWith('/data.pkl'));
+  if (!pklName) throw new Error(`${path}: the zip archive has no data.pkl record (not a torch.save file)`);
+  const prefix = pklName.slice(0, -'data.pkl'.length);
+  const entry = (name: string, need: number): ZipEntryInfo => {
+    const e = index.get(prefix + name);
+    if (!e) throw new Error(`${path}: the archive has no record '${prefix + name}'`);
+    if (e.uncompressedSize > size || (e.method !== 0 && e.method !== 8)) {
+      throw new Error(`${path}: record '${prefix + name}' is corrupt (declares ${e.uncompressedSize} bytes, method ${e.method})`);
+    }
+    if (e.uncompressedSize < need) {
+      throw new Error(`${path}: record '${prefix + name}' holds ${e.uncompressedSize} bytes, but its storage needs ${need}`);
+    }
+    return e;
+  };
+  entry('data.pkl', 0);
+  let byteswap = false;
+  if (index.has(prefix + 'byteorder')) {
+    entry('byteorder', 0);
+    const order = (await native.io.zipRecord(path, 'byteorder')).toString('latin1').trim();
+    if (order !== 'little' && order !== 'big') throw new Error(`${path}: unknown byteorder '${order}'`);
+    byteswap = order === 'big';
+  }
+  const pkl = await native.io.zipRecord(path, 'data.pkl');
+  const where = `${path} (${pklName})`;
+  const ctx: PickleContext = { where, tensors: [] };
+  const cache = new Map<string, StorageRef>();
+  const { value } = unpickle(pkl, { where, ctx, persistentLoad: (pid) => storageFromPid(pid, where, size, cache) });
+  return {
+    root: value,
+    ctx,
+    async read(storages, refs, storageIndex) {
+      const specs = storages.map((s): [string, number, number, string, boolean] => {
+        const nbytes = s.numel * s.elementSize;
+        entry(`data/${s.key}`, nbytes);
+        return [`data/${s.key}`, 0, nbytes, s.dtype, byteswap];
+      });
+      const views = refs.map((r): [number, number[], number[], number] => [storageIndex.get(r.storage)!, r.size, r.stride, r.offset]);
+      return (await native.io.loadTensors(path, true, specs, views)).map(wrap);
+    },
+  };
+}
+
+function describeKey(k: unknown): string {
+  return typeof k === 'string' ? k : String(k);
+}
+
+/**
+ * Loads a torch.save / Lightning checkpoint (zip or legacy format).
+ * @returns stateDict (the 'state_dict' entry, or the whole file when it is a dict of tensors; tensors in
+ *   their stored dtype) and meta (every other entry; nested tensors stay Tensors, OmegaConf and other
+ *   non-allow-listed objects are `{ __class__, args, state }` with shared references and cycles kept).
+ * @throws Error naming the file and the problem for a missing, truncated or malformed file, and for a
+ *   state_dict tensor whose dtype is outside the DESIGN.md table.
+ */
+export async function loadCheckpoint(path: string): Promise<Checkpoint> {
+  const size = await fileSize(path);
+  try {
+    const head = await readRange(path, 0, 4);
+    const isZip = head.length === 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
+    const parsed = isZip ? await parseZip(path, size) : await loadLegacy(path, size);
+    return await buildCheckpoint(path, parsed);
+  } catch (err) {
+    throw withPath(path, err);
+  }
+}
+
+async function buildCheckpoint(path: string, parsed: ParsedPickle): Promise<Checkpoint> {
+  const { root } = parsed;
+  let sdMap: Map<unknown, unknown> | undefined;
+  let metaEntries: [unknown, unknown][] = [];
+  if (root instanceof Map) {
+    const sd = root.get('state_dict');
+    if (sd instanceof Map) {
+      sdMap = sd;
+      metaEntries = [...root].filter(([k]) => k !== 'state_dict');
+    } else if (root.size > 0 && [...root.values()].every((v) => v instanceof TensorRef)) {
+      sdMap = root;
+    } else {
+      metaEntries = [...root];
+    }
+  } else {
+    metaEntries = [['value', root]];
+  }
+  for (const [k, v] of sdMap ?? []) {
+    if (typeof k !== 'string') throw new Error(`${path}: state_dict key ${describeKey(k)} is not a string`);
+    if (!(v instanceof TensorRef)) throw new Error(`${path}: state_dict['${k}'] is not a tensor`);
+    if (!v.storage.supported || v.quantized) {
+      throw new Error(`${path}: state_dict['${k}'] has dtype ${v.storage.dtype}${v.quantized ? ' (quantized)' : ''}, which is not supported`);
+    }
+  }
+  const refs = parsed.ctx.tensors.filter((r) => r.storage.supported && !r.quantized);
+  const storages: StorageRef[] = [];
+  const storageIndex = new Map<StorageRef, number>();
+  for (const r of refs) {
+    if (!storageIndex.has(r.storage)) {
+      storageIndex.set(r.storage, storages.length);
+      storages.push(r.storage);
+    }
+  }
+  const tensors = refs.length ? await parsed.read(storages, refs, storageIndex) : [];
+  const byRef = new Map<TensorRef, Tensor>(refs.map((r, i) => [r, tensors[i]]));
+  const resolve = (r: TensorRef, at: string): unknown =>
+    byRef.get(r) ?? new UnsupportedTensor(at, r.storage.dtype + (r.quantized ? ' (quantized)' : ''), r.size);
+  const stateDict = new Map<string, Tensor>();
+  for (const [k, v] of sdMap ?? []) stateDict.set(k as string, byRef.get(v as TensorRef)!);
+  const meta = finalize(new Map(metaEntries), resolve, path, 'meta') as Record<string, unknown> | Map<unknown, unknown>;
+  if (meta instanceof Map) {
+    const o: Record<string, unknown> = {};
+    for (const [k, v] of meta) o[String(k)] = v;
+    return { stateDict, meta: o };
+  }
+  return { stateDict, meta };
+}
