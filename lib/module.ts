@@ -11,6 +11,7 @@ import { Tensor, wrap } from './tensor.js';
 export interface ModuleHandleNative {
   stateDict(): [string, TensorHandle][];
   loadStateDict(entries: [string, TensorHandle][], strict: boolean): Promise<LoadResult>;
+  parameterNames(): string[];
   setTraining(training: boolean): void;
   isTraining(): boolean;
   device(): string;
@@ -66,6 +67,14 @@ export abstract class Module<H extends ModuleHandleNative = ModuleHandleNative> 
    */
   loadStateDict(sd: StateDict | Iterable<[string, Tensor]>, opts: { strict?: boolean } = {}): Promise<LoadResult> {
     return this.native.loadStateDict(stateDictEntries(sd), opts.strict ?? true);
+  }
+
+  /**
+   * Names of the module's parameters (torch's named_parameters(), all of them, in registration order):
+   * what the official LitEma tracks, so `model_ema.<name without dots>` keys map back through these.
+   */
+  parameterNames(): string[] {
+    return this.native.parameterNames();
   }
 
   train(training = true): this {

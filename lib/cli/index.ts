@@ -4,10 +4,11 @@
  */
 import { Command } from 'commander';
 
+import { register as registerCkpt } from './ckpt.js';
 import { register as registerInfo } from './info.js';
 
 type Register = (program: Command) => void;
-const GROUPS: Register[] = [registerInfo];
+const GROUPS: Register[] = [registerInfo, registerCkpt];
 
 export function buildProgram(): Command {
   const program = new Command('ibq')

@@ -167,7 +167,10 @@ async function buildCheckpoint(path: string, parsed: ParsedPickle): Promise<Chec
     byRef.get(r) ?? new UnsupportedTensor(at, r.storage.dtype + (r.quantized ? ' (quantized)' : ''), r.size);
   const stateDict = new Map<string, Tensor>();
   for (const [k, v] of sdMap ?? []) stateDict.set(k as string, byRef.get(v as TensorRef)!);
-  const meta = finalize(new Map(metaEntries), resolve, path, 'meta') as Record<string, unknown> | Map<unknown, unknown>;
+  // references to the root dict inside meta (a self-referencing file) point at meta itself
+  const metaSource = root instanceof Map && metaEntries.length === root.size ? root : new Map(metaEntries);
+  const aliases = root instanceof Map && metaSource !== root ? new Map<object, object>([[root, metaSource]]) : undefined;
+  const meta = finalize(metaSource, resolve, path, 'meta', aliases) as Record<string, unknown> | Map<unknown, unknown>;
   if (meta instanceof Map) {
     const o: Record<string, unknown> = {};
     for (const [k, v] of meta) o[String(k)] = v;

@@ -10,7 +10,7 @@ export function withPath(path: string, err: unknown): Error {
   const e = err instanceof Error ? err : new Error(String(err));
   if (e.message.includes(path)) return e;
   const msg = `${path}: ${e.message.split('\n').slice(0, 6).join('\n')}`;
-  const Cls = e instanceof RangeError ? RangeError : e instanceof TypeError && !(e.message.includes('read properties')) ? TypeError : Error;
+  const Cls = e instanceof RangeError ? RangeError : e instanceof TypeError ? TypeError : Error;
   return new Cls(msg, { cause: e });
 }
 

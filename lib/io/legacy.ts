@@ -9,6 +9,7 @@ import { open } from 'node:fs/promises';
 import { native } from '../native.js';
 import { wrap } from '../tensor.js';
 import type { ParsedPickle } from './checkpoint.js';
+import { readRange } from './files.js';
 import { storageFromPid } from './checkpoint.js';
 import { PickleTruncatedError, unpickle } from './pickle.js';
 import type { PickleContext, StorageRef } from './pickle_globals.js';
@@ -16,22 +17,11 @@ import type { PickleContext, StorageRef } from './pickle_globals.js';
 const MAGIC = 0x1950a86a20f9469cfc6cn;
 const FIRST_CHUNK = 1 << 20;
 
-async function readPrefix(path: string, length: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await fh.read(buf, 0, length, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
-
 export async function loadLegacy(path: string, size: number): Promise<ParsedPickle> {
   if (size === 0) throw new Error(`${path}: empty file`);
   let chunk = Math.min(size, FIRST_CHUNK);
   for (;;) {
-    const data = await readPrefix(path, chunk);
+    const data = await readRange(path, 0, chunk);
     try {
       return await parseLegacy(path, size, data);
     } catch (err) {

@@ -76,7 +76,7 @@ export function decodeArray(dtype: NpDType, raw: Uint8Array, count: number, wher
   if (raw.length !== count * size) {
     throw new Error(`${where}: numpy data holds ${raw.length} bytes, the dtype and shape need ${count * size}`);
   }
-  const bytes = raw.slice();
+  const bytes = new Uint8Array(raw); // a copy, aligned at offset 0
   if (dtype.byteorder === '>' && size > 1) {
     for (let i = 0; i < bytes.length; i += size) bytes.subarray(i, i + size).reverse();
   }

@@ -92,6 +92,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): UnpickleResul
     return Number(v);
   };
   const bytes = (len: number): Uint8Array => data.subarray(need(len), pos);
+  /** A copy (never a view of `data`, which may be a pooled Buffer). */
+  const copyBytes = (len: number): Uint8Array => new Uint8Array(bytes(len));
   const line = (): string => {
     const e = data.indexOf(0x0a, pos);
     if (e < 0) throw new PickleTruncatedError(`${where}: truncated pickle (no newline after byte ${pos})`);
@@ -208,10 +210,10 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): UnpickleResul
         stack.push(s.slice(1, -1));
         break;
       }
-      case 0x43: stack.push(bytes(u8()).slice()); break; // SHORT_BINBYTES
-      case 0x42: stack.push(bytes(u32()).slice()); break; // BINBYTES
-      case 0x8e: stack.push(bytes(u64()).slice()); break; // BINBYTES8
-      case 0x96: stack.push(bytes(u64()).slice()); break; // BYTEARRAY8
+      case 0x43: stack.push(copyBytes(u8())); break; // SHORT_BINBYTES
+      case 0x42: stack.push(copyBytes(u32())); break; // BINBYTES
+      case 0x8e: stack.push(copyBytes(u64())); break; // BINBYTES8
+      case 0x96: stack.push(copyBytes(u64())); break; // BYTEARRAY8
       case 0x97: fail('out-of-band buffers (NEXT_BUFFER) are not supported'); break;
       case 0x98: break; // READONLY_BUFFER: no-op on an in-band value
       // ---- containers

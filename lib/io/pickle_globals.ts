@@ -87,8 +87,15 @@ export const STORAGE_OF_DTYPE: Record<string, string> = Object.fromEntries(
     .map(([k, [d]]) => [d!, k]),
 );
 
+/** Python 2 module names that Python 3's unpickler maps (fix_imports), as pickle protocol 2 writes them. */
+const PY2_MODULES: Record<string, string> = { __builtin__: 'builtins', copy_reg: 'copyreg' };
+
+/** Python 2 builtin names Python 3 renamed (pickle's _compat_pickle NAME_MAPPING, the common ones). */
+const PY2_BUILTINS: Record<string, string> = { long: 'int', unicode: 'str', basestring: 'str', xrange: 'range' };
+
 export function makeGlobal(module: string, name: string): PyGlobal {
-  return new PyGlobal(module, name);
+  if (module === '__builtin__') return new PyGlobal('builtins', PY2_BUILTINS[name] ?? name);
+  return new PyGlobal(PY2_MODULES[module] ?? module, name);
 }
 
 function fail(ctx: PickleContext, msg: string): never {
@@ -176,7 +183,6 @@ const CALLS: Record<string, (args: unknown[], ctx: PickleContext) => unknown> = 
   'numpy.core.multiarray._reconstruct': () => new NdArrayRef(),
 };
 for (const k of Object.keys(CALLS)) {
-  if (k.startsWith('builtins.')) CALLS['__builtin__.' + k.slice(9)] = CALLS[k];
   if (k.startsWith('numpy.core.')) CALLS['numpy._core.' + k.slice(11)] = CALLS[k];
 }
 
@@ -197,8 +203,8 @@ function dictFrom(args: unknown[], ctx: PickleContext): Map<unknown, unknown> {
 export function callGlobal(fn: unknown, args: unknown[], ctx: PickleContext): unknown {
   if (fn instanceof PyGlobal) {
     const name = fn.fullName;
-    if (name === 'copyreg.__newobj__' || name === 'copy_reg.__newobj__') return newObject(args[0], args.slice(1), undefined, ctx);
-    if (name === 'copyreg._reconstructor' || name === 'copy_reg._reconstructor') {
+    if (name === 'copyreg.__newobj__') return newObject(args[0], args.slice(1), undefined, ctx);
+    if (name === 'copyreg._reconstructor') {
       return newObject(args[0], [], undefined, ctx);
     }
     const call = CALLS[name];
@@ -212,7 +218,7 @@ export function callGlobal(fn: unknown, args: unknown[], ctx: PickleContext): un
 export function newObject(cls: unknown, args: unknown[], kwargs: unknown, ctx: PickleContext): unknown {
   if (cls instanceof PyGlobal) {
     const name = cls.fullName;
-    if (name === 'collections.OrderedDict' || name === 'collections.defaultdict' || /^(__builtin__|builtins)\.(set|frozenset|dict)$/.test(name)) {
+    if (name === 'collections.OrderedDict' || name === 'collections.defaultdict' || /^builtins\.(set|frozenset|dict)$/.test(name)) {
       return name.endsWith('set') ? new Set() : new Map();
     }
     if (name === 'torch.Size') return CALLS[name](args, ctx);

@@ -15,10 +15,18 @@ export function defineKey(o: Record<string, unknown>, k: string, v: unknown): vo
 }
 
 /** `resolve(ref, path)`: the value of a tensor reference found at `path` (e.g. "meta.callbacks.x[0]"). */
-export function finalize(root: unknown, resolve: (t: TensorRef, path: string) => unknown, where: string, rootPath = ''): unknown {
+export function finalize(
+  root: unknown,
+  resolve: (t: TensorRef, path: string) => unknown,
+  where: string,
+  rootPath = '',
+  /** Objects to convert as another one (the checkpoint's root dict -> the meta dict without state_dict). */
+  aliases?: Map<object, object>,
+): unknown {
   const done = new Map<object, unknown>();
-  const walk = (v: unknown, depth: number, path: string): unknown => {
-    if (v === null || typeof v !== 'object') return v;
+  const walk = (value: unknown, depth: number, path: string): unknown => {
+    if (value === null || typeof value !== 'object') return value;
+    const v: object = aliases?.get(value) ?? value;
     if (v instanceof Uint8Array) return v;
     const seen = done.get(v);
     if (seen !== undefined || done.has(v)) return seen;

@@ -38,7 +38,7 @@ export function zipEntries(zf: yauzl.ZipFile): Promise<[ZipEntryInfo, yauzl.Entr
       zf.readEntry();
     });
     zf.once('end', () => resolve(out));
-    zf.once('error', reject);
+    zf.on('error', reject);
     zf.readEntry();
   });
 }

@@ -38,6 +38,7 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
         W::InstanceMethod("isTraining", static_cast<M>(&Self::IsTraining)),
         W::InstanceMethod("device", static_cast<M>(&Self::Device)),
         W::InstanceMethod("dispose", static_cast<M>(&Self::Dispose)),
+        W::InstanceMethod("parameterNames", static_cast<M>(&Self::ParameterNames)),
     };
   }
 
@@ -68,6 +69,14 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
           return [r](Napi::Env env) { return LoadResultToJs(env, r); };
         },
         JobOptions{queue_});
+  }
+  // parameterNames() -> names of module.named_parameters() (all of them, requires_grad or not: the
+  // parameters the official LitEma tracks), in registration order
+  Napi::Value ParameterNames(const Napi::CallbackInfo& info) {
+    auto& m = module(info.Env());
+    std::vector<std::string> names;
+    for (const auto& p : m.named_parameters(/*recurse=*/true)) names.push_back(p.key());
+    return StringsToJs(info.Env(), names);
   }
   Napi::Value SetTraining(const Napi::CallbackInfo& info) {
     module(info.Env()).train(ArgBool(info[0], "training", true));

@@ -82,8 +82,11 @@ void CheckView(const TensorSpec& t, int64_t numel, const std::string& path) {
     throw ibq::ValueError(path + ": tensor sizes " + Shape(t.sizes) + " and strides " + Shape(t.strides) +
                           " differ in length");
   if (t.offset < 0) throw ibq::ValueError(path + ": negative storage offset " + std::to_string(t.offset));
-  __int128 last = t.offset;
+  __int128 last = t.offset, elements = 1;
   bool empty = false;
+  for (int64_t d : t.sizes) elements = std::min<__int128>(elements * std::max<int64_t>(d, 0), __int128(1) << 62);
+  if (elements > (__int128(1) << 48))
+    throw ibq::ValueError(path + ": a tensor of sizes " + Shape(t.sizes) + " has more than 2^48 elements");
   for (size_t i = 0; i < t.sizes.size(); ++i) {
     if (t.sizes[i] < 0 || t.strides[i] < 0)
       throw ibq::ValueError(path + ": negative size or stride in " + Shape(t.sizes) + " / " + Shape(t.strides));
