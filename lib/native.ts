@@ -47,11 +47,6 @@ export interface NativeAddon {
     matmulLoop(size: number, iters: number, opts?: JobOptions & { queued?: boolean }): Promise<number>;
     fail(message: string, async?: boolean): Promise<never>;
   };
-  // ---- tokenizer area (issue 4): handles of native/bindings/{tokenizer,quantizers}.cpp ----
-  TokenizerHandle: new (config: object, device?: string, seed?: number) => TokenizerHandleNative;
-  IBQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<IBQOutputName>;
-  VectorQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<VQOutputName>;
-  // ---- end of tokenizer area ----
 
   // ---- checkpoints and files (issue 3): native/bindings/tensor_io.cpp, native/ibq/tensor_io.h ----
   io: {
@@ -73,6 +68,12 @@ export interface NativeAddon {
     writeFile(path: string, parts: (Uint8Array | TensorHandle)[]): Promise<void>;
   };
   // ---- end checkpoints and files ----
+
+  // ---- tokenizer area (issue 4): handles of native/bindings/{tokenizer,quantizers}.cpp ----
+  TokenizerHandle: new (config: object, device?: string, seed?: number) => TokenizerHandleNative;
+  IBQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<IBQOutputName>;
+  VectorQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<VQOutputName>;
+  // ---- end of tokenizer area ----
 }
 
 // ---- tokenizer area (issue 4): IBQ tokenizer and quantizers (native/bindings/{tokenizer,quantizers}.cpp) ----

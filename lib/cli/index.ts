@@ -6,9 +6,10 @@ import { Command } from 'commander';
 
 import { register as registerCkpt } from './ckpt.js';
 import { register as registerInfo } from './info.js';
+import { register as registerTokenizer } from './tokenizer.js';
 
 type Register = (program: Command) => void;
-const GROUPS: Register[] = [registerInfo, registerCkpt];
+const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer];
 
 export function buildProgram(): Command {
   const program = new Command('ibq')
