@@ -34,11 +34,16 @@ export async function loadImage(input: ImageInput, size: number, i = 0): Promise
   } else {
     throw new TypeError(`inputs[${i}]: expected a path or a Buffer, got ${describe(input)}`);
   }
-  let raw: { data: Buffer; info: sharp.OutputInfo };
+  let raw: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
-    raw = await sharp(bytes, { failOn: 'error' })
+    // Two passes: sharp premultiplies alpha while resizing, so the alpha channel is dropped first.
+    const rgb = await sharp(bytes, { failOn: 'error' })
       .toColourspace('srgb')
       .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    const { width, height, channels } = rgb.info;
+    raw = await sharp(rgb.data, { raw: { width, height, channels } })
       .resize({ width: size, height: size, fit: 'cover', position: 'centre' })
       .raw()
       .toBuffer({ resolveWithObject: true });

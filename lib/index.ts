@@ -6,3 +6,23 @@ export {
   loadNpz, saveNpz, Opaque, PyGlobal, PySlice, UnsupportedTensor, stripPrefix, addPrefix, detectPrefix, emaStateDict,
   type Checkpoint, type SaveCheckpointInput,
 } from './io/index.js';
+export {
+  Transformer, checkSampleOptions, type SampleOptions, type TransformerConfig, type TransformerPreset,
+} from './transformer.js';
+export { resolveTransformerConfig, transformerParameterCount, TRANSFORMER_PRESETS } from './transformer_config.js';
+export { trainTransformer, type ARTrainConfig, type TrainTransformerOptions, type TrainStepLog } from './transformer_train.js';
+export { lrWdAnnealing } from './transformer_schedule.js';
+export { generate, toUint8Images, type TokenDecoder } from './generate.js';
+// ---- tokenizer area (issue 4) ----
+export { readConfig, type IBQConfig } from './config.js';
+export { Tokenizer, SKIPPED_PREFIXES, type TokenizerForward, type TokenizerLoadResult, type FromCheckpointOptions } from './tokenizer.js';
+export {
+  IBQuantizer, VectorQuantizer, type IBQuantizerOptions, type IBQuantizerOutput, type VectorQuantizerOptions,
+  type VectorQuantizerOutput, type LossAndGradsResult, type CreateOptions,
+} from './quantizer.js';
+export {
+  preset, PRESET_NAMES, inferTokenizerConfig, resolveTokenizerConfig, type PresetName, type TokenizerConfig,
+  type DDConfig, type ResolvedTokenizerConfig,
+} from './tokenizer_config.js';
+export { loadImage, loadImages, decodeToPng, type ImageInput } from './images.js';
+export { psnr, psnrArrays, toUnitRange } from './metrics.js';

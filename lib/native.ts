@@ -38,7 +38,29 @@ export interface NativeInfo {
   libtorchDir?: string;
 }
 
-export interface NativeAddon {
+// ---- AR transformer (issue 6): native/bindings/gpt.cpp ----------------------------------------------
+/** Native handle of ibq::GPT (see lib/transformer.ts). Config objects use the official field names. */
+export interface TransformerNative extends ModuleHandleNative {
+  forward(tokens: TensorHandle, labels: TensorHandle): Promise<TensorHandle>;
+  sample(
+    labels: TensorHandle,
+    opts: JobOptions & { cfgScale: number; temperature: number; topK: number; topP: number; greedy: boolean; seed?: number; steps?: number },
+  ): Promise<TensorHandle>;
+  lossAndGrads(tokens: TensorHandle, labels: TensorHandle, wrt: string[], dropLabels: boolean): Promise<{ loss: number; grads: [string, TensorHandle][] }>;
+  trainStep(tokens: TensorHandle, labels: TensorHandle, opts: { lr: number; weightDecay: number; clip: number }): Promise<{ loss: number; gradNorm: number }>;
+  optimizerState(): [string, TensorHandle][];
+  loadOptimizerState(entries: [string, TensorHandle][]): void;
+  config(): Record<string, number | boolean | null>;
+  to(device: string): void;
+}
+export interface GptNative {
+  TransformerHandle: new (config: object, seed?: number, device?: string) => TransformerNative;
+  /** The full config (defaults filled in, validated) plus parameterCount and the preset it equals ('' if none). */
+  gptConfig(config: object | string): Record<string, number | boolean | null | string>;
+}
+// ---- end AR transformer ----------------------------------------------------------------------------
+
+export interface NativeAddon extends GptNative {
   info(): NativeInfo;
   setNumThreads(n: number): void;
   TensorHandle: new () => TensorHandle;

@@ -7,9 +7,10 @@ import { Command } from 'commander';
 import { register as registerCkpt } from './ckpt.js';
 import { register as registerInfo } from './info.js';
 import { register as registerTokenizer } from './tokenizer.js';
+import { register as registerTransformer } from './transformer.js';
 
 type Register = (program: Command) => void;
-const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer];
+const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer];
 
 export function buildProgram(): Command {
   const program = new Command('ibq')

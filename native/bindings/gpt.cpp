@@ -1,0 +1,280 @@
+// JS handle of the AR transformer (ibq::GPT): forward, sampling, gradients and AdamW training steps, each
+// one native call on the model's queue; plus config helpers (presets, parameter counts).
+#include <napi.h>
+
+#include "bindings/addon_data.h"
+#include "bindings/convert.h"
+#include "bindings/errors.h"
+#include "bindings/jobs.h"
+#include "bindings/module_handle.h"
+#include "bindings/registry.h"
+#include "bindings/tensor.h"
+#include "ibq/gpt.h"
+#include "ibq/gpt_sample.h"
+#include "ibq/gpt_train.h"
+
+namespace ibqb {
+namespace {
+
+constexpr const char* kCtor = "TransformerHandle";
+
+// Reads a TransformerConfig (official field names); absent fields keep the official defaults.
+ibq::GPTConfig ArgConfig(const Napi::Value& v) {
+  auto o = ArgObject(v, "config");
+  ibq::GPTConfig c;
+  auto i64 = [&](const char* k, int64_t& dst) {
+    if (o.Has(k) && !o.Get(k).IsUndefined()) dst = ArgInt(o.Get(k), (std::string("config.") + k).c_str(), -(int64_t(1) << 40), int64_t(1) << 40);
+  };
+  auto f64 = [&](const char* k, double& dst) {
+    if (o.Has(k) && !o.Get(k).IsUndefined()) dst = ArgNumber(o.Get(k), (std::string("config.") + k).c_str());
+  };
+  i64("vocab_size", c.vocab_size);
+  i64("block_size", c.block_size);
+  i64("n_layer", c.n_layer);
+  i64("n_head", c.n_head);
+  i64("n_embd", c.n_embd);
+  c.cond_dim = c.n_embd;
+  i64("cond_dim", c.cond_dim);
+  i64("class_num", c.class_num);
+  i64("cls_token_num", c.cls_token_num);
+  f64("rope_base", c.rope_base);
+  f64("norm_eps", c.norm_eps);
+  i64("multiple_of", c.multiple_of);
+  f64("resid_dropout_p", c.resid_dropout_p);
+  f64("ffn_dropout_p", c.ffn_dropout_p);
+  f64("attn_dropout_p", c.attn_dropout_p);
+  f64("token_drop", c.token_drop);
+  f64("drop_path_rate", c.drop_path_rate);
+  f64("class_dropout_prob", c.class_dropout_prob);
+  f64("alng", c.alng);
+  f64("initalizer_range", c.initializer_range);
+  if (o.Has("n_kv_head") && !o.Get("n_kv_head").IsNull() && !o.Get("n_kv_head").IsUndefined())
+    c.n_kv_head = ArgInt(o.Get("n_kv_head"), "config.n_kv_head", 1, 1 << 20);
+  if (o.Has("ffn_dim_multiplier") && !o.Get("ffn_dim_multiplier").IsNull() && !o.Get("ffn_dim_multiplier").IsUndefined())
+    c.ffn_dim_multiplier = ArgNumber(o.Get("ffn_dim_multiplier"), "config.ffn_dim_multiplier");
+  c.shared_aln = ArgBool(o.Get("shared_aln"), "config.shared_aln", false);
+  return c;
+}
+
+Napi::Object ConfigToJs(Napi::Env env, const ibq::GPTConfig& c) {
+  auto o = Napi::Object::New(env);
+  auto n = [&](const char* k, double v) { o.Set(k, Napi::Number::New(env, v)); };
+  n("vocab_size", double(c.vocab_size));
+  n("block_size", double(c.block_size));
+  n("n_layer", double(c.n_layer));
+  n("n_head", double(c.n_head));
+  n("n_embd", double(c.n_embd));
+  n("cond_dim", double(c.cond_dim));
+  n("class_num", double(c.class_num));
+  n("cls_token_num", double(c.cls_token_num));
+  n("rope_base", c.rope_base);
+  n("norm_eps", c.norm_eps);
+  n("multiple_of", double(c.multiple_of));
+  o.Set("n_kv_head", c.n_kv_head ? Napi::Number::New(env, double(*c.n_kv_head)) : env.Null());
+  o.Set("ffn_dim_multiplier", c.ffn_dim_multiplier ? Napi::Number::New(env, *c.ffn_dim_multiplier) : env.Null());
+  o.Set("shared_aln", Napi::Boolean::New(env, c.shared_aln));
+  n("resid_dropout_p", c.resid_dropout_p);
+  n("ffn_dropout_p", c.ffn_dropout_p);
+  n("attn_dropout_p", c.attn_dropout_p);
+  n("token_drop", c.token_drop);
+  n("drop_path_rate", c.drop_path_rate);
+  n("class_dropout_prob", c.class_dropout_prob);
+  return o;
+}
+
+std::vector<std::string> ArgStrings(const Napi::Value& v, const char* arg) {
+  if (!v.IsArray()) ThrowType(v.Env(), std::string(arg) + ": expected an array of strings");
+  auto a = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(ArgString(a.Get(i), arg));
+  return out;
+}
+
+class TransformerHandle : public ModuleHandle<TransformerHandle> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    auto methods = CommonMethods();
+    for (auto d : {InstanceMethod<&TransformerHandle::Forward>("forward"),
+                   InstanceMethod<&TransformerHandle::Sample>("sample"),
+                   InstanceMethod<&TransformerHandle::LossAndGrads>("lossAndGrads"),
+                   InstanceMethod<&TransformerHandle::TrainStep>("trainStep"),
+                   InstanceMethod<&TransformerHandle::OptimizerState>("optimizerState"),
+                   InstanceMethod<&TransformerHandle::LoadOptimizerState>("loadOptimizerState"),
+                   InstanceMethod<&TransformerHandle::Config>("config"),
+                   InstanceMethod<&TransformerHandle::ToDevice>("to")})
+      methods.push_back(d);
+    auto ctor = DefineClass(env, kCtor, methods);
+    GetAddonData(env).ctors[kCtor] = Napi::Persistent(ctor);
+    exports.Set(kCtor, ctor);
+  }
+
+  // new TransformerHandle(config, seed | undefined, device | undefined): official initialisation.
+  explicit TransformerHandle(const Napi::CallbackInfo& info) : ModuleHandle<TransformerHandle>(info) {
+    Napi::Env env = info.Env();
+    auto cfg = ArgConfig(info[0]);
+    bool seeded = !info[1].IsUndefined() && !info[1].IsNull();
+    int64_t seed = seeded ? ArgInt(info[1], "seed", 0, int64_t(1) << 53) : 0;
+    c10::optional<at::Device> device;
+    if (!info[2].IsUndefined() && !info[2].IsNull()) device = ArgDevice(info[2], "device");
+    Guard(env, [&] {
+      if (seeded) at::manual_seed(static_cast<uint64_t>(seed));
+      gpt_ = std::make_shared<ibq::GPTImpl>(cfg);
+      if (device) gpt_->to(*device);
+      module_ = gpt_;
+    });
+  }
+
+ private:
+  std::shared_ptr<ibq::GPTImpl> live(Napi::Env env) const {
+    module(env);
+    return gpt_;
+  }
+
+  // forward(tokens, labels) -> Promise<Tensor [B, T+1, V]>
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    auto g = live(info.Env());
+    auto tokens = ArgTensor(info[0], "tokens");
+    auto labels = ArgTensor(info[1], "labels");
+    return Submit(
+        info.Env(),
+        [g, tokens, labels](JobContext&) -> Finisher {
+          at::Tensor out;
+          if (g->is_training()) {
+            out = g->forward(tokens, labels).detach();
+          } else {
+            torch::NoGradGuard ng;
+            out = g->forward(tokens, labels);
+          }
+          return [out](Napi::Env env) { return TensorHandle::New(env, out); };
+        },
+        JobOptions{queue_});
+  }
+
+  // sample(labels, { cfgScale, temperature, topK, topP, greedy, seed?, steps?, onProgress?, abortFlag? })
+  Napi::Value Sample(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto g = live(env);
+    auto labels = ArgTensor(info[0], "labels");
+    auto o = ArgObject(info[1], "options");
+    ibq::SampleOptions so;
+    so.cfg_scale = ArgNumber(o.Get("cfgScale"), "cfgScale");
+    so.temperature = ArgNumber(o.Get("temperature"), "temperature");
+    so.top_k = ArgInt(o.Get("topK"), "topK", 0, int64_t(1) << 40);
+    so.top_p = ArgNumber(o.Get("topP"), "topP");
+    so.greedy = ArgBool(o.Get("greedy"), "greedy", false);
+    if (!o.Get("seed").IsUndefined()) so.seed = static_cast<uint64_t>(ArgInt(o.Get("seed"), "seed", 0, int64_t(1) << 53));
+    if (!o.Get("steps").IsUndefined()) so.steps = ArgInt(o.Get("steps"), "steps", 1, int64_t(1) << 30);
+    Guard(env, [&] { ibq::check_sample_options(so, g->cfg); });
+    return Submit(
+        env,
+        [g, labels, so](JobContext& ctx) -> Finisher {
+          auto out = ibq::gpt_sample(*g, labels, so, [&](int64_t s, int64_t n) {
+            ctx.check_aborted();
+            ctx.progress(s, n);
+          });
+          return [out](Napi::Env env) { return TensorHandle::New(env, out); };
+        },
+        ReadJobOptions(o, queue_));
+  }
+
+  // lossAndGrads(tokens, labels, wrt: string[], dropLabels: boolean) -> Promise<{ loss, grads: [name, T][] }>
+  Napi::Value LossAndGrads(const Napi::CallbackInfo& info) {
+    auto g = live(info.Env());
+    auto tokens = ArgTensor(info[0], "tokens");
+    auto labels = ArgTensor(info[1], "labels");
+    auto wrt = ArgStrings(info[2], "wrt");
+    bool drop = ArgBool(info[3], "dropLabels", true);
+    return Submit(
+        info.Env(),
+        [g, tokens, labels, wrt, drop](JobContext&) -> Finisher {
+          auto r = ibq::gpt_loss_and_grads(*g, tokens, labels, wrt, drop);
+          return [r](Napi::Env env) {
+            auto o = Napi::Object::New(env);
+            o.Set("loss", Napi::Number::New(env, r.loss));
+            o.Set("grads", StateDictToJs(env, r.grads, /*share=*/true));
+            return o;
+          };
+        },
+        JobOptions{queue_});
+  }
+
+  ibq::GPTTrainer& trainer() {
+    if (!trainer_) trainer_ = std::make_shared<ibq::GPTTrainer>(gpt_);
+    return *trainer_;
+  }
+
+  // trainStep(tokens, labels, { lr, weightDecay, clip }) -> Promise<{ loss, gradNorm }>
+  Napi::Value TrainStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto g = live(env);
+    auto tokens = ArgTensor(info[0], "tokens");
+    auto labels = ArgTensor(info[1], "labels");
+    auto o = ArgObject(info[2], "options");
+    double lr = ArgNumber(o.Get("lr"), "lr"), wd = ArgNumber(o.Get("weightDecay"), "weightDecay");
+    double clip = ArgNumber(o.Get("clip"), "clip");
+    auto* t = &Guard(env, [&]() -> ibq::GPTTrainer& { return trainer(); });
+    auto keep = trainer_;
+    return Submit(
+        env,
+        [g, keep, t, tokens, labels, lr, wd, clip](JobContext&) -> Finisher {
+          auto r = t->step(tokens, labels, lr, wd, clip);
+          return [r](Napi::Env env) {
+            auto o = Napi::Object::New(env);
+            o.Set("loss", Napi::Number::New(env, r.loss));
+            o.Set("gradNorm", Napi::Number::New(env, r.grad_norm));
+            return o;
+          };
+        },
+        JobOptions{queue_});
+  }
+
+  Napi::Value OptimizerState(const Napi::CallbackInfo& info) {
+    live(info.Env());
+    return Guard(info.Env(), [&] { return StateDictToJs(info.Env(), trainer().state(), true); });
+  }
+
+  Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info) {
+    live(info.Env());
+    auto sd = ArgStateDict(info[0], "optimizerState");
+    Guard(info.Env(), [&] { trainer().load_state(sd); });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Config(const Napi::CallbackInfo& info) { return ConfigToJs(info.Env(), live(info.Env())->cfg); }
+
+  // to(device): moves the weights (synchronously; before any optimizer state exists).
+  Napi::Value ToDevice(const Napi::CallbackInfo& info) {
+    auto g = live(info.Env());
+    auto d = ArgDevice(info[0], "device");
+    Guard(info.Env(), [&] {
+      g->to(d);
+      trainer_.reset();
+    });
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<ibq::GPTImpl> gpt_;
+  std::shared_ptr<ibq::GPTTrainer> trainer_;
+};
+
+// gptConfig(config | presetName) -> the full config with defaults; validates it.
+Napi::Value GptConfig(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&] {
+    auto c = info[0].IsString() ? ibq::gpt_preset(info[0].As<Napi::String>().Utf8Value()) : ArgConfig(info[0]);
+    c.validate();
+    auto o = ConfigToJs(env, c);
+    o.Set("parameterCount", Napi::Number::New(env, double(c.parameter_count())));
+    o.Set("preset", Napi::String::New(env, ibq::gpt_preset_name(c)));
+    return o;
+  });
+}
+
+void InitGpt(Napi::Env env, Napi::Object exports) {
+  TransformerHandle::Init(env, exports);
+  exports.Set("gptConfig", Napi::Function::New(env, GptConfig, "gptConfig"));
+}
+IBQB_REGISTER("gpt", InitGpt);
+
+}  // namespace
+}  // namespace ibqb
