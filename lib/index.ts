@@ -26,3 +26,9 @@ export {
 } from './tokenizer_config.js';
 export { loadImage, loadImages, decodeToPng, type ImageInput } from './images.js';
 export { psnr, psnrArrays, toUnitRange } from './metrics.js';
+// ---- tokenizer training (issue 5) ----
+export {
+  TokenizerTrainer, NonFiniteLossError, type TokenizerTrainerOptions, type SchedulerType, type PerceptualSource,
+  type TrainerCheckpointInfo,
+} from './tokenizer_trainer.js';
+export { resolveLossConfig, LossConfigSchema, type LossConfig, type ResolvedLossConfig } from './tokenizer_trainer_state.js';

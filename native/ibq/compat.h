@@ -2,6 +2,7 @@
 #pragma once
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <ATen/autocast_mode.h>
 
 #include <cmath>
 #include <limits>
@@ -16,10 +17,6 @@ inline const char* torch_version() { return TORCH_VERSION; }
 
 // Scaled dot-product attention exists as an ATen op from 2.0 on (flash / memory-efficient kernels on CUDA).
 constexpr bool kHasSdpa = IBQ_TORCH_AT_LEAST(2, 0);
-
-}  // namespace ibq::compat
-
-namespace ibq::compat {
 
 // Scaled dot-product attention softmax(q k^T / sqrt(D) [+ mask]) v over [B, H, L, D] queries and [B, H, S, D]
 // keys/values. `mask` (optional, bool, broadcastable to [B, H, L, S]) is true where a query may attend;
@@ -44,10 +41,8 @@ inline at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::
   return at::matmul(w, v);
 #endif
 }
-// ---- autocast (tokenizer area): enabling mixed precision for one call on the current thread.
-#include <ATen/autocast_mode.h>
 
-namespace ibq::compat {
+// ---- autocast: enabling mixed precision for one call on the current thread.
 
 // Enables autocast with `dtype` (kBFloat16 / kHalf) for `device` while alive, restoring the previous state
 // (autocast state is thread-local; jobs run on worker threads). A null dtype leaves autocast untouched.

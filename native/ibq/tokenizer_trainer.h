@@ -50,7 +50,7 @@ struct TrainerOptions {
   double gradient_clip_val = 0.0;          // > 0: clip the generator gradients by global norm
   bool use_ema = true;
   double ema_decay = 0.999;
-  std::optional<at::ScalarType> autocast;  // bfloat16 (CPU/CUDA) or float16 (CUDA) for the forward passes
+  c10::optional<at::ScalarType> autocast;  // bfloat16 (CPU/CUDA) or float16 (CUDA) for the forward passes
 };
 
 // Values of one step's log dictionary (official names; the discriminator's entries first).
