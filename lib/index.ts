@@ -32,3 +32,10 @@ export {
   type TrainerCheckpointInfo,
 } from './tokenizer_trainer.js';
 export { resolveLossConfig, LossConfigSchema, type LossConfig, type ResolvedLossConfig } from './tokenizer_trainer_state.js';
+export {
+  trainTokenizer, type TokenizerTrainConfig, type TrainTokenizerOptions, type TrainTokenizerResult, type TrainTokenizerStep,
+} from './train_tokenizer.js';
+export {
+  makeDataset, epochOrder, type ImageBatchSource, type TokenizerDataInput, type TrainDataset,
+} from './data/tokenizer_data.js';
+export { listImages, decodeImage, type ImageList } from './data/image_files.js';
