@@ -7,10 +7,11 @@ import { Command } from 'commander';
 import { register as registerCkpt } from './ckpt.js';
 import { register as registerInfo } from './info.js';
 import { register as registerTokenizer } from './tokenizer.js';
+import { register as registerTrain } from './train.js';
 import { register as registerTransformer } from './transformer.js';
 
 type Register = (program: Command) => void;
-const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer];
+const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer, registerTrain];
 
 export function buildProgram(): Command {
   const program = new Command('ibq')
