@@ -97,6 +97,21 @@ describe.skipIf(!HAVE_FIXTURES)('tokenizer training losses on the fixture (offic
     console.log('tokenizer training fixture max abs errors:', JSON.stringify(errors));
   });
 
+  it('bfloat16 autocast gives the float32 generator loss to bfloat16 precision, and a finite training step', async () => {
+    const tok = Tokenizer.create(config());
+    const t = TokenizerTrainer.create(tok, C.lossconfig, { autocast: 'bfloat16' });
+    await t.loadStateDict(ckpt.stateDict);
+    const x = g.get('x')!;
+    const gen = await t.lossAndGrads(x, { optimizerIdx: 0, globalStep: C.global_step });
+    const ref = scalar(g.get('g_loss_total')!);
+    // bfloat16 keeps 8 bits of mantissa: a relative error of a few 2^-8 over the network
+    expect(Math.abs(gen.loss - ref) / ref).toBeLessThan(0.03);
+    expect(Math.abs(gen.loss - ref)).toBeGreaterThan(0); // really ran in bfloat16
+    const log = await t.step(x, { globalStep: C.global_step });
+    expect(Number.isFinite(log['train/total_loss'])).toBe(true);
+    expect(Number.isFinite(log['train/disc_loss'])).toBe(true);
+  });
+
   it('rejects bad arguments with errors naming them', async () => {
     const tok = Tokenizer.create(config());
     expect(() => TokenizerTrainer.create(tok, { ...C.lossconfig, disc_loss: 'wgan' })).toThrow(/disc_loss/);
