@@ -91,6 +91,21 @@ describe.skipIf(!HAVE_PHOTOS)('tokenizer training data and CLI', () => {
     expect(ds.skipped).toBe(1);
   });
 
+  it('takes in-memory images: a Tensor or { length, batch(indices) }, checking what batch() returns', async () => {
+    const images = await fashionImages('t10k', 6);
+    const all = images.dataSync() as Float32Array;
+    const per = 3 * 32 * 32;
+    const { tensor } = await import('../dist/index.js');
+    const src = { length: 6, batch: (idx: number[]) => tensor(Float32Array.from(idx.flatMap((i) => [...all.subarray(i * per, (i + 1) * per)])), [idx.length, 3, 32, 32]) };
+    const a = await makeDataset(src, { size: 32, train: true, seed: 0 }).load([4, 1], 0);
+    const b = await makeDataset(images, { size: 32, train: true, seed: 0 }).load([4, 1], 0);
+    expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
+    expect(Array.from(b.dataSync().subarray(0, per))).toEqual(Array.from(all.subarray(4 * per, 5 * per)));
+    const bad = makeDataset({ length: 6, batch: () => images }, { size: 32, train: true, seed: 0 });
+    await expect(bad.load([0, 1], 0)).rejects.toThrow(/expected a Tensor \[2, 3, H, W\]/);
+    expect(() => makeDataset(42 as never, { size: 32, train: true, seed: 0 })).toThrow(TypeError);
+  });
+
   it('ibq train-tokenizer trains from a YAML, writes checkpoints and log.jsonl', () => {
     const out = join(root, 'run');
     const r = spawnSync(process.execPath, [BIN, 'train-tokenizer', '--config', join(root, 'config.yaml'), '--data', imagenet,
