@@ -1,8 +1,9 @@
 /**
  * readConfig: YAML files in the official configs/IBQ/gpu/*.yaml layout (LightningCLI: model.class_path and
  * model.init_args). The tokenizer part is the official `model.init_args` of a tokenizer YAML, or the
- * `first_stage_config.params` of a transformer YAML. The parsed YAML stays available as `raw` (the transformer
- * part is read from it by lib/ code of that area).
+ * `first_stage_config.params` of a transformer YAML. The transformer part is the official
+ * `model.init_args.transformer_config.params` of an AR YAML (Net2NetTransformer), with the optimisation fields
+ * of init_args next to it. The parsed YAML stays available as `raw`.
  */
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
@@ -10,6 +11,19 @@ import { z } from 'zod';
 
 import { checkString } from './errors.js';
 import { resolveTokenizerConfig, type ResolvedTokenizerConfig } from './tokenizer_config.js';
+import type { TransformerConfig } from './transformer_config.js';
+
+/** Optimisation fields of the official Net2NetTransformer init_args (lr_wd_annealing of the AR training). */
+export interface ARTrainingSettings {
+  learning_rate?: number;
+  weight_decay?: number;
+  /** Warmup epochs. */
+  wp?: number;
+  wp0?: number;
+  wpe?: number;
+  twde?: number;
+}
+const AR_TRAINING_FIELDS = ['learning_rate', 'weight_decay', 'wp', 'wp0', 'wpe', 'twde'] as const;
 
 export interface IBQConfig {
   /** The file read. */
@@ -20,6 +34,13 @@ export interface IBQConfig {
   classPath?: string;
   /** The tokenizer's init_args with defaults filled in; absent when the file describes no tokenizer. */
   tokenizer?: ResolvedTokenizerConfig;
+  /**
+   * `model.init_args.transformer_config.params` of an AR YAML, as written (validated when a Transformer is
+   * made from it: resolveTransformerConfig); absent when the file describes no AR model.
+   */
+  transformer?: TransformerConfig;
+  /** The optimisation fields of an AR YAML's init_args (only those present); absent without `transformer`. */
+  arTraining?: ARTrainingSettings;
 }
 
 const LayoutSchema = z.looseObject({
@@ -53,6 +74,21 @@ export function readConfig(yamlPath: string): IBQConfig {
   if ('ddconfig' in args) out.tokenizer = resolveTokenizerConfig(args, `${yamlPath}: model.init_args`);
   else if (firstStage && typeof firstStage === 'object' && 'ddconfig' in firstStage) {
     out.tokenizer = resolveTokenizerConfig(firstStage, `${yamlPath}: model.init_args.first_stage_config.params`);
+  }
+  const tc = args.transformer_config as { params?: unknown } | undefined;
+  if (tc !== undefined) {
+    if (tc === null || typeof tc !== 'object' || tc.params === null || typeof tc.params !== 'object' || Array.isArray(tc.params)) {
+      throw new RangeError(`${yamlPath}: model.init_args.transformer_config.params: expected a mapping of GPT arguments`);
+    }
+    out.transformer = tc.params as TransformerConfig;
+    out.arTraining = {};
+    for (const k of AR_TRAINING_FIELDS) {
+      const v = args[k];
+      if (v === undefined) continue;
+      const n = typeof v === 'string' ? Number(v) : v; // a quoted number is accepted
+      if (typeof n !== 'number' || !Number.isFinite(n)) throw new RangeError(`${yamlPath}: model.init_args.${k}: expected a number, got ${JSON.stringify(v)}`);
+      out.arTraining[k] = n;
+    }
   }
   return out;
 }

@@ -10,11 +10,14 @@ export {
   Transformer, checkSampleOptions, type SampleOptions, type TransformerConfig, type TransformerPreset,
 } from './transformer.js';
 export { resolveTransformerConfig, transformerParameterCount, TRANSFORMER_PRESETS } from './transformer_config.js';
-export { trainTransformer, type ARTrainConfig, type TrainTransformerOptions, type TrainStepLog } from './transformer_train.js';
+export {
+  trainTransformer, type ARTrainConfig, type TrainTransformerOptions, type TrainTransformerResult, type TrainStepLog, type TokenData,
+} from './transformer_train.js';
+export { tokensFromImages, tokensFromTensor, listImageFolder, type TokenizerLike } from './transformer_tokens.js';
 export { lrWdAnnealing } from './transformer_schedule.js';
-export { generate, toUint8Images, type TokenDecoder } from './generate.js';
+export { generate, toUint8Images, imageGrid, saveSamplesNpz, type TokenDecoder, type GenerateOptions } from './generate.js';
 // ---- tokenizer area (issue 4) ----
-export { readConfig, type IBQConfig } from './config.js';
+export { readConfig, type IBQConfig, type ARTrainingSettings } from './config.js';
 export { Tokenizer, SKIPPED_PREFIXES, type TokenizerForward, type TokenizerLoadResult, type FromCheckpointOptions } from './tokenizer.js';
 export {
   IBQuantizer, VectorQuantizer, type IBQuantizerOptions, type IBQuantizerOutput, type VectorQuantizerOptions,

@@ -50,6 +50,9 @@ export interface TransformerNative extends ModuleHandleNative {
   trainStep(tokens: TensorHandle, labels: TensorHandle, opts: { lr: number; weightDecay: number; clip: number }): Promise<{ loss: number; gradNorm: number }>;
   optimizerState(): [string, TensorHandle][];
   loadOptimizerState(entries: [string, TensorHandle][]): void;
+  /** uint8 [n] state of the default generator of the model's device (training dropouts draw from it). */
+  rngState(): TensorHandle;
+  setRngState(state: TensorHandle): void;
   config(): Record<string, number | boolean | null>;
   to(device: string): void;
 }

@@ -180,4 +180,12 @@ export class Transformer extends Module<TransformerNative> {
   loadOptimizerState(sd: StateDict): void {
     this.native.loadOptimizerState(stateDictEntries(sd, 'optimizerState'));
   }
+  /** @internal State (uint8 [n]) of the default generator of the model's device, which training draws from. */
+  rngState(): Tensor {
+    return wrap(this.native.rngState());
+  }
+  /** @internal */
+  setRngState(state: Tensor): void {
+    this.native.setRngState(state.handle);
+  }
 }

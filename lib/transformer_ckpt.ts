@@ -1,7 +1,8 @@
 /**
  * Reading AR checkpoints for Transformer.fromCheckpoint: the official Lightning files keep the model under
  * `transformer.` (next to first_stage_model.* of the frozen tokenizer), and their hyper_parameters may carry
- * the transformer_config. Training checkpoints of trainTransformer (.safetensors) carry it in their metadata.
+ * the transformer_config (trainTransformer's checkpoints always do). A .safetensors file is read as a bare
+ * state dict.
  */
 import { describe } from './errors.js';
 import { loadCheckpoint, loadSafetensors } from './io/index.js';
@@ -9,7 +10,6 @@ import type { StateDict } from './module.js';
 import { Tensor } from './tensor.js';
 import { type TransformerConfig, type TransformerPreset } from './transformer_config.js';
 import type { CheckpointLike } from './transformer.js';
-import { configFromSafetensors } from './transformer_store.js';
 
 const PREFIX = 'transformer.';
 
@@ -41,8 +41,6 @@ export async function loadCheckpointLike(
   if (typeof src === 'string') {
     if (/\.safetensors$/i.test(src)) {
       sd = await loadSafetensors(src);
-      const arConfig = await configFromSafetensors(src);
-      if (arConfig) meta = { hyper_parameters: { transformer_config: { params: arConfig } } };
     } else {
       const ck = await loadCheckpoint(src);
       sd = ck.stateDict;

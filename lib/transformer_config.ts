@@ -3,10 +3,7 @@
  * src/IBQ/modules/transformer/llama.py), plus class_dropout_prob (0.1, fixed in the official code). Presets
  * B/L/XL/XXL follow the official configs (IBQ paper, Table 7).
  */
-import { readFileSync } from 'node:fs';
-
-import { parse as parseYaml } from 'yaml';
-
+import { readConfig } from './config.js';
 import { describe } from './errors.js';
 import { native } from './native.js';
 import type { StateDict } from './module.js';
@@ -53,25 +50,11 @@ const KNOWN = new Set([
   'n_codebook_embd',
 ]);
 
-/** The transformer_config.params of an official AR YAML (model.init_args or model.params layout). */
+/** The transformer_config.params of an official AR YAML (readConfig's `transformer`). */
 export function transformerConfigFromYaml(path: string): TransformerConfig {
-  const doc = parseYaml(readFileSync(path, 'utf8')) as Record<string, any>;
-  const model = doc?.model ?? doc;
-  const tc = model?.init_args?.transformer_config ?? model?.params?.transformer_config ?? doc?.transformer_config;
-  const params = tc?.params ?? tc?.init_args;
-  if (!params || typeof params !== 'object') {
-    throw new RangeError(`config: ${path} has no model.init_args.transformer_config.params`);
-  }
-  return params as TransformerConfig;
-}
-
-/** The official AR model init_args of a YAML: transformer_config.params plus the optimisation fields. */
-export function arTrainConfigFromYaml(path: string): { transformer_config: { params: TransformerConfig } } & Record<string, unknown> {
-  const doc = parseYaml(readFileSync(path, 'utf8')) as Record<string, any>;
-  const args = doc?.model?.init_args ?? doc?.model?.params ?? {};
-  const out: Record<string, unknown> = {};
-  for (const k of ['learning_rate', 'weight_decay', 'wp', 'wp0', 'wpe', 'twde']) if (typeof args[k] === 'number') out[k] = args[k];
-  return { ...out, transformer_config: { params: transformerConfigFromYaml(path) } };
+  const c = readConfig(path).transformer;
+  if (!c) throw new RangeError(`config: ${path} has no model.init_args.transformer_config.params`);
+  return c;
 }
 
 /**

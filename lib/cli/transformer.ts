@@ -1,19 +1,23 @@
 /**
- * `ibq sample` (class-conditional generation, mirrors the official sample script) and `ibq train-ar`
- * (AR training). SIGINT aborts cleanly (training saves its checkpoint first).
+ * `ibq sample` (class-conditional generation, mirrors the official IBQ sample script: class-major labels,
+ * `--chunk I/N` splits the class list across processes and seeds with seed * N + I as it does) and
+ * `ibq train-ar` (AR training). Both show a progress bar on a terminal; SIGINT stops sampling, and stops
+ * training after the current step with a checkpoint; either then exits with code 130.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { Command } from 'commander';
 
+import { readConfig } from '../config.js';
+import { generate, imageGrid, sampleBatches, saveSamplesNpz } from '../generate.js';
 import { loadSafetensors, saveSafetensors } from '../io/index.js';
-import { tensor } from '../tensor.js';
+import { tensor, type Tensor } from '../tensor.js';
+import { Tokenizer } from '../tokenizer.js';
 import { Transformer } from '../transformer.js';
-import {
-  arTrainConfigFromYaml, resolveTransformerConfig, TRANSFORMER_PRESETS, transformerConfigFromYaml, type TransformerConfig,
-} from '../transformer_config.js';
-import { trainTransformer } from '../transformer_train.js';
+import { resolveTransformerConfig, TRANSFORMER_PRESETS } from '../transformer_config.js';
+import { trainTransformer, type ARTrainConfig } from '../transformer_train.js';
+import { progressBar, sigintAbort, type Bar } from './progress.js';
 
 function num(name: string) {
   return (v: string) => {
@@ -30,129 +34,194 @@ export function parseClasses(spec: string, classNum: number, chunk?: string): nu
   else {
     ids = spec.split(',').map((s) => {
       const n = Number(s.trim());
-      if (!Number.isInteger(n) || n < 0 || n >= classNum) {
+      if (s.trim() === '' || !Number.isInteger(n) || n < 0 || n >= classNum) {
         throw new RangeError(`--classes: class ids must be integers in [0, ${classNum - 1}], got '${s}'`);
       }
       return n;
     });
   }
   if (chunk === undefined) return ids;
+  const { index, count } = parseChunk(chunk);
+  const per = Math.ceil(ids.length / count);
+  return ids.slice(index * per, (index + 1) * per);
+}
+
+export function parseChunk(chunk: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(chunk);
   if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new RangeError(`--chunk: expected I/N with 0 <= I < N, got '${chunk}'`);
-  const [i, n] = [Number(m[1]), Number(m[2])];
-  const per = Math.ceil(ids.length / n);
-  return ids.slice(i * per, (i + 1) * per);
+  return { index: Number(m[1]), count: Number(m[2]) };
 }
 
-function onSigint(): AbortController {
-  const ac = new AbortController();
-  process.once('SIGINT', () => {
-    console.error('\nibq: interrupted, stopping after the current step…');
-    ac.abort();
-  });
-  return ac;
+function isPreset(v: string): boolean {
+  return (TRANSFORMER_PRESETS as readonly string[]).includes(v);
 }
 
-function configOption(v: string | undefined) {
-  if (v === undefined) return undefined;
-  return (TRANSFORMER_PRESETS as readonly string[]).includes(v) ? v : transformerConfigFromYaml(v);
+/** The tokenizer config to load TOK.ckpt with: --tokenizer-config, else the AR YAML's first stage, else inferred. */
+function tokenizerConfig(o: { config?: string; tokenizerConfig?: string }): string | undefined {
+  if (o.tokenizerConfig !== undefined) return o.tokenizerConfig;
+  if (o.config !== undefined && /\.ya?ml$/i.test(o.config) && readConfig(o.config).tokenizer) return o.config;
+  return undefined;
 }
 
-/** A preset's config as plain official fields (no derived values). */
-function presetConfig(name: string): TransformerConfig {
-  if (!(TRANSFORMER_PRESETS as readonly string[]).includes(name)) {
-    throw new RangeError(`--config: expected a YAML path or one of ${TRANSFORMER_PRESETS.join(', ')}, got '${name}'`);
-  }
-  const { parameterCount: _n, preset: _p, ...c } = resolveTransformerConfig(name);
-  return c;
+async function openTokenizer(o: { tokenizer: string; config?: string; tokenizerConfig?: string; ema?: boolean; device?: string }): Promise<Tokenizer> {
+  const tok = await Tokenizer.fromCheckpoint(o.tokenizer, { config: tokenizerConfig(o), ema: !!o.ema, device: o.device });
+  return tok.eval();
+}
+
+function isAbort(err: unknown): boolean {
+  return (err as Error)?.name === 'AbortError';
 }
 
 export function register(program: Command): void {
   program
     .command('sample')
-    .description('class-conditional sampling with the AR transformer (tokens; images need --tokenizer)')
-    .requiredOption('--ar <ckpt>', 'AR checkpoint (official .ckpt or a train-ar .safetensors)')
+    .description('class-conditional sampling with the AR transformer; with --tokenizer also images (PNG grid, --npz)')
+    .requiredOption('--ar <ckpt>', 'AR checkpoint (official .ckpt or a train-ar last.ckpt)')
     .option('--tokenizer <ckpt>', 'tokenizer checkpoint to decode the tokens into images')
-    .option('--config <yaml|preset>', 'AR config: YAML (official layout) or B, L, XL, XXL')
+    .option('--config <yaml|preset>', 'AR config: YAML (official layout) or B, L, XL, XXL (default: from the checkpoint)')
+    .option('--tokenizer-config <yaml|preset>', 'tokenizer config (default: the AR YAML first stage, else inferred)')
+    .option('--ema', 'use the tokenizer EMA weights (model_ema.*)')
     .option('--classes <list>', "class ids '0,1,2' or 'all'", 'all')
     .option('--per-class <n>', 'samples per class', num('per-class'), 1)
     .option('--cfg-scale <x>', 'classifier-free guidance scale (<= 1: none)', num('cfg-scale'), 1.0)
     .option('--temperature <t>', 'softmax temperature (0: greedy)', num('temperature'), 1.0)
     .option('--top-k <k>', 'top-k filtering (0: off)', num('top-k'), 0)
     .option('--top-p <p>', 'nucleus filtering in (0, 1]', num('top-p'), 1.0)
-    .option('--seed <s>', 'torch.manual_seed before each batch', num('seed'), 42)
+    .option('--seed <s>', 'torch.manual_seed of the first batch (batch at sample i: seed + i; with --chunk I/N: seed * N + I + i)', num('seed'), 42)
     .option('--batch-size <n>', 'images per native sampling call', num('batch-size'), 50)
     .option('--out <dir>', 'output folder', 'samples')
-    .option('--npz', 'also write the ADM-evaluator .npz (needs --tokenizer)')
+    .option('--npz', 'write samples[_I].npz: arr_0 uint8 [N, H, W, 3] (ADM evaluator layout; needs --tokenizer)')
+    .option('--grid-max <n>', 'images in grid[-IofN].png (0: no grid)', num('grid-max'), 64)
     .option('--chunk <I/N>', 'process the I-th of N parts of the class list (0-based)')
+    .option('--device <d>', "'cpu' or 'cuda[:N]'")
     .action(async (o) => {
-      const tr = await Transformer.fromCheckpoint(o.ar, { config: configOption(o.config) });
+      if (o.npz && o.tokenizer === undefined) throw new RangeError('--npz: needs --tokenizer to decode the tokens into images');
+      if (!Number.isInteger(o.perClass) || o.perClass < 1) throw new RangeError(`--per-class: expected a positive integer, got ${o.perClass}`);
+      const tr = await Transformer.fromCheckpoint(o.ar, { config: o.config, device: o.device });
+      const tok = o.tokenizer !== undefined ? await openTokenizer(o) : undefined;
       const classes = parseClasses(o.classes, tr.config.class_num, o.chunk);
+      if (classes.length === 0) throw new RangeError(`--chunk: part ${o.chunk} of the class list is empty`);
       const labels = classes.flatMap((c) => Array<number>(o.perClass).fill(c));
-      if (o.tokenizer !== undefined || o.npz) {
-        // TODO(issue 4): decode with Tokenizer.fromCheckpoint + generate() once the tokenizer has landed.
-        throw new Error('--tokenizer/--npz: image decoding needs the tokenizer (issue 4), which this build lacks');
-      }
+      const chunk = o.chunk === undefined ? undefined : parseChunk(o.chunk);
+      const seed = chunk ? o.seed * chunk.count + chunk.index : o.seed;
+      const suffix = chunk ? `-${chunk.index}of${chunk.count}` : '';
       mkdirSync(o.out, { recursive: true });
-      const ac = onSigint();
-      const rows: BigInt64Array[] = [];
-      for (let i = 0; i < labels.length; i += o.batchSize) {
-        const batch = labels.slice(i, i + o.batchSize);
-        const t = await tr.sample({
-          labels: batch, cfgScale: o.cfgScale, temperature: o.temperature, topK: o.topK, topP: o.topP,
-          seed: o.seed + i, signal: ac.signal,
-        });
-        rows.push((await t.data()) as BigInt64Array);
-        console.error(`sampled ${Math.min(i + o.batchSize, labels.length)}/${labels.length}`);
-      }
+
       const L = tr.config.block_size;
-      const flat = new BigInt64Array(labels.length * L);
-      let off = 0;
-      for (const r of rows) (flat.set(r, off), (off += r.length));
-      const file = join(o.out, `tokens${o.chunk ? '-' + o.chunk.replace('/', 'of') : ''}.safetensors`);
-      await saveSafetensors(file, new Map([
-        ['tokens', tensor(flat, [labels.length, L])],
-        ['labels', tensor(BigInt64Array.from(labels, BigInt), [labels.length])],
-      ]));
-      console.log(file);
+      const bar = progressBar(labels.length, 'images');
+      const sig = sigintAbort('stopping the sampling');
+      const common = {
+        labels, cfgScale: o.cfgScale, temperature: o.temperature, topK: o.topK, topP: o.topP, seed, signal: sig.signal,
+        batchSize: o.batchSize, onProgress: (done: number) => bar.update(Math.floor(done / L)),
+      };
+      let tokens: Tensor;
+      let images: Tensor | undefined;
+      try {
+        if (tok) ({ tokens, images } = await generate({ transformer: tr, tokenizer: tok, ...common }));
+        else {
+          const flat = new BigInt64Array(labels.length * L);
+          for await (const b of sampleBatches(tr, common)) flat.set(b.tokens, b.offset * L);
+          tokens = tensor(flat, [labels.length, L]);
+        }
+      } catch (err) {
+        if (!isAbort(err)) throw err;
+        bar.stop();
+        console.error('ibq: sampling interrupted; nothing written');
+        process.exitCode = 130;
+        return;
+      } finally {
+        sig.dispose();
+      }
+      bar.update(labels.length);
+      bar.stop();
+      const written: Record<string, string> = { tokens: join(o.out, `tokens${suffix}.safetensors`) };
+      await saveSafetensors(written.tokens!, new Map([['tokens', tokens], ['labels', tensor(BigInt64Array.from(labels, BigInt), [labels.length])]]));
+      if (images) {
+        const gridMax = Math.max(0, Math.trunc(o.gridMax));
+        if (gridMax > 0) {
+          const n = Math.min(gridMax, labels.length);
+          const [, H, W] = images.shape;
+          const head = n === labels.length ? images : tensor((images.dataSync() as Uint8Array).subarray(0, n * H! * W! * 3), [n, H!, W!, 3], { dtype: 'uint8' });
+          written.grid = join(o.out, `grid${suffix}.png`);
+          writeFileSync(written.grid, await imageGrid(head, { cols: o.perClass <= 16 ? o.perClass : undefined }));
+        }
+        if (o.npz) {
+          written.npz = join(o.out, chunk ? `samples_${chunk.index}.npz` : 'samples.npz');
+          await saveSamplesNpz(written.npz, images);
+        }
+      }
+      console.log(JSON.stringify({ samples: labels.length, classes: classes.length, seed, ...written }));
     });
 
   program
     .command('train-ar')
-    .description('train the AR transformer on tokenizer indices (next-token cross-entropy)')
+    .description('train the AR transformer on the indices of a frozen tokenizer (next-token cross-entropy)')
     .requiredOption('--config <yaml|preset>', 'AR config (official YAML layout) or B, L, XL, XXL')
     .option('--tokenizer <ckpt>', 'frozen tokenizer checkpoint (with --data)')
-    .option('--data <dir>', 'image folder with class sub-folders (with --tokenizer)')
+    .option('--tokenizer-config <yaml|preset>', 'tokenizer config (default: the AR YAML first stage, else inferred)')
+    .option('--ema', 'use the tokenizer EMA weights (model_ema.*)')
+    .option('--data <dir>', 'image folder with class sub-folders (with --tokenizer; tokens cached in --out)')
+    .option('--image-size <n>', 'images resized/cropped to n (default: the tokenizer resolution)', num('image-size'))
     .option('--tokens <file>', 'pre-computed tokens: safetensors with int64 tokens [N, L] and labels [N]')
-    .option('--out <dir>', 'output folder (log.jsonl, last.safetensors)', 'runs/ar')
+    .option('--out <dir>', 'output folder (log.jsonl, last.ckpt, token cache)', 'runs/ar')
     .option('--max-steps <n>', 'training steps', num('max-steps'))
+    .option('--max-epochs <n>', 'training epochs (without --max-steps; default 1)', num('max-epochs'))
     .option('--batch-size <n>', 'sequences per step', num('batch-size'), 32)
     .option('--lr <x>', 'peak learning rate (overrides the YAML)', num('lr'))
     .option('--seed <s>', 'seed', num('seed'), 0)
-    .option('--resume', 'continue from <out>/last.safetensors')
+    .option('--ckpt-every <n>', 'refresh last.ckpt every n steps', num('ckpt-every'), 1000)
+    .option('--keep-every <n>', 'also keep step-N.ckpt every n steps (0: off)', num('keep-every'), 0)
+    .option('--resume', 'continue from <out>/last.ckpt')
+    .option('--device <d>', "'cpu' or 'cuda[:N]'")
     .action(async (o) => {
-      const cfg = /\.ya?ml$/i.test(o.config)
-        ? arTrainConfigFromYaml(o.config)
-        : { transformer_config: { params: presetConfig(o.config) } };
-      if (o.lr !== undefined) Object.assign(cfg, { learning_rate: o.lr });
+      const cfg: ARTrainConfig = /\.ya?ml$/i.test(o.config) ? yamlTrainConfig(o.config) : { transformer_config: { params: presetConfig(o.config) } };
+      if (o.lr !== undefined) cfg.learning_rate = o.lr;
       let tokens;
+      let tok: Tokenizer | undefined;
       if (o.tokens) {
         const m = await loadSafetensors(o.tokens);
         if (!m.has('tokens') || !m.has('labels')) throw new RangeError(`--tokens: ${o.tokens} needs 'tokens' and 'labels' tensors`);
         tokens = { tokens: m.get('tokens')!, labels: m.get('labels')! };
-      } else if (o.tokenizer || o.data) {
-        // TODO(issue 4): Tokenizer.fromCheckpoint(o.tokenizer) + tokensFromImages once the tokenizer has landed.
-        throw new Error('--tokenizer/--data: encoding images needs the tokenizer (issue 4), which this build lacks; use --tokens');
+      } else if (o.tokenizer && o.data) {
+        tok = await openTokenizer(o);
       } else {
         throw new RangeError('train-ar: give --tokens FILE, or --tokenizer CKPT with --data DIR');
       }
-      const ac = onSigint();
-      const r = await trainTransformer(cfg, {
-        tokens, outDir: o.out, maxSteps: o.maxSteps, batchSize: o.batchSize, seed: o.seed, resume: !!o.resume,
-        signal: ac.signal,
-        onStep: (l) => process.stderr.write(`\rstep ${l.step} loss ${l.loss.toFixed(4)} lr ${l.lr.toExponential(2)}   `),
-      });
-      process.stderr.write('\n');
-      console.log(JSON.stringify({ steps: r.steps, aborted: r.aborted, loss: r.lastLoss, out: o.out }));
+      let bar: Bar | undefined;
+      const sig = sigintAbort('saving a checkpoint after the current step');
+      try {
+        const r = await trainTransformer(cfg, {
+          tokens, tokenizer: tok, data: o.data, imageSize: o.imageSize, outDir: o.out, maxSteps: o.maxSteps, maxEpochs: o.maxEpochs,
+          batchSize: o.batchSize, seed: o.seed, resume: !!o.resume, checkpointEvery: o.ckptEvery, keepEvery: o.keepEvery,
+          device: o.device, signal: sig.signal,
+          onData: (d) => console.error(`ibq: ${d.sequences} token maps${d.cached === undefined ? '' : d.cached ? ' (from the cache)' : ' (encoded, cached)'}`),
+          onStep: (l) => {
+            bar ??= progressBar(l.maxSteps, 'steps', ['loss', 'lr']);
+            bar.update(l.step, { loss: l.loss.toFixed(4), lr: l.lr.toExponential(2) });
+          },
+        });
+        bar?.stop();
+        if (r.aborted) {
+          console.error(`ibq: stopped at step ${r.steps}; checkpoint ${r.checkpoint} (continue with --resume)`);
+          process.exitCode = 130;
+        }
+        console.log(JSON.stringify({ steps: r.steps, aborted: r.aborted, loss: r.lastLoss, checkpoint: r.checkpoint }));
+      } finally {
+        bar?.stop();
+        sig.dispose();
+      }
     });
+}
+
+function yamlTrainConfig(path: string): ARTrainConfig {
+  const c = readConfig(path);
+  if (!c.transformer) throw new RangeError(`--config: ${path} has no model.init_args.transformer_config.params`);
+  return { ...c.arTraining, transformer_config: { params: c.transformer } };
+}
+
+/** A preset's config as plain official fields (no derived values). */
+function presetConfig(name: string) {
+  if (!isPreset(name)) throw new RangeError(`--config: expected a YAML path or one of ${TRANSFORMER_PRESETS.join(', ')}, got '${name}'`);
+  const { parameterCount: _n, preset: _p, ...c } = resolveTransformerConfig(name);
+  return c;
 }

@@ -9,6 +9,7 @@
 #include "bindings/module_handle.h"
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
+#include "ibq/errors.h"
 #include "ibq/gpt.h"
 #include "ibq/gpt_sample.h"
 #include "ibq/gpt_train.h"
@@ -100,6 +101,8 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
                    InstanceMethod<&TransformerHandle::TrainStep>("trainStep"),
                    InstanceMethod<&TransformerHandle::OptimizerState>("optimizerState"),
                    InstanceMethod<&TransformerHandle::LoadOptimizerState>("loadOptimizerState"),
+                   InstanceMethod<&TransformerHandle::RngState>("rngState"),
+                   InstanceMethod<&TransformerHandle::SetRngState>("setRngState"),
                    InstanceMethod<&TransformerHandle::Config>("config"),
                    InstanceMethod<&TransformerHandle::ToDevice>("to")})
       methods.push_back(d);
@@ -237,6 +240,31 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     live(info.Env());
     auto sd = ArgStateDict(info[0], "optimizerState");
     Guard(info.Env(), [&] { trainer().load_state(sd); });
+    return info.Env().Undefined();
+  }
+
+  // rngState(): uint8 state of the default generator of the model's device (torch.get_rng_state() layout
+  // on CPU), which the training dropouts draw from; setRngState(t) restores it (for exact resume).
+  Napi::Value RngState(const Napi::CallbackInfo& info) {
+    auto g = live(info.Env());
+    return Guard(info.Env(), [&] {
+      auto gen = at::globalContext().defaultGenerator(g->head->weight.device());
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      return TensorHandle::New(info.Env(), gen.get_state());
+    });
+  }
+
+  Napi::Value SetRngState(const Napi::CallbackInfo& info) {
+    auto g = live(info.Env());
+    auto state = ArgTensor(info[0], "state");
+    Guard(info.Env(), [&] {
+      if (state.scalar_type() != at::kByte || state.dim() != 1)
+        throw ibq::ValueError("state: expected a uint8 [n] generator state, got " + DTypeName(state.scalar_type()) + " " +
+                              c10::str(state.sizes()));
+      auto gen = at::globalContext().defaultGenerator(g->head->weight.device());
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(state.cpu());
+    });
     return info.Env().Undefined();
   }
 

@@ -84,13 +84,13 @@ at::Tensor gpt_sample(GPTImpl& model, const at::Tensor& labels, const SampleOpti
   }
 
   c10::optional<at::Generator> gen;
-  std::unique_lock<std::mutex> gen_lock;
   if (o.seed && !o.greedy && o.temperature > 0) {
     if (dev.is_cpu()) {
       gen = at::make_generator<at::CPUGeneratorImpl>(*o.seed);
     } else {  // the device's default generator, seeded as torch.manual_seed does
       gen = at::globalContext().defaultGenerator(dev);
-      gen_lock = std::unique_lock<std::mutex>(gen->mutex());
+      // Only while seeding: the sampling kernels take this (non-recursive) mutex themselves.
+      std::lock_guard<std::mutex> lock(gen->mutex());
       gen->set_current_seed(*o.seed);
     }
   }

@@ -11,9 +11,9 @@ import type { Tensor } from '../../dist/index.js';
 export const PY = process.env.IBQ_REF_PYTHON ?? '/usr/bin/python3';
 export const HAVE_TORCH = existsSync(PY) && spawnSync(PY, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0;
 
-/** Runs `code` with sys.argv[1:] = args; throws with stderr on failure; returns stdout. */
-export function runPython(code: string, args: string[] = [], timeout = 120_000): string {
-  const r = spawnSync(PY, ['-c', code, ...args], { encoding: 'utf8', timeout, maxBuffer: 64 << 20 });
+/** Runs `code` with sys.argv[1:] = args (and `input` on stdin); throws with stderr on failure; returns stdout. */
+export function runPython(code: string, args: string[] = [], timeout = 120_000, input?: Buffer): string {
+  const r = spawnSync(PY, ['-c', code, ...args], { encoding: 'utf8', timeout, maxBuffer: 64 << 20, input });
   if (r.status !== 0) throw new Error(`python failed (${r.status ?? r.signal}):\n${r.stderr}`);
   return r.stdout;
 }
