@@ -6,11 +6,11 @@
  * Defaults come from the YAML (trainer.max_epochs, data.init_args.batch_size, the train size). A progress bar
  * shows steps/s, ETA and the main losses; Ctrl-C saves last.ckpt and exits cleanly.
  */
-import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 
 import { readConfig } from '../config.js';
 import { trainTokenizer, type TrainTokenizerOptions } from '../train_tokenizer.js';
+import { progressBar, sigintAbort, type Bar } from './progress.js';
 
 interface Flags {
   config: string;
@@ -79,18 +79,8 @@ export function register(program: Command): void {
       const maxSteps = int(o.maxSteps, '--max-steps');
       const maxEpochs = int(o.maxEpochs, '--max-epochs') ?? (maxSteps === undefined ? d.maxEpochs : undefined) ?? (maxSteps === undefined ? 1 : undefined);
       const batchSize = int(o.batchSize, '--batch-size') ?? d.batchSize ?? 4;
-      const ac = new AbortController();
-      const onSigint = () => {
-        process.stderr.write('\nibq: interrupted; saving last.ckpt after the current step…\n');
-        ac.abort();
-      };
-      process.once('SIGINT', onSigint);
-      const bar = new SingleBar({
-        format: 'train {bar} {value}/{total} | {speed} steps/s | ETA {eta_formatted} | loss {loss} rec {rec} disc {disc}',
-        hideCursor: true,
-      });
-      let started = false;
-      let t0 = 0, s0 = 0;
+      const stop = sigintAbort('saving last.ckpt after the current step');
+      let bar: Bar | undefined;
       const opts: TrainTokenizerOptions = {
         data: o.data,
         outDir: o.out,
@@ -105,29 +95,23 @@ export function register(program: Command): void {
         imageSize: int(o.imageSize, '--image-size') ?? d.size,
         autocast: o.autocast as TrainTokenizerOptions['autocast'],
         device: o.device,
-        signal: ac.signal,
+        signal: stop.signal,
         onStep: (s) => {
           const f = (k: string) => (s.log[k] ?? NaN).toFixed(4);
-          if (!started) {
-            started = true;
-            t0 = performance.now();
-            s0 = s.step;
-            bar.start(s.totalSteps, s.step + 1, { speed: '-', loss: f('train/total_loss'), rec: f('train/reconstruct_loss'), disc: f('train/disc_loss') });
-            return;
-          }
-          const speed = (s.step - s0) / ((performance.now() - t0) / 1000);
-          bar.update(s.step + 1, { speed: speed.toFixed(2), loss: f('train/total_loss'), rec: f('train/reconstruct_loss'), disc: f('train/disc_loss') });
+          bar ??= progressBar(s.totalSteps, 'steps', ['loss', 'rec', 'disc']);
+          bar.update(s.step + 1, { loss: f('train/total_loss'), rec: f('train/reconstruct_loss'), disc: f('train/disc_loss') });
         },
       };
       try {
         const r = await trainTokenizer(o.config, opts);
-        bar.stop();
+        bar?.stop();
+        bar = undefined;
         const why = r.stopped === 'aborted' ? 'interrupted' : 'done';
         console.log(`${why} at step ${r.globalStep} (epoch ${r.epoch}); checkpoint ${r.lastCheckpoint ?? '-'}; log ${r.logPath}` +
           (r.skipped ? `; ${r.skipped} unreadable files skipped` : ''));
       } finally {
-        bar.stop();
-        process.removeListener('SIGINT', onSigint);
+        bar?.stop();
+        stop.dispose();
       }
     });
 }
