@@ -62,16 +62,8 @@ class QuantizerHandle : public ModuleHandle<Derived> {
     auto m = impl(env);
     at::Tensor z = ArgTensor(info[0], "z");
     auto ac = ArgAutocast(info[1]);
-    return Submit(
-        env,
-        [m, z, ac](JobContext&) -> Finisher {
-          torch::NoGradGuard no_grad;
-          const auto dev = ModuleDevice(*m);
-          ibq::compat::AutocastGuard autocast(ac, dev);
-          auto outs = Outputs(m->forward(z.to(dev)));
-          return [outs](Napi::Env env) -> Napi::Value { return OutputsToJs(env, outs); };
-        },
-        JobOptions{this->queue()});
+    return SubmitInference(env, m, ac, this->queue(),
+                           [z](Impl& q, const at::Device& dev) { return Outputs(q.forward(z.to(dev))); });
   }
 
   // lossAndGrads(z, gradOut, { quant_loss_weight = 1, entropy_loss_weight = 0.05, autocast? })

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "bindings/jobs.h"
+#include "ibq/compat.h"
 #include "ibq/quantizer.h"
 #include "ibq/vq_quantizer.h"
 #include "ibq/vqgan.h"
@@ -34,5 +36,22 @@ at::Device ArgOptDevice(const Napi::Value& v);
 void MaybeSeed(const Napi::Value& v);
 // The device of a module's first parameter (CPU when it has none).
 at::Device ModuleDevice(const torch::nn::Module& m);
+
+// Runs fn(module, device) -> NamedOutputs as one job on `queue`, without gradients and under the requested
+// autocast; the Promise resolves to OutputsToJs of the result.
+template <class M, class Fn>
+Napi::Promise SubmitInference(Napi::Env env, std::shared_ptr<M> m, c10::optional<at::ScalarType> ac,
+                              std::shared_ptr<JobQueue> queue, Fn fn) {
+  return Submit(
+      env,
+      [m, ac, fn](JobContext&) -> Finisher {
+        torch::NoGradGuard no_grad;
+        const auto dev = ModuleDevice(*m);
+        ibq::compat::AutocastGuard autocast(ac, dev);
+        NamedOutputs outs = fn(*m, dev);
+        return [outs](Napi::Env env) -> Napi::Value { return OutputsToJs(env, outs); };
+      },
+      JobOptions{std::move(queue)});
+}
 
 }  // namespace ibqb

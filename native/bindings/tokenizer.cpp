@@ -59,24 +59,17 @@ class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
     auto m = tok(env);
     at::Tensor x = ArgTensor(info[0], "x");
     auto ac = ArgAutocast(info[1]);
-    return Submit(
-        env,
-        [m, x, ac](JobContext&) -> Finisher {
-          torch::NoGradGuard no_grad;
-          const auto dev = ModuleDevice(*m);
-          ibq::compat::AutocastGuard autocast(ac, dev);
-          auto o = m->forward(x.to(dev));
-          NamedOutputs outs{{"h", o.h},
-                            {"z_q", o.z_q},
-                            {"indices", o.indices},
-                            {"xrec", o.xrec},
-                            {"quant_loss", o.quant_loss},
-                            {"sample_entropy", o.sample_entropy},
-                            {"avg_entropy", o.avg_entropy},
-                            {"entropy_loss", o.entropy_loss}};
-          return [outs](Napi::Env env) -> Napi::Value { return OutputsToJs(env, outs); };
-        },
-        JobOptions{queue()});
+    return SubmitInference(env, m, ac, queue(), [x](ibq::TokenizerImpl& t, const at::Device& dev) {
+      auto o = t.forward(x.to(dev));
+      return NamedOutputs{{"h", o.h},
+                          {"z_q", o.z_q},
+                          {"indices", o.indices},
+                          {"xrec", o.xrec},
+                          {"quant_loss", o.quant_loss},
+                          {"sample_entropy", o.sample_entropy},
+                          {"avg_entropy", o.avg_entropy},
+                          {"entropy_loss", o.entropy_loss}};
+    });
   }
 
   // encode(x, { autocast? }) -> Promise<{ indices, z_q }>
@@ -85,17 +78,10 @@ class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
     auto m = tok(env);
     at::Tensor x = ArgTensor(info[0], "x");
     auto ac = ArgAutocast(info[1]);
-    return Submit(
-        env,
-        [m, x, ac](JobContext&) -> Finisher {
-          torch::NoGradGuard no_grad;
-          const auto dev = ModuleDevice(*m);
-          ibq::compat::AutocastGuard autocast(ac, dev);
-          auto [indices, z_q] = m->encode(x.to(dev));
-          NamedOutputs outs{{"indices", indices}, {"z_q", z_q}};
-          return [outs](Napi::Env env) -> Napi::Value { return OutputsToJs(env, outs); };
-        },
-        JobOptions{queue()});
+    return SubmitInference(env, m, ac, queue(), [x](ibq::TokenizerImpl& t, const at::Device& dev) {
+      auto [indices, z_q] = t.encode(x.to(dev));
+      return NamedOutputs{{"indices", indices}, {"z_q", z_q}};
+    });
   }
 
   // decode(indices, { autocast? }) -> Promise<Tensor [B, out_ch, H, W]>
