@@ -4,7 +4,7 @@ export { tensor, Tensor, DTYPES, type DType, type TypedArray, type TensorOptions
 export {
   loadCheckpoint, saveCheckpoint, loadSafetensors, saveSafetensors, readSafetensorsMetadata, loadNpy, saveNpy,
   loadNpz, saveNpz, Opaque, PyGlobal, PySlice, UnsupportedTensor, stripPrefix, addPrefix, detectPrefix, emaStateDict,
-  type Checkpoint, type SaveCheckpointInput,
+  plainConfig, loadWeightsFile, type WeightsFormat, type Checkpoint, type SaveCheckpointInput,
 } from './io/index.js';
 export {
   Transformer, checkSampleOptions, type SampleOptions, type TransformerConfig, type TransformerPreset,

@@ -6,13 +6,14 @@
  */
 import { readConfig } from './config.js';
 import { checkInt, checkString, describe } from './errors.js';
-import { emaStateDict, loadCheckpoint, type Checkpoint } from './io/index.js';
+import { emaStateDict, loadWeightsFile, plainConfig, type Checkpoint } from './io/index.js';
 import { decodeToPng, loadImages, type ImageInput } from './images.js';
 import { Module, stateDictEntries, type LoadResult, type StateDict } from './module.js';
 import { native, type AutocastOptions, type TokenizerHandleNative } from './native.js';
 import { checkAutocast, tensorArg, wrapAll, type CreateOptions } from './quantizer.js';
 import { Tensor, tensor, wrap } from './tensor.js';
 import {
+  configFromTokenizerMeta,
   inferTokenizerConfig,
   isPresetName,
   preset,
@@ -93,19 +94,24 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
   }
 
   /**
-   * A tokenizer with the weights of a checkpoint (a torch.save/Lightning file path, or a loaded Checkpoint).
-   * Without `config`, the architecture is inferred from the weight shapes. Rejects with a RangeError listing
+   * A tokenizer with the weights of a checkpoint (a torch.save/Lightning or safetensors file path, told apart
+   * by the file's bytes, or a loaded Checkpoint). Without `config`, the architecture is inferred from the
+   * weight shapes, completed by the init_args found in the checkpoint's hyper_parameters (OmegaConf or plain)
+   * when they describe the same architecture (e.g. ddconfig.resolution). Rejects with a RangeError listing
    * missing keys and shape mismatches (e.g. a checkpoint of another size) when strict.
    */
   static async fromCheckpoint(pathOrCkpt: string | Checkpoint, opts: FromCheckpointOptions = {}): Promise<Tokenizer> {
-    const ckpt = typeof pathOrCkpt === 'string' ? await loadCheckpoint(checkString(pathOrCkpt, 'path')) : pathOrCkpt;
+    const ckpt = typeof pathOrCkpt === 'string' ? await loadWeightsFile(checkString(pathOrCkpt, 'path')) : pathOrCkpt;
     if (!ckpt || !(ckpt.stateDict instanceof Map)) {
       throw new TypeError(`pathOrCkpt: expected a checkpoint path or a Checkpoint, got ${describe(pathOrCkpt)}`);
     }
     const config =
       opts.config !== undefined
         ? resolveConfig(opts.config, 'opts.config')
-        : inferTokenizerConfig(new Map([...ckpt.stateDict].map(([k, t]) => [k, t.shape])));
+        : configFromTokenizerMeta(
+            plainConfig(ckpt.meta?.hyper_parameters),
+            inferTokenizerConfig(new Map([...ckpt.stateDict].map(([k, t]) => [k, t.shape]))),
+          );
     const tok = Tokenizer.create(config, { device: opts.device });
     const sd = opts.ema ? emaStateDict(ckpt.stateDict, tok.parameterNames()) : ckpt.stateDict;
     try {

@@ -181,3 +181,22 @@ export function inferTokenizerConfig(shapes: Map<string, number[]>): ResolvedTok
   }
   return inferred;
 }
+
+/**
+ * The tokenizer's init_args stored in a checkpoint's Lightning hyper_parameters (`config.model.init_args` as
+ * LightningCLI and trainTokenizer write them, `init_args`, or the hyper_parameters themselves when they hold
+ * `ddconfig`; OmegaConf containers are unwrapped by plainConfig), laid over `inferred` (the config inferred
+ * from the weights). Used only when it validates and describes the same architecture as the weights, so a
+ * stale or foreign config never changes what loads; otherwise `inferred` is returned unchanged.
+ */
+export function configFromTokenizerMeta(hyperParameters: unknown, inferred: ResolvedTokenizerConfig): ResolvedTokenizerConfig {
+  const hp = hyperParameters as Record<string, any> | null | undefined;
+  if (!hp || typeof hp !== 'object') return inferred;
+  const found = [hp.config?.model?.init_args, hp.model?.init_args, hp.init_args, hp].find(
+    (c) => c && typeof c === 'object' && !Array.isArray(c) && c.ddconfig && typeof c.ddconfig === 'object',
+  );
+  if (!found) return inferred;
+  const r = TokenizerConfigSchema.safeParse({ ...inferred, ...found, ddconfig: { ...inferred.ddconfig, ...found.ddconfig } });
+  if (!r.success) return inferred;
+  return JSON.stringify(architecture(r.data)) === JSON.stringify(architecture(inferred)) ? r.data : inferred;
+}

@@ -1,11 +1,11 @@
 /**
  * Reading AR checkpoints for Transformer.fromCheckpoint: the official Lightning files keep the model under
  * `transformer.` (next to first_stage_model.* of the frozen tokenizer), and their hyper_parameters may carry
- * the transformer_config (trainTransformer's checkpoints always do). A .safetensors file is read as a bare
- * state dict.
+ * the transformer_config (trainTransformer's checkpoints always do), possibly as an OmegaConf DictConfig (read
+ * through plainConfig). A safetensors file (recognised by its bytes) is read as a bare state dict.
  */
 import { describe } from './errors.js';
-import { loadCheckpoint, loadSafetensors } from './io/index.js';
+import { loadWeightsFile, plainConfig } from './io/index.js';
 import type { StateDict } from './module.js';
 import { Tensor } from './tensor.js';
 import { type TransformerConfig, type TransformerPreset } from './transformer_config.js';
@@ -22,10 +22,10 @@ export function transformerStateDict(sd: StateDict): StateDict {
 
 /** transformer_config.params from Lightning hyper_parameters (config.transformer_config or transformer_config). */
 export function configFromMeta(meta: Record<string, unknown> | undefined): TransformerConfig | undefined {
-  const hp = meta?.hyper_parameters as Record<string, any> | undefined;
+  const hp = plainConfig(meta?.hyper_parameters) as Record<string, any> | undefined;
   const tc = hp?.config?.transformer_config ?? hp?.transformer_config;
   const params = tc?.params;
-  return params && typeof params === 'object' ? (params as TransformerConfig) : undefined;
+  return params && typeof params === 'object' && !Array.isArray(params) ? (params as TransformerConfig) : undefined;
 }
 
 function isStateDict(v: unknown): v is StateDict {
@@ -39,13 +39,7 @@ export async function loadCheckpointLike(
   let sd: StateDict;
   let meta: Record<string, unknown> | undefined;
   if (typeof src === 'string') {
-    if (/\.safetensors$/i.test(src)) {
-      sd = await loadSafetensors(src);
-    } else {
-      const ck = await loadCheckpoint(src);
-      sd = ck.stateDict;
-      meta = ck.meta;
-    }
+    ({ stateDict: sd, meta } = await loadWeightsFile(src));
   } else if (isStateDict(src)) {
     sd = src;
   } else if (src && typeof src === 'object' && isStateDict((src as { stateDict?: unknown }).stateDict)) {

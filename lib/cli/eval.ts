@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 
 import { evaluateSamples, evaluateTokenizer, INCEPTION_NOTE } from '../eval/index.js';
 import { resolveInceptionWeights } from '../eval/weights.js';
-import { loadCheckpoint } from '../io/index.js';
+import { loadWeightsFile } from '../io/index.js';
 import { Tokenizer } from '../tokenizer.js';
 
 const int = (name: string) => (v: string) => {
@@ -48,7 +48,7 @@ export function register(program: Command): void {
     .action(async (o: { ckpt: string; data: string; config?: string; imageSize: number; batchSize: number; limit?: number;
       ema?: boolean; inceptionWeights?: string; lpipsWeights?: string; json?: string }) => {
       const inception = resolveInceptionWeights(o.inceptionWeights);  // before any heavy work
-      const ckpt = await loadCheckpoint(o.ckpt);
+      const ckpt = await loadWeightsFile(o.ckpt);
       const tokenizer = await Tokenizer.fromCheckpoint(ckpt, { config: o.config, ema: !!o.ema });
       const m = await evaluateTokenizer({
         tokenizer, data: o.data, imageSize: o.imageSize, batchSize: o.batchSize, limit: o.limit,
