@@ -78,7 +78,9 @@ h = a['hyper_parameters']
 assert a['global_step'] == 1234 and h['np_scalar'] == 0.5
 assert isinstance(h['np_array'], np.ndarray) and h['np_array'].dtype == np.int64 and list(h['np_array']) == [0, 1, 2, 3]
 cfg = h['config']
-assert cfg['state']['_content']['model']['state']['_parent'] is cfg, 'cycle'
+from omegaconf import DictConfig
+assert isinstance(cfg, DictConfig), type(cfg)
+assert cfg.model._get_parent() is cfg, 'cycle'
 st = a['optimizer_states'][0]['state']
 assert list(st.keys()) == [0] and torch.equal(st[0]['exp_avg'], b['optimizer_states'][0]['state'][0]['exp_avg'])
 torch.save(a, sys.argv[3])

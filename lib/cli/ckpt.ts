@@ -1,19 +1,17 @@
 /** `ibq ckpt inspect FILE [--json]` and `ibq ckpt convert IN OUT [--ema] [--prefix P]` (.ckpt <-> .safetensors). */
 import type { Command } from 'commander';
 
-import { loadCheckpoint, type Checkpoint } from '../io/checkpoint.js';
-import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import { checkWritableTarget, sameFile } from '../io/files.js';
+import { saveSafetensors } from '../io/safetensors.js';
 import { saveCheckpoint } from '../io/save.js';
 import { addPrefix, EMA_PREFIX, emaStateDict, isEmaBookkeeping, stripPrefix } from '../io/state_dict.js';
 import { summarize, tensorBytes } from '../io/summary.js';
+import { loadWeightsFile } from '../io/weights_file.js';
 import type { Tensor } from '../tensor.js';
 
 const isSafetensors = (p: string) => p.toLowerCase().endsWith('.safetensors');
 
-async function load(path: string): Promise<Checkpoint & { format: string }> {
-  if (isSafetensors(path)) return { stateDict: await loadSafetensors(path), meta: {}, format: 'safetensors' };
-  return { ...(await loadCheckpoint(path)), format: 'torch' };
-}
+const load = loadWeightsFile;
 
 function human(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -53,6 +51,8 @@ function emaFromKeys(sd: Map<string, Tensor>): Map<string, Tensor> {
 }
 
 export async function convertCommand(input: string, output: string, opts: { ema?: boolean; prefix?: string }): Promise<void> {
+  if (await sameFile(input, output)) throw new Error(`ckpt convert: <out> ${output} is the input file ${input}; choose another output path`);
+  await checkWritableTarget(output, '<out>');
   const ck = await load(input);
   let sd = ck.stateDict;
   if (opts.ema) sd = emaFromKeys(sd);
@@ -61,7 +61,7 @@ export async function convertCommand(input: string, output: string, opts: { ema?
     await saveSafetensors(output, sd, { format: 'pt' });
   } else {
     if (opts.prefix) sd = addPrefix(sd, opts.prefix);
-    await saveCheckpoint(output, { stateDict: sd, meta: isSafetensors(input) ? {} : ck.meta });
+    await saveCheckpoint(output, { stateDict: sd, meta: ck.meta });
   }
 }
 
@@ -76,7 +76,9 @@ export function register(program: Command): void {
   ckpt
     .command('convert')
     .argument('<in>', 'input checkpoint (.ckpt/.pth/.pt or .safetensors)')
-    .argument('<out>', 'output file; .safetensors writes the state_dict only, anything else a torch.save file')
+    .argument('<out>', 'output file (not the input; an existing read-only file is refused); .safetensors writes the ' +
+      'state_dict only, anything else a torch.save file whose non-tensor entries keep their Python classes for ' +
+      'OmegaConf configs, argparse Namespaces and pathlib paths, and become plain dicts for objects of other classes')
     .option('--ema', 'use the EMA weights (model_ema.*) in place of the regular parameters')
     .option('--prefix <prefix>', 'to .safetensors: keep keys under this prefix and remove it; to a checkpoint: prepend it')
     .description('convert between torch checkpoints and safetensors (written atomically)')

@@ -1,5 +1,6 @@
 /** File helpers shared by the loaders and writers: atomic writes, bounded reads, error naming. */
-import { open, rename, unlink, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, open, rename, unlink, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -45,13 +46,48 @@ export async function readRange(path: string, position: number, length: number):
 }
 
 /**
- * Writes a file atomically: `write(tmp)` fills a temporary file in the same folder (named
+ * Checks that `path` may be (re)written as a file: when it exists it must be a regular file with a write
+ * permission bit set (a read-only file is never replaced silently, even by root, for whom rename ignores
+ * the file's mode). `arg` names the option in messages (e.g. '--out').
+ * @throws Error naming the path when it is a directory, not a regular file, or read-only
+ */
+export async function checkWritableTarget(path: string, arg = 'path'): Promise<void> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw withPath(path, err);
+  }
+  if (st.isDirectory()) throw new Error(`${arg}: ${path} is a directory; expected a file path`);
+  if (!st.isFile()) throw new Error(`${arg}: ${path} exists and is not a regular file`);
+  if ((st.mode & 0o222) === 0) throw new Error(`${arg}: ${path} is read-only; refusing to overwrite it (make it writable or choose another path)`);
+  try {
+    await access(path, constants.W_OK);
+  } catch {
+    throw new Error(`${arg}: ${path} is not writable by this user; refusing to overwrite it`);
+  }
+}
+
+/** Whether two paths name the same existing file (same device and inode, so links and `./x` vs `x` match). */
+export async function sameFile(a: string, b: string): Promise<boolean> {
+  try {
+    const [sa, sb] = await Promise.all([stat(a), stat(b)]);
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes a file atomically (after checkWritableTarget: an existing directory or read-only file is refused): `write(tmp)` fills a temporary file in the same folder (named
  * `<stem>.tmp-<random>`, so a torch archive written there gets the final file's stem as its folder),
  * which must be fsynced by `write`; then it is renamed over `path` and the folder is fsynced. On failure
  * the temporary file is removed and an earlier `path` stays intact.
  */
 export async function writeAtomic(path: string, write: (tmp: string) => Promise<void>): Promise<void> {
   checkString(path, 'path');
+  await checkWritableTarget(path);
   const dir = dirname(path);
   const stem = basename(path, extname(path));
   const tmp = join(dir, `${stem}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);

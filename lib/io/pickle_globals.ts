@@ -25,6 +25,8 @@ export class Opaque {
   /** Items added by SETITEMS/APPENDS when the class is a dict/list subclass. */
   items?: unknown[];
   kwargs?: unknown;
+  /** True when the pickle called the class (REDUCE: `cls(*args)`), false/absent for NEWOBJ (`cls.__new__(cls, *args)`). */
+  reduced?: boolean;
   constructor(
     readonly __class__: string,
     public args: unknown[],
@@ -209,7 +211,9 @@ export function callGlobal(fn: unknown, args: unknown[], ctx: PickleContext): un
     }
     const call = CALLS[name];
     if (call) return call(args, ctx);
-    return new Opaque(name, args);
+    const o = new Opaque(name, args);
+    o.reduced = true;
+    return o;
   }
   return new Opaque(fn instanceof Opaque ? `${fn.__class__}()` : 'unknown', args);
 }

@@ -4,9 +4,12 @@
  * persistent ids ('storage', torch.<Type>Storage, key, 'cpu', numel), the state_dict as an OrderedDict.
  * JS values map to Python ones: null -> None, boolean, number (integers -> int, others -> float), bigint
  * -> int, string -> str, Uint8Array -> bytes, arrays -> list, plain objects -> dict, Map -> dict (keys
- * kept), Set -> set, typed arrays -> numpy arrays, Opaque -> a dict of its fields (never re-created as
- * its class), PyGlobal -> the same global reference (not called). Shared references
- * and cycles are written through the memo.
+ * kept), Set -> set, typed arrays -> numpy arrays, PyGlobal -> the same global reference (not called).
+ * Opaque objects of the classes in RECREATED (OmegaConf containers and nodes, argparse/types namespaces,
+ * pathlib paths) are written as the class they were: GLOBAL + NEWOBJ/REDUCE with the stored args, their
+ * dict items, then BUILD with the stored state, as Python's pickler does; any other Opaque is written as
+ * a plain dict of its fields (__class__, args, state, ...), so a converted file never calls a class or
+ * function outside that list. Shared references and cycles are written through the memo.
  */
 import { describe } from '../errors.js';
 import { Tensor } from '../tensor.js';
@@ -59,6 +62,23 @@ const NP_TYPED: [new (...a: never[]) => ArrayBufferView, string][] = [
   [Float32Array, 'f4'], [Float64Array, 'f8'], [BigInt64Array, 'i8'], [BigUint64Array, 'u8'], [Int32Array, 'i4'],
   [Uint32Array, 'u4'], [Int16Array, 'i2'], [Uint16Array, 'u2'], [Int8Array, 'i1'], [Uint8Array, 'u1'],
 ];
+
+/**
+ * Classes an Opaque is re-created as (how the unpickler met them: NEWOBJ, or REDUCE with string args).
+ * Only classes whose construction runs no user code beyond setting attributes.
+ */
+const RECREATED: [RegExp, 'newobj' | 'reduce'][] = [
+  [/^omegaconf\.(dictconfig\.DictConfig|listconfig\.ListConfig|nodes\.[A-Za-z]+Node|base\.(Container)?Metadata)$/, 'newobj'],
+  [/^(argparse\.Namespace|types\.SimpleNamespace)$/, 'newobj'],
+  [/^pathlib\.(Pure)?(Posix|Windows)?Path$/, 'reduce'],
+];
+
+function recreatable(o: Opaque): boolean {
+  const how = o.reduced ? 'reduce' : 'newobj';
+  if (!RECREATED.some(([re, h]) => h === how && re.test(o.__class__))) return false;
+  if (how === 'reduce') return o.args.every((a) => typeof a === 'string') && o.state === undefined && !o.items;
+  return o.kwargs === undefined;
+}
 
 export interface PickledTensors {
   /** data.pkl bytes. */
@@ -241,6 +261,16 @@ export function pickleForTorch(root: unknown, where = 'value'): PickledTensors {
       tupleOf([() => write(v.start, d, path), () => write(v.stop, d, path), () => write(v.step, d, path)]);
       out.u8(0x52);
       return put(v);
+    }
+    if (v instanceof Opaque && recreatable(v)) {
+      const dot = v.__class__.lastIndexOf('.');
+      globalRef(v.__class__.slice(0, dot), v.__class__.slice(dot + 1));
+      tupleOf(v.args.map((a, i) => () => write(a, d, `${path}.args[${i}]`)));
+      out.u8(v.reduced ? 0x52 : 0x81); // REDUCE | NEWOBJ
+      put(v);
+      if (v.items?.length) setItems(v.items as [unknown, unknown][], d, `${path}.items`);
+      if (v.state !== undefined) (write(v.state, d, `${path}.state`), out.u8(0x62)); // BUILD
+      return;
     }
     const proto = Object.getPrototypeOf(v);
     if (v instanceof Opaque || proto === Object.prototype || proto === null) {

@@ -64,6 +64,7 @@ export function finalize(
     }
     if (v instanceof Opaque) {
       const out = new Opaque(v.__class__, []);
+      if (v.reduced) out.reduced = true;
       done.set(v, out);
       out.args = walk(v.args, d, `${path}.args`) as unknown[];
       out.state = walk(v.state, d, `${path}.state`);
