@@ -1,15 +1,17 @@
 /**
  * Tokenizer commands:
- *   ibq reconstruct --ckpt FILE [--config YAML|PRESET] [--ema] [--image-size 256] IMAGES... --out DIR
+ *   ibq reconstruct --ckpt FILE [--config YAML|PRESET] [--ema] [--image-size N] IMAGES... --out DIR
  *     writes <name>.png = original | reconstruction side by side and prints the PSNR of each image;
- *   ibq tokenize --ckpt FILE [--config YAML|PRESET] [--ema] [--image-size 256] IMAGES... --out FILE.npy
+ *   ibq tokenize --ckpt FILE [--config YAML|PRESET] [--ema] [--image-size N] IMAGES... --out FILE.npy
  *     writes the token indices, int64 [N, S/f, S/f].
+ * --image-size defaults to the tokenizer's ddconfig.resolution, as Tokenizer.encodeImages does.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import type { Command } from 'commander';
 
 import { encodePng, toHWC } from '../images.js';
+import { checkWritableTarget } from '../io/files.js';
 import { saveNpy } from '../io/index.js';
 import { psnrArrays, toUnitRange } from '../metrics.js';
 import { Tokenizer } from '../tokenizer.js';
@@ -18,11 +20,13 @@ interface Common {
   ckpt: string;
   config?: string;
   ema?: boolean;
-  imageSize: string;
+  imageSize?: string;
   out: string;
 }
 
-function imageSize(v: string): number {
+/** --image-size as a number; undefined when not given (then the tokenizer's ddconfig.resolution applies). */
+function imageSize(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`--image-size: expected a positive integer, got ${v}`);
   return n;
@@ -30,10 +34,10 @@ function imageSize(v: string): number {
 
 function withCommon(cmd: Command): Command {
   return cmd
-    .requiredOption('--ckpt <file>', 'tokenizer checkpoint (torch.save / Lightning .ckpt)')
+    .requiredOption('--ckpt <file>', 'tokenizer checkpoint (torch.save / Lightning .ckpt, or .safetensors)')
     .option('--config <yaml|preset>', 'official-layout YAML or IBQ-1024 | IBQ-8192 | IBQ-16384 | IBQ-262144 (default: inferred from the weights)')
     .option('--ema', 'use the EMA weights (model_ema.*)')
-    .option('--image-size <n>', 'shorter side resized to n, then centre-cropped to n x n', '256')
+    .option('--image-size <n>', "shorter side resized to n, then centre-cropped to n x n (default: the tokenizer's ddconfig.resolution)")
     .argument('<images...>', 'image files (JPEG, PNG, WebP, ...)');
 }
 
@@ -46,8 +50,9 @@ export function register(program: Command): void {
   withCommon(program.command('reconstruct').description('encode and decode images; write original|reconstruction PNGs, print PSNR'))
     .requiredOption('--out <dir>', 'output folder')
     .action(async (images: string[], o: Common) => {
-      const size = imageSize(o.imageSize);
+      const given = imageSize(o.imageSize); // a bad value fails before loading
       const tok = await open(o);
+      const size = given ?? tok.config.ddconfig.resolution;
       await mkdir(o.out, { recursive: true });
       for (const path of images) {
         const { indices, images: x } = await tok.encodeImages([path], { imageSize: size });
@@ -71,8 +76,10 @@ export function register(program: Command): void {
   withCommon(program.command('tokenize').description('write the token indices of images to a .npy file'))
     .requiredOption('--out <file.npy>', 'output .npy (int64 [N, h, w])')
     .action(async (images: string[], o: Common) => {
+      const size = imageSize(o.imageSize); // a bad value fails before loading
+      await checkWritableTarget(o.out, '--out');
       const tok = await open(o);
-      const { indices } = await tok.encodeImages(images, { imageSize: imageSize(o.imageSize) });
+      const { indices } = await tok.encodeImages(images, { imageSize: size });
       await saveNpy(o.out, indices);
       console.log(`${images.length} image(s) -> ${o.out} int64 [${indices.shape.join(', ')}]`);
       tok.dispose();
