@@ -39,6 +39,20 @@ export function checkString(v: unknown, name: string): string {
   return v;
 }
 
+/**
+ * Rejects option keys outside `allowed` (a typo or the official snake_case name silently ignored would give
+ * wrong results): TypeError `options.cfg_scale: unknown option (did you mean cfgScale?)`, else listing the
+ * accepted keys.
+ */
+export function checkOptionKeys(o: object, allowed: readonly string[], name = 'options'): void {
+  for (const k of Object.keys(o)) {
+    if (allowed.includes(k)) continue;
+    const camel = k.replace(/[_-]+([a-z0-9])/gi, (_, c: string) => c.toUpperCase());
+    const near = allowed.find((a) => a.toLowerCase() === camel.toLowerCase());
+    throw new TypeError(`${name}.${k}: unknown option (${near ? `did you mean ${near}?` : `expected one of ${allowed.join(', ')}`})`);
+  }
+}
+
 /** Int32Array(1) flag that native code polls; set when `signal` aborts. Throws if already aborted. */
 export function abortFlag(signal: AbortSignal | undefined): Int32Array | undefined {
   if (!signal) return undefined;

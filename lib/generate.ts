@@ -6,10 +6,10 @@
  */
 import sharp from 'sharp';
 
-import { checkInt, describe } from './errors.js';
+import { checkInt, checkOptionKeys, describe } from './errors.js';
 import { saveNpz } from './io/index.js';
 import { tensor, Tensor } from './tensor.js';
-import { checkSampleOptions, type SampleOptions, type Transformer } from './transformer.js';
+import { checkSampleOptions, SAMPLE_OPTION_KEYS, type SampleOptions, type Transformer } from './transformer.js';
 
 /** The part of the Tokenizer generate() uses (a Tokenizer is one). */
 export interface TokenDecoder {
@@ -75,6 +75,7 @@ export async function* sampleBatches(
  */
 export async function generate(opts: GenerateOptions): Promise<{ tokens: Tensor; images: Tensor }> {
   if (!opts || typeof opts !== 'object') throw new TypeError(`options: expected an object, got ${describe(opts)}`);
+  checkOptionKeys(opts, [...SAMPLE_OPTION_KEYS, 'transformer', 'tokenizer', 'batchSize']);
   const { transformer, tokenizer, batchSize: bs = 50, onProgress, ...sample } = opts;
   if (!transformer || typeof transformer.sample !== 'function') throw new TypeError(`transformer: expected a Transformer, got ${describe(transformer)}`);
   if (!tokenizer || typeof tokenizer.decode !== 'function') throw new TypeError(`tokenizer: expected a Tokenizer, got ${describe(tokenizer)}`);

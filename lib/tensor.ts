@@ -112,14 +112,19 @@ function inferDType(data: unknown): DType {
   throw new TypeError(`data: expected a TypedArray or an array of numbers, bigints or booleans, got ${describe(data)}`);
 }
 
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
 /** Turns a plain array into the typed array the native side expects for `dtype`. */
 function fromArray(data: unknown[], dtype: DType): ArrayBufferView {
   const at = (i: number) => `data[${i}]`;
   if (dtype === 'int64') {
     const out = new BigInt64Array(data.length);
     data.forEach((v, i) => {
-      if (typeof v === 'bigint') out[i] = v;
-      else if (typeof v === 'number' && Number.isSafeInteger(v)) out[i] = BigInt(v);
+      if (typeof v === 'bigint') {
+        if (v < INT64_MIN || v > INT64_MAX) throw new RangeError(`${at(i)}: int64 takes integers in [-2^63, 2^63-1], got ${v}n`);
+        out[i] = v;
+      } else if (typeof v === 'number' && Number.isSafeInteger(v)) out[i] = BigInt(v);
       else throw new TypeError(`${at(i)}: int64 takes bigints or safe integers, got ${describe(v)}`);
     });
     return out;

@@ -4,7 +4,7 @@
  * names them (`tok_emb.weight`, `blocks.0.attention.wqkv.weight`, `head.weight`, ...); official AR
  * checkpoints keep them under `transformer.`, which fromCheckpoint strips.
  */
-import { abortFlag, checkInt, checkNumber, describe } from './errors.js';
+import { abortFlag, checkInt, checkNumber, checkOptionKeys, describe } from './errors.js';
 import { native, type TransformerNative } from './native.js';
 import { Module, type StateDict, stateDictEntries, entriesToStateDict } from './module.js';
 import { Tensor, tensor, wrap } from './tensor.js';
@@ -33,8 +33,11 @@ export interface SampleOptions {
 }
 
 /** Checks sample options in TS (clear messages before any native call); returns the filled-in values. */
+export const SAMPLE_OPTION_KEYS = ['labels', 'cfgScale', 'temperature', 'topK', 'topP', 'greedy', 'seed', 'onProgress', 'signal'] as const;
+
 export function checkSampleOptions(o: SampleOptions, classNum: number) {
   if (o === null || typeof o !== 'object') throw new TypeError(`options: expected an object, got ${describe(o)}`);
+  checkOptionKeys(o, SAMPLE_OPTION_KEYS);
   if (!Array.isArray(o.labels) || o.labels.length === 0) {
     throw new TypeError(`labels: expected a non-empty array of class ids, got ${describe(o.labels)}`);
   }

@@ -68,6 +68,24 @@ async function openTokenizer(o: { tokenizer: string; config?: string; tokenizerC
   return tok.eval();
 }
 
+/** Largest tokens/images array `ibq sample` keeps in memory (bytes): far below a typed array's limit. */
+export const MAX_SAMPLE_BYTES = 2 ** 31;
+
+/**
+ * Refuses a sample count whose tokens (int64 [N, L]) or images (uint8 [N, H, W, 3], H*W = L*f^2) would not
+ * fit in memory, before anything is allocated: a RangeError naming --per-class and the largest count allowed.
+ */
+export function checkSampleCount(classes: number, perClass: number, L: number, f?: number): void {
+  const perSample = Math.max(L * 8, f === undefined ? 0 : L * f * f * 3);
+  const n = classes * perClass;
+  if (n * perSample > MAX_SAMPLE_BYTES) {
+    const most = Math.max(0, Math.floor(MAX_SAMPLE_BYTES / perSample / classes));
+    throw new RangeError(`--per-class: ${perClass} samples for each of ${classes} class(es) (${n} in all) would need ` +
+      `${(n * perSample / 2 ** 30).toFixed(1)} GiB in memory (limit ${MAX_SAMPLE_BYTES / 2 ** 30} GiB); use at most ` +
+      `${most} per class, or sample in several runs (--classes, --chunk I/N)`);
+  }
+}
+
 function isAbort(err: unknown): boolean {
   return (err as Error)?.name === 'AbortError';
 }
@@ -101,6 +119,7 @@ export function register(program: Command): void {
       const tok = o.tokenizer !== undefined ? await openTokenizer(o) : undefined;
       const classes = parseClasses(o.classes, tr.config.class_num, o.chunk);
       if (classes.length === 0) throw new RangeError(`--chunk: part ${o.chunk} of the class list is empty`);
+      checkSampleCount(classes.length, o.perClass, tr.config.block_size, tok?.downsampleFactor);
       const labels = classes.flatMap((c) => Array<number>(o.perClass).fill(c));
       const chunk = o.chunk === undefined ? undefined : parseChunk(o.chunk);
       const seed = chunk ? o.seed * chunk.count + chunk.index : o.seed;
