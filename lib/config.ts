@@ -5,13 +5,24 @@
  * `model.init_args.transformer_config.params` of an AR YAML (Net2NetTransformer), with the optimisation fields
  * of init_args next to it. The parsed YAML stays available as `raw`.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
 
 import { checkString } from './errors.js';
 import { resolveTokenizerConfig, type ResolvedTokenizerConfig } from './tokenizer_config.js';
 import type { TransformerConfig } from './transformer_config.js';
+
+/**
+ * Whether a config string is a preset name or a YAML path: a path when it names an existing file or ends in
+ * .yaml/.yml; otherwise it must be one of `presets`.
+ * @throws RangeError `<arg>: unknown preset 'X', expected one of A, B (or a YAML config path)`
+ */
+export function presetOrYaml(v: string, presets: readonly string[], arg: string): 'preset' | 'yaml' {
+  if (presets.includes(v)) return 'preset';
+  if (/\.ya?ml$/i.test(v) || existsSync(v)) return 'yaml';
+  throw new RangeError(`${arg}: unknown preset '${v}', expected one of ${presets.join(', ')} (or a YAML config path)`);
+}
 
 /** Optimisation fields of the official Net2NetTransformer init_args (lr_wd_annealing of the AR training). */
 export interface ARTrainingSettings {

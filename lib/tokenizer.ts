@@ -4,7 +4,7 @@
  * (TencentARC/IBQ-Tokenizer-*) load 1:1; `loss.*` (training losses) and `model_ema.*` (EMA copies) keys are
  * skipped and listed, never an error. Each forward/encode/decode is one native job on the model's queue.
  */
-import { readConfig } from './config.js';
+import { presetOrYaml, readConfig } from './config.js';
 import { checkInt, checkString, describe } from './errors.js';
 import { emaStateDict, loadWeightsFile, plainConfig, type Checkpoint } from './io/index.js';
 import { decodeToPng, loadImages, type ImageInput } from './images.js';
@@ -15,8 +15,8 @@ import { Tensor, tensor, wrap } from './tensor.js';
 import {
   configFromTokenizerMeta,
   inferTokenizerConfig,
-  isPresetName,
   preset,
+  PRESET_NAMES,
   resolveTokenizerConfig,
   type PresetName,
   type ResolvedTokenizerConfig,
@@ -59,7 +59,7 @@ export interface FromCheckpointOptions {
 }
 
 function resolveConfig(cfg: TokenizerConfig | PresetName | string, arg: string): ResolvedTokenizerConfig {
-  if (isPresetName(cfg)) return preset(cfg);
+  if (typeof cfg === 'string' && presetOrYaml(cfg, PRESET_NAMES, arg) === 'preset') return preset(cfg as PresetName);
   if (typeof cfg === 'string') {
     const c = readConfig(cfg).tokenizer;
     if (!c) throw new RangeError(`${arg}: ${cfg} holds no tokenizer config (model.init_args.ddconfig)`);
@@ -69,6 +69,14 @@ function resolveConfig(cfg: TokenizerConfig | PresetName | string, arg: string):
     throw new TypeError(`${arg}: expected a config object, a YAML path or a preset name, got ${describe(cfg)}`);
   }
   return resolveTokenizerConfig(cfg, arg);
+}
+
+/** An image batch argument: a float32 Tensor (the weights' dtype; other float dtypes would fail deep in libtorch). */
+function imagesArg(x: unknown, name: string) {
+  if (x instanceof Tensor && x.dtype !== 'float32' && /^(float|bfloat)/.test(x.dtype)) {
+    throw new TypeError(`${name}: expected a float32 tensor (the model's dtype), got ${x.dtype}; convert it to float32 first`);
+  }
+  return tensorArg(x, name);
 }
 
 export class Tokenizer extends Module<TokenizerHandleNative> {
@@ -143,16 +151,16 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
   /**
    * The official forward: x float [B, in_channels, H, W] in [-1, 1], H and W multiples of downsampleFactor.
    * Rejects with a RangeError naming the factor and the nearest valid size, the expected channels, or
-   * non-finite values. `autocast: 'bfloat16'` runs the convolutions in bfloat16 (the quantizer's softmax
+   * non-finite values; a TypeError for a dtype other than float32 (float64/float16 inputs are not converted). `autocast: 'bfloat16'` runs the convolutions in bfloat16 (the quantizer's softmax
    * and entropy stay float32).
    */
   async forward(x: Tensor, opts?: AutocastOptions): Promise<TokenizerForward> {
-    return wrapAll(await this.native.forward(tensorArg(x, 'x'), checkAutocast(opts)));
+    return wrapAll(await this.native.forward(imagesArg(x, 'x'), checkAutocast(opts)));
   }
 
   /** Token indices (int64 [B, H/f, W/f], by a chunked argmax) and their codebook vectors z_q. */
   async encode(x: Tensor, opts?: AutocastOptions): Promise<{ indices: Tensor; z_q: Tensor }> {
-    return wrapAll(await this.native.encode(tensorArg(x, 'x'), checkAutocast(opts)));
+    return wrapAll(await this.native.encode(imagesArg(x, 'x'), checkAutocast(opts)));
   }
 
   /** Images [B, out_ch, h*f, w*f] (float32, not clamped) from int64 indices [B, h, w] in [0, n_embed). */

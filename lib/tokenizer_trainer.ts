@@ -116,6 +116,9 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
       ema_decay: checkNumber(o.emaDecay ?? 0.999, 'opts.emaDecay', 0, 1),
       autocast: checkAutocast(o.autocast ? { autocast: o.autocast } : undefined)?.autocast,
     };
+    if (nativeOpts.autocast === 'float16' && tokenizer.device.startsWith('cpu')) {
+      throw new RangeError("opts.autocast: float16 autocast needs a CUDA device; on the CPU libtorch 1.13 autocasts to bfloat16 only (use 'bfloat16')");
+    }
     const handle = new native.TokenizerTrainerHandle(tokenizer, loss, nativeOpts, o.seed);
     const t = new TokenizerTrainer(handle, tokenizer, loss, { ...o });
     t.train();

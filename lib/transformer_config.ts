@@ -3,7 +3,7 @@
  * src/IBQ/modules/transformer/llama.py), plus class_dropout_prob (0.1, fixed in the official code). Presets
  * B/L/XL/XXL follow the official configs (IBQ paper, Table 7).
  */
-import { readConfig } from './config.js';
+import { presetOrYaml, readConfig } from './config.js';
 import { describe } from './errors.js';
 import { native } from './native.js';
 import type { StateDict } from './module.js';
@@ -66,12 +66,7 @@ export function resolveTransformerConfig(
   cfg: TransformerConfig | TransformerPreset | string,
 ): Required<TransformerConfig> & { parameterCount: number; preset: TransformerPreset | '' } {
   let obj: TransformerConfig | string = cfg;
-  if (typeof cfg === 'string' && !(TRANSFORMER_PRESETS as readonly string[]).includes(cfg)) {
-    if (!/\.ya?ml$/i.test(cfg)) {
-      throw new RangeError(`config: expected a TransformerConfig, a preset (${TRANSFORMER_PRESETS.join(', ')}) or a YAML path, got '${cfg}'`);
-    }
-    obj = transformerConfigFromYaml(cfg);
-  }
+  if (typeof cfg === 'string' && presetOrYaml(cfg, TRANSFORMER_PRESETS, 'config') === 'yaml') obj = transformerConfigFromYaml(cfg);
   if (typeof obj !== 'string') {
     if (obj === null || typeof obj !== 'object') throw new TypeError(`config: expected an object, got ${describe(obj)}`);
     for (const k of Object.keys(obj)) {

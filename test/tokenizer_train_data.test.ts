@@ -1,5 +1,5 @@
 // Issue 5 data pipeline and CLI: image folder layouts, the official preprocessing, seeded orders, unreadable files
-// skipped and counted, `ibq train-tokenizer` (progress, checkpoints, SIGINT saves and exits cleanly), and a
+// skipped and counted, `ibq train-tokenizer` (progress, checkpoints, SIGINT saves and exits with 130), and a
 // non-finite loss stopping the run with the step named.
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -121,7 +121,15 @@ describe.skipIf(!HAVE_PHOTOS)('tokenizer training data and CLI', () => {
     expect(lines[0]).toHaveProperty('step_time');
   });
 
-  it('SIGINT saves last.ckpt and exits cleanly', async () => {
+  it('--autocast float16 on the CPU is a clear error (CPU autocast is bfloat16 only)', () => {
+    const r = spawnSync(process.execPath, [BIN, 'train-tokenizer', '--config', join(root, 'config.yaml'), '--data', imagenet,
+      '--out', join(root, 'f16'), '--max-steps', '1', '--autocast', 'float16'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/--autocast float16: needs --device cuda; .*use --autocast bfloat16/);
+    expect(existsSync(join(root, 'f16', 'last.ckpt'))).toBe(false);
+  });
+
+  it('SIGINT saves last.ckpt and exits with 130 (as train-ar)', async () => {
     const out = join(root, 'sigint');
     const child = spawn(process.execPath, [BIN, 'train-tokenizer', '--config', join(root, 'config.yaml'), '--data', imagenet,
       '--out', out, '--max-steps', '100000', '--checkpoint-every', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -133,7 +141,7 @@ describe.skipIf(!HAVE_PHOTOS)('tokenizer training data and CLI', () => {
     child.kill('SIGINT');
     const code = await new Promise<number | null>((r) => child.on('exit', r));
     expect(text).toMatch(/interrupted at step \d+/);
-    expect(code).toBe(0);
+    expect(code).toBe(130);
     const ck = await loadCheckpoint(join(out, 'last.ckpt'));
     const steps = readFileSync(log, 'utf8').trim().split('\n').length;
     expect(ck.meta.global_step).toBe(steps);

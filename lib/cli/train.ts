@@ -76,6 +76,9 @@ export function register(program: Command): void {
       if (o.autocast !== undefined && o.autocast !== 'bfloat16' && o.autocast !== 'float16') {
         throw new RangeError(`--autocast: expected bfloat16 or float16, got '${o.autocast}'`);
       }
+      if (o.autocast === 'float16' && !(o.device ?? 'cpu').startsWith('cuda')) {
+        throw new RangeError('--autocast float16: needs --device cuda; on the CPU libtorch 1.13 autocasts to bfloat16 only (use --autocast bfloat16)');
+      }
       const maxSteps = int(o.maxSteps, '--max-steps');
       const maxEpochs = int(o.maxEpochs, '--max-epochs') ?? (maxSteps === undefined ? d.maxEpochs : undefined) ?? (maxSteps === undefined ? 1 : undefined);
       const batchSize = int(o.batchSize, '--batch-size') ?? d.batchSize ?? 4;
@@ -107,6 +110,7 @@ export function register(program: Command): void {
         bar?.stop();
         bar = undefined;
         const why = r.stopped === 'aborted' ? 'interrupted' : 'done';
+        if (r.stopped === 'aborted') process.exitCode = 130; // like train-ar and sample after SIGINT
         console.log(`${why} at step ${r.globalStep} (epoch ${r.epoch}); checkpoint ${r.lastCheckpoint ?? '-'}; log ${r.logPath}` +
           (r.skipped ? `; ${r.skipped} unreadable files skipped` : ''));
       } finally {
