@@ -63,7 +63,10 @@ class QuantizerHandle : public ModuleHandle<Derived> {
     at::Tensor z = ArgTensor(info[0], "z");
     auto ac = ArgAutocast(info[1]);
     return SubmitInference(env, m, ac, this->queue(),
-                           [z](Impl& q, const at::Device& dev) { return Outputs(q.forward(z.to(dev))); });
+                           [z](Impl& q, const at::Device& dev) {
+                             ibq::check_finite(z, "z");
+                             return Outputs(q.forward(z.to(dev)));
+                           });
   }
 
   // lossAndGrads(z, gradOut, { quant_loss_weight = 1, entropy_loss_weight = 0.05, autocast? })
@@ -80,6 +83,7 @@ class QuantizerHandle : public ModuleHandle<Derived> {
     return Submit(
         env,
         [m, z, g, wq, we, ac](JobContext&) -> Finisher {
+          ibq::check_finite(z, "z");
           const auto dev = ModuleDevice(*m);
           at::Tensor zz = z.to(dev).detach().clone().requires_grad_(true);
           at::Tensor E = m->embedding->weight;

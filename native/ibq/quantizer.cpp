@@ -23,6 +23,11 @@ void check_latent(const at::Tensor& z, int64_t embed_dim, const char* arg) {
   if (!z.is_floating_point()) throw TypeError(std::string(arg) + ": expected a floating-point tensor");
 }
 
+void check_finite(const at::Tensor& x, const char* arg) {
+  if (x.is_floating_point() && !torch::isfinite(x).all().item<bool>())
+    throw ValueError(std::string(arg) + ": contains NaN or infinite values");
+}
+
 void check_indices(const at::Tensor& indices, int64_t n_embed, const char* arg) {
   if (indices.scalar_type() != at::kLong && indices.scalar_type() != at::kInt)
     throw TypeError(std::string(arg) + ": expected an int64 tensor of codebook indices");

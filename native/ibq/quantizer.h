@@ -64,5 +64,9 @@ TORCH_MODULE(IBQuantizer);
 // Shared argument checks of the quantizers.
 void check_latent(const at::Tensor& z, int64_t embed_dim, const char* arg);
 void check_indices(const at::Tensor& indices, int64_t n_embed, const char* arg);
+// ValueError "<arg>: contains NaN or infinite values" unless every element is finite (model inputs: the
+// tokenizer's images, the standalone quantizers' z; not applied inside training steps, where a non-finite
+// loss is reported instead).
+void check_finite(const at::Tensor& x, const char* arg);
 
 }  // namespace ibq

@@ -44,8 +44,7 @@ void TokenizerImpl::check_images(const at::Tensor& x, const char* arg) const {
   const int64_t f = dd.downsample_factor();
   check_side(x.size(2), f, arg, "height", dd.ch_mult.size());
   check_side(x.size(3), f, arg, "width", dd.ch_mult.size());
-  if (!torch::isfinite(x).all().item<bool>())
-    throw ValueError(std::string(arg) + ": contains NaN or infinite values");
+  check_finite(x, arg);
 }
 
 TokenizerOutput TokenizerImpl::forward(const at::Tensor& x) {
