@@ -35,3 +35,16 @@ export {
   inceptionScore, imageQuality, ssim, codebookUsage, CodebookUsage, MissingWeightsError, INCEPTION_NOTE,
   type EvalWeights, type GaussianStats, type TokenizerMetrics, type SampleMetrics, type EvaluableTokenizer,
 } from './eval/index.js';
+// ---- tokenizer training (issue 5) ----
+export {
+  TokenizerTrainer, NonFiniteLossError, type TokenizerTrainerOptions, type SchedulerType, type PerceptualSource,
+  type TrainerCheckpointInfo,
+} from './tokenizer_trainer.js';
+export { resolveLossConfig, LossConfigSchema, type LossConfig, type ResolvedLossConfig } from './tokenizer_trainer_state.js';
+export {
+  trainTokenizer, type TokenizerTrainConfig, type TrainTokenizerOptions, type TrainTokenizerResult, type TrainTokenizerStep,
+} from './train_tokenizer.js';
+export {
+  makeDataset, epochOrder, type ImageBatchSource, type TokenizerDataInput, type TrainDataset,
+} from './data/tokenizer_data.js';
+export { listImages, decodeImage, type ImageList } from './data/image_files.js';

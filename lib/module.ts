@@ -12,6 +12,8 @@ export interface ModuleHandleNative {
   stateDict(): [string, TensorHandle][];
   loadStateDict(entries: [string, TensorHandle][], strict: boolean): Promise<LoadResult>;
   parameterNames(): string[];
+  /** An External carrying the module and its job queue, for native objects built on this model. */
+  moduleRef(): unknown;
   setTraining(training: boolean): void;
   isTraining(): boolean;
   device(): string;
@@ -75,6 +77,11 @@ export abstract class Module<H extends ModuleHandleNative = ModuleHandleNative> 
    */
   parameterNames(): string[] {
     return this.native.parameterNames();
+  }
+
+  /** @internal The native module and queue of this model (native objects built on it, e.g. a trainer, share them). */
+  moduleRef(): unknown {
+    return this.native.moduleRef();
   }
 
   train(training = true): this {

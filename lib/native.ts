@@ -117,7 +117,49 @@ export interface NativeAddon extends GptNative {
     };
   };
   // ---- end evaluation ----
+  // ---- tokenizer training (issue 5): native/bindings/tok_trainer.cpp ----
+  TokenizerTrainerHandle: new (
+    tokenizer: { moduleRef(): unknown },
+    lossconfig: object,
+    options: object,
+    seed?: number,
+  ) => TokenizerTrainerNative;
+  // ---- end of tokenizer training ----
 }
+
+// ---- tokenizer training (issue 5): native/bindings/tok_trainer.cpp ----
+/** One Adam optimizer's state: per parameter the step count (0: no state yet) and the two moments. */
+export interface AdamStateNative {
+  lr: number;
+  steps: number[];
+  expAvg: (TensorHandle | null)[];
+  expAvgSq: (TensorHandle | null)[];
+}
+export interface TokenizerTrainerStateNative {
+  /** [generator, discriminator] */
+  optimizers: [AdamStateNative, AdamStateNative];
+  /** LambdaLR.last_epoch of both schedulers. */
+  schedulerSteps: number;
+  /** LeCAM EMAs [logits_real_ema, logits_fake_ema]. */
+  lecam: [number, number];
+  /** torch.get_rng_state() of the CPU generator (uint8). */
+  rng: TensorHandle;
+}
+export interface TokenizerTrainerNative extends ModuleHandleNative {
+  step(x: TensorHandle, globalStep: number): Promise<{ log: Record<string, number>; nonfinite: '' | 'generator' | 'discriminator' }>;
+  lossAndGrads(
+    x: TensorHandle,
+    optimizerIdx: number,
+    globalStep: number,
+    wrt: string[],
+  ): Promise<{ loss: number; log: Record<string, number>; grads: [string, TensorHandle][] }>;
+  endEpoch(epoch: number): Promise<void>;
+  lpips(in0: TensorHandle, in1: TensorHandle): Promise<TensorHandle>;
+  loadLpipsTorchvision(vgg16: [string, TensorHandle][], lin: [string, TensorHandle][]): Promise<void>;
+  getState(): Promise<TokenizerTrainerStateNative>;
+  setState(state: Partial<Omit<TokenizerTrainerStateNative, 'optimizers'>> & { optimizers?: AdamStateNative[] }): Promise<void>;
+}
+// ---- end of tokenizer training ----
 
 // ---- tokenizer area (issue 4): IBQ tokenizer and quantizers (native/bindings/{tokenizer,quantizers}.cpp) ----
 

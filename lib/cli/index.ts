@@ -8,10 +8,11 @@ import { register as registerCkpt } from './ckpt.js';
 import { register as registerEval } from './eval.js';
 import { register as registerInfo } from './info.js';
 import { register as registerTokenizer } from './tokenizer.js';
+import { register as registerTrain } from './train.js';
 import { register as registerTransformer } from './transformer.js';
 
 type Register = (program: Command) => void;
-const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer, registerEval];
+const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer, registerEval, registerTrain];
 
 export function buildProgram(): Command {
   const program = new Command('ibq')

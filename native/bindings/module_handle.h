@@ -9,6 +9,7 @@
 #include "bindings/convert.h"
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
+#include "bindings/module_ref.h"
 #include "ibq/state_dict.h"
 
 namespace ibqb {
@@ -39,6 +40,7 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
         W::InstanceMethod("device", static_cast<M>(&Self::Device)),
         W::InstanceMethod("dispose", static_cast<M>(&Self::Dispose)),
         W::InstanceMethod("parameterNames", static_cast<M>(&Self::ParameterNames)),
+        W::InstanceMethod("moduleRef", static_cast<M>(&Self::ModuleRefOf)),
     };
   }
 
@@ -77,6 +79,11 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
     std::vector<std::string> names;
     for (const auto& p : m.named_parameters(/*recurse=*/true)) names.push_back(p.key());
     return StringsToJs(info.Env(), names);
+  }
+  // moduleRef() -> External { module, queue } for bindings built on this model (see module_ref.h)
+  Napi::Value ModuleRefOf(const Napi::CallbackInfo& info) {
+    module(info.Env());
+    return MakeModuleRef(info.Env(), ModuleRef{module_, queue_});
   }
   Napi::Value SetTraining(const Napi::CallbackInfo& info) {
     module(info.Env()).train(ArgBool(info[0], "training", true));

@@ -92,7 +92,7 @@ at::Tensor EncoderImpl::forward(const at::Tensor& x) {
     if (lvl->downsample) h = lvl->downsample(h);
   }
   h = mid(h);
-  return conv_out(swish(norm_out(h)));
+  return conv_out(swish(apply_norm(norm_out, h)));
 }
 
 DecoderImpl::DecoderImpl(const DDConfig& c) : cfg(c) {
@@ -130,7 +130,7 @@ at::Tensor DecoderImpl::forward(const at::Tensor& z) {
     h = run_blocks(*up[i], h);
     if (up[i]->upsample) h = up[i]->upsample(h);
   }
-  return conv_out(swish(norm_out(h)));
+  return conv_out(swish(apply_norm(norm_out, h)));
 }
 
 }  // namespace ibq::vqgan

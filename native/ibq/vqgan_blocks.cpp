@@ -20,6 +20,10 @@ torch::nn::GroupNorm make_norm(int64_t channels) {
   return torch::nn::GroupNorm(torch::nn::GroupNormOptions(32, channels).eps(1e-6).affine(true));
 }
 
+at::Tensor apply_norm(torch::nn::GroupNorm& norm, const at::Tensor& x) {
+  return norm(x.scalar_type() == norm->weight.scalar_type() ? x : x.to(norm->weight.scalar_type()));
+}
+
 at::Tensor swish(const at::Tensor& x) { return x * torch::sigmoid(x); }
 
 ResnetBlockImpl::ResnetBlockImpl(int64_t in, int64_t out, double dropout)
@@ -32,8 +36,8 @@ ResnetBlockImpl::ResnetBlockImpl(int64_t in, int64_t out, double dropout)
 }
 
 at::Tensor ResnetBlockImpl::forward(const at::Tensor& x) {
-  auto h = conv1(swish(norm1(x)));
-  h = swish(norm2(h));
+  auto h = conv1(swish(apply_norm(norm1, x)));
+  h = swish(apply_norm(norm2, h));
   if (dropout > 0) h = torch::dropout(h, dropout, is_training());
   h = conv2(h);
   return (nin_shortcut ? nin_shortcut(x) : x) + h;
@@ -48,7 +52,7 @@ AttnBlockImpl::AttnBlockImpl(int64_t c) {
 }
 
 at::Tensor AttnBlockImpl::forward(const at::Tensor& x) {
-  auto h = norm(x);
+  auto h = apply_norm(norm, x);
   auto qh = q(h), kh = k(h), vh = v(h);
   const int64_t b = qh.size(0), c = qh.size(1), hh = qh.size(2), ww = qh.size(3);
   auto qs = qh.reshape({b, c, hh * ww}).permute({0, 2, 1});  // b, hw, c

@@ -12,6 +12,9 @@ void check_groupnorm_channels(int64_t channels, const std::string& what);
 
 // GroupNorm(num_groups=32, channels, eps=1e-6, affine) (official `Normalize`).
 torch::nn::GroupNorm make_norm(int64_t channels);
+// norm(x) with x cast to the norm's parameter dtype: under autocast a bfloat16/float16 activation is normalised in
+// float32, as CUDA autocast runs group_norm (libtorch 1.13's CPU autocast does not cover it and would fail).
+at::Tensor apply_norm(torch::nn::GroupNorm& norm, const at::Tensor& x);
 
 // swish / SiLU: x * sigmoid(x) (official `nonlinearity`).
 at::Tensor swish(const at::Tensor& x);

@@ -1,0 +1,149 @@
+/**
+ * Training data for the tokenizer: image files (see image_files.ts) decoded with sharp, or in-memory images (a
+ * Tensor [N, 3, H, W] in [-1, 1], or any object with `length` and `batch(indices)` returning such a Tensor, e.g.
+ * Fashion-MNIST read with readIdx). Epoch orders are shuffled with a PRNG seeded by seed + epoch, and random
+ * crops are drawn from (seed, epoch, index), so a resumed run sees the same batches.
+ */
+import { describe } from '../errors.js';
+import { Tensor, tensor } from '../tensor.js';
+import { decodeImage, listImages, type ImageList } from './image_files.js';
+
+/** In-memory images: `batch(indices)` returns float32 [indices.length, 3, H, W] in [-1, 1]. */
+export interface ImageBatchSource {
+  readonly length: number;
+  batch(indices: number[]): Tensor | Promise<Tensor>;
+}
+
+/** A path (folder, ImageNet root or filelist), a Tensor of images, or an ImageBatchSource. */
+export type TokenizerDataInput = string | Tensor | ImageBatchSource;
+
+export interface TrainDataset {
+  readonly length: number;
+  /** Files that could not be decoded so far (each replaced by the next readable one). */
+  readonly skipped: number;
+  readonly description: string;
+  /** Images [indices.length, 3, size, size]; `epoch` seeds the random crops of a training set. */
+  load(indices: number[], epoch: number): Promise<Tensor>;
+}
+
+/** mulberry32: a small, fast, seedable PRNG returning floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function mix(...parts: number[]): number {
+  let h = 0x811c9dc5;
+  for (const p of parts) {
+    h = Math.imul(h ^ (p >>> 0), 0x01000193) >>> 0;
+    h = Math.imul(h ^ Math.floor(p / 4294967296), 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/** The sample order of `epoch`: a Fisher-Yates shuffle of 0..n-1 seeded by seed + epoch. */
+export function epochOrder(n: number, seed: number, epoch: number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  const rnd = mulberry32(mix(seed + epoch));
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+class FileDataset implements TrainDataset {
+  skipped = 0;
+  readonly #bad = new Set<number>();
+  constructor(
+    readonly list: ImageList,
+    readonly size: number,
+    readonly train: boolean,
+    readonly seed: number,
+    readonly description: string,
+  ) {}
+  get length(): number {
+    return this.list.paths.length;
+  }
+  async #one(index: number, epoch: number): Promise<Float32Array> {
+    const n = this.length;
+    for (let k = 0; k < n; k++) {
+      const i = (index + k) % n;
+      if (this.#bad.has(i)) continue;
+      const rnd = mulberry32(mix(this.seed, epoch, i));
+      try {
+        return await decodeImage(this.list.paths[i]!, this.size, this.train ? { fx: rnd(), fy: rnd() } : 'centre');
+      } catch {
+        this.#bad.add(i);
+        this.skipped++;
+      }
+    }
+    throw new Error(`${this.description}: none of the ${n} images could be decoded`);
+  }
+  async load(indices: number[], epoch: number): Promise<Tensor> {
+    const per = 3 * this.size * this.size;
+    const imgs = await Promise.all(indices.map((i) => this.#one(i, epoch)));
+    const out = new Float32Array(indices.length * per);
+    imgs.forEach((im, k) => out.set(im, k * per));
+    return tensor(out, [indices.length, 3, this.size, this.size]);
+  }
+}
+
+class TensorDataset implements TrainDataset {
+  readonly skipped = 0;
+  readonly #data: Float32Array;
+  readonly #shape: number[];
+  constructor(t: Tensor, readonly description: string) {
+    if (t.shape.length !== 4 || t.shape[1] !== 3) throw new RangeError(`data: expected images [N, 3, H, W], got [${t.shape.join(', ')}]`);
+    this.#data = (t.dtype === 'float32' ? t.dataSync() : Float32Array.from(t.dataSync() as ArrayLike<number>)) as Float32Array;
+    this.#shape = t.shape;
+  }
+  get length(): number {
+    return this.#shape[0]!;
+  }
+  async load(indices: number[]): Promise<Tensor> {
+    const [, c, h, w] = this.#shape as [number, number, number, number];
+    const per = c * h * w;
+    const out = new Float32Array(indices.length * per);
+    indices.forEach((i, k) => out.set(this.#data.subarray(i * per, (i + 1) * per), k * per));
+    return tensor(out, [indices.length, c, h, w]);
+  }
+}
+
+class SourceDataset implements TrainDataset {
+  readonly skipped = 0;
+  constructor(readonly src: ImageBatchSource, readonly description: string) {}
+  get length(): number {
+    return this.src.length;
+  }
+  async load(indices: number[]): Promise<Tensor> {
+    const t = await this.src.batch(indices);
+    if (!(t instanceof Tensor) || t.shape.length !== 4 || t.shape[0] !== indices.length) {
+      throw new TypeError(`data.batch(indices): expected a Tensor [${indices.length}, 3, H, W], got ${t instanceof Tensor ? `[${t.shape.join(', ')}]` : describe(t)}`);
+    }
+    return t;
+  }
+}
+
+/**
+ * A dataset for `input`. Paths are listed with listImages(input, split) and decoded at `size` (random crops when
+ * `train`); Tensors and ImageBatchSources are used as they are (already preprocessed).
+ * @throws TypeError for another kind of input; Error naming a path with no images
+ */
+export function makeDataset(input: TokenizerDataInput, opts: { size: number; train: boolean; seed: number; split?: 'train' | 'val' }): TrainDataset {
+  if (typeof input === 'string') {
+    const list = listImages(input, opts.split ?? (opts.train ? 'train' : 'val'));
+    return new FileDataset(list, opts.size, opts.train, opts.seed, `${input} (${list.layout}, ${list.paths.length} images)`);
+  }
+  if (input instanceof Tensor) return new TensorDataset(input, `tensor [${input.shape.join(', ')}]`);
+  if (input && typeof input === 'object' && typeof (input as ImageBatchSource).batch === 'function' && Number.isInteger((input as ImageBatchSource).length)) {
+    return new SourceDataset(input as ImageBatchSource, `in-memory source (${(input as ImageBatchSource).length} images)`);
+  }
+  throw new TypeError(`data: expected an image folder / filelist path, a Tensor [N, 3, H, W] or { length, batch(indices) }, got ${describe(input)}`);
+}

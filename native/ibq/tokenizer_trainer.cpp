@@ -1,0 +1,193 @@
+#include "ibq/tokenizer_trainer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ibq/compat.h"
+#include "ibq/errors.h"
+
+namespace ibq {
+namespace {
+
+std::vector<at::Tensor> params_of(const torch::nn::Module& m) { return m.parameters(/*recurse=*/true); }
+
+StepLog to_values(const LossLog& log) {
+  StepLog out;
+  for (const auto& [k, v] : log) out.emplace_back(k, v.to(at::kDouble).item<double>());
+  return out;
+}
+
+at::Device device_of(const torch::nn::Module& m) {
+  auto ps = m.parameters();
+  return ps.empty() ? at::Device(at::kCPU) : ps[0].device();
+}
+
+bool finite(const at::Tensor& t) { return std::isfinite(t.detach().to(at::kDouble).item<double>()); }
+
+}  // namespace
+
+TokenizerTrainingModuleImpl::TokenizerTrainingModuleImpl(std::shared_ptr<TokenizerImpl> tok,
+                                                         const VQLossOptions& loss_opts, bool use_ema,
+                                                         double ema_decay)
+    : tokenizer(std::move(tok)) {
+  if (!tokenizer) throw TypeError("tokenizer: expected a live tokenizer");
+  if (loss_opts.disc_in_channels != tokenizer->config().ddconfig.out_ch)
+    throw ValueError("disc_in_channels: " + std::to_string(loss_opts.disc_in_channels) +
+                     " differs from the tokenizer's out_ch " + std::to_string(tokenizer->config().ddconfig.out_ch));
+  register_module("encoder", tokenizer->encoder);
+  register_module("decoder", tokenizer->decoder);
+  loss = register_module("loss", VQLPIPSWithDiscriminator(loss_opts));
+  register_module("quantize", tokenizer->quantize);
+  register_module("quant_conv", tokenizer->quant_conv);
+  register_module("post_quant_conv", tokenizer->post_quant_conv);
+  loss->to(device_of(*tokenizer));
+  if (use_ema) model_ema = register_module("model_ema", LitEma(*this, ema_decay));
+  train(tokenizer->is_training());
+}
+
+void TokenizerTrainingModuleImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  if (loss) loss->perceptual_loss->eval();
+}
+
+std::vector<at::Tensor> TokenizerTrainingModuleImpl::generator_parameters() const {
+  std::vector<at::Tensor> out;
+  for (const torch::nn::Module* m : {static_cast<const torch::nn::Module*>(tokenizer->encoder.get()),
+                                     static_cast<const torch::nn::Module*>(tokenizer->decoder.get()),
+                                     static_cast<const torch::nn::Module*>(tokenizer->quantize.get()),
+                                     static_cast<const torch::nn::Module*>(tokenizer->quant_conv.get()),
+                                     static_cast<const torch::nn::Module*>(tokenizer->post_quant_conv.get())}) {
+    auto ps = params_of(*m);
+    out.insert(out.end(), ps.begin(), ps.end());
+  }
+  return out;
+}
+
+std::vector<at::Tensor> TokenizerTrainingModuleImpl::discriminator_parameters() const {
+  return params_of(*loss->discriminator);
+}
+
+TokenizerTrainer::TokenizerTrainer(std::shared_ptr<TokenizerImpl> tokenizer, const VQLossOptions& loss_opts,
+                                   const TrainerOptions& opts)
+    : opts_(opts) {
+  opts_.schedule.validate();
+  if (!(opts_.learning_rate > 0)) throw ValueError("learning_rate: expected a positive number");
+  if (opts_.gradient_clip_val < 0) throw ValueError("gradient_clip_val: expected a non-negative number");
+  module_ = TokenizerTrainingModule(std::move(tokenizer), loss_opts, opts_.use_ema, opts_.ema_decay);
+  AdamOptions a;
+  a.lr = opts_.learning_rate;
+  opt_gen_ = std::make_unique<Adam>(module_->generator_parameters(), a);
+  opt_disc_ = std::make_unique<Adam>(module_->discriminator_parameters(), a);
+  set_scheduler_steps(0);
+}
+
+void TokenizerTrainer::set_scheduler_steps(int64_t n) {
+  scheduler_steps_ = n;
+  if (!opts_.schedule.active()) return;
+  const double lr = opts_.learning_rate * opts_.schedule.factor(n);
+  opt_gen_->options().lr = lr;
+  opt_disc_->options().lr = lr;
+}
+
+void TokenizerTrainer::scheduler_step() {
+  if (opts_.schedule.active()) set_scheduler_steps(scheduler_steps_ + 1);
+}
+
+void TokenizerTrainer::end_epoch(int64_t epoch) {
+  const auto& drops = opts_.lr_drop_epoch;
+  if (std::find(drops.begin(), drops.end(), epoch + 1) == drops.end()) return;
+  opt_gen_->options().lr *= opts_.lr_drop_rate;
+  opt_disc_->options().lr *= opts_.lr_drop_rate;
+}
+
+CodebookLoss TokenizerTrainer::codebook(const TokenizerOutput& out) const {
+  return {out.quant_loss, out.sample_entropy, out.avg_entropy, out.entropy_loss,
+          module_->tokenizer->config().quantizer.use_entropy_loss};
+}
+
+StepResult TokenizerTrainer::step(const at::Tensor& x_in, int64_t global_step) {
+  auto& m = *module_;
+  m.train(true);
+  const auto dev = device_of(m);
+  const at::Tensor x = x_in.to(dev, at::kFloat);
+  const at::Tensor last_layer = m.tokenizer->decoder->conv_out->weight;
+  StepResult result;
+
+  TokenizerOutput out;
+  LossResult d;
+  {
+    compat::AutocastGuard ac(opts_.autocast, dev);
+    out = m.tokenizer->forward(x);
+    d = m.loss->discriminator_loss(x, out.xrec, global_step);
+  }
+  // discriminator step
+  if (!finite(d.loss)) {
+    result.log = to_values(d.log);
+    result.nonfinite = "discriminator";
+    return result;
+  }
+  opt_disc_->zero_grad();
+  d.loss.backward();
+  if (on_gradients) on_gradients(opt_disc_->params(), 1);
+  opt_disc_->step();
+
+  // generator step (through the updated discriminator, as the official order)
+  LossResult g;
+  {
+    compat::AutocastGuard ac(opts_.autocast, dev);
+    g = m.loss->generator_loss(codebook(out), x, out.xrec, global_step, last_layer);
+  }
+  result.log = to_values(d.log);
+  auto glog = to_values(g.log);
+  result.log.insert(result.log.end(), glog.begin(), glog.end());
+  if (!finite(g.loss)) {
+    result.nonfinite = "generator";
+    return result;
+  }
+  opt_gen_->zero_grad();
+  g.loss.backward({}, /*retain_graph=*/false, /*create_graph=*/false, opt_gen_->params());
+  if (on_gradients) on_gradients(opt_gen_->params(), 0);
+  if (opts_.gradient_clip_val > 0) clip_grad_norm(opt_gen_->params(), opts_.gradient_clip_val);
+  opt_gen_->step();
+
+  scheduler_step();
+  if (m.model_ema) m.model_ema->update(m);
+  return result;
+}
+
+LossAndGradsResult TokenizerTrainer::loss_and_grads(const at::Tensor& x_in, int optimizer_idx, int64_t global_step,
+                                                    const std::vector<std::string>& wrt) {
+  if (optimizer_idx != 0 && optimizer_idx != 1)
+    throw ValueError("optimizerIdx: expected 0 (generator) or 1 (discriminator), got " + std::to_string(optimizer_idx));
+  auto& m = *module_;
+  auto named = m.named_parameters(/*recurse=*/true);
+  std::vector<at::Tensor> params;
+  for (const auto& name : wrt) {
+    const at::Tensor* p = named.find(name);
+    if (!p) throw ValueError("wrt: the training module has no parameter '" + name + "'");
+    if (!p->requires_grad()) throw ValueError("wrt: '" + name + "' is frozen (requires_grad false)");
+    params.push_back(*p);
+  }
+  const auto dev = device_of(m);
+  const at::Tensor x = x_in.to(dev, at::kFloat);
+  LossResult r;
+  {
+    compat::AutocastGuard ac(opts_.autocast, dev);
+    auto out = m.tokenizer->forward(x);
+    r = optimizer_idx == 0
+            ? m.loss->generator_loss(codebook(out), x, out.xrec, global_step, m.tokenizer->decoder->conv_out->weight)
+            : m.loss->discriminator_loss(x, out.xrec, global_step);
+  }
+  LossAndGradsResult res;
+  res.loss = r.loss.detach().to(at::kDouble).item<double>();
+  res.log = to_values(r.log);
+  if (!params.empty()) {
+    auto grads = torch::autograd::grad({r.loss}, params, {}, /*retain_graph=*/false, /*create_graph=*/false,
+                                       /*allow_unused=*/true);
+    for (size_t i = 0; i < params.size(); ++i)
+      res.grads.emplace_back(wrt[i], grads[i].defined() ? grads[i] : at::zeros_like(params[i]));
+  }
+  return res;
+}
+
+}  // namespace ibq
