@@ -32,7 +32,8 @@ export { psnr, psnrArrays, toUnitRange } from './metrics.js';
 // ---- evaluation (issue 7) ----
 export {
   evaluateTokenizer, evaluateSamples, FidInception, LPIPS, clamp, featureStats, FeatureMoments, frechetDistance,
-  inceptionScore, imageQuality, ssim, codebookUsage, CodebookUsage, MissingWeightsError, INCEPTION_NOTE,
+  inceptionScore, imageQuality, ssim, codebookUsage, CodebookUsage, MissingWeightsError, INCEPTION_NOTE, LPIPS_WEIGHTS,
+  LPIPS_WEIGHTS_ENV,
   type EvalWeights, type GaussianStats, type TokenizerMetrics, type SampleMetrics, type EvaluableTokenizer,
 } from './eval/index.js';
 // ---- tokenizer training (issue 5) ----
@@ -48,3 +49,4 @@ export {
   makeDataset, epochOrder, type ImageBatchSource, type TokenizerDataInput, type TrainDataset,
 } from './data/tokenizer_data.js';
 export { listImages, decodeImage, type ImageList } from './data/image_files.js';
+export { readIdx, parseIdx, type IdxArray } from './data/idx.js';

@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 
 import { register as registerCkpt } from './ckpt.js';
+import { register as registerDemo } from './demo.js';
 import { register as registerEval } from './eval.js';
 import { register as registerInfo } from './info.js';
 import { register as registerTokenizer } from './tokenizer.js';
@@ -12,7 +13,7 @@ import { register as registerTrain } from './train.js';
 import { register as registerTransformer } from './transformer.js';
 
 type Register = (program: Command) => void;
-const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer, registerEval, registerTrain];
+const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer, registerEval, registerTrain, registerDemo];
 
 export function buildProgram(): Command {
   const program = new Command('ibq')

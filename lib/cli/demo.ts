@@ -1,0 +1,64 @@
+/**
+ * The demo command (what `npm run demo` runs after scripts/setup):
+ *   ibq demo [--data DIR] [--max-steps N] [--out DIR] [--device D] [--max-images N] [--per-class N] [--lpips-weights DIR]
+ * Trains a small IBQ tokenizer and a class-conditional AR transformer on real images (default: the bundled
+ * Fashion-MNIST subset), with progress bars on stderr; prints the figures and writes reconstructions.png,
+ * samples.png and metrics.json to --out. `npm run demo` exports IBQ_DEMO_SETUP_START (epoch ms) before setup,
+ * so metrics.json splits setup/build time from the run itself.
+ */
+import type { Command } from 'commander';
+
+import { runDemo, type DemoUI } from '../demo/index.js';
+import { progressBar, sigintAbort } from './progress.js';
+
+/** Environment variable holding the epoch ms at which `npm run demo` started (set by package.json's script). */
+export const SETUP_START_ENV = 'IBQ_DEMO_SETUP_START';
+
+interface Flags {
+  data?: string;
+  out: string;
+  maxSteps?: string;
+  maxImages?: string;
+  perClass?: string;
+  device?: string;
+  lpipsWeights?: string;
+}
+
+function int(v: string | undefined, flag: string, min = 1): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new RangeError(`${flag}: expected an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+function setupStart(): number | undefined {
+  const v = process.env[SETUP_START_ENV];
+  const n = v === undefined ? NaN : Number(v);
+  return Number.isFinite(n) && n > 0 && n <= Date.now() ? n : undefined;
+}
+
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description('train a small IBQ tokenizer and class-conditional generator on real images; write figures and metrics')
+    .option('--data <dir>', 'IDX files (MNIST layout) or an image folder with class sub-folders (default: bundled Fashion-MNIST subset)')
+    .option('--out <dir>', 'output folder', 'out/demo')
+    .option('--max-steps <n>', 'cap the training steps of the tokenizer and of the transformer')
+    .option('--max-images <n>', 'cap the training images (quick runs)')
+    .option('--per-class <n>', 'samples per class (default 10)')
+    .option('--device <device>', 'cpu or cuda[:i]')
+    .option('--lpips-weights <dir>', 'folder with vgg16-397923af.pth and vgg.pth: turns the LPIPS loss on (default $IBQ_LPIPS_WEIGHTS)')
+    .action(async (o: Flags) => {
+      const stop = sigintAbort('stopping the demo');
+      const ui: DemoUI = { bar: (total, unit, fields) => progressBar(total, unit, fields), log: (line) => console.log(line) };
+      try {
+        await runDemo({
+          data: o.data, out: o.out, maxSteps: int(o.maxSteps, '--max-steps'), maxImages: int(o.maxImages, '--max-images'),
+          perClass: int(o.perClass, '--per-class'), device: o.device, lpipsWeights: o.lpipsWeights, setupStartedAt: setupStart(),
+          ui, signal: stop.signal,
+        });
+      } finally {
+        stop.dispose();
+      }
+    });
+}
