@@ -1,8 +1,8 @@
 // Issue 8, acceptance 3: `ibq demo` (what `npm run demo` runs after setup) with a few steps writes
 // reconstructions.png, samples.png and a metrics.json of the documented schema; `--data DIR` runs on a tiny
 // class-folder image set; the nearest-class-mean judge labels images by their nearest class mean.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -150,6 +150,26 @@ describe('ibq demo', () => {
     expect(m.timings.setupAndBuild).toBeNull();
     // three well separated colours: the judge gets every real held-out image right
     expect(m.classConsistency.classifierAccuracyOnRealHeldOut).toBe(1);
+  }, 120_000);
+
+  it('Ctrl-C during tokenizer training saves its checkpoint, stops the demo and exits with 130', async () => {
+    const out = join(root, 'sigint');
+    const child = spawn(process.execPath, [BIN, 'demo', '--max-steps', '500', '--max-images', '200', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '', sent = false;
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      // interrupt (once: a second Ctrl-C kills) when the first steps have run
+      if (stdout.includes('[1/5]') && !sent) {
+        sent = true;
+        setTimeout(() => child.kill('SIGINT'), 1500);
+      }
+    });
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+    expect(code, stderr).toBe(130);
+    expect(stderr).toMatch(/interrupted after \d+ tokenizer steps; its checkpoint: .*last\.ckpt/);
+    expect(existsSync(join(out, 'tokenizer', 'last.ckpt'))).toBe(true);
+    expect(existsSync(join(out, 'metrics.json'))).toBe(false);
   }, 120_000);
 
   it('--data DIR that is missing or has no class sub-folders: a clear error, no crash', async () => {

@@ -8,7 +8,7 @@
  */
 import type { Command } from 'commander';
 
-import { runDemo, type DemoUI } from '../demo/index.js';
+import { DemoInterrupted, runDemo, type DemoUI } from '../demo/index.js';
 import { progressBar, sigintAbort } from './progress.js';
 
 /** Environment variable holding the epoch ms at which `npm run demo` started (set by package.json's script). */
@@ -57,6 +57,11 @@ export function register(program: Command): void {
           perClass: int(o.perClass, '--per-class'), device: o.device, lpipsWeights: o.lpipsWeights, setupStartedAt: setupStart(),
           ui, signal: stop.signal,
         });
+      } catch (err) {
+        // Ctrl-C (or an abort during sampling): say where the checkpoints are and exit 130 like the training commands
+        if (!(err instanceof DemoInterrupted) && !(stop.signal.aborted && (err as Error)?.name === 'AbortError')) throw err;
+        console.error(`ibq demo: ${(err as Error).message}`);
+        process.exitCode = 130;
       } finally {
         stop.dispose();
       }

@@ -48,6 +48,14 @@ export interface DemoOptions {
   settings?: DemoSettings;
 }
 
+/** The signal fired (e.g. Ctrl-C): the stage in progress saved its checkpoint and the demo stopped. */
+export class DemoInterrupted extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DemoInterrupted';
+  }
+}
+
 const SILENT: DemoUI = { bar: () => ({ update() {}, stop() {} }), log() {} };
 
 function lpipsFiles(dir: string | undefined): LpipsFiles | undefined {
@@ -103,6 +111,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoMetrics> {
   const f = 2 ** (s.tokenizer.config.ddconfig.ch_mult.length - 1);
   ui.log(`[1/5] training the IBQ tokenizer: n_embed ${nEmbed}, ${s.imageSize / f}x${s.imageSize / f} tokens, discriminator + LeCAM on, ${lpips ? 'LPIPS on' : 'LPIPS off'}; ${s.tokenizer.steps} steps of ${s.tokenizer.batchSize}`);
   const tk = await trainDemoTokenizer(data.train, s, { outDir: paths.tokenizer, device: opts.device, lpips, ui, signal: opts.signal });
+  if (opts.signal?.aborted) {
+    tk.tokenizer.dispose();
+    throw new DemoInterrupted(`interrupted after ${tk.steps} tokenizer steps; its checkpoint: ${join(paths.tokenizer, 'last.ckpt')}`);
+  }
   stage('tokenizerTraining');
 
   // (2) held-out evaluation
@@ -118,6 +130,11 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoMetrics> {
   const testTokens = await tokenizeImages(tk.tokenizer, data.test);
   stage('tokenize');
   const ar = await trainDemoTransformer(trainTokens, s, { vocab: nEmbed, classes: K, outDir: paths.transformer, device: opts.device, ui, signal: opts.signal });
+  if (opts.signal?.aborted) {
+    tk.tokenizer.dispose();
+    ar.model.dispose();
+    throw new DemoInterrupted(`interrupted after ${ar.steps} transformer steps; checkpoints: ${join(paths.tokenizer, 'last.ckpt')}, ${join(paths.transformer, 'last.ckpt')}`);
+  }
   stage('transformerTraining');
   const heldOutLoss = await heldOutTokenLoss(ar.model, testTokens);
   const bound = 0.8 * Math.log(nEmbed);

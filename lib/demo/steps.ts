@@ -1,7 +1,7 @@
 /**
  * The demo's stages, each through the public API only: train the tokenizer (trainTokenizer), judge it on
  * held-out images (imageQuality = the official PSNR/SSIM, CodebookUsage), tokenize (tokensFromTensor), train the
- * AR transformer (trainTransformer), its held-out next-token loss (Transformer.lossAndGrads in eval mode), and
+ * AR transformer (trainTransformer), its held-out next-token loss (teacher-forced Transformer.forward, eval mode), and
  * class-conditional sampling with guidance (generate).
  */
 import { join } from 'node:path';
