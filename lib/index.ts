@@ -1,6 +1,6 @@
 /** ibq-native: IBQ tokenizer and autoregressive generator on libtorch. See DESIGN.md for the API contract. */
-export { info, setNumThreads, type Info } from './info.js';
-export { tensor, Tensor, DTYPES, type DType, type TypedArray, type TensorOptions, type DataOptions } from './tensor.js';
+export { info, setNumThreads, type Info } from './core/info.js';
+export { tensor, Tensor, DTYPES, type DType, type TypedArray, type TensorOptions, type DataOptions } from './core/tensor.js';
 export {
   loadCheckpoint, saveCheckpoint, loadSafetensors, saveSafetensors, readSafetensorsMetadata, loadNpy, saveNpy,
   loadNpz, saveNpz, Opaque, PyGlobal, PySlice, UnsupportedTensor, stripPrefix, addPrefix, detectPrefix, emaStateDict,
@@ -8,27 +8,27 @@ export {
 } from './io/index.js';
 export {
   Transformer, checkSampleOptions, type SampleOptions, type TransformerConfig, type TransformerPreset,
-} from './transformer.js';
-export { resolveTransformerConfig, transformerParameterCount, TRANSFORMER_PRESETS } from './transformer_config.js';
+} from './transformer/transformer.js';
+export { resolveTransformerConfig, transformerParameterCount, TRANSFORMER_PRESETS } from './transformer/config.js';
 export {
   trainTransformer, type ARTrainConfig, type TrainTransformerOptions, type TrainTransformerResult, type TrainStepLog, type TokenData,
-} from './transformer_train.js';
-export { tokensFromImages, tokensFromTensor, listImageFolder, type TokenizerLike } from './transformer_tokens.js';
-export { lrWdAnnealing } from './transformer_schedule.js';
-export { generate, toUint8Images, imageGrid, saveSamplesNpz, type TokenDecoder, type GenerateOptions } from './generate.js';
+} from './train/transformer.js';
+export { tokensFromImages, tokensFromTensor, listImageFolder, type TokenizerLike } from './transformer/tokens.js';
+export { lrWdAnnealing } from './transformer/schedule.js';
+export { generate, toUint8Images, imageGrid, saveSamplesNpz, type TokenDecoder, type GenerateOptions } from './transformer/generate.js';
 // ---- tokenizer area (issue 4) ----
-export { readConfig, type IBQConfig, type ARTrainingSettings } from './config.js';
-export { Tokenizer, SKIPPED_PREFIXES, type TokenizerForward, type TokenizerLoadResult, type FromCheckpointOptions } from './tokenizer.js';
+export { readConfig, type IBQConfig, type ARTrainingSettings } from './config/read_config.js';
+export { Tokenizer, SKIPPED_PREFIXES, type TokenizerForward, type TokenizerLoadResult, type FromCheckpointOptions } from './tokenizer/tokenizer.js';
 export {
   IBQuantizer, VectorQuantizer, type IBQuantizerOptions, type IBQuantizerOutput, type VectorQuantizerOptions,
   type VectorQuantizerOutput, type LossAndGradsResult, type CreateOptions,
-} from './quantizer.js';
+} from './tokenizer/quantizer.js';
 export {
   preset, PRESET_NAMES, inferTokenizerConfig, resolveTokenizerConfig, type PresetName, type TokenizerConfig,
   type DDConfig, type ResolvedTokenizerConfig,
-} from './tokenizer_config.js';
-export { loadImage, loadImages, decodeToPng, type ImageInput } from './images.js';
-export { psnr, psnrArrays, toUnitRange } from './metrics.js';
+} from './tokenizer/config.js';
+export { loadImage, loadImages, decodeToPng, type ImageInput } from './data/images.js';
+export { psnr, psnrArrays, toUnitRange } from './eval/psnr.js';
 // ---- evaluation (issue 7) ----
 export {
   evaluateTokenizer, evaluateSamples, FidInception, LPIPS, clamp, featureStats, FeatureMoments, frechetDistance,
@@ -40,11 +40,11 @@ export {
 export {
   TokenizerTrainer, NonFiniteLossError, type TokenizerTrainerOptions, type SchedulerType, type PerceptualSource,
   type TrainerCheckpointInfo,
-} from './tokenizer_trainer.js';
-export { resolveLossConfig, LossConfigSchema, type LossConfig, type ResolvedLossConfig } from './tokenizer_trainer_state.js';
+} from './tokenizer/trainer.js';
+export { resolveLossConfig, LossConfigSchema, type LossConfig, type ResolvedLossConfig } from './tokenizer/trainer_state.js';
 export {
   trainTokenizer, type TokenizerTrainConfig, type TrainTokenizerOptions, type TrainTokenizerResult, type TrainTokenizerStep,
-} from './train_tokenizer.js';
+} from './train/tokenizer.js';
 export {
   makeDataset, epochOrder, type ImageBatchSource, type TokenizerDataInput, type TrainDataset,
 } from './data/tokenizer_data.js';

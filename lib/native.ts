@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import type { ModuleHandleNative } from './module.js';
+import type { ModuleHandleNative } from './core/module.js';
 
 /** Opaque native tensor handle; lib/tensor.ts wraps it in the public `Tensor` class. */
 export interface TensorHandle {

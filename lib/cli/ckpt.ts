@@ -7,7 +7,7 @@ import { saveCheckpoint } from '../io/save.js';
 import { addPrefix, EMA_PREFIX, emaStateDict, isEmaBookkeeping, stripPrefix } from '../io/state_dict.js';
 import { summarize, tensorBytes } from '../io/summary.js';
 import { loadWeightsFile } from '../io/weights_file.js';
-import type { Tensor } from '../tensor.js';
+import type { Tensor } from '../core/tensor.js';
 
 const isSafetensors = (p: string) => p.toLowerCase().endsWith('.safetensors');
 

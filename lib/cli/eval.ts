@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { evaluateSamples, evaluateTokenizer, INCEPTION_NOTE } from '../eval/index.js';
 import { resolveInceptionWeights } from '../eval/weights.js';
 import { loadWeightsFile } from '../io/index.js';
-import { Tokenizer } from '../tokenizer.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);

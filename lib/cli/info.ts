@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
-import { info } from '../info.js';
-import { resolveTransformerConfig, TRANSFORMER_PRESETS } from '../transformer_config.js';
+import { info } from '../core/info.js';
+import { resolveTransformerConfig, TRANSFORMER_PRESETS } from '../transformer/config.js';
 
 export function register(program: Command): void {
   program

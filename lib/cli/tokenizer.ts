@@ -10,11 +10,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import type { Command } from 'commander';
 
-import { encodePng, toHWC } from '../images.js';
+import { encodePng, toHWC } from '../data/images.js';
 import { checkWritableTarget } from '../io/files.js';
 import { saveNpy } from '../io/index.js';
-import { psnrArrays, toUnitRange } from '../metrics.js';
-import { Tokenizer } from '../tokenizer.js';
+import { psnrArrays, toUnitRange } from '../eval/psnr.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
 
 interface Common {
   ckpt: string;

@@ -8,8 +8,8 @@
  */
 import type { Command } from 'commander';
 
-import { readConfig } from '../config.js';
-import { trainTokenizer, type TrainTokenizerOptions } from '../train_tokenizer.js';
+import { readConfig } from '../config/read_config.js';
+import { trainTokenizer, type TrainTokenizerOptions } from '../train/tokenizer.js';
 import { progressBar, sigintAbort, type Bar } from './progress.js';
 
 interface Flags {

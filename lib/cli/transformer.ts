@@ -9,14 +9,14 @@ import { join } from 'node:path';
 
 import type { Command } from 'commander';
 
-import { readConfig } from '../config.js';
-import { generate, imageGrid, sampleBatches, saveSamplesNpz } from '../generate.js';
+import { readConfig } from '../config/read_config.js';
+import { generate, imageGrid, sampleBatches, saveSamplesNpz } from '../transformer/generate.js';
 import { loadSafetensors, saveSafetensors } from '../io/index.js';
-import { tensor, type Tensor } from '../tensor.js';
-import { Tokenizer } from '../tokenizer.js';
-import { Transformer } from '../transformer.js';
-import { resolveTransformerConfig, TRANSFORMER_PRESETS } from '../transformer_config.js';
-import { trainTransformer, type ARTrainConfig } from '../transformer_train.js';
+import { tensor, type Tensor } from '../core/tensor.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { Transformer } from '../transformer/transformer.js';
+import { resolveTransformerConfig, TRANSFORMER_PRESETS } from '../transformer/config.js';
+import { trainTransformer, type ARTrainConfig } from '../train/transformer.js';
 import { progressBar, sigintAbort, type Bar } from './progress.js';
 
 function num(name: string) {

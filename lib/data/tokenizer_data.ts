@@ -4,8 +4,8 @@
  * Fashion-MNIST read with readIdx). Epoch orders are shuffled with a PRNG seeded by seed + epoch, and random
  * crops are drawn from (seed, epoch, index), so a resumed run sees the same batches.
  */
-import { describe } from '../errors.js';
-import { Tensor, tensor } from '../tensor.js';
+import { describe } from '../core/errors.js';
+import { Tensor, tensor } from '../core/tensor.js';
 import { decodeImage, listImages, type ImageList } from './image_files.js';
 
 /** In-memory images: `batch(indices)` returns float32 [indices.length, 3, H, W] in [-1, 1]. */

@@ -3,11 +3,11 @@
  * 2048-d pool3 features; inputs resized to 299x299 (bilinear, align_corners false) and scaled to [-1, 1].
  * This is the PyTorch port; the ADM evaluator runs the TensorFlow graph, whose numbers differ slightly.
  */
-import { abortFlag, checkInt, checkString } from '../errors.js';
+import { abortFlag, checkInt, checkString } from '../core/errors.js';
 import { loadCheckpoint } from '../io/index.js';
-import { Module } from '../module.js';
+import { Module } from '../core/module.js';
 import { native, type FidInceptionHandleNative } from '../native.js';
-import { Tensor, wrap } from '../tensor.js';
+import { Tensor, wrap } from '../core/tensor.js';
 import { resolveInceptionWeights } from './weights.js';
 
 export const INCEPTION_NOTE =

@@ -3,11 +3,11 @@
  * backbones (native/ibq/lpips.h). State-dict keys are the official ones (`net.slice1.0.weight`,
  * `lin0.model.1.weight`, `scaling_layer.shift`).
  */
-import { checkString } from '../errors.js';
+import { checkString } from '../core/errors.js';
 import { loadCheckpoint } from '../io/index.js';
-import { Module, stateDictEntries, type StateDict } from '../module.js';
+import { Module, stateDictEntries, type StateDict } from '../core/module.js';
 import { native, type LpipsHandleNative } from '../native.js';
-import { Tensor, wrap } from '../tensor.js';
+import { Tensor, wrap } from '../core/tensor.js';
 import { findLpipsFiles, missingLpips, type LpipsNetName } from './weights.js';
 
 function checkNet(net: unknown): LpipsNetName {

@@ -2,9 +2,9 @@
  * Metric functions (native/ibq/metrics.h): Frechet distance, feature statistics, Inception Score, SSIM/PSNR as
  * the official IBQ evaluation, codebook usage. Usable on their own (e.g. by the demo) and by evaluate*.
  */
-import { checkInt, checkNumber } from '../errors.js';
+import { checkInt, checkNumber } from '../core/errors.js';
 import { native } from '../native.js';
-import { Tensor, wrap } from '../tensor.js';
+import { Tensor, wrap } from '../core/tensor.js';
 
 /** Gaussian statistics of features: mu [D] and sigma [D,D] (float64), n samples (0 or absent: unknown). */
 export interface GaussianStats {

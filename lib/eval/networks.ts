@@ -1,5 +1,5 @@
 /** Builds the evaluation networks from EvalWeights (file paths, a checkpoint state dict, or ready models). */
-import type { StateDict } from '../module.js';
+import type { StateDict } from '../core/module.js';
 import { FidInception } from './inception.js';
 import { LPIPS } from './lpips.js';
 import { findLpipsFiles, missingLpips, type LpipsNetName } from './weights.js';

@@ -2,9 +2,9 @@
  * evaluateSamples: FID of generated samples against reference statistics (mu/sigma) or reference images, and
  * the Inception Score (10 splits), from the pytorch-fid Inception (see INCEPTION_NOTE).
  */
-import { checkInt } from '../errors.js';
+import { checkInt } from '../core/errors.js';
 import { loadNpz } from '../io/index.js';
-import { Tensor } from '../tensor.js';
+import { Tensor } from '../core/tensor.js';
 import { INCEPTION_NOTE, type FidInception } from './inception.js';
 import { featureStats, frechetDistance, inceptionScore, type GaussianStats } from './metrics.js';
 import { loadNetworks, type EvalWeights } from './networks.js';

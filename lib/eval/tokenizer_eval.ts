@@ -8,8 +8,8 @@
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 
-import { checkInt } from '../errors.js';
-import { Tensor } from '../tensor.js';
+import { checkInt } from '../core/errors.js';
+import { Tensor } from '../core/tensor.js';
 import { INCEPTION_NOTE } from './inception.js';
 import { clamp, CodebookUsage, FeatureMoments, frechetDistance, imageQuality } from './metrics.js';
 import { loadNetworks, type EvalWeights } from './networks.js';

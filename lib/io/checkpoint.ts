@@ -4,7 +4,7 @@
  * the pickle is parsed here, then ONE native call reads the storages it names and builds every tensor.
  */
 import { native } from '../native.js';
-import { Tensor, wrap } from '../tensor.js';
+import { Tensor, wrap } from '../core/tensor.js';
 import { fileSize, readRange, withPath } from './files.js';
 import { loadLegacy } from './legacy.js';
 import { unpickle } from './pickle.js';

@@ -4,7 +4,7 @@ import { access, open, rename, unlink, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-import { checkString } from '../errors.js';
+import { checkString } from '../core/errors.js';
 
 /** Re-throws `err` as an Error that names `path` (keeps TypeError/RangeError classes). */
 export function withPath(path: string, err: unknown): Error {

@@ -7,7 +7,7 @@
 import { open } from 'node:fs/promises';
 
 import { native } from '../native.js';
-import { wrap } from '../tensor.js';
+import { wrap } from '../core/tensor.js';
 import type { ParsedPickle } from './checkpoint.js';
 import { readRange } from './files.js';
 import { storageFromPid } from './checkpoint.js';

@@ -9,9 +9,9 @@ import { open } from 'node:fs/promises';
 
 import yazl from 'yazl';
 
-import { describe } from '../errors.js';
+import { describe } from '../core/errors.js';
 import { native } from '../native.js';
-import { tensor, Tensor, wrap, type DType } from '../tensor.js';
+import { tensor, Tensor, wrap, type DType } from '../core/tensor.js';
 import { fileSize, readRange, withPath, writeAtomic } from './files.js';
 import { decodeArray, fortranToC, parseNpDType, shapeNumel } from './numpy_values.js';
 import { contiguousStrides } from './pickle_globals.js';

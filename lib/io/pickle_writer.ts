@@ -11,8 +11,8 @@
  * a plain dict of its fields (__class__, args, state, ...), so a converted file never calls a class or
  * function outside that list. Shared references and cycles are written through the memo.
  */
-import { describe } from '../errors.js';
-import { Tensor } from '../tensor.js';
+import { describe } from '../core/errors.js';
+import { Tensor } from '../core/tensor.js';
 import { NpDType } from './numpy_values.js';
 import { Opaque, PyGlobal, PySlice, STORAGE_OF_DTYPE } from './pickle_globals.js';
 import { MAX_DEPTH } from './py_values.js';

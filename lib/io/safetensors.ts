@@ -4,10 +4,10 @@
  * then the tensor bytes (offsets relative to the end of the header). The header is checked against the
  * file size before anything is read; tensor bytes are read natively, per tensor, without a full-file copy.
  */
-import { describe } from '../errors.js';
-import { stateDictEntries } from '../module.js';
+import { describe } from '../core/errors.js';
+import { stateDictEntries } from '../core/module.js';
 import { native } from '../native.js';
-import { Tensor, wrap, type DType } from '../tensor.js';
+import { Tensor, wrap, type DType } from '../core/tensor.js';
 import { fileSize, readRange, withPath, writeAtomic } from './files.js';
 import { contiguousStrides } from './pickle_globals.js';
 

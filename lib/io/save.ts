@@ -4,9 +4,9 @@
  * pickle is made in TS (./pickle_writer.ts); the archive is written natively by caffe2's
  * PyTorchStreamWriter in one call, to a temporary file in the same folder, fsynced, then renamed.
  */
-import { describe } from '../errors.js';
+import { describe } from '../core/errors.js';
 import { native, type TensorHandle } from '../native.js';
-import { Tensor } from '../tensor.js';
+import { Tensor } from '../core/tensor.js';
 import { writeAtomic } from './files.js';
 import { OrderedDictValue, pickleForTorch } from './pickle_writer.js';
 

@@ -3,8 +3,8 @@
  * official LitEma layout (src/IBQ/modules/ema.py style: buffers `model_ema.<parameter name without
  * dots>` plus `model_ema.decay` and `model_ema.num_updates`).
  */
-import { checkString, describe } from '../errors.js';
-import type { Tensor } from '../tensor.js';
+import { checkString, describe } from '../core/errors.js';
+import type { Tensor } from '../core/tensor.js';
 
 export type StateDictMap = Map<string, Tensor>;
 

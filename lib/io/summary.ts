@@ -3,7 +3,7 @@
  * bigints as strings, typed arrays by type and length, opaque objects by class, and shared references
  * and cycles as `{ $ref: '<path of the first occurrence>' }`. Depth is bounded.
  */
-import { Tensor } from '../tensor.js';
+import { Tensor } from '../core/tensor.js';
 import { Opaque, PyGlobal, PySlice } from './pickle_globals.js';
 import { UnsupportedTensor } from './unsupported.js';
 

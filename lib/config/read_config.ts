@@ -1,0 +1,105 @@
+/**
+ * readConfig: YAML files in the official configs/IBQ/gpu/*.yaml layout (LightningCLI: model.class_path and
+ * model.init_args). The tokenizer part is the official `model.init_args` of a tokenizer YAML, or the
+ * `first_stage_config.params` of a transformer YAML. The transformer part is the official
+ * `model.init_args.transformer_config.params` of an AR YAML (Net2NetTransformer), with the optimisation fields
+ * of init_args next to it. The parsed YAML stays available as `raw`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { z } from 'zod';
+
+import { checkString } from '../core/errors.js';
+import { resolveTokenizerConfig, type ResolvedTokenizerConfig } from '../tokenizer/config.js';
+import type { TransformerConfig } from '../transformer/config.js';
+
+/**
+ * Whether a config string is a preset name or a YAML path: a path when it names an existing file or ends in
+ * .yaml/.yml; otherwise it must be one of `presets`.
+ * @throws RangeError `<arg>: unknown preset 'X', expected one of A, B (or a YAML config path)`
+ */
+export function presetOrYaml(v: string, presets: readonly string[], arg: string): 'preset' | 'yaml' {
+  if (presets.includes(v)) return 'preset';
+  if (/\.ya?ml$/i.test(v) || existsSync(v)) return 'yaml';
+  throw new RangeError(`${arg}: unknown preset '${v}', expected one of ${presets.join(', ')} (or a YAML config path)`);
+}
+
+/** Optimisation fields of the official Net2NetTransformer init_args (lr_wd_annealing of the AR training). */
+export interface ARTrainingSettings {
+  learning_rate?: number;
+  weight_decay?: number;
+  /** Warmup epochs. */
+  wp?: number;
+  wp0?: number;
+  wpe?: number;
+  twde?: number;
+}
+const AR_TRAINING_FIELDS = ['learning_rate', 'weight_decay', 'wp', 'wp0', 'wpe', 'twde'] as const;
+
+export interface IBQConfig {
+  /** The file read. */
+  path: string;
+  /** The whole parsed YAML document. */
+  raw: Record<string, unknown>;
+  /** `model.class_path`, e.g. 'src.IBQ.models.ibqgan.IBQ'. */
+  classPath?: string;
+  /** The tokenizer's init_args with defaults filled in; absent when the file describes no tokenizer. */
+  tokenizer?: ResolvedTokenizerConfig;
+  /**
+   * `model.init_args.transformer_config.params` of an AR YAML, as written (validated when a Transformer is
+   * made from it: resolveTransformerConfig); absent when the file describes no AR model.
+   */
+  transformer?: TransformerConfig;
+  /** The optimisation fields of an AR YAML's init_args (only those present); absent without `transformer`. */
+  arTraining?: ARTrainingSettings;
+}
+
+const LayoutSchema = z.looseObject({
+  model: z.looseObject({
+    class_path: z.string().optional(),
+    init_args: z.record(z.string(), z.unknown()).optional(),
+  }),
+});
+
+/**
+ * Reads an official-layout YAML.
+ * @throws Error naming the file when it cannot be read or parsed; TypeError/RangeError naming the field
+ *   (e.g. `model.init_args.ddconfig.ch`) when the tokenizer part is malformed.
+ */
+export function readConfig(yamlPath: string): IBQConfig {
+  checkString(yamlPath, 'yamlPath');
+  let raw: unknown;
+  try {
+    raw = parse(readFileSync(yamlPath, 'utf8'));
+  } catch (err) {
+    throw new Error(`${yamlPath}: cannot read the YAML config: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const layout = LayoutSchema.safeParse(raw);
+  if (!layout.success) {
+    throw new RangeError(`${yamlPath}: expected the official layout with a 'model' section (model.class_path, model.init_args)`);
+  }
+  const model = layout.data.model;
+  const args = model.init_args ?? {};
+  const out: IBQConfig = { path: yamlPath, raw: raw as Record<string, unknown>, classPath: model.class_path };
+  const firstStage = (args.first_stage_config as { params?: unknown } | undefined)?.params;
+  if ('ddconfig' in args) out.tokenizer = resolveTokenizerConfig(args, `${yamlPath}: model.init_args`);
+  else if (firstStage && typeof firstStage === 'object' && 'ddconfig' in firstStage) {
+    out.tokenizer = resolveTokenizerConfig(firstStage, `${yamlPath}: model.init_args.first_stage_config.params`);
+  }
+  const tc = args.transformer_config as { params?: unknown } | undefined;
+  if (tc !== undefined) {
+    if (tc === null || typeof tc !== 'object' || tc.params === null || typeof tc.params !== 'object' || Array.isArray(tc.params)) {
+      throw new RangeError(`${yamlPath}: model.init_args.transformer_config.params: expected a mapping of GPT arguments`);
+    }
+    out.transformer = tc.params as TransformerConfig;
+    out.arTraining = {};
+    for (const k of AR_TRAINING_FIELDS) {
+      const v = args[k];
+      if (v === undefined) continue;
+      const n = typeof v === 'string' ? Number(v) : v; // a quoted number is accepted
+      if (typeof n !== 'number' || !Number.isFinite(n)) throw new RangeError(`${yamlPath}: model.init_args.${k}: expected a number, got ${JSON.stringify(v)}`);
+      out.arTraining[k] = n;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,178 @@
+/**
+ * The standalone quantizers: IBQuantizer (official `IndexPropagationQuantize`, IBQ paper arXiv 2412.02692
+ * Sec. 3) and VectorQuantizer (taming-transformers `VectorQuantizer2`), with their codebook as the state-dict
+ * key `embedding.weight` [n_embed, embed_dim]. Each call is one native job on the model's queue.
+ */
+import { checkInt, checkNumber, describe } from '../core/errors.js';
+import { Module } from '../core/module.js';
+import {
+  native,
+  type AutocastOptions,
+  type IBQOutputName,
+  type QuantizerHandleNative,
+  type TensorHandle,
+  type VQOutputName,
+} from '../native.js';
+import { Tensor, wrap } from '../core/tensor.js';
+
+/** The native handle of a Tensor argument; TypeError naming `name` otherwise. */
+export function tensorArg(v: unknown, name: string): TensorHandle {
+  if (!(v instanceof Tensor)) throw new TypeError(`${name}: expected a Tensor, got ${describe(v)}`);
+  return v.handle;
+}
+
+/** Wraps every handle of a native result object. */
+export function wrapAll<K extends string>(o: Record<K, TensorHandle>): Record<K, Tensor> {
+  return Object.fromEntries(Object.entries(o).map(([k, h]) => [k, wrap(h as TensorHandle)])) as Record<K, Tensor>;
+}
+
+function checkAutocast(opts: AutocastOptions | undefined): AutocastOptions {
+  if (opts === undefined) return {};
+  if (opts === null || typeof opts !== 'object') throw new TypeError(`opts: expected an object, got ${describe(opts)}`);
+  if (opts.autocast !== undefined && opts.autocast !== 'bfloat16' && opts.autocast !== 'float16') {
+    throw new RangeError(`opts.autocast: expected 'bfloat16' or 'float16', got ${describe(opts.autocast)}`);
+  }
+  return { autocast: opts.autocast };
+}
+export { checkAutocast };
+
+export interface CreateOptions {
+  /** 'cpu' (default), 'cuda', 'cuda:N'. */
+  device?: string;
+  /** Seeds torch's generator before the random initialisation. */
+  seed?: number;
+}
+
+/** Constructor arguments of IBQuantizer (official names; n_e/e_dim of the official module = n_embed/embed_dim). */
+export interface IBQuantizerOptions {
+  n_embed: number;
+  embed_dim: number;
+  /** Weight of the codebook term mean((z_q_hard - sg(z))^2) in quant_loss (default 0.25). */
+  beta?: number;
+  /** Computes sample_entropy, avg_entropy, entropy_loss (default true; else they are 0). */
+  use_entropy_loss?: boolean;
+  entropy_temperature?: number;
+  sample_minimization_weight?: number;
+  batch_maximization_weight?: number;
+}
+
+/** forward() of IBQuantizer: every tensor float32 unless noted (z_q is bfloat16 under autocast). */
+export interface IBQuantizerOutput {
+  /** [B, D, H, W]: straight-through one-hot @ codebook. */
+  z_q: Tensor;
+  /** 0-d: mean((z_q - z)^2) + mean((sg(z_q_hard) - z)^2) + beta * mean((z_q_hard - sg(z))^2). */
+  quant_loss: Tensor;
+  /** 0-d: mean per-position entropy of softmax(logits / T) (always float32). */
+  sample_entropy: Tensor;
+  /** 0-d: entropy of the mean distribution (always float32). */
+  avg_entropy: Tensor;
+  /** 0-d: sample_minimization_weight * sample_entropy - batch_maximization_weight * avg_entropy. */
+  entropy_loss: Tensor;
+  /** int64 [B, H, W]. */
+  indices: Tensor;
+}
+
+export interface LossAndGradsResult<O> {
+  outputs: O & { total: Tensor };
+  /** 'z' and 'embedding.weight'. */
+  grads: Map<'z' | 'embedding.weight', Tensor>;
+}
+
+abstract class Quantizer<Out extends string, O> extends Module<QuantizerHandleNative<Out>> {
+  /** z [B, embed_dim, H, W] (float). @throws RangeError (rejected) for another shape. */
+  async forward(z: Tensor, opts?: AutocastOptions): Promise<O> {
+    return wrapAll(await this.native.forward(tensorArg(z, 'z'), checkAutocast(opts))) as O;
+  }
+  /** Codebook rows for int64 indices [B, h, w] -> [B, embed_dim, h, w]; RangeError for indices out of range. */
+  async getCodebookEntry(indices: Tensor): Promise<Tensor> {
+    return wrap(await this.native.getCodebookEntry(tensorArg(indices, 'indices')));
+  }
+  protected async grads(
+    z: Tensor,
+    gradOut: Tensor,
+    opts: AutocastOptions & { quant_loss_weight?: number; entropy_loss_weight?: number },
+  ): Promise<LossAndGradsResult<O>> {
+    const r = await this.native.lossAndGrads(tensorArg(z, 'z'), tensorArg(gradOut, 'gradOut'), opts);
+    return {
+      outputs: wrapAll(r.outputs) as O & { total: Tensor },
+      grads: new Map(r.grads.map(([k, h]) => [k as 'z' | 'embedding.weight', wrap(h)])),
+    };
+  }
+}
+
+export class IBQuantizer extends Quantizer<IBQOutputName, IBQuantizerOutput> {
+  readonly options: Required<IBQuantizerOptions>;
+
+  constructor(options: IBQuantizerOptions, create: CreateOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError(`options: expected an object, got ${describe(options)}`);
+    const o: Required<IBQuantizerOptions> = {
+      n_embed: checkInt(options.n_embed, 'options.n_embed', 1),
+      embed_dim: checkInt(options.embed_dim, 'options.embed_dim', 1),
+      beta: checkNumber(options.beta ?? 0.25, 'options.beta'),
+      use_entropy_loss: options.use_entropy_loss ?? true,
+      entropy_temperature: checkNumber(options.entropy_temperature ?? 0.01, 'options.entropy_temperature', Number.MIN_VALUE),
+      sample_minimization_weight: checkNumber(options.sample_minimization_weight ?? 1.0, 'options.sample_minimization_weight'),
+      batch_maximization_weight: checkNumber(options.batch_maximization_weight ?? 1.0, 'options.batch_maximization_weight'),
+    };
+    super(new native.IBQuantizerHandle(o, create.device, create.seed));
+    this.options = o;
+  }
+
+  /**
+   * Gradients of sum(z_q * gradOut) + quant_loss_weight * quant_loss + entropy_loss_weight * entropy_loss
+   * (defaults 1.0 and 0.05, the official lossconfig) with respect to z and embedding.weight; nothing is updated.
+   */
+  lossAndGrads(
+    z: Tensor,
+    gradOut: Tensor,
+    opts: AutocastOptions & { quant_loss_weight?: number; entropy_loss_weight?: number } = {},
+  ): Promise<LossAndGradsResult<IBQuantizerOutput>> {
+    const w = {
+      ...checkAutocast(opts),
+      quant_loss_weight: checkNumber(opts.quant_loss_weight ?? 1.0, 'opts.quant_loss_weight'),
+      entropy_loss_weight: checkNumber(opts.entropy_loss_weight ?? 0.05, 'opts.entropy_loss_weight'),
+    };
+    return this.grads(z, gradOut, w);
+  }
+}
+
+export interface VectorQuantizerOptions {
+  n_embed: number;
+  embed_dim: number;
+  beta?: number;
+  /** true (default, as the official): loss = mean((sg(z_q)-z)^2) + beta * mean((z_q-sg(z))^2). */
+  legacy?: boolean;
+  /** Nearest entry by distance between L2-normalised vectors (default false). */
+  l2_normalize?: boolean;
+}
+
+export interface VectorQuantizerOutput {
+  /** [B, D, H, W]: z + sg(E[idx] - z). */
+  z_q: Tensor;
+  /** 0-d. */
+  loss: Tensor;
+  /** int64 [B, H, W]. */
+  indices: Tensor;
+}
+
+export class VectorQuantizer extends Quantizer<VQOutputName, VectorQuantizerOutput> {
+  readonly options: Required<VectorQuantizerOptions>;
+
+  constructor(options: VectorQuantizerOptions, create: CreateOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError(`options: expected an object, got ${describe(options)}`);
+    const o: Required<VectorQuantizerOptions> = {
+      n_embed: checkInt(options.n_embed, 'options.n_embed', 1),
+      embed_dim: checkInt(options.embed_dim, 'options.embed_dim', 1),
+      beta: checkNumber(options.beta ?? 0.25, 'options.beta'),
+      legacy: options.legacy ?? true,
+      l2_normalize: options.l2_normalize ?? false,
+    };
+    super(new native.VectorQuantizerHandle(o, create.device, create.seed));
+    this.options = o;
+  }
+
+  /** Gradients of sum(z_q * gradOut) + loss with respect to z and embedding.weight; nothing is updated. */
+  lossAndGrads(z: Tensor, gradOut: Tensor, opts: AutocastOptions = {}): Promise<LossAndGradsResult<VectorQuantizerOutput>> {
+    return this.grads(z, gradOut, checkAutocast(opts));
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * TokenizerTrainer: training of an IBQ tokenizer as the official IBQ `VQModel.training_step` (arXiv 2412.02692,
+ * src/IBQ/models/ibqgan.py): per step the discriminator update then the generator update (Adam, betas
+ * (0.5, 0.9)), the official LR schedules, optional gradient clipping and the LitEma of the weights. The losses
+ * are VQLPIPSWithDiscriminator's (L1 + LPIPS, PatchGAN non-saturating generator loss with a fixed or adaptive
+ * weight, hinge/vanilla + LeCAM discriminator loss, IBQ quant and entropy losses). Each step is one native job
+ * on the tokenizer's queue. The trainer's state dict has the official training-checkpoint keys
+ * (`encoder.*`, `loss.perceptual_loss.*`, `loss.discriminator.*`, `quantize.*`, `model_ema.*`).
+ */
+import { checkInt, checkNumber, describe } from '../core/errors.js';
+import { loadCheckpoint, type Checkpoint } from '../io/index.js';
+import { Module, stateDictEntries, type LoadResult, type StateDict } from '../core/module.js';
+import { native, type TokenizerTrainerNative, type TokenizerTrainerStateNative } from '../native.js';
+import { checkAutocast, tensorArg } from './quantizer.js';
+import { Tensor, wrap } from '../core/tensor.js';
+import type { Tokenizer } from './tokenizer.js';
+import {
+  adamStateDict,
+  adamStateFromDict,
+  lambdaLrStateDict,
+  resolveLossConfig,
+  type LossConfig,
+  type ResolvedLossConfig,
+} from './trainer_state.js';
+
+export type SchedulerType = 'None' | 'linear-warmup' | 'linear-warmup_cosine-decay';
+
+export interface TokenizerTrainerOptions {
+  /** Base LR of both optimizers (official learning_rate; default 1e-4). */
+  learningRate?: number;
+  /** Official scheduler_type (default 'None'). */
+  schedulerType?: SchedulerType;
+  /** Warm-up steps (official warmup_epochs x steps per epoch). */
+  warmupSteps?: number;
+  /** Total steps (official max_epochs x steps per epoch), for the cosine decay. */
+  totalSteps?: number;
+  /** Floor of the cosine decay (official min_learning_rate). */
+  minLearningRate?: number;
+  /** Official lr_drop_epoch / lr_drop_rate: after epoch e with e + 1 listed, LRs are multiplied by the rate. */
+  lrDropEpoch?: number[];
+  lrDropRate?: number;
+  /** > 0: clip the generator gradients to this global norm (official gradient_clip_val). */
+  gradientClipVal?: number;
+  /** Keep the LitEma of the weights (official use_ema; default true), decay 0.999. */
+  useEma?: boolean;
+  emaDecay?: number;
+  /** Mixed precision for the forward passes ('bfloat16' on CPU; 'float16' on CUDA). */
+  autocast?: 'bfloat16' | 'float16';
+  /** Seeds torch before the discriminator is initialised (official weights_init draws). */
+  seed?: number;
+}
+
+/** LPIPS weights: a tokenizer checkpoint holding loss.perceptual_loss.*, or torchvision vgg16 + LPIPS lin files. */
+export type PerceptualSource = string | Checkpoint | { vgg16: string; lin: string };
+
+export class NonFiniteLossError extends Error {
+  constructor(readonly step: number, readonly which: 'generator' | 'discriminator', readonly log: Record<string, number>) {
+    super(`non-finite ${which} loss at global step ${step}`);
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+const PERCEPTUAL = 'loss.perceptual_loss.';
+const LPIPS_HELP =
+  'LPIPS weights are needed (lossconfig perceptual_weight > 0): load a tokenizer training checkpoint holding ' +
+  "loss.perceptual_loss.* (trainer.loadStateDict / loadPerceptual('<ckpt>')), or give the torchvision VGG16 " +
+  "weights 'vgg16-397923af.pth' (https://download.pytorch.org/models/vgg16-397923af.pth) and the LPIPS v0.1 lin " +
+  "layers 'vgg.pth' (https://github.com/richzhang/PerceptualSimilarity/tree/master/lpips/weights/v0.1) with " +
+  'loadPerceptual({ vgg16, lin }) (CLI: --lpips-vgg16 FILE --lpips-lin FILE)';
+
+export interface TrainerCheckpointInfo {
+  epoch: number;
+  globalStep: number;
+  /** Extra top-level entries (e.g. data position, config). */
+  extra?: Record<string, unknown>;
+}
+
+export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
+  readonly tokenizer: Tokenizer;
+  readonly lossconfig: ResolvedLossConfig;
+  readonly options: Readonly<TokenizerTrainerOptions>;
+  /** The global step the next step() uses when none is given. */
+  globalStep = 0;
+  #perceptualLoaded = false;
+
+  private constructor(handle: TokenizerTrainerNative, tokenizer: Tokenizer, loss: ResolvedLossConfig, opts: TokenizerTrainerOptions) {
+    super(handle);
+    this.tokenizer = tokenizer;
+    this.lossconfig = loss;
+    this.options = opts;
+  }
+
+  /**
+   * A trainer for `tokenizer` (its weights are trained in place; calls on both share one queue).
+   * @param lossconfig official lossconfig.params (or `{ target, params }`)
+   * @throws TypeError/RangeError naming a bad field (e.g. disc_loss other than 'hinge' / 'vanilla')
+   */
+  static create(tokenizer: Tokenizer, lossconfig: LossConfig | { params: LossConfig }, opts: TokenizerTrainerOptions = {}): TokenizerTrainer {
+    if (!tokenizer || typeof (tokenizer as { moduleRef?: unknown }).moduleRef !== 'function') {
+      throw new TypeError(`tokenizer: expected a Tokenizer, got ${describe(tokenizer)}`);
+    }
+    const loss = resolveLossConfig(lossconfig);
+    const o = opts ?? {};
+    if (o.seed !== undefined) checkInt(o.seed, 'opts.seed', 0);
+    const lr = checkNumber(o.learningRate ?? 1e-4, 'opts.learningRate', 0);
+    const nativeOpts = {
+      learning_rate: lr,
+      scheduler_type: o.schedulerType ?? 'None',
+      warmup_steps: checkInt(o.warmupSteps ?? 0, 'opts.warmupSteps', 0),
+      max_steps: checkInt(o.totalSteps ?? 0, 'opts.totalSteps', 0),
+      min_learning_rate: checkNumber(o.minLearningRate ?? 0, 'opts.minLearningRate', 0),
+      lr_drop_epoch: o.lrDropEpoch ?? [],
+      lr_drop_rate: checkNumber(o.lrDropRate ?? 0.1, 'opts.lrDropRate', 0),
+      gradient_clip_val: checkNumber(o.gradientClipVal ?? 0, 'opts.gradientClipVal', 0),
+      use_ema: o.useEma ?? true,
+      ema_decay: checkNumber(o.emaDecay ?? 0.999, 'opts.emaDecay', 0, 1),
+      autocast: checkAutocast(o.autocast ? { autocast: o.autocast } : undefined)?.autocast,
+    };
+    if (nativeOpts.autocast === 'float16' && tokenizer.device.startsWith('cpu')) {
+      throw new RangeError("opts.autocast: float16 autocast needs a CUDA device; on the CPU libtorch 1.13 autocasts to bfloat16 only (use 'bfloat16')");
+    }
+    const handle = new native.TokenizerTrainerHandle(tokenizer, loss, nativeOpts, o.seed);
+    const t = new TokenizerTrainer(handle, tokenizer, loss, { ...o });
+    t.train();
+    return t;
+  }
+
+  /** Whether LPIPS weights were loaded (required when perceptual_weight > 0). */
+  get perceptualLoaded(): boolean {
+    return this.#perceptualLoaded;
+  }
+
+  /**
+   * Loads weights by training-module names (tokenizer keys, loss.*, model_ema.*). Marks LPIPS as loaded when
+   * every loss.perceptual_loss.* weight was present.
+   */
+  override async loadStateDict(sd: StateDict | Iterable<[string, Tensor]>, opts: { strict?: boolean } = {}): Promise<LoadResult> {
+    const entries = stateDictEntries(sd);
+    const r = await this.native.loadStateDict(entries, opts.strict ?? true);
+    const given = new Set(entries.map(([k]) => k));
+    const lpipsKeys = this.parameterNames().filter((k) => k.startsWith(PERCEPTUAL));
+    if (lpipsKeys.length > 0 && lpipsKeys.every((k) => given.has(k)) && !r.mismatched.some((m) => m.key.startsWith(PERCEPTUAL))) {
+      this.#perceptualLoaded = true;
+    }
+    return r;
+  }
+
+  /** Loads the LPIPS weights from a checkpoint (its loss.perceptual_loss.*) or from torchvision + lin files. */
+  async loadPerceptual(source: PerceptualSource): Promise<void> {
+    if (source && typeof source === 'object' && 'vgg16' in source) {
+      const [vgg, lin] = await Promise.all([loadCheckpoint(source.vgg16), loadCheckpoint(source.lin)]);
+      await this.native.loadLpipsTorchvision(stateDictEntries(vgg.stateDict, source.vgg16), stateDictEntries(lin.stateDict, source.lin));
+      this.#perceptualLoaded = true;
+      return;
+    }
+    const ckpt = typeof source === 'string' ? await loadCheckpoint(source) : source;
+    const where = typeof source === 'string' ? source : 'checkpoint';
+    const sub = [...ckpt.stateDict].filter(([k]) => k.startsWith(PERCEPTUAL));
+    if (sub.length === 0) throw new RangeError(`${where}: holds no ${PERCEPTUAL}* weights. ${LPIPS_HELP}`);
+    const r = await this.loadStateDict(sub, { strict: false });
+    if (!this.#perceptualLoaded) {
+      const missing = r.missing.filter((k) => k.startsWith(PERCEPTUAL));
+      throw new RangeError(`${where}: incomplete LPIPS weights (missing ${missing.join(', ')})`);
+    }
+  }
+
+  #checkReady(): void {
+    if (this.lossconfig.perceptual_weight > 0 && !this.#perceptualLoaded) throw new Error(LPIPS_HELP);
+  }
+
+  /**
+   * One official training step on a batch [B, C, H, W] in [-1, 1] (float32): discriminator update, then
+   * generator update, schedulers, EMA. Resolves to the log dictionary (official names, e.g. 'train/total_loss',
+   * 'train/disc_loss'). Rejects with NonFiniteLossError (naming the step) when a loss is NaN/inf; that update
+   * is then skipped.
+   */
+  async step(batch: Tensor, opts: { globalStep?: number } = {}): Promise<Record<string, number>> {
+    this.#checkReady();
+    const gs = checkInt(opts.globalStep ?? this.globalStep, 'opts.globalStep', 0);
+    const r = await this.native.step(tensorArg(batch, 'batch'), gs);
+    if (r.nonfinite) throw new NonFiniteLossError(gs, r.nonfinite, r.log);
+    this.globalStep = gs + 1;
+    return r.log;
+  }
+
+  /**
+   * The loss of optimizer 0 (generator) or 1 (discriminator) at globalStep and its gradients w.r.t. the named
+   * parameters (training-module names), with no update. The discriminator loss updates the LeCAM EMA (and
+   * BatchNorm statistics) as the official forward does.
+   */
+  async lossAndGrads(
+    x: Tensor,
+    opts: { optimizerIdx: 0 | 1; globalStep: number; wrt?: string[] },
+  ): Promise<{ loss: number; log: Record<string, number>; grads: Map<string, Tensor> }> {
+    this.#checkReady();
+    const idx = checkInt(opts?.optimizerIdx, 'opts.optimizerIdx', 0, 1);
+    const gs = checkInt(opts.globalStep, 'opts.globalStep', 0);
+    const wrt = opts.wrt ?? [];
+    if (!Array.isArray(wrt) || wrt.some((w) => typeof w !== 'string')) throw new TypeError('opts.wrt: expected an array of parameter names');
+    const r = await this.native.lossAndGrads(tensorArg(x, 'x'), idx, gs, wrt);
+    return { loss: r.loss, log: r.log, grads: new Map(r.grads.map(([k, h]) => [k, wrap(h)])) };
+  }
+
+  /** LPIPS distance [B, 1, 1, 1] of two [B, 3, H, W] images in [-1, 1] with the trainer's perceptual network. */
+  async lpips(a: Tensor, b: Tensor): Promise<Tensor> {
+    return wrap(await this.native.lpips(tensorArg(a, 'a'), tensorArg(b, 'b')));
+  }
+
+  /** End of (0-based) epoch: the official LR drop (lr_drop_epoch). */
+  endEpoch(epoch: number): Promise<void> {
+    return this.native.endEpoch(checkInt(epoch, 'epoch', 0));
+  }
+
+  /** Current learning rates [generator, discriminator]. */
+  async learningRates(): Promise<[number, number]> {
+    const s = await this.native.getState();
+    s.rng.dispose();
+    return [s.optimizers[0].lr, s.optimizers[1].lr];
+  }
+
+  /**
+   * A Lightning-shaped checkpoint: state_dict (official keys incl. model_ema.* and loss.discriminator.*),
+   * epoch, global_step, loops, optimizer_states [generator, discriminator], lr_schedulers, plus `lecam_ema` and
+   * `rng_state` (for an exact resume). Write it with saveCheckpoint.
+   */
+  async toCheckpoint(info: TrainerCheckpointInfo): Promise<{ stateDict: StateDict; meta: Record<string, unknown> }> {
+    const s: TokenizerTrainerStateNative = await this.native.getState();
+    const stateDict = this.stateDict();
+    const sched = (this.options.schedulerType ?? 'None') !== 'None';
+    const base = this.options.learningRate ?? 1e-4;
+    const meta: Record<string, unknown> = {
+      epoch: info.epoch,
+      global_step: info.globalStep,
+      'pytorch-lightning_version': '2.1.2',
+      loops: { fit_loop: { 'epoch_loop.state_dict': { _batches_that_stepped: info.globalStep } } },
+      callbacks: {},
+      optimizer_states: s.optimizers.map((o) => adamStateDict(o, sched ? base : undefined)),
+      lr_schedulers: sched ? s.optimizers.map((o) => lambdaLrStateDict(base, s.schedulerSteps, o.lr)) : [],
+      lecam_ema: { logits_real_ema: s.lecam[0], logits_fake_ema: s.lecam[1], decay: 0.999 },
+      rng_state: wrap(s.rng),
+      ...(info.extra ?? {}),
+    };
+    return { stateDict, meta };
+  }
+
+  /**
+   * Restores a checkpoint written by toCheckpoint (or an official Lightning one): weights (strict), optimizer
+   * states, scheduler position, LeCAM EMA and RNG state where present. Returns { epoch, globalStep }.
+   */
+  async restore(ckpt: Checkpoint, where = 'checkpoint'): Promise<{ epoch: number; globalStep: number }> {
+    await this.loadStateDict(ckpt.stateDict, { strict: true });
+    const m = ckpt.meta as Record<string, unknown>;
+    const state: Parameters<TokenizerTrainerNative['setState']>[0] = {};
+    const opts = m.optimizer_states;
+    if (Array.isArray(opts) && opts.length === 2) {
+      const names = this.parameterNames();
+      const nDisc = names.filter((k) => k.startsWith('loss.discriminator.')).length;
+      const nGen = names.filter((k) => !k.startsWith('loss.')).length;
+      state.optimizers = [adamStateFromDict(opts[0], nGen, `${where}: optimizer_states[0]`), adamStateFromDict(opts[1], nDisc, `${where}: optimizer_states[1]`)];
+    }
+    const scheds = m.lr_schedulers;
+    if (Array.isArray(scheds) && scheds.length > 0) {
+      const last = Number((scheds[0] as { last_epoch?: unknown }).last_epoch);
+      if (Number.isInteger(last) && last >= 0) state.schedulerSteps = last;
+    }
+    const lecam = m.lecam_ema as { logits_real_ema?: unknown; logits_fake_ema?: unknown } | undefined;
+    if (lecam && typeof lecam.logits_real_ema === 'number' && typeof lecam.logits_fake_ema === 'number') {
+      state.lecam = [lecam.logits_real_ema, lecam.logits_fake_ema];
+    }
+    if (m.rng_state instanceof Tensor) state.rng = m.rng_state.handle;
+    await this.native.setState(state);
+    const globalStep = Number(m.global_step ?? 0);
+    this.globalStep = globalStep;
+    return { epoch: Number(m.epoch ?? 0), globalStep };
+  }
+}

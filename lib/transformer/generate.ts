@@ -1,0 +1,149 @@
+/**
+ * generate: class labels -> AR tokens (Transformer.sample) -> tokenizer decode -> uint8 images [N, H, W, 3];
+ * and the two ways samples are written: a PNG grid (sharp) and the .npz the ADM evaluator reads (arr_0 uint8
+ * [N, H, W, 3]). Pixel conversion as the official IBQ sample script (chw_to_pillow of generate.py): in float32,
+ * (255 * ((x + 1) / 2)).clip(0, 255) truncated to uint8, CHW -> HWC.
+ */
+import sharp from 'sharp';
+
+import { checkInt, checkOptionKeys, describe } from '../core/errors.js';
+import { saveNpz } from '../io/index.js';
+import { tensor, Tensor } from '../core/tensor.js';
+import { checkSampleOptions, SAMPLE_OPTION_KEYS, type SampleOptions, type Transformer } from './transformer.js';
+
+/** The part of the Tokenizer generate() uses (a Tokenizer is one). */
+export interface TokenDecoder {
+  /** int64 [B, h, w] in [0, n_embed) -> float32 [B, 3, h * f, w * f], about [-1, 1]. */
+  decode(indices: Tensor): Promise<Tensor>;
+  readonly config?: { n_embed?: number };
+}
+
+export interface GenerateOptions extends Omit<SampleOptions, 'onProgress'> {
+  transformer: Transformer;
+  tokenizer: TokenDecoder;
+  /** Images per native sampling call (default 50). The batch starting at label i is seeded seed + i. */
+  batchSize?: number;
+  /** Tokens generated so far over all batches (total = labels.length * block_size). */
+  onProgress?(done: number, total: number): void;
+}
+
+/**
+ * float32 [N, C, H, W] (about [-1, 1]) -> uint8 [N, H, W, C] as the official sample script converts:
+ * float32 arithmetic (x + 1) / 2 * 255, clipped to [0, 255], truncated (NaN -> 0).
+ */
+export function toUint8Images(x: Float32Array, shape: number[]): { data: Uint8Array; shape: number[] } {
+  const [N, C, H, W] = shape as [number, number, number, number];
+  const f = Math.fround;
+  const out = new Uint8Array(N * H * W * C);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++)
+      for (let i = 0; i < H * W; i++) {
+        const v = f(255 * f(f(x[(n * C + c) * H * W + i]! + 1) / 2));
+        out[(n * H * W + i) * C + c] = v > 0 ? (v >= 255 ? 255 : Math.trunc(v)) : 0;
+      }
+  return { data: out, shape: [N, H, W, C] };
+}
+
+/**
+ * Token maps for `labels` in batches of `batchSize` (one native sampling call each; the batch starting at
+ * label i is seeded seed + i): yields each batch's offset, labels and int64 tokens [B * block_size].
+ */
+export async function* sampleBatches(
+  transformer: Transformer,
+  opts: Omit<GenerateOptions, 'transformer' | 'tokenizer'> & { batchSize: number },
+): AsyncGenerator<{ offset: number; labels: number[]; tokens: BigInt64Array }> {
+  const { batchSize, onProgress, ...sample } = opts;
+  const N = sample.labels.length;
+  const L = transformer.config.block_size;
+  for (let i = 0; i < N; i += batchSize) {
+    const labels = sample.labels.slice(i, i + batchSize);
+    const t = await transformer.sample({
+      ...sample, labels, seed: sample.seed === undefined ? undefined : sample.seed + i,
+      onProgress: onProgress && ((step) => onProgress(i * L + step * labels.length, N * L)),
+    });
+    const tokens = (await t.data()) as BigInt64Array;
+    t.dispose();
+    yield { offset: i, labels, tokens };
+  }
+}
+
+/**
+ * Samples one image per label and decodes it.
+ * @returns tokens int64 [N, block_size] (flattened h x w), images uint8 [N, H, W, 3]
+ * @throws RangeError for bad sample options (see Transformer.sample) or a tokenizer whose codebook (n_embed)
+ *   is smaller than the transformer's vocab_size; AbortError on `signal`
+ */
+export async function generate(opts: GenerateOptions): Promise<{ tokens: Tensor; images: Tensor }> {
+  if (!opts || typeof opts !== 'object') throw new TypeError(`options: expected an object, got ${describe(opts)}`);
+  checkOptionKeys(opts, [...SAMPLE_OPTION_KEYS, 'transformer', 'tokenizer', 'batchSize']);
+  const { transformer, tokenizer, batchSize: bs = 50, onProgress, ...sample } = opts;
+  if (!transformer || typeof transformer.sample !== 'function') throw new TypeError(`transformer: expected a Transformer, got ${describe(transformer)}`);
+  if (!tokenizer || typeof tokenizer.decode !== 'function') throw new TypeError(`tokenizer: expected a Tokenizer, got ${describe(tokenizer)}`);
+  const batchSize = checkInt(bs, 'batchSize', 1);
+  const cfg = transformer.config;
+  checkSampleOptions(sample, cfg.class_num);
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`onProgress: expected a function, got ${describe(onProgress)}`);
+  const L = cfg.block_size;
+  const side = Math.round(Math.sqrt(L)); // a square: the config validation requires it (2D RoPE grid)
+  const nEmbed = tokenizer.config?.n_embed;
+  if (nEmbed !== undefined && nEmbed < cfg.vocab_size) {
+    throw new RangeError(`tokenizer: its codebook has ${nEmbed} entries (n_embed) but the transformer's vocab_size is ${cfg.vocab_size}`);
+  }
+  const N = sample.labels.length;
+  const tokAll = new BigInt64Array(N * L);
+  let imgAll: Uint8Array | undefined;
+  let hwc: number[] = [];
+  for await (const { offset, labels, tokens } of sampleBatches(transformer, { ...sample, batchSize, onProgress })) {
+    tokAll.set(tokens, offset * L);
+    const idx = tensor(tokens, [labels.length, side, side]);
+    const x = await tokenizer.decode(idx);
+    idx.dispose();
+    if (x.shape.length !== 4) throw new RangeError(`tokenizer.decode: expected [B, C, H, W], got [${x.shape}]`);
+    const u8 = toUint8Images((await x.data()) as Float32Array, x.shape);
+    x.dispose();
+    if (!imgAll) {
+      hwc = u8.shape.slice(1);
+      imgAll = new Uint8Array(N * hwc[0]! * hwc[1]! * hwc[2]!);
+    }
+    imgAll.set(u8.data, offset * hwc[0]! * hwc[1]! * hwc[2]!);
+  }
+  return { tokens: tensor(tokAll, [N, L]), images: tensor(imgAll!, [N, ...hwc], { dtype: 'uint8' }) };
+}
+
+function checkImages(images: Tensor): [number, number, number, number] {
+  if (!(images instanceof Tensor) || images.dtype !== 'uint8' || images.shape.length !== 4 || images.shape[3] !== 3) {
+    throw new TypeError(`images: expected a uint8 Tensor [N, H, W, 3], got ${images instanceof Tensor ? `${images.dtype} [${images.shape}]` : describe(images)}`);
+  }
+  return images.shape as [number, number, number, number];
+}
+
+/**
+ * PNG of images uint8 [N, H, W, 3] tiled row by row, `cols` per row (default ceil(sqrt(N))), `pad` pixels
+ * (default 2, black) between and around them.
+ */
+export async function imageGrid(images: Tensor, opts: { cols?: number; pad?: number } = {}): Promise<Buffer> {
+  const [N, H, W] = checkImages(images);
+  const cols = checkInt(opts.cols ?? Math.ceil(Math.sqrt(N)), 'cols', 1);
+  const pad = checkInt(opts.pad ?? 2, 'pad', 0, 64);
+  const c = Math.min(cols, N);
+  const rows = Math.ceil(N / c);
+  const GW = c * W + (c + 1) * pad;
+  const GH = rows * H + (rows + 1) * pad;
+  const px = (await images.data()) as Uint8Array;
+  const grid = Buffer.alloc(GW * GH * 3);
+  for (let n = 0; n < N; n++) {
+    const x0 = pad + (n % c) * (W + pad);
+    const y0 = pad + Math.floor(n / c) * (H + pad);
+    for (let y = 0; y < H; y++) {
+      const src = (n * H + y) * W * 3;
+      grid.set(px.subarray(src, src + W * 3), ((y0 + y) * GW + x0) * 3);
+    }
+  }
+  return sharp(grid, { raw: { width: GW, height: GH, channels: 3 } }).png().toBuffer();
+}
+
+/** Writes images uint8 [N, H, W, 3] as `arr_0` of an .npz (the layout the ADM evaluator reads). */
+export async function saveSamplesNpz(path: string, images: Tensor): Promise<void> {
+  checkImages(images);
+  await saveNpz(path, new Map([['arr_0', images]]));
+}

@@ -1,0 +1,194 @@
+/**
+ * Transformer: the class-conditional Llama-AdaLN AR model of IBQ stage II (official
+ * src/IBQ/modules/transformer/llama.py `GPT`, after LlamaGen). Weights are named as the official module
+ * names them (`tok_emb.weight`, `blocks.0.attention.wqkv.weight`, `head.weight`, ...); official AR
+ * checkpoints keep them under `transformer.`, which fromCheckpoint strips.
+ */
+import { abortFlag, checkInt, checkNumber, checkOptionKeys, describe } from '../core/errors.js';
+import { native, type TransformerNative } from '../native.js';
+import { Module, type StateDict, stateDictEntries, entriesToStateDict } from '../core/module.js';
+import { Tensor, tensor, wrap } from '../core/tensor.js';
+import { presetFromShapes, resolveTransformerConfig, type TransformerConfig, type TransformerPreset } from './config.js';
+
+export type { TransformerConfig, TransformerPreset } from './config.js';
+
+/** Options of Transformer.sample (official sample_IBQ; cfg_scale / temperature / top_k / top_p). */
+export interface SampleOptions {
+  /** Class ids in [0, class_num), one image per entry. */
+  labels: number[];
+  /** > 1: classifier-free guidance logits = uncond + (cond - uncond) * cfgScale; <= 1: none. Default 1. */
+  cfgScale?: number;
+  /** > 0 divides the logits; 0 means greedy argmax. Default 1. */
+  temperature?: number;
+  /** Keep the topK most likely tokens; 0 (default) = off; larger than vocab_size is clamped. */
+  topK?: number;
+  /** Nucleus sampling in (0, 1]; 1 (default) = off; the most likely token is always kept. */
+  topP?: number;
+  /** Argmax of the filtered probabilities instead of sampling. */
+  greedy?: boolean;
+  /** What torch.manual_seed receives right before sampling: the draws then equal PyTorch's. */
+  seed?: number;
+  onProgress?(step: number, total: number): void;
+  signal?: AbortSignal;
+}
+
+/** Checks sample options in TS (clear messages before any native call); returns the filled-in values. */
+export const SAMPLE_OPTION_KEYS = ['labels', 'cfgScale', 'temperature', 'topK', 'topP', 'greedy', 'seed', 'onProgress', 'signal'] as const;
+
+export function checkSampleOptions(o: SampleOptions, classNum: number) {
+  if (o === null || typeof o !== 'object') throw new TypeError(`options: expected an object, got ${describe(o)}`);
+  checkOptionKeys(o, SAMPLE_OPTION_KEYS);
+  if (!Array.isArray(o.labels) || o.labels.length === 0) {
+    throw new TypeError(`labels: expected a non-empty array of class ids, got ${describe(o.labels)}`);
+  }
+  o.labels.forEach((l, i) => checkInt(l, `labels[${i}]`, 0, classNum - 1));
+  const cfgScale = checkNumber(o.cfgScale ?? 1, 'cfgScale', 0);
+  const temperature = checkNumber(o.temperature ?? 1, 'temperature', 0);
+  const topK = checkInt(o.topK ?? 0, 'topK', 0);
+  const topP = checkNumber(o.topP ?? 1, 'topP', Number.MIN_VALUE, 1);
+  const greedy = o.greedy ?? false;
+  if (typeof greedy !== 'boolean') throw new TypeError(`greedy: expected a boolean, got ${describe(greedy)}`);
+  const seed = o.seed === undefined ? undefined : checkInt(o.seed, 'seed', 0, Number.MAX_SAFE_INTEGER);
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
+    throw new TypeError(`onProgress: expected a function, got ${describe(o.onProgress)}`);
+  }
+  return { cfgScale, temperature, topK, topP, greedy, seed };
+}
+
+/** Class ids as an int64 [B] tensor (accepts a Tensor, number[] or bigint[]). */
+function labelTensor(labels: Tensor | number[], name = 'labels'): Tensor {
+  if (labels instanceof Tensor) return labels;
+  if (!Array.isArray(labels)) throw new TypeError(`${name}: expected a Tensor or an array of class ids, got ${describe(labels)}`);
+  return tensor(labels as number[], [labels.length], { dtype: 'int64' });
+}
+
+/** What fromCheckpoint accepts: a path (needs the checkpoint loader), a loaded checkpoint, or a state dict. */
+export type CheckpointLike = string | { stateDict: StateDict; meta?: Record<string, unknown> } | StateDict;
+
+export class Transformer extends Module<TransformerNative> {
+  private constructor(handle: TransformerNative) {
+    super(handle);
+  }
+
+  /**
+   * A new model with the official initialisation (normal(0.02) weights, damped AdaLN, zero head).
+   * @param cfg TransformerConfig (official field names) or preset 'B' | 'L' | 'XL' | 'XXL'
+   * @param opts.seed seeds libtorch's default generator before initialising; opts.device 'cpu' | 'cuda[:N]'
+   * @throws TypeError / RangeError naming the config field that is wrong
+   */
+  static create(cfg: TransformerConfig | TransformerPreset | string, opts: { seed?: number; device?: string } = {}): Transformer {
+    const full = resolveTransformerConfig(cfg);
+    if (opts.seed !== undefined) checkInt(opts.seed, 'seed', 0, Number.MAX_SAFE_INTEGER);
+    return new Transformer(new native.TransformerHandle(full, opts.seed, opts.device));
+  }
+
+  /**
+   * Loads weights from an official AR checkpoint (keys under `transformer.`; other modules' keys such as
+   * first_stage_model.* are skipped) or a bare state dict. Config: opts.config (object, YAML path or
+   * preset), else the checkpoint's hyper_parameters transformer_config, else a preset recognised from the
+   * weight shapes (B, L, XL, XXL); otherwise a RangeError asks for a config.
+   */
+  static async fromCheckpoint(
+    pathOrCkpt: CheckpointLike,
+    opts: { config?: TransformerConfig | TransformerPreset | string; strict?: boolean; device?: string } = {},
+  ): Promise<Transformer> {
+    const { loadCheckpointLike } = await import('./checkpoint.js');
+    const { stateDict, config } = await loadCheckpointLike(pathOrCkpt, opts.config);
+    let cfg = config;
+    if (!cfg) {
+      const preset = presetFromShapes(stateDict);
+      if (!preset) {
+        throw new RangeError(
+          'config: the checkpoint carries no transformer_config and its weight shapes match no preset ' +
+            '(B, L, XL, XXL); pass { config } (a TransformerConfig, YAML path or preset name)',
+        );
+      }
+      cfg = preset;
+    }
+    const model = Transformer.create(cfg, { device: opts.device });
+    await model.loadStateDict(stateDict, { strict: opts.strict ?? true });
+    return model.eval();
+  }
+
+  /** The preset ('B' | 'L' | 'XL' | 'XXL') this model's config equals, or '' (fromCheckpoint recognises them). */
+  get preset(): TransformerPreset | '' {
+    return resolveTransformerConfig(this.config).preset;
+  }
+
+  /** Exact number of parameters (sum of numel, as the official module counts them). */
+  get parameterCount(): number {
+    return resolveTransformerConfig(this.config).parameterCount;
+  }
+
+  /** The full config (official field names, defaults filled in). */
+  get config(): Required<TransformerConfig> {
+    return this.native.config() as unknown as Required<TransformerConfig>;
+  }
+
+  /**
+   * Teacher-forced logits (official GPT.forward): tokens int64 [B, T], T <= block_size - 1, ids in
+   * [0, vocab_size); labels int64 [B] or [B, 1] (or number[]) in [0, class_num). Returns float32
+   * [B, T + 1, vocab_size]; position 0 is the class token. Training mode applies the dropouts.
+   */
+  async forward(tokens: Tensor, labels: Tensor | number[]): Promise<Tensor> {
+    if (!(tokens instanceof Tensor)) throw new TypeError(`tokens: expected a Tensor, got ${describe(tokens)}`);
+    return wrap(await this.native.forward(tokens.handle, labelTensor(labels).handle));
+  }
+
+  /**
+   * Generates int64 [B, block_size] token maps (flattened h x w) for `labels` with a static KV cache: the
+   * class token is prefilled, then one token per step, all in one native call off the event loop.
+   * @throws RangeError for labels outside [0, class_num), negative temperature/cfgScale, topP outside (0, 1];
+   *   AbortError when `signal` fires
+   */
+  async sample(opts: SampleOptions): Promise<Tensor> {
+    const o = checkSampleOptions(opts, this.config.class_num);
+    const labels = labelTensor(opts.labels);
+    const h = await this.native.sample(labels.handle, {
+      ...o,
+      onProgress: opts.onProgress,
+      abortFlag: abortFlag(opts.signal),
+    });
+    return wrap(h);
+  }
+
+  /**
+   * The training loss (next-token cross-entropy of model(tokens[:, :-1], labels) against tokens, official
+   * Net2NetTransformer.shared_step) and its gradients w.r.t. the named parameters, without an update.
+   * tokens int64 [B, T], 1 <= T <= block_size. Uses the model's current mode; labelDropout (default true)
+   * turns the LabelEmbedder dropout off when false (it only acts in training mode).
+   */
+  async lossAndGrads(
+    tokens: Tensor,
+    labels: Tensor | number[],
+    opts: { wrt: string[]; labelDropout?: boolean },
+  ): Promise<{ loss: number; grads: Map<string, Tensor> }> {
+    if (!(tokens instanceof Tensor)) throw new TypeError(`tokens: expected a Tensor, got ${describe(tokens)}`);
+    if (!opts || !Array.isArray(opts.wrt) || opts.wrt.some((w) => typeof w !== 'string')) {
+      throw new TypeError('wrt: expected an array of parameter names');
+    }
+    const r = await this.native.lossAndGrads(tokens.handle, labelTensor(labels).handle, opts.wrt, opts.labelDropout ?? true);
+    return { loss: r.loss, grads: entriesToStateDict(r.grads) };
+  }
+
+  /** @internal One AdamW step (lib/transformer_train.ts). */
+  trainStep(tokens: Tensor, labels: Tensor, o: { lr: number; weightDecay: number; clip: number }) {
+    return this.native.trainStep(tokens.handle, labels.handle, o);
+  }
+  /** @internal Optimizer moments and steps by parameter name (for checkpoints). */
+  optimizerState(): StateDict {
+    return entriesToStateDict(this.native.optimizerState());
+  }
+  /** @internal */
+  loadOptimizerState(sd: StateDict): void {
+    this.native.loadOptimizerState(stateDictEntries(sd, 'optimizerState'));
+  }
+  /** @internal State (uint8 [n]) of the default generator of the model's device, which training draws from. */
+  rngState(): Tensor {
+    return wrap(this.native.rngState());
+  }
+  /** @internal */
+  setRngState(state: Tensor): void {
+    this.native.setRngState(state.handle);
+  }
+}

@@ -1,0 +1,151 @@
+// evaluateTokenizer's aggregation (official script: per-batch means of PSNR/SSIM then over batches, LPIPS sum /
+// images, rFID over all features, utilization) with a stand-in tokenizer and random-weight networks; the
+// CLI's missing-weights error.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import {
+  clamp, evaluateSamples, evaluateTokenizer, featureStats, inceptionScore, FidInception, frechetDistance, imageQuality, LPIPS, MissingWeightsError,
+  tensor, type EvaluableTokenizer, type Tensor,
+} from '../../dist/index.js';
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+}
+function images(n: number, seed: number, amplitude = 1): Tensor {
+  const r = rng(seed);
+  return tensor(Float32Array.from({ length: n * 3 * 32 * 32 }, () => (r() * 2 - 1) * amplitude), [n, 3, 32, 32]);
+}
+
+/** encode: indices given per batch; decode: the reconstruction registered for those indices. */
+function standIn(recon: (x: Tensor, batch: number) => Tensor, indices: bigint[][]): EvaluableTokenizer {
+  const table = new Map<Tensor, Tensor>();
+  let batch = 0;
+  return {
+    config: { n_embed: 16 },
+    async encode(x) {
+      const idx = tensor(indices[batch], [x.shape[0], 1, 2], { dtype: 'int64' });
+      table.set(idx, recon(x, batch++));
+      return { indices: idx, z_q: tensor([0], [1]) };
+    },
+    async decode(idx) {  // a new tensor, as a real decoder returns
+      const t = table.get(idx)!;
+      return tensor(t.dataSync() as Float32Array, t.shape);
+    },
+  };
+}
+
+describe('evaluateTokenizer', () => {
+  const inception = FidInception.create();
+  const lpips = [LPIPS.create('vgg'), LPIPS.create('alex')];
+  const models = { inception, lpips };
+
+  it('perfect reconstructions: rFID 0, LPIPS 0, SSIM 1, PSNR Infinity; utilization counts distinct codes', async () => {
+    const data = [images(2, 1), images(2, 2)];
+    const m = await evaluateTokenizer({
+      tokenizer: standIn((x) => x, [[0n, 1n, 1n, 5n], [5n, 7n, 0n, 0n]]),
+      data, weights: { models },
+    });
+    expect(m.numImages).toBe(4);
+    expect(Math.abs(m.rFID)).toBeLessThanOrEqual(1e-6);
+    expect(m.warnings[0]).toMatch(/singular/);  // 4 samples of 2048-d features
+    expect(m.lpips).toEqual({ vgg: 0, alex: 0 });
+    expect(m.ssim).toBe(1);
+    expect(m.psnr).toBe(Infinity);
+    expect(m.usedCodes).toBe(4);
+    expect(m.utilization).toBe(4 / 16);
+    expect(m.histogram[0]).toBe(3);
+  });
+
+  it('PSNR/SSIM are averaged per batch, then over batches; reconstructions are clamped to [-1, 1]', async () => {
+    const data = [images(2, 3), images(1, 4)];
+    const recs = [images(2, 5, 1.5), images(1, 6, 1.5)];  // partly outside [-1, 1]
+    const m = await evaluateTokenizer({
+      tokenizer: standIn((_x, b) => recs[b], [[1n, 2n, 3n, 4n], [9n, 9n]]),
+      data, weights: { models },
+    });
+    const q = [await imageQuality(data[0], recs[0], { range: 'symmetric' }), await imageQuality(data[1], recs[1], { range: 'symmetric' })];
+    const perBatch = (k: 'psnr' | 'ssim') => ((q[0][k][0] + q[0][k][1]) / 2 + q[1][k][0]) / 2;
+    const perImage = (k: 'psnr' | 'ssim') => (q[0][k][0] + q[0][k][1] + q[1][k][0]) / 3;
+    expect(m.psnr).toBeCloseTo(perBatch('psnr'), 12);
+    expect(Math.abs(m.psnr - perImage('psnr'))).toBeGreaterThan(1e-6);
+    expect(m.ssim).toBeCloseTo(perBatch('ssim'), 12);
+    let sum = 0;
+    let sumUnclamped = 0;
+    for (let b = 0; b < 2; b++) {
+      sum += (await lpips[0].forward(data[b], clamp(recs[b], -1, 1))).dataSync().reduce((s, v) => s + v, 0);
+      sumUnclamped += (await lpips[0].forward(data[b], recs[b])).dataSync().reduce((s, v) => s + v, 0);
+    }
+    expect(m.lpips.vgg).toBeCloseTo(sum / 3, 6);
+    expect(Math.abs(m.lpips.vgg! - sumUnclamped / 3)).toBeGreaterThan(1e-5);
+    // rFID over all features of both sets
+    const feats = async (ts: Tensor[]) => {
+      const all: number[] = [];
+      for (const t of ts) all.push(...((await inception.forward(t, { input: 'symmetric' })).pool3.dataSync() as Float32Array));
+      return featureStats(tensor(Float32Array.from(all), [3, 2048]));
+    };
+    const fd = await frechetDistance(await feats(data), await feats(recs));
+    expect(Math.abs(m.rFID - fd.value)).toBeLessThanOrEqual(1e-6 * Math.max(1, fd.value));
+    expect(m.utilization).toBe(5 / 16);
+  });
+
+  it('missing Inception weights: MissingWeightsError before any image is encoded', async () => {
+    const tok: EvaluableTokenizer = {
+      config: { n_embed: 4 },
+      encode: () => Promise.reject(new Error('must not be called')),
+      decode: () => Promise.reject(new Error('must not be called')),
+    };
+    const err = await evaluateTokenizer({ tokenizer: tok, data: [images(2, 1)], weights: { inception: '/nonexistent/x.pth' } })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MissingWeightsError);
+    expect((err as Error).message).toMatch(/pt_inception-2015-12-05-6726825d\.pth.*not found at \/nonexistent\/x\.pth/);
+  });
+});
+
+describe('ibq eval-tokenizer / eval-samples CLI', () => {
+  const bin = join(__dirname, '..', '..', 'bin', 'ibq.js');
+  const env = { ...process.env, IBQ_INCEPTION_WEIGHTS: '' };
+  for (const args of [['eval-tokenizer', '--ckpt', 'none.ckpt', '--data', '.'], ['eval-samples', 's.npz', '--ref', 'r.npz']]) {
+    it(`${args[0]} without Inception weights stops, naming the file and where it is published`, () => {
+      const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/pt_inception-2015-12-05-6726825d\.pth not given \(pass --inception-weights FILE or set IBQ_INCEPTION_WEIGHTS\)/);
+      expect(r.stderr).toMatch(/https:\/\/github\.com\/mseitzer\/pytorch-fid\/releases/);
+    });
+  }
+});
+
+describe('evaluateSamples', () => {
+  const inception = FidInception.create();
+  const r = rng(7);
+  const n = 10;
+  const u8 = Uint8Array.from({ length: n * 16 * 16 * 3 }, () => Math.floor(r() * 256));
+  const samples = tensor(u8, [n, 16, 16, 3], { dtype: 'uint8' });
+  // the same images as float [N,3,H,W] in [0, 1]
+  const f = new Float32Array(n * 3 * 16 * 16);
+  for (let i = 0; i < n; i++)
+    for (let y = 0; y < 16; y++)
+      for (let x = 0; x < 16; x++)
+        for (let c = 0; c < 3; c++) f[((i * 3 + c) * 16 + y) * 16 + x] = u8[((i * 16 + y) * 16 + x) * 3 + c] / 255;
+  const asFloat = tensor(f, [n, 3, 16, 16]);
+
+  it('uint8 NHWC samples vs the same images as float reference: FID 0; IS from the unbiased logits', async () => {
+    const m = await evaluateSamples({ samples, ref: asFloat, batchSize: 4, weights: { models: { inception } } });
+    expect(m.refFrom).toBe('images');
+    expect(m.numSamples).toBe(n);
+    expect(Math.abs(m.fid)).toBeLessThanOrEqual(1e-6);
+    const feats = await inception.forward(asFloat);
+    const is = await inceptionScore(feats.logitsUnbiased, { splits: 10 });
+    expect(m.inceptionScore.mean).toBeCloseTo(is.mean, 10);
+    expect(m.inceptionScore.splits).toBe(10);
+    expect(m.note).toMatch(/pytorch-fid port/);
+    // reference statistics given directly
+    const stats = await featureStats(feats.pool3);
+    const m2 = await evaluateSamples({ samples, ref: stats, weights: { models: { inception } } });
+    expect(m2.refFrom).toBe('stats');
+    expect(Math.abs(m2.fid)).toBeLessThanOrEqual(1e-6);
+  });
+});
