@@ -38,8 +38,8 @@ export interface NativeInfo {
   libtorchDir?: string;
 }
 
-// ---- AR transformer (issue 6): native/bindings/gpt.cpp ----------------------------------------------
-/** Native handle of ibq::GPT (see lib/transformer.ts). Config objects use the official field names. */
+// ---- AR transformer: native/bindings/transformer.cpp ----
+/** Native handle of ibq::Transformer (see lib/transformer.ts). Config objects use the official field names. */
 export interface TransformerNative extends ModuleHandleNative {
   forward(tokens: TensorHandle, labels: TensorHandle): Promise<TensorHandle>;
   sample(
@@ -56,14 +56,14 @@ export interface TransformerNative extends ModuleHandleNative {
   config(): Record<string, number | boolean | null>;
   to(device: string): void;
 }
-export interface GptNative {
+export interface TransformerNative {
   TransformerHandle: new (config: object, seed?: number, device?: string) => TransformerNative;
   /** The full config (defaults filled in, validated) plus parameterCount and the preset it equals ('' if none). */
-  gptConfig(config: object | string): Record<string, number | boolean | null | string>;
+  transformerConfig(config: object | string): Record<string, number | boolean | null | string>;
 }
 // ---- end AR transformer ----------------------------------------------------------------------------
 
-export interface NativeAddon extends GptNative {
+export interface NativeAddon extends TransformerNative {
   info(): NativeInfo;
   setNumThreads(n: number): void;
   TensorHandle: new () => TensorHandle;

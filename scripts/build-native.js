@@ -11,6 +11,10 @@ if (!env.npm_config_nodedir) {
   const prefix = dirname(dirname(process.execPath));
   if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) env.npm_config_nodedir = prefix;
 }
+// ccache: paths relative to the parent folder, so that checkouts side by side (git worktrees) share the cache;
+// the precompiled header is compatible with ccache under this sloppiness.
+env.CCACHE_BASEDIR ??= dirname(new URL('..', import.meta.url).pathname);
+env.CCACHE_SLOPPINESS ??= 'pch_defines,time_macros,include_file_mtime,include_file_ctime';
 const args = ['build', '--parallel', String(Math.max(1, cpus().length))];
 if (env.IBQ_DEBUG_BUILD) args.push('--debug');
 const cmakeJs = new URL('../node_modules/cmake-js/bin/cmake-js', import.meta.url).pathname;

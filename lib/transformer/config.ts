@@ -76,7 +76,7 @@ export function resolveTransformerConfig(
       if (obj[k] === undefined) throw new TypeError(`config.${k}: required`);
     }
   }
-  return native.gptConfig(obj) as unknown as Required<TransformerConfig> & { parameterCount: number; preset: TransformerPreset | '' };
+  return native.transformerConfig(obj) as unknown as Required<TransformerConfig> & { parameterCount: number; preset: TransformerPreset | '' };
 }
 
 /** The exact parameter count of a config or preset (no weights are allocated). */

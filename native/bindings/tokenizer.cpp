@@ -6,7 +6,7 @@
 #include "bindings/module_handle.h"
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
-#include "bindings/tok_args.h"
+#include "bindings/tokenizer_args.h"
 #include "ibq/compat.h"
 #include "ibq/tokenizer.h"
 

@@ -7,7 +7,7 @@
 #include <functional>
 #include <optional>
 
-#include "ibq/gpt.h"
+#include "ibq/transformer.h"
 
 namespace ibq {
 
@@ -23,7 +23,7 @@ struct SampleOptions {
 
 // Throws ValueError naming the option when it is out of range (negative temperature or cfg_scale, top_p
 // outside (0, 1], negative top_k, steps outside [1, block_size]).
-void check_sample_options(const SampleOptions& o, const GPTConfig& cfg);
+void check_sample_options(const SampleOptions& o, const TransformerConfig& cfg);
 
 // Removes (sets to -inf) logits outside the top_k largest and outside the smallest set whose probability
 // reaches top_p (keeping the most likely token), in place on logits [B, V]; returns it.
@@ -33,7 +33,7 @@ at::Tensor top_k_top_p_filtering(at::Tensor logits, int64_t top_k, double top_p)
 // model runs in eval mode for the call (its mode is restored). `between(step, total)` runs after every
 // token (progress; it may throw ibq::Aborted). Random draws: one torch.multinomial over [B, vocab] per step,
 // from a generator seeded like torch.manual_seed(seed), so results equal the official loop's.
-at::Tensor gpt_sample(GPTImpl& model, const at::Tensor& labels, const SampleOptions& opts,
+at::Tensor transformer_sample(TransformerImpl& model, const at::Tensor& labels, const SampleOptions& opts,
                       const std::function<void(int64_t, int64_t)>& between);
 
 }  // namespace ibq

@@ -1,4 +1,4 @@
-#include "ibq/gpt_train.h"
+#include "ibq/transformer_train.h"
 
 #include <unordered_map>
 
@@ -15,7 +15,7 @@ torch::optim::AdamWParamState* adam_state(torch::optim::AdamW& opt, const at::Te
 
 }  // namespace
 
-at::Tensor gpt_loss(GPTImpl& model, const at::Tensor& tokens, const at::Tensor& labels, bool drop_labels) {
+at::Tensor transformer_loss(TransformerImpl& model, const at::Tensor& tokens, const at::Tensor& labels, bool drop_labels) {
   model.check_tokens(tokens, "tokens", model.cfg.block_size);
   if (tokens.size(1) < 1) throw ValueError("tokens: expected at least one token per row, got shape " + c10::str(tokens.sizes()));
   auto t = tokens.to(model.head->weight.device(), at::kLong);
@@ -23,14 +23,14 @@ at::Tensor gpt_loss(GPTImpl& model, const at::Tensor& tokens, const at::Tensor& 
   return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), t.reshape({-1}));
 }
 
-LossGrads gpt_loss_and_grads(GPTImpl& model, const at::Tensor& tokens, const at::Tensor& labels,
+LossGrads transformer_loss_and_grads(TransformerImpl& model, const at::Tensor& tokens, const at::Tensor& labels,
                              const std::vector<std::string>& wrt, bool drop_labels) {
   auto named = model.named_parameters();
   for (const auto& w : wrt)
     if (!named.contains(w)) throw ValueError("wrt: '" + w + "' is not a parameter of the transformer");
   for (auto& p : model.parameters()) p.mutable_grad() = at::Tensor();
   LossGrads r;
-  auto loss = gpt_loss(model, tokens, labels, drop_labels);
+  auto loss = transformer_loss(model, tokens, labels, drop_labels);
   loss.backward();
   r.loss = loss.item<double>();
   for (const auto& w : wrt) {
@@ -41,7 +41,7 @@ LossGrads gpt_loss_and_grads(GPTImpl& model, const at::Tensor& tokens, const at:
   return r;
 }
 
-GPTTrainer::GPTTrainer(std::shared_ptr<GPTImpl> model) : model_(std::move(model)) {
+TransformerTrainer::TransformerTrainer(std::shared_ptr<TransformerImpl> model) : model_(std::move(model)) {
   std::vector<at::Tensor> decay, no_decay;
   for (const auto& p : model_->named_parameters()) {
     params_.emplace_back(p.key(), p.value());
@@ -54,7 +54,7 @@ GPTTrainer::GPTTrainer(std::shared_ptr<GPTImpl> model) : model_(std::move(model)
   opt_ = std::make_unique<torch::optim::AdamW>(groups, opts);
 }
 
-StepResult GPTTrainer::step(const at::Tensor& tokens, const at::Tensor& labels, double lr, double weight_decay,
+StepResult TransformerTrainer::step(const at::Tensor& tokens, const at::Tensor& labels, double lr, double weight_decay,
                             double clip) {
   if (!(lr >= 0)) throw ValueError("lr: expected a number >= 0");
   if (!(weight_decay >= 0)) throw ValueError("weight_decay: expected a number >= 0");
@@ -62,7 +62,7 @@ StepResult GPTTrainer::step(const at::Tensor& tokens, const at::Tensor& labels, 
   static_cast<torch::optim::AdamWOptions&>(groups[0].options()).lr(lr).weight_decay(weight_decay);
   static_cast<torch::optim::AdamWOptions&>(groups[1].options()).lr(lr).weight_decay(0);
   opt_->zero_grad();
-  auto loss = gpt_loss(*model_, tokens, labels, /*drop_labels=*/true);
+  auto loss = transformer_loss(*model_, tokens, labels, /*drop_labels=*/true);
   loss.backward();
   StepResult r;
   r.loss = loss.item<double>();
@@ -75,7 +75,7 @@ StepResult GPTTrainer::step(const at::Tensor& tokens, const at::Tensor& labels, 
   return r;
 }
 
-NamedTensors GPTTrainer::state() const {
+NamedTensors TransformerTrainer::state() const {
   NamedTensors out;
   for (const auto& [name, p] : params_) {
     auto* s = adam_state(*opt_, p);
@@ -87,7 +87,7 @@ NamedTensors GPTTrainer::state() const {
   return out;
 }
 
-void GPTTrainer::load_state(const NamedTensors& sd) {
+void TransformerTrainer::load_state(const NamedTensors& sd) {
   std::unordered_map<std::string, at::Tensor> by;
   for (const auto& [k, v] : sd) by[k] = v;
   torch::NoGradGuard no_grad;

@@ -13,7 +13,7 @@
 #include "bindings/module_ref.h"
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
-#include "bindings/tok_args.h"
+#include "bindings/tokenizer_args.h"
 #include "ibq/errors.h"
 #include "ibq/tokenizer_trainer.h"
 

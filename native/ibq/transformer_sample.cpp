@@ -1,4 +1,4 @@
-#include "ibq/gpt_sample.h"
+#include "ibq/transformer_sample.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -27,7 +27,7 @@ struct EvalGuard {
 
 }  // namespace
 
-void check_sample_options(const SampleOptions& o, const GPTConfig& cfg) {
+void check_sample_options(const SampleOptions& o, const TransformerConfig& cfg) {
   if (!(o.cfg_scale >= 0) || !std::isfinite(o.cfg_scale))
     throw ValueError("cfgScale: expected a finite number >= 0 (<= 1 disables guidance), got " + str(o.cfg_scale));
   if (!(o.temperature >= 0) || !std::isfinite(o.temperature))
@@ -58,7 +58,7 @@ at::Tensor top_k_top_p_filtering(at::Tensor logits, int64_t top_k, double top_p)
   return logits;
 }
 
-at::Tensor gpt_sample(GPTImpl& model, const at::Tensor& labels, const SampleOptions& o,
+at::Tensor transformer_sample(TransformerImpl& model, const at::Tensor& labels, const SampleOptions& o,
                       const std::function<void(int64_t, int64_t)>& between) {
   const auto& cfg = model.cfg;
   check_sample_options(o, cfg);

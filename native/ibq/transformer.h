@@ -14,7 +14,7 @@
 namespace ibq {
 
 // The official `transformer_config.params` (GPT.__init__ arguments), with the official defaults.
-struct GPTConfig {
+struct TransformerConfig {
   int64_t vocab_size = 16384;
   int64_t block_size = 256;  // number of image tokens; must be a square (2D RoPE grid)
   int64_t n_layer = 12;
@@ -52,9 +52,9 @@ struct GPTConfig {
 };
 
 // Official presets (IBQ paper Table 7 / official configs): B, L, XL, XXL. Throws ValueError for other names.
-GPTConfig gpt_preset(const std::string& name);
+TransformerConfig transformer_preset(const std::string& name);
 // The preset whose shapes equal `cfg`'s (vocab, block size, layers, heads, width, classes), or "".
-std::string gpt_preset_name(const GPTConfig& cfg);
+std::string transformer_preset_name(const TransformerConfig& cfg);
 
 // RMSNorm: x * rsqrt(mean(x^2, -1) + eps) * weight (computed in float32, cast back).
 struct RMSNormImpl : torch::nn::Module {
@@ -70,17 +70,17 @@ struct KVCache {
   at::Tensor k, v;
 };
 
-struct GPTImpl;
+struct TransformerImpl;
 
 // One Llama block with AdaLN modulation (official `Block`).
 struct BlockImpl : torch::nn::Module {
-  BlockImpl(const GPTConfig& cfg, double drop_path);
+  BlockImpl(const TransformerConfig& cfg, double drop_path);
   // x [B, L, C]; cond [B, 1, C] (or [B, 1, 6, C] with shared_aln); freqs [L, head_dim/2, 2];
   // cache/pos: KV-cache mode (keys of positions < pos come from the cache), else causal self-attention.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cond, const at::Tensor& freqs, KVCache* cache,
                      int64_t pos);
 
-  const GPTConfig cfg;
+  const TransformerConfig cfg;
   double drop_path_p;  // this block's stochastic-depth rate (linspace(0, drop_path_rate, n_layer)[i])
   torch::nn::Linear wqkv{nullptr}, wo{nullptr}, w1{nullptr}, w3{nullptr}, w2{nullptr};
   RMSNorm attention_norm{nullptr}, ffn_norm{nullptr};
@@ -92,8 +92,8 @@ struct BlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
-struct GPTImpl : torch::nn::Module {
-  explicit GPTImpl(const GPTConfig& cfg);
+struct TransformerImpl : torch::nn::Module {
+  explicit TransformerImpl(const TransformerConfig& cfg);
 
   // Teacher-forced logits. tokens: int64 [B, T], 0 <= T <= block_size - 1, ids in [0, vocab_size);
   // labels: int64 [B] or [B, 1] in [0, class_rows()). Returns [B, T + 1, vocab_size] (position 0: the class
@@ -114,7 +114,7 @@ struct GPTImpl : torch::nn::Module {
   at::Tensor check_labels(const at::Tensor& labels, const char* arg, bool allow_null) const;
   void check_tokens(const at::Tensor& tokens, const char* arg, int64_t max_len) const;
 
-  const GPTConfig cfg;
+  const TransformerConfig cfg;
   torch::nn::Embedding tok_emb{nullptr};
   torch::nn::Embedding class_table{nullptr};  // class_emb.embedding_table
   torch::nn::ModuleList blocks{nullptr};
@@ -124,7 +124,7 @@ struct GPTImpl : torch::nn::Module {
   torch::nn::Linear head{nullptr};
   at::Tensor freqs_cis;  // [cls_token_num + block_size, head_dim / 2, 2] (not a parameter or buffer)
 };
-TORCH_MODULE(GPT);
+TORCH_MODULE(Transformer);
 
 // 2D rotary table of the official precompute_freqs_cis_2d: cls_token_num zero rows, then the
 // grid_size x grid_size grid (row frequencies then column frequencies), [.., head_dim / 2, (cos, sin)].

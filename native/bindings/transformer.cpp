@@ -1,4 +1,4 @@
-// JS handle of the AR transformer (ibq::GPT): forward, sampling, gradients and AdamW training steps, each
+// JS handle of the AR transformer (ibq::Transformer): forward, sampling, gradients and AdamW training steps, each
 // one native call on the model's queue; plus config helpers (presets, parameter counts).
 #include <napi.h>
 
@@ -10,9 +10,9 @@
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
 #include "ibq/errors.h"
-#include "ibq/gpt.h"
-#include "ibq/gpt_sample.h"
-#include "ibq/gpt_train.h"
+#include "ibq/transformer.h"
+#include "ibq/transformer_sample.h"
+#include "ibq/transformer_train.h"
 
 namespace ibqb {
 namespace {
@@ -20,9 +20,9 @@ namespace {
 constexpr const char* kCtor = "TransformerHandle";
 
 // Reads a TransformerConfig (official field names); absent fields keep the official defaults.
-ibq::GPTConfig ArgConfig(const Napi::Value& v) {
+ibq::TransformerConfig ArgConfig(const Napi::Value& v) {
   auto o = ArgObject(v, "config");
-  ibq::GPTConfig c;
+  ibq::TransformerConfig c;
   auto i64 = [&](const char* k, int64_t& dst) {
     if (o.Has(k) && !o.Get(k).IsUndefined()) dst = ArgInt(o.Get(k), (std::string("config.") + k).c_str(), -(int64_t(1) << 40), int64_t(1) << 40);
   };
@@ -57,7 +57,7 @@ ibq::GPTConfig ArgConfig(const Napi::Value& v) {
   return c;
 }
 
-Napi::Object ConfigToJs(Napi::Env env, const ibq::GPTConfig& c) {
+Napi::Object ConfigToJs(Napi::Env env, const ibq::TransformerConfig& c) {
   auto o = Napi::Object::New(env);
   auto n = [&](const char* k, double v) { o.Set(k, Napi::Number::New(env, v)); };
   n("vocab_size", double(c.vocab_size));
@@ -121,16 +121,16 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     if (!info[2].IsUndefined() && !info[2].IsNull()) device = ArgDevice(info[2], "device");
     Guard(env, [&] {
       if (seeded) at::manual_seed(static_cast<uint64_t>(seed));
-      gpt_ = std::make_shared<ibq::GPTImpl>(cfg);
-      if (device) gpt_->to(*device);
-      module_ = gpt_;
+      transformer_ = std::make_shared<ibq::TransformerImpl>(cfg);
+      if (device) transformer_->to(*device);
+      module_ = transformer_;
     });
   }
 
  private:
-  std::shared_ptr<ibq::GPTImpl> live(Napi::Env env) const {
+  std::shared_ptr<ibq::TransformerImpl> live(Napi::Env env) const {
     module(env);
-    return gpt_;
+    return transformer_;
   }
 
   // forward(tokens, labels) -> Promise<Tensor [B, T+1, V]>
@@ -171,7 +171,7 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     return Submit(
         env,
         [g, labels, so](JobContext& ctx) -> Finisher {
-          auto out = ibq::gpt_sample(*g, labels, so, [&](int64_t s, int64_t n) {
+          auto out = ibq::transformer_sample(*g, labels, so, [&](int64_t s, int64_t n) {
             ctx.check_aborted();
             ctx.progress(s, n);
           });
@@ -190,7 +190,7 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     return Submit(
         info.Env(),
         [g, tokens, labels, wrt, drop](JobContext&) -> Finisher {
-          auto r = ibq::gpt_loss_and_grads(*g, tokens, labels, wrt, drop);
+          auto r = ibq::transformer_loss_and_grads(*g, tokens, labels, wrt, drop);
           return [r](Napi::Env env) {
             auto o = Napi::Object::New(env);
             o.Set("loss", Napi::Number::New(env, r.loss));
@@ -201,8 +201,8 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
         JobOptions{queue_});
   }
 
-  ibq::GPTTrainer& trainer() {
-    if (!trainer_) trainer_ = std::make_shared<ibq::GPTTrainer>(gpt_);
+  ibq::TransformerTrainer& trainer() {
+    if (!trainer_) trainer_ = std::make_shared<ibq::TransformerTrainer>(transformer_);
     return *trainer_;
   }
 
@@ -215,7 +215,7 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     auto o = ArgObject(info[2], "options");
     double lr = ArgNumber(o.Get("lr"), "lr"), wd = ArgNumber(o.Get("weightDecay"), "weightDecay");
     double clip = ArgNumber(o.Get("clip"), "clip");
-    auto* t = &Guard(env, [&]() -> ibq::GPTTrainer& { return trainer(); });
+    auto* t = &Guard(env, [&]() -> ibq::TransformerTrainer& { return trainer(); });
     auto keep = trainer_;
     return Submit(
         env,
@@ -281,28 +281,28 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     return info.Env().Undefined();
   }
 
-  std::shared_ptr<ibq::GPTImpl> gpt_;
-  std::shared_ptr<ibq::GPTTrainer> trainer_;
+  std::shared_ptr<ibq::TransformerImpl> transformer_;
+  std::shared_ptr<ibq::TransformerTrainer> trainer_;
 };
 
-// gptConfig(config | presetName) -> the full config with defaults; validates it.
-Napi::Value GptConfig(const Napi::CallbackInfo& info) {
+// transformerConfig(config | presetName) -> the full config with defaults; validates it.
+Napi::Value TransformerConfigFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&] {
-    auto c = info[0].IsString() ? ibq::gpt_preset(info[0].As<Napi::String>().Utf8Value()) : ArgConfig(info[0]);
+    auto c = info[0].IsString() ? ibq::transformer_preset(info[0].As<Napi::String>().Utf8Value()) : ArgConfig(info[0]);
     c.validate();
     auto o = ConfigToJs(env, c);
     o.Set("parameterCount", Napi::Number::New(env, double(c.parameter_count())));
-    o.Set("preset", Napi::String::New(env, ibq::gpt_preset_name(c)));
+    o.Set("preset", Napi::String::New(env, ibq::transformer_preset_name(c)));
     return o;
   });
 }
 
-void InitGpt(Napi::Env env, Napi::Object exports) {
+void InitTransformer(Napi::Env env, Napi::Object exports) {
   TransformerHandle::Init(env, exports);
-  exports.Set("gptConfig", Napi::Function::New(env, GptConfig, "gptConfig"));
+  exports.Set("transformerConfig", Napi::Function::New(env, TransformerConfigFn, "transformerConfig"));
 }
-IBQB_REGISTER("gpt", InitGpt);
+IBQB_REGISTER("transformer", InitTransformer);
 
 }  // namespace
 }  // namespace ibqb

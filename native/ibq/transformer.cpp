@@ -1,4 +1,4 @@
-#include "ibq/gpt.h"
+#include "ibq/transformer.h"
 
 #include <cmath>
 #include <sstream>
@@ -35,15 +35,15 @@ torch::nn::Module& holder(torch::nn::Module& parent, const std::string& name) {
 
 }  // namespace
 
-int64_t GPTConfig::ffn_hidden() const {
+int64_t TransformerConfig::ffn_hidden() const {
   int64_t hidden = static_cast<int64_t>(2.0 * (4 * n_embd) / 3.0);
   if (ffn_dim_multiplier) hidden = static_cast<int64_t>(*ffn_dim_multiplier * static_cast<double>(hidden));
   return find_multiple(hidden, multiple_of);
 }
 
-int64_t GPTConfig::grid_size() const { return static_cast<int64_t>(std::sqrt(static_cast<double>(block_size))); }
+int64_t TransformerConfig::grid_size() const { return static_cast<int64_t>(std::sqrt(static_cast<double>(block_size))); }
 
-void GPTConfig::validate() const {
+void TransformerConfig::validate() const {
   auto pos = [](int64_t v, const char* name) {
     if (v < 1) bad(std::string(name) + ": expected an integer >= 1, got " + std::to_string(v));
   };
@@ -78,7 +78,7 @@ void GPTConfig::validate() const {
   if (!(rope_base > 0)) bad("rope_base: expected a number > 0, got " + str(rope_base));
 }
 
-int64_t GPTConfig::parameter_count() const {
+int64_t TransformerConfig::parameter_count() const {
   const int64_t C = n_embd, hd = head_dim();
   int64_t block = C * (n_head + 2 * kv_heads()) * hd  // wqkv
                   + C * C                             // wo
@@ -92,8 +92,8 @@ int64_t GPTConfig::parameter_count() const {
   return total;
 }
 
-GPTConfig gpt_preset(const std::string& name) {
-  GPTConfig c;
+TransformerConfig transformer_preset(const std::string& name) {
+  TransformerConfig c;
   c.vocab_size = 16384;
   c.block_size = 256;
   c.class_num = 1000;
@@ -109,9 +109,9 @@ GPTConfig gpt_preset(const std::string& name) {
   bad("preset: expected one of B, L, XL, XXL, got '" + name + "'");
 }
 
-std::string gpt_preset_name(const GPTConfig& cfg) {
+std::string transformer_preset_name(const TransformerConfig& cfg) {
   for (const char* n : {"B", "L", "XL", "XXL"}) {
-    auto p = gpt_preset(n);
+    auto p = transformer_preset(n);
     if (p.vocab_size == cfg.vocab_size && p.block_size == cfg.block_size && p.n_layer == cfg.n_layer &&
         p.n_head == cfg.n_head && p.n_embd == cfg.n_embd && p.class_num == cfg.class_num)
       return n;
@@ -149,7 +149,7 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   return normed.to(x.scalar_type()) * weight;
 }
 
-BlockImpl::BlockImpl(const GPTConfig& c, double dp) : cfg(c), drop_path_p(dp) {
+BlockImpl::BlockImpl(const TransformerConfig& c, double dp) : cfg(c), drop_path_p(dp) {
   const int64_t C = c.n_embd, hd = c.head_dim();
   if (c.shared_aln) ada_gss = register_parameter("ada_gss", torch::randn({1, 1, 6, C}) / std::sqrt(double(C)));
   auto& att = holder(*this, "attention");
@@ -207,7 +207,7 @@ at::Tensor BlockImpl::forward(const at::Tensor& x, const at::Tensor& cond, const
   return h + drop_path(f, drop_path_p, tr);
 }
 
-GPTImpl::GPTImpl(const GPTConfig& c) : cfg(c) {
+TransformerImpl::TransformerImpl(const TransformerConfig& c) : cfg(c) {
   cfg.validate();
   const int64_t C = c.n_embd;
   tok_emb = register_module("tok_emb", torch::nn::Embedding(c.vocab_size, C));
@@ -229,7 +229,7 @@ GPTImpl::GPTImpl(const GPTConfig& c) : cfg(c) {
   init_weights();
 }
 
-void GPTImpl::init_weights() {
+void TransformerImpl::init_weights() {
   torch::NoGradGuard no_grad;
   const double std = cfg.initializer_range;
   const int64_t C = cfg.n_embd;
@@ -259,7 +259,7 @@ void GPTImpl::init_weights() {
   head->weight.zero_();
 }
 
-at::Tensor GPTImpl::check_labels(const at::Tensor& labels, const char* arg, bool allow_null) const {
+at::Tensor TransformerImpl::check_labels(const at::Tensor& labels, const char* arg, bool allow_null) const {
   if (!at::isIntegralType(labels.scalar_type(), /*includeBool=*/false))
     throw TypeError(std::string(arg) + ": expected an integer tensor of class ids, got " + std::string(c10::toString(labels.scalar_type())));
   if (!(labels.dim() == 1 || (labels.dim() == 2 && labels.size(1) == 1)))
@@ -275,7 +275,7 @@ at::Tensor GPTImpl::check_labels(const at::Tensor& labels, const char* arg, bool
   return l;
 }
 
-void GPTImpl::check_tokens(const at::Tensor& tokens, const char* arg, int64_t max_len) const {
+void TransformerImpl::check_tokens(const at::Tensor& tokens, const char* arg, int64_t max_len) const {
   if (!at::isIntegralType(tokens.scalar_type(), false))
     throw TypeError(std::string(arg) + ": expected an integer tensor of token ids, got " + std::string(c10::toString(tokens.scalar_type())));
   if (tokens.dim() != 2) throw ValueError(std::string(arg) + ": expected shape [B, T], got " + c10::str(tokens.sizes()));
@@ -290,7 +290,7 @@ void GPTImpl::check_tokens(const at::Tensor& tokens, const char* arg, int64_t ma
   }
 }
 
-at::Tensor GPTImpl::forward(const at::Tensor& tokens, const at::Tensor& labels, bool drop_labels) {
+at::Tensor TransformerImpl::forward(const at::Tensor& tokens, const at::Tensor& labels, bool drop_labels) {
   check_tokens(tokens, "tokens", cfg.block_size - 1);
   auto l = check_labels(labels, "labels", /*allow_null=*/false);
   if (l.size(0) != tokens.size(0))
@@ -308,7 +308,7 @@ at::Tensor GPTImpl::forward(const at::Tensor& tokens, const at::Tensor& labels, 
   return run(h, cls, nullptr, 0);
 }
 
-at::Tensor GPTImpl::run(at::Tensor h, const at::Tensor& cls, std::vector<KVCache>* caches, int64_t pos) {
+at::Tensor TransformerImpl::run(at::Tensor h, const at::Tensor& cls, std::vector<KVCache>* caches, int64_t pos) {
   const int64_t L = h.size(1);
   at::Tensor cond = cfg.shared_aln ? shared_ada_lin->forward(cls).view({-1, 1, 6, cfg.n_embd}) : cls;
   auto freqs = freqs_cis.slice(0, pos, pos + L).to(h.device());

@@ -1,4 +1,4 @@
-#include "bindings/tok_args.h"
+#include "bindings/tokenizer_args.h"
 
 #include "bindings/errors.h"
 #include "bindings/tensor.h"

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "ibq/gpt.h"
+#include "ibq/transformer.h"
 #include "ibq/state_dict.h"
 
 namespace ibq {
@@ -17,7 +17,7 @@ namespace ibq {
 // F.cross_entropy(model(tokens[:, :-1], labels) [B, T, V], tokens [B, T]), mean over all B*T tokens.
 // tokens: int64 [B, T] with 1 <= T <= block_size; labels [B] or [B, 1]. Uses the module's current mode;
 // label dropout (training mode only) when drop_labels.
-at::Tensor gpt_loss(GPTImpl& model, const at::Tensor& tokens, const at::Tensor& labels, bool drop_labels);
+at::Tensor transformer_loss(TransformerImpl& model, const at::Tensor& tokens, const at::Tensor& labels, bool drop_labels);
 
 struct LossGrads {
   double loss = 0;
@@ -26,7 +26,7 @@ struct LossGrads {
 
 // The loss and its gradients w.r.t. the named parameters (state-dict names); no update, the module's
 // gradients are left cleared. Throws ValueError naming an unknown parameter.
-LossGrads gpt_loss_and_grads(GPTImpl& model, const at::Tensor& tokens, const at::Tensor& labels,
+LossGrads transformer_loss_and_grads(TransformerImpl& model, const at::Tensor& tokens, const at::Tensor& labels,
                              const std::vector<std::string>& wrt, bool drop_labels);
 
 struct StepResult {
@@ -36,9 +36,9 @@ struct StepResult {
 
 // AdamW over a GPT's parameters in two groups (dim >= 2: decayed; others: no decay), as the official
 // configure_optimizers. lr and weight decay are set per step (official lr_wd_annealing, computed by lib/).
-class GPTTrainer {
+class TransformerTrainer {
  public:
-  explicit GPTTrainer(std::shared_ptr<GPTImpl> model);
+  explicit TransformerTrainer(std::shared_ptr<TransformerImpl> model);
   // One training step in the model's current mode: loss, backward, clip to `clip` (<= 0: no clipping),
   // AdamW update with learning rate `lr` and weight decay `weight_decay` on the decayed group.
   StepResult step(const at::Tensor& tokens, const at::Tensor& labels, double lr, double weight_decay, double clip);
@@ -48,7 +48,7 @@ class GPTTrainer {
   void load_state(const NamedTensors& sd);
 
  private:
-  std::shared_ptr<GPTImpl> model_;
+  std::shared_ptr<TransformerImpl> model_;
   std::vector<std::pair<std::string, at::Tensor>> params_;  // named_parameters order
   std::unique_ptr<torch::optim::AdamW> opt_;
 };
