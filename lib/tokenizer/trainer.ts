@@ -8,11 +8,12 @@
  * (`encoder.*`, `loss.perceptual_loss.*`, `loss.discriminator.*`, `quantize.*`, `model_ema.*`).
  */
 import { checkInt, checkNumber, describe } from '../core/errors.js';
-import { loadCheckpoint, type Checkpoint } from '../io/index.js';
+import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../io/index.js';
 import { Module, stateDictEntries, type LoadResult, type StateDict } from '../core/module.js';
 import { native, type TokenizerTrainerNative, type TokenizerTrainerStateNative } from '../native.js';
-import { checkAutocast, tensorArg } from './quantizer.js';
-import { Tensor, wrap } from '../core/tensor.js';
+import { checkAutocastDType } from '../core/autocast.js';
+import { tensorArg } from '../core/tensor.js';
+import { disposeTensors, Tensor, wrap } from '../core/tensor.js';
 import type { Tokenizer } from './tokenizer.js';
 import {
   adamStateDict,
@@ -82,12 +83,15 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
   /** The global step the next step() uses when none is given. */
   globalStep = 0;
   #perceptualLoaded = false;
+  #lr: [number, number];
 
   private constructor(handle: TokenizerTrainerNative, tokenizer: Tokenizer, loss: ResolvedLossConfig, opts: TokenizerTrainerOptions) {
     super(handle);
     this.tokenizer = tokenizer;
     this.lossconfig = loss;
     this.options = opts;
+    const base = opts.learningRate ?? 1e-4;
+    this.#lr = [base, base];
   }
 
   /**
@@ -114,11 +118,8 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
       gradient_clip_val: checkNumber(o.gradientClipVal ?? 0, 'opts.gradientClipVal', 0),
       use_ema: o.useEma ?? true,
       ema_decay: checkNumber(o.emaDecay ?? 0.999, 'opts.emaDecay', 0, 1),
-      autocast: checkAutocast(o.autocast ? { autocast: o.autocast } : undefined)?.autocast,
+      autocast: checkAutocastDType(o.autocast, 'opts.autocast', tokenizer.device),
     };
-    if (nativeOpts.autocast === 'float16' && tokenizer.device.startsWith('cpu')) {
-      throw new RangeError("opts.autocast: float16 autocast needs a CUDA device; on the CPU libtorch 1.13 autocasts to bfloat16 only (use 'bfloat16')");
-    }
     const handle = new native.TokenizerTrainerHandle(tokenizer, loss, nativeOpts, o.seed);
     const t = new TokenizerTrainer(handle, tokenizer, loss, { ...o });
     t.train();
@@ -178,6 +179,7 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
     this.#checkReady();
     const gs = checkInt(opts.globalStep ?? this.globalStep, 'opts.globalStep', 0);
     const r = await this.native.step(tensorArg(batch, 'batch'), gs);
+    this.#lr = r.lr;
     if (r.nonfinite) throw new NonFiniteLossError(gs, r.nonfinite, r.log);
     this.globalStep = gs + 1;
     return r.log;
@@ -211,11 +213,22 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
     return this.native.endEpoch(checkInt(epoch, 'epoch', 0));
   }
 
-  /** Current learning rates [generator, discriminator]. */
-  async learningRates(): Promise<[number, number]> {
-    const s = await this.native.getState();
-    s.rng.dispose();
-    return [s.optimizers[0].lr, s.optimizers[1].lr];
+  /** Learning rates [generator, discriminator] of the latest step (before any step: the base rate). */
+  learningRates(): [number, number] {
+    return [...this.#lr];
+  }
+
+  /**
+   * Writes toCheckpoint() to `path` with saveCheckpoint (atomic) and releases the copies it made (weights,
+   * optimizer moments, RNG state) at once instead of leaving them to the garbage collector.
+   */
+  async save(path: string, info: TrainerCheckpointInfo): Promise<void> {
+    const ck = await this.toCheckpoint(info);
+    try {
+      await saveCheckpoint(path, ck);
+    } finally {
+      disposeTensors(ck);
+    }
   }
 
   /**

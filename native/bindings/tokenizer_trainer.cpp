@@ -196,6 +196,8 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
     module(env);
     return trainer_;
   }
+  // The trainer owns the optimizers, LPIPS, discriminator and EMA: dispose() releases them with module_.
+  void release_extra() override { trainer_.reset(); }
 
   // step(x, globalStep) -> Promise<{ log: Record<string, number>, nonfinite: '' | 'generator' | 'discriminator' }>
   Napi::Value Step(const Napi::CallbackInfo& info) {
@@ -211,6 +213,10 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
             auto o = Napi::Object::New(env);
             o.Set("log", LogToJs(env, r.log));
             o.Set("nonfinite", r.nonfinite);
+            auto lr = Napi::Array::New(env, 2);
+            lr.Set(0u, r.lr_gen);
+            lr.Set(1u, r.lr_disc);
+            o.Set("lr", lr);
             return o;
           };
         },

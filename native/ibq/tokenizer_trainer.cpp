@@ -112,6 +112,8 @@ StepResult TokenizerTrainer::step(const at::Tensor& x_in, int64_t global_step) {
   const at::Tensor x = x_in.to(dev, at::kFloat);
   const at::Tensor last_layer = m.tokenizer->decoder->conv_out->weight;
   StepResult result;
+  result.lr_gen = opt_gen_->options().lr;
+  result.lr_disc = opt_disc_->options().lr;
 
   TokenizerOutput out;
   LossResult d;

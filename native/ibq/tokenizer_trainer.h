@@ -61,6 +61,8 @@ struct StepResult {
   // "" when both losses were finite; otherwise "discriminator" or "generator": that loss was not finite and its
   // update (and everything after it) was skipped.
   std::string nonfinite;
+  // Learning rates the step's updates used: generator, discriminator.
+  double lr_gen = 0, lr_disc = 0;
 };
 
 struct LossAndGradsResult {

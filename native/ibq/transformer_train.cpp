@@ -2,6 +2,7 @@
 
 #include <unordered_map>
 
+#include "ibq/compat.h"
 #include "ibq/errors.h"
 
 namespace ibq {
@@ -17,7 +18,7 @@ torch::optim::AdamWParamState* adam_state(torch::optim::AdamW& opt, const at::Te
 
 at::Tensor transformer_loss(TransformerImpl& model, const at::Tensor& tokens, const at::Tensor& labels, bool drop_labels) {
   model.check_tokens(tokens, "tokens", model.cfg.block_size);
-  if (tokens.size(1) < 1) throw ValueError("tokens: expected at least one token per row, got shape " + c10::str(tokens.sizes()));
+  if (tokens.size(1) < 1) throw ShapeError("tokens: expected at least one token per row, got shape " + c10::str(tokens.sizes()));
   auto t = tokens.to(model.head->weight.device(), at::kLong);
   auto logits = model.forward(t.slice(1, 0, -1), labels, drop_labels);  // [B, T, V]
   return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), t.reshape({-1}));
@@ -55,14 +56,18 @@ TransformerTrainer::TransformerTrainer(std::shared_ptr<TransformerImpl> model) :
 }
 
 StepResult TransformerTrainer::step(const at::Tensor& tokens, const at::Tensor& labels, double lr, double weight_decay,
-                            double clip) {
+                                    double clip, c10::optional<at::ScalarType> autocast) {
   if (!(lr >= 0)) throw ValueError("lr: expected a number >= 0");
   if (!(weight_decay >= 0)) throw ValueError("weight_decay: expected a number >= 0");
   auto& groups = opt_->param_groups();
   static_cast<torch::optim::AdamWOptions&>(groups[0].options()).lr(lr).weight_decay(weight_decay);
   static_cast<torch::optim::AdamWOptions&>(groups[1].options()).lr(lr).weight_decay(0);
   opt_->zero_grad();
-  auto loss = transformer_loss(*model_, tokens, labels, /*drop_labels=*/true);
+  at::Tensor loss;
+  {
+    compat::AutocastGuard ac(autocast, model_->tok_emb->weight.device());
+    loss = transformer_loss(*model_, tokens, labels, /*drop_labels=*/true).to(at::kFloat);
+  }
   loss.backward();
   StepResult r;
   r.loss = loss.item<double>();
@@ -97,7 +102,7 @@ void TransformerTrainer::load_state(const NamedTensors& sd) {
     if (a == by.end() || b == by.end() || c == by.end())
       throw ValueError("optimizer state: '" + name + "' needs exp_avg, exp_avg_sq and step");
     if (a->second.sizes() != p.sizes() || b->second.sizes() != p.sizes())
-      throw ValueError("optimizer state: '" + name + "' expected shape " + c10::str(p.sizes()) + ", got " +
+      throw ShapeError("optimizer state: '" + name + "' expected shape " + c10::str(p.sizes()) + ", got " +
                        c10::str(a->second.sizes()));
     auto st = std::make_unique<torch::optim::AdamWParamState>();
     st->step(c->second.item<int64_t>());

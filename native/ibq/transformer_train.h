@@ -40,8 +40,10 @@ class TransformerTrainer {
  public:
   explicit TransformerTrainer(std::shared_ptr<TransformerImpl> model);
   // One training step in the model's current mode: loss, backward, clip to `clip` (<= 0: no clipping),
-  // AdamW update with learning rate `lr` and weight decay `weight_decay` on the decayed group.
-  StepResult step(const at::Tensor& tokens, const at::Tensor& labels, double lr, double weight_decay, double clip);
+  // AdamW update with learning rate `lr` and weight decay `weight_decay` on the decayed group. `autocast`:
+  // mixed precision of the forward pass (bfloat16 on the CPU; float16 or bfloat16 on CUDA).
+  StepResult step(const at::Tensor& tokens, const at::Tensor& labels, double lr, double weight_decay, double clip,
+                  c10::optional<at::ScalarType> autocast = c10::nullopt);
   // Optimizer state as named tensors: `<param>.exp_avg`, `<param>.exp_avg_sq`, `<param>.step` (int64 []).
   NamedTensors state() const;
   // Restores what state() returned; ValueError naming a key whose shape or parameter does not match.
