@@ -16,7 +16,7 @@ export {
 export { tokensFromImages, tokensFromTensor, type TokenizerLike } from './transformer/tokens.js';
 export { lrWdAnnealing } from './transformer/schedule.js';
 export { generate, toUint8Images, imageGrid, saveSamplesNpz, type TokenDecoder, type GenerateOptions } from './transformer/generate.js';
-// ---- tokenizer area (issue 4) ----
+// ---- tokenizer area ----
 export { readConfig, type IBQConfig, type ARTrainingSettings } from './config/read_config.js';
 export { Tokenizer, SKIPPED_PREFIXES, type TokenizerForward, type TokenizerLoadResult, type FromCheckpointOptions } from './tokenizer/tokenizer.js';
 export {
@@ -28,14 +28,14 @@ export {
   type DDConfig, type ResolvedTokenizerConfig,
 } from './tokenizer/config.js';
 export { decodeImage, loadImage, loadImages, decodeToPng, type Crop, type ImageInput } from './data/images.js';
-// ---- evaluation (issue 7) ----
+// ---- evaluation ----
 export {
   evaluateTokenizer, evaluateSamples, FidInception, LPIPS, clamp, featureStats, FeatureMoments, frechetDistance,
   inceptionScore, imageQuality, ssim, codebookUsage, CodebookUsage, MissingWeightsError, INCEPTION_NOTE, LPIPS_WEIGHTS,
   LPIPS_WEIGHTS_ENV,
   type EvalWeights, type GaussianStats, type TokenizerMetrics, type SampleMetrics, type EvaluableTokenizer,
 } from './eval/index.js';
-// ---- tokenizer training (issue 5) ----
+// ---- tokenizer training ----
 export {
   TokenizerTrainer, NonFiniteLossError, type TokenizerTrainerOptions, type SchedulerType, type PerceptualSource,
   type TrainerCheckpointInfo,

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 /** What every native model handle provides (see native/bindings/module_handle.h). */
 export interface ModuleHandleNative {
   stateDict(): [string, TensorHandle][];
+  snapshot(): Promise<[string, TensorHandle][]>;
   /** `skip`: key prefixes that are not the model's own (neither loaded nor reported as unexpected). */
   loadStateDict(entries: [string, TensorHandle][], strict: boolean, skip?: readonly string[]): Promise<LoadResult>;
   parameterNames(): string[];
@@ -95,7 +96,7 @@ export interface NativeAddon extends TransformerNative {
     fail(message: string, async?: boolean): Promise<never>;
   };
 
-  // ---- checkpoints and files (issue 3): native/bindings/tensor_io.cpp, native/ibq/tensor_io.h ----
+  // ---- checkpoints and files: native/bindings/tensor_io.cpp, native/ibq/tensor_io.h ----
   io: {
     /** The bytes of a record of a torch.save zip archive (name relative to the archive folder). */
     zipRecord(path: string, name: string): Promise<Buffer>;
@@ -116,13 +117,13 @@ export interface NativeAddon extends TransformerNative {
   };
   // ---- end checkpoints and files ----
 
-  // ---- tokenizer area (issue 4): handles of native/bindings/{tokenizer,quantizers}.cpp ----
+  // ---- tokenizer area: handles of native/bindings/{tokenizer,quantizers}.cpp ----
   TokenizerHandle: new (config: object, device?: string, seed?: number) => TokenizerHandleNative;
   IBQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<IBQOutputName>;
   VectorQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<VQOutputName>;
   // ---- end of tokenizer area ----
 
-  // ---- evaluation (issue 7): native/bindings/{eval_models,metrics}.cpp, native/ibq/{inception,lpips,metrics}.h ----
+  // ---- evaluation: native/bindings/{fid_inception,lpips,metrics}.cpp, native/ibq/{inception,lpips,metrics}.h ----
   FidInceptionHandle: new () => FidInceptionHandleNative;
   LpipsHandle: new (net: 'vgg' | 'alex') => LpipsHandleNative;
   metrics: {
@@ -139,7 +140,7 @@ export interface NativeAddon extends TransformerNative {
     };
   };
   // ---- end evaluation ----
-  // ---- tokenizer training (issue 5): native/bindings/tok_trainer.cpp ----
+  // ---- tokenizer training: native/bindings/tokenizer_trainer.cpp ----
   TokenizerTrainerHandle: new (
     tokenizer: { moduleRef(): unknown },
     lossconfig: object,
@@ -149,7 +150,7 @@ export interface NativeAddon extends TransformerNative {
   // ---- end of tokenizer training ----
 }
 
-// ---- tokenizer training (issue 5): native/bindings/tok_trainer.cpp ----
+// ---- tokenizer training: native/bindings/tokenizer_trainer.cpp ----
 /** One Adam optimizer's state: per parameter the step count (0: no state yet) and the two moments. */
 export interface AdamStateNative {
   lr: number;
@@ -183,7 +184,7 @@ export interface TokenizerTrainerNative extends ModuleHandleNative {
 }
 // ---- end of tokenizer training ----
 
-// ---- tokenizer area (issue 4): IBQ tokenizer and quantizers (native/bindings/{tokenizer,quantizers}.cpp) ----
+// ---- tokenizer area: IBQ tokenizer and quantizers (native/bindings/{tokenizer,quantizers}.cpp) ----
 
 /** Options of the tokenizer/quantizer calls: run under autocast with this dtype (CPU: bfloat16 only). */
 export interface AutocastOptions {
@@ -209,7 +210,7 @@ export type IBQOutputName = 'z_q' | 'quant_loss' | 'sample_entropy' | 'avg_entro
 export type VQOutputName = 'z_q' | 'loss' | 'indices';
 // ---- end of tokenizer area ----
 
-// ---- evaluation (issue 7): FID Inception, LPIPS and metric handles ----
+// ---- evaluation: FID Inception, LPIPS and metric handles ----
 export interface GaussianStatsNative {
   mu: TensorHandle;
   sigma: TensorHandle;
@@ -296,42 +297,64 @@ function load(): NativeAddon {
   }
 }
 
+/** `fn` (called on `self`) with the caller's stack put into the errors of the Promise it returns. */
+function stackedCall(fn: (...a: unknown[]) => unknown, self: unknown): (...a: unknown[]) => unknown {
+  const wrapped = (...args: unknown[]) => {
+    const r = fn.apply(self, args);
+    if (!(r instanceof Promise)) return r;
+    const site: { stack?: string } = {};
+    Error.captureStackTrace(site, wrapped);
+    return r.catch((err: unknown) => {
+      throw withStack(err, site.stack);
+    });
+  };
+  return wrapped;
+}
+
+/** `err` with the frames of `stack` (a captured call site) in place of its own; other values as they are. */
+export function withStack(err: unknown, stack: string | undefined): unknown {
+  if (err instanceof Error && stack) {
+    const head = err.stack?.split('\n    at ')[0] ?? `${err.name}: ${err.message}`;
+    err.stack = head + stack.slice(stack.indexOf('\n'));
+  }
+  return err;
+}
+
 /**
- * Errors of native jobs are made on the JS thread when the job settles, so their stack shows no caller. Every
- * method of the addon's classes (and every exported function) that returns a Promise gets the stack of the
- * call that started it: captured at the call, as sharp does, and put in place of the empty one.
+ * Errors of native jobs are made on the JS thread when the job settles, so their stack shows no caller. The
+ * exported functions (and those of exported namespaces) that return a Promise get the stack of the call that
+ * started them, captured at the call as sharp does; model handles get the same through callerStacks().
  */
 function withCallerStacks(addon: NativeAddon): NativeAddon {
-  const wrap = (fn: (...a: unknown[]) => unknown) => {
-    const wrapped = function (this: unknown, ...args: unknown[]) {
-      const r = fn.apply(this, args);
-      if (!(r instanceof Promise)) return r;
-      const site: { stack?: string } = {};
-      Error.captureStackTrace(site, wrapped);
-      return r.catch((err: unknown) => {
-        if (err instanceof Error && site.stack) {
-          const head = err.stack?.split('\n    at ')[0] ?? `${err.name}: ${err.message}`;
-          err.stack = head + site.stack.slice(site.stack.indexOf('\n'));
-        }
-        throw err;
-      });
-    };
-    return wrapped;
+  // classes (constructors with methods) stay as they are: their handles are wrapped by callerStacks()
+  const isPlainFunction = (v: unknown): v is (...a: unknown[]) => unknown =>
+    typeof v === 'function' && Object.getOwnPropertyNames((v as { prototype?: object }).prototype ?? {}).length <= 1;
+  const wrapFunctions = (o: Record<string, unknown>) => {
+    for (const [k, v] of Object.entries(o)) if (isPlainFunction(v)) o[k] = stackedCall(v, o);
   };
-  for (const [name, value] of Object.entries(addon as unknown as Record<string, unknown>)) {
-    if (typeof value !== 'function') continue;
-    const proto = (value as { prototype?: object }).prototype;
-    const methods = proto ? Object.getOwnPropertyNames(proto).filter((k) => k !== 'constructor') : [];
-    if (methods.length > 0) {
-      for (const k of methods) {
-        const d = Object.getOwnPropertyDescriptor(proto, k);
-        if (d && typeof d.value === 'function') Object.defineProperty(proto, k, { ...d, value: wrap(d.value) });
-      }
-    } else {
-      (addon as unknown as Record<string, unknown>)[name] = wrap(value as (...a: unknown[]) => unknown);
-    }
+  const obj = addon as unknown as Record<string, unknown>;
+  wrapFunctions(obj);
+  for (const v of Object.values(obj)) {
+    if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) wrapFunctions(v as Record<string, unknown>);
   }
   return addon;
+}
+
+/**
+ * A view of a native handle whose Promise-returning methods put the caller's stack into their errors (the
+ * classes' own methods cannot be replaced: Node-API defines them read-only). Calls reach the handle itself.
+ */
+export function callerStacks<H extends object>(handle: H): H {
+  const cache = new Map<PropertyKey, unknown>();
+  return new Proxy(handle, {
+    get(target, key) {
+      const v = Reflect.get(target, key, target);
+      if (typeof v !== 'function') return v;
+      let w = cache.get(key);
+      if (!w) cache.set(key, (w = stackedCall(v as (...a: unknown[]) => unknown, target)));
+      return w;
+    },
+  });
 }
 
 export const native: NativeAddon = withCallerStacks(load());

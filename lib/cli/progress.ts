@@ -20,7 +20,8 @@ function seconds(s: number): string {
 
 /** Plain progress lines for a stderr that is not a terminal. */
 function lineProgress(total: number, unit: string, fields: string[]): Bar {
-  const every = Math.max(1, Number(process.env.IBQ_PROGRESS_EVERY ?? 30)) * 1000;
+  const sec = Number(process.env.IBQ_PROGRESS_EVERY ?? 30);
+  const every = (Number.isFinite(sec) && sec >= 0 ? sec : 30) * 1000;
   const t0 = performance.now();
   let start: number | undefined;
   let last = -Infinity;

@@ -4,7 +4,7 @@
  * (native/bindings/module_handle.h), so every model shares these methods.
  */
 import { describe } from './errors.js';
-import type { LoadResult, ModuleHandleNative, TensorHandle } from '../native.js';
+import { callerStacks, type LoadResult, type ModuleHandleNative, type TensorHandle } from '../native.js';
 import { Tensor, wrap } from './tensor.js';
 
 export type { LoadResult, ModuleHandleNative } from '../native.js';
@@ -37,12 +37,20 @@ export abstract class Module<H extends ModuleHandleNative = ModuleHandleNative> 
   protected readonly native: H;
 
   protected constructor(handle: H) {
-    this.native = handle;
+    this.native = callerStacks(handle);
   }
 
   /** Copies of the parameters and buffers, keyed as the official PyTorch module names them, in its order. */
   stateDict(): StateDict {
     return entriesToStateDict(this.native.stateDict());
+  }
+
+  /**
+   * The same copies as stateDict(), made on a worker thread after the model's queued jobs: for checkpoints of
+   * large models without blocking the event loop.
+   */
+  async snapshot(): Promise<StateDict> {
+    return entriesToStateDict(await this.native.snapshot());
   }
 
   /**

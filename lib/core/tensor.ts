@@ -6,7 +6,7 @@
 import { inspect } from 'node:util';
 
 import { checkShape, checkString, describe } from './errors.js';
-import { native, type TensorHandle } from '../native.js';
+import { native, withStack, type TensorHandle } from '../native.js';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool';
 export const DTYPES: readonly DType[] = [
@@ -63,7 +63,11 @@ export class Tensor {
 
   /** Copies the values (row-major, contiguous) into a new typed array, off the JS thread. */
   data(opts: DataOptions = {}): Promise<TypedArray> {
-    return this.handle.data(!!opts.raw) as Promise<TypedArray>;
+    const site: { stack?: string } = {};
+    Error.captureStackTrace(site, this.data);
+    return (this.handle.data(!!opts.raw) as Promise<TypedArray>).catch((err: unknown) => {
+      throw withStack(err, site.stack);
+    });
   }
   /** Synchronous `data()`; blocks the event loop for the copy (and a device transfer). */
   dataSync(opts: DataOptions = {}): TypedArray {

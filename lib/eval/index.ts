@@ -1,4 +1,4 @@
-/** Evaluation (issue 7): FID/IS Inception, LPIPS, metrics, evaluateTokenizer, evaluateSamples. */
+/** Evaluation: FID/IS Inception, LPIPS, metrics, evaluateTokenizer, evaluateSamples. */
 export { FidInception, INCEPTION_NOTE, type InceptionFeatures, type InceptionInput } from './inception.js';
 export { LPIPS } from './lpips.js';
 export {

@@ -63,10 +63,11 @@ export class NonFiniteLossError extends Error {
 
 const PERCEPTUAL = 'loss.perceptual_loss.';
 const LPIPS_HELP =
-  'LPIPS weights are needed (lossconfig perceptual_weight > 0): load a tokenizer training checkpoint holding ' +
-  "loss.perceptual_loss.* (trainer.loadStateDict / loadPerceptual('<ckpt>')), or give the torchvision VGG16 " +
-  "weights 'vgg16-397923af.pth' (https://download.pytorch.org/models/vgg16-397923af.pth) and the LPIPS v0.1 lin " +
-  "layers 'vgg.pth' (https://github.com/richzhang/PerceptualSimilarity/tree/master/lpips/weights/v0.1) with " +
+  'LPIPS weights are needed (lossconfig perceptual_weight > 0). Either train without LPIPS (set perceptual_weight: 0 ' +
+  'in lossconfig.params), or load a tokenizer training checkpoint holding loss.perceptual_loss.* ' +
+  "(loadPerceptual('<ckpt>'); CLI --lpips-ckpt FILE), or give the torchvision VGG16 weights 'vgg16-397923af.pth' " +
+  "(https://download.pytorch.org/models/vgg16-397923af.pth) and the LPIPS v0.1 lin layers 'vgg.pth', which ship " +
+  'with the upstream LPIPS repository (https://github.com/richzhang/PerceptualSimilarity, lpips/weights/v0.1/vgg.pth): ' +
   'loadPerceptual({ vgg16, lin }) (CLI: --lpips-vgg16 FILE --lpips-lin FILE)';
 
 export interface TrainerCheckpointInfo {
@@ -238,7 +239,7 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
    */
   async toCheckpoint(info: TrainerCheckpointInfo): Promise<{ stateDict: StateDict; meta: Record<string, unknown> }> {
     const s: TokenizerTrainerStateNative = await this.native.getState();
-    const stateDict = this.stateDict();
+    const stateDict = await this.snapshot();
     const sched = (this.options.schedulerType ?? 'None') !== 'None';
     const base = this.options.learningRate ?? 1e-4;
     const meta: Record<string, unknown> = {

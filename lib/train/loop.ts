@@ -255,6 +255,7 @@ export async function runTrainingLoop<B>(task: LoopTask<B>, s: LoopSettings, opt
       pending.delete(step);
       const epoch = plan.epochOf(step);
       const t0 = performance.now();
+      const n = task.size(batch);
       let out: StepOutcome;
       try {
         out = await task.step(batch, step, { epoch, stepsPerEpoch: perEpoch, totalSteps });
@@ -263,7 +264,6 @@ export async function runTrainingLoop<B>(task: LoopTask<B>, s: LoopSettings, opt
       }
       if (out.nonFinite !== undefined) throw new TrainingDivergedError(step, out.nonFinite, lastGood);
       const seconds = (performance.now() - t0) / 1000;
-      const n = task.size(batch);
       const info: TrainStepInfo = { step, totalSteps, epoch, log: out.log, lr: out.lr, seconds, samplesPerSecond: n / seconds };
       appendFileSync(logPath, JSON.stringify({ step, epoch, ...out.log, lr: out.lr, step_time: seconds, samples_per_s: n / seconds, ...task.extraLog?.() }) + '\n');
       if (step % perEpoch === perEpoch - 1) await task.endEpoch?.(epoch);

@@ -97,7 +97,8 @@ export async function trainTokenizer(config: string | IBQConfig | TokenizerTrain
     learningRate: checkNumber(opts.lr ?? args.learning_rate ?? 1e-4, opts.lr !== undefined ? 'lr' : 'config.learning_rate', 0),
     schedulerType: args.scheduler_type ?? 'None',
     warmupSteps: Math.round((args.warmup_epochs ?? 0) * perEpoch),
-    totalSteps: Math.ceil(totalSteps / perEpoch) * perEpoch,
+    // the official schedules run over max_epochs (maxEpochs when given, also with maxSteps, as Lightning's trainer)
+    totalSteps: (s.maxEpochs ?? Math.ceil(totalSteps / perEpoch)) * perEpoch,
     minLearningRate: args.min_learning_rate ?? 0,
     lrDropEpoch: args.lr_drop_epoch ?? [],
     lrDropRate: args.lr_drop_rate ?? 0.1,

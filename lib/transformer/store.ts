@@ -37,7 +37,7 @@ function paramOrder(model: Transformer, sd: StateDict): { name: string; group: 0
 
 /** Writes `path` (atomic): weights, optimizer state, steps, configs and the device generator's state. */
 export async function saveTrainState(path: string, model: Transformer, m: TrainMeta & { lr: number; weightDecay: number }): Promise<void> {
-  const sd = model.stateDict();
+  const sd = await model.snapshot();
   const opt = model.optimizerState();
   const order = paramOrder(model, sd);
   const state = new Map<number, Record<string, Tensor>>();

@@ -1,4 +1,4 @@
-// Evaluation metrics (issue 7): Frechet distance, feature statistics, Inception Score, SSIM / PSNR as the
+// Evaluation metrics: Frechet distance, feature statistics, Inception Score, SSIM / PSNR as the
 // official evaluation, codebook usage. Exposed as `metrics.*` plus the FeatureMomentsHandle accumulator.
 #include <napi.h>
 

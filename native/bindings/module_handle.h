@@ -41,6 +41,7 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
     using M = typename W::InstanceMethodCallback;
     return {
         W::InstanceMethod("stateDict", static_cast<M>(&Self::StateDict)),
+        W::InstanceMethod("snapshot", static_cast<M>(&Self::Snapshot)),
         W::InstanceMethod("loadStateDict", static_cast<M>(&Self::LoadStateDict)),
         W::InstanceMethod("setTraining", static_cast<M>(&Self::SetTraining)),
         W::InstanceMethod("isTraining", static_cast<M>(&Self::IsTraining)),
@@ -72,6 +73,19 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
     auto& m = module(info.Env());
     check_idle(info.Env(), "stateDict()");
     return Guard(info.Env(), [&] { return StateDictToJs(info.Env(), ibq::state_dict(m)); });
+  }
+  // snapshot() -> Promise<[name, Tensor][]>: the same copies, made on a worker thread after the model's queued
+  // jobs (checkpoints of large models without blocking the event loop)
+  Napi::Value Snapshot(const Napi::CallbackInfo& info) {
+    module(info.Env());
+    auto m = module_;
+    return Submit(
+        info.Env(),
+        [m](JobContext&) -> Finisher {
+          auto sd = ibq::state_dict(*m);
+          return [sd](Napi::Env env) { return StateDictToJs(env, sd); };
+        },
+        JobOptions{queue_});
   }
   // loadStateDict(entries, strict, skip?: string[]) -> Promise<{missing, unexpected, mismatched}> (on the model's
   // queue); keys under a `skip` prefix are not the model's own (e.g. the tokenizer's 'loss.', 'model_ema.')

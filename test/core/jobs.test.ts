@@ -50,7 +50,7 @@ describe('native jobs', () => {
     expect(steps).toEqual([1, 2, 3, 4, 5]);
 
     const ac = new AbortController();
-    const p = native.testOps.matmulLoop(256, 1_000_000, { abortFlag: abortFlag(ac.signal) });
+    const p = native.testOps.matmulLoop(256, 1_000_000, { abortFlag: abortFlag(ac.signal)!.flag });
     setTimeout(() => ac.abort(), 50);
     const err = await p.catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);

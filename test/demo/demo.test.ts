@@ -1,4 +1,4 @@
-// Issue 8, acceptance 3: `ibq demo` (what `npm run demo` runs after setup) with a few steps writes
+// `ibq demo` (what `npm run demo` runs after setup) with a few steps writes
 // reconstructions.png, samples.png and a metrics.json of the documented schema; `--data DIR` runs on a tiny
 // class-folder image set; the nearest-class-mean judge labels images by their nearest class mean.
 import { spawn, spawnSync } from 'node:child_process';

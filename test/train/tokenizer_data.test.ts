@@ -1,4 +1,4 @@
-// Issue 5 data pipeline and CLI: image folder layouts, the official preprocessing, seeded orders, unreadable files
+// Tokenizer training data pipeline and CLI: image folder layouts, the official preprocessing, seeded orders, unreadable files
 // skipped and counted, `ibq train-tokenizer` (progress, checkpoints, SIGINT saves and exits with 130), and a
 // non-finite loss stopping the run with the step named.
 import { spawn, spawnSync } from 'node:child_process';

@@ -1,4 +1,4 @@
-// Acceptance 1 of issue 5: the training losses, logs and gradients of the official VQLPIPSWithDiscriminator
+// The training losses, logs and gradients of the official VQLPIPSWithDiscriminator
 // (IBQ repo) on the `tokenizer` fixture, and LPIPS with the checkpoint's weights.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';

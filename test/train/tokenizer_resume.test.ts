@@ -1,4 +1,4 @@
-// Acceptance 3 and 4 of issue 5: an interrupted run resumes exactly (20 steps == 10 + resume + 10 on CPU, with
+// An interrupted run resumes exactly (20 steps == 10 + resume + 10 on CPU, with
 // EMA, LeCAM EMA, optimizer and scheduler state taken from the checkpoint), and the trainer's checkpoint loads in
 // Python's torch.load with the official key names.
 import { spawnSync } from 'node:child_process';
