@@ -50,3 +50,7 @@ export {
 } from './data/tokenizer_data.js';
 export { listImages, decodeImage, type ImageList } from './data/image_files.js';
 export { readIdx, parseIdx, type IdxArray } from './data/idx.js';
+// ---- distributed training (c10d) ----
+export { ProcessGroup, DistributedError, type ProcessGroupOptions } from './distributed/process_group.js';
+export { distributedEnv, type DistributedEnv } from './distributed/env.js';
+export { shardOrder, samplesPerRank, augmentationSeed, type ShardOptions } from './distributed/sampler.js';

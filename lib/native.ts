@@ -47,7 +47,14 @@ export interface TransformerNative extends ModuleHandleNative {
     opts: JobOptions & { cfgScale: number; temperature: number; topK: number; topP: number; greedy: boolean; seed?: number; steps?: number },
   ): Promise<TensorHandle>;
   lossAndGrads(tokens: TensorHandle, labels: TensorHandle, wrt: string[], dropLabels: boolean): Promise<{ loss: number; grads: [string, TensorHandle][] }>;
-  trainStep(tokens: TensorHandle, labels: TensorHandle, opts: { lr: number; weightDecay: number; clip: number }): Promise<{ loss: number; gradNorm: number }>;
+  /** accumulate: micro-batches in `tokens` (rows divisible by it); nonfiniteRanks: data-parallel ranks whose loss was not finite. */
+  trainStep(
+    tokens: TensorHandle,
+    labels: TensorHandle,
+    opts: { lr: number; weightDecay: number; clip: number; accumulate?: number },
+  ): Promise<{ loss: number; gradNorm: number; nonfiniteRanks: number[] }>;
+  /** Collective: broadcasts weights and buffers from rank 0; later trainSteps average gradients (null: off). */
+  setDataParallel(pg: ProcessGroupNative | null, opts?: { bucketCapMb?: number }): Promise<void>;
   optimizerState(): [string, TensorHandle][];
   loadOptimizerState(entries: [string, TensorHandle][]): void;
   /** uint8 [n] state of the default generator of the model's device (training dropouts draw from it). */
@@ -63,7 +70,34 @@ export interface TransformerNative {
 }
 // ---- end AR transformer ----------------------------------------------------------------------------
 
+// ---- distributed: native/bindings/process_group.cpp ----
+/** A c10d process group (TCPStore rendezvous; Gloo on the CPU, NCCL on CUDA). Collectives reject with an Error
+ *  naming this rank and the rank that failed. */
+export interface ProcessGroupNative {
+  init(opts: {
+    masterAddr: string;
+    masterPort: number;
+    worldSize: number;
+    rank: number;
+    timeoutSeconds: number;
+    device?: string;
+    glooInterface?: string;
+  }): Promise<void>;
+  rank(): number;
+  worldSize(): number;
+  /** Element-wise sum over ranks. */
+  allReduceValues(values: Float64Array): Promise<Float64Array>;
+  /** In-place sum over ranks. */
+  allReduceTensors(tensors: TensorHandle[]): Promise<void>;
+  barrier(): Promise<void>;
+  /** Records in the rendezvous store that this rank stops, and why (best effort). */
+  reportFailure(message: string): void;
+  destroy(): void;
+}
+// ---- end distributed ----
+
 export interface NativeAddon extends TransformerNative {
+  ProcessGroupHandle: new () => ProcessGroupNative;
   info(): NativeInfo;
   setNumThreads(n: number): void;
   TensorHandle: new () => TensorHandle;
@@ -146,7 +180,13 @@ export interface TokenizerTrainerStateNative {
   rng: TensorHandle;
 }
 export interface TokenizerTrainerNative extends ModuleHandleNative {
-  step(x: TensorHandle, globalStep: number): Promise<{ log: Record<string, number>; nonfinite: '' | 'generator' | 'discriminator' }>;
+  step(
+    x: TensorHandle,
+    globalStep: number,
+    accumulate?: number,
+  ): Promise<{ log: Record<string, number>; nonfinite: '' | 'generator' | 'discriminator'; nonfiniteRanks: number[] }>;
+  /** Collective: broadcasts parameters and buffers from rank 0; later steps average gradients (null: off). */
+  setDataParallel(pg: ProcessGroupNative | null, opts?: { bucketCapMb?: number }): Promise<void>;
   lossAndGrads(
     x: TensorHandle,
     optimizerIdx: number,

@@ -191,6 +191,7 @@ export function register(program: Command): void {
     .option('--ckpt-every <n>', 'refresh last.ckpt every n steps', num('ckpt-every'), 1000)
     .option('--keep-every <n>', 'also keep step-N.ckpt every n steps (0: off)', num('keep-every'), 0)
     .option('--resume', 'continue from <out>/last.ckpt')
+    .option('--accumulate-grad-batches <n>', 'micro-batches of --batch-size per update (gradients summed)', num('accumulate-grad-batches'), 1)
     .option('--device <d>', "'cpu' or 'cuda[:N]'")
     .action(async (o) => {
       const cfg: ARTrainConfig = /\.ya?ml$/i.test(o.config) ? yamlTrainConfig(o.config) : { transformer_config: { params: presetConfig(o.config) } };
@@ -212,7 +213,7 @@ export function register(program: Command): void {
         const r = await trainTransformer(cfg, {
           tokens, tokenizer: tok, data: o.data, imageSize: o.imageSize, outDir: o.out, maxSteps: o.maxSteps, maxEpochs: o.maxEpochs,
           batchSize: o.batchSize, seed: o.seed, resume: !!o.resume, checkpointEvery: o.ckptEvery, keepEvery: o.keepEvery,
-          device: o.device, signal: sig.signal,
+          device: o.device, signal: sig.signal, accumulateGradBatches: o.accumulateGradBatches,
           onData: (d) => console.error(`ibq: ${d.sequences} token maps${d.cached === undefined ? '' : d.cached ? ' (from the cache)' : ' (encoded, cached)'}`),
           onStep: (l) => {
             bar ??= progressBar(l.maxSteps, 'steps', ['loss', 'lr']);

@@ -10,6 +10,8 @@ import { appendFileSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { readConfig, type ARTrainingSettings } from '../config/read_config.js';
+import { distributedContext, type DistributedOption } from '../distributed/context.js';
+import { shardOrder, samplesPerRank } from '../distributed/sampler.js';
 import { abortFlag, checkInt, checkNumber, describe } from '../core/errors.js';
 import { tensor, Tensor } from '../core/tensor.js';
 import { Transformer, type TransformerConfig, type TransformerPreset } from '../transformer/transformer.js';
@@ -68,6 +70,15 @@ export interface TrainTransformerOptions {
   keepEvery?: number;
   clip?: number;
   device?: string;
+  /** Micro-batches of batchSize whose gradients are summed before each update (default 1). */
+  accumulateGradBatches?: number;
+  /**
+   * Data-parallel training (default: join the group of the torchrun environment when WORLD_SIZE > 1; see
+   * DistributedOption). Each rank trains on its DistributedSampler share with batchSize sequences per step (the
+   * global batch is worldSize x batchSize x accumulateGradBatches); rank 0 alone writes checkpoints and the log;
+   * logged losses are averaged over the ranks.
+   */
+  distributed?: DistributedOption;
 }
 
 export interface TrainTransformerResult {
@@ -144,7 +155,9 @@ export async function trainTransformer(config: ConfigInput, opts: TrainTransform
   const { model: modelCfg, train } = splitConfig(config);
   const peakLr = checkNumber(train.learning_rate ?? 1e-4, 'learning_rate', 0);
   const wd = checkNumber(train.weight_decay ?? 1e-2, 'weight_decay', 0);
-  const model = Transformer.create(modelCfg, { seed, device: opts.device }).train();
+  const acc = checkInt(opts.accumulateGradBatches ?? 1, 'accumulateGradBatches', 1);
+  const dist = await distributedContext(opts.distributed, opts.device);
+  const model = Transformer.create(modelCfg, { seed, device: dist.device }).train();
   const L = model.config.block_size;
 
   mkdirSync(opts.outDir, { recursive: true });
@@ -153,18 +166,24 @@ export async function trainTransformer(config: ConfigInput, opts: TrainTransform
   if (data.tokens.shape.length !== 2 || data.tokens.dtype !== 'int64') throw new RangeError(`tokens.tokens: expected int64 [N, ${L}], got ${data.tokens.dtype} [${data.tokens.shape}]`);
   if (T !== L) throw new RangeError(`tokens: ${T} tokens per image (the tokenizer's h x w), but the transformer's block_size is ${L}`);
   if (data.labels.shape.join() !== String(N)) throw new RangeError(`tokens.labels: expected int64 [${N}], got [${data.labels.shape}]`);
-  if (N < batchSize) throw new RangeError(`batchSize: ${batchSize} exceeds the ${N} training sequences`);
+  const perRank = samplesPerRank(N, dist);
+  if (perRank < batchSize * acc) {
+    throw new RangeError(`batchSize: ${batchSize} x accumulateGradBatches ${acc} exceeds the ${perRank} training sequences of each of ${dist.worldSize} rank(s)`);
+  }
   opts.onData?.({ sequences: N, cached: data.cached });
   const allTokens = data.tokens.dataSync() as BigInt64Array;
   const allLabels = data.labels.dataSync() as BigInt64Array;
 
   const ckptPath = join(opts.outDir, 'last.ckpt');
-  const itersPerEpoch = Math.floor(N / batchSize);
+  const rows = batchSize * acc;
+  const itersPerEpoch = Math.floor(perRank / rows);
   const maxSteps = opts.maxSteps !== undefined ? checkInt(opts.maxSteps, 'maxSteps', 1) : itersPerEpoch * checkInt(opts.maxEpochs ?? 1, 'maxEpochs', 1);
   const sched = {
     peakLr, wd, wdEnd: train.twde ?? 0, warmupIters: (train.wp ?? 0) * itersPerEpoch, maxIters: maxSteps, wp0: train.wp0, wpe: train.wpe,
   };
-  const bookkeeping = { seed, batch_size: batchSize, max_steps: maxSteps, sequences: N, data_key: data.key ?? null };
+  const bookkeeping = {
+    seed, batch_size: batchSize, max_steps: maxSteps, sequences: N, data_key: data.key ?? null, world_size: dist.worldSize, accumulate_grad_batches: acc,
+  };
 
   let step = 0;
   let lastGood: string | undefined;
@@ -183,40 +202,50 @@ export async function trainTransformer(config: ConfigInput, opts: TrainTransform
   let wdNow = wd;
   const t0 = performance.now();
   const save = async () => {
+    if (!dist.isMain) return;
     await saveTrainState(ckptPath, model, {
       globalStep: step, epoch: Math.floor(step / itersPerEpoch), lr, weightDecay: wdNow, hyperParameters: { ...train }, train: bookkeeping,
     });
     lastGood = ckptPath;
   };
+  if (dist.group) await model.setDataParallel(dist.group);
+  try {
   while (step < maxSteps) {
-    if (flag && flag[0]) {
+    if (await dist.anyStops(!!(flag && flag[0]))) {
       await save();
       return { model, steps: step, aborted: true, lastLoss, checkpoint: ckptPath };
     }
     const epoch = Math.floor(step / itersPerEpoch);
-    const perm = permutation(N, seed + epoch);
-    const start = (step % itersPerEpoch) * batchSize;
-    const tok = new BigInt64Array(batchSize * L);
-    const lab = new BigInt64Array(batchSize);
-    for (let b = 0; b < batchSize; b++) {
+    const perm = shardOrder(permutation(N, seed + epoch), dist);
+    const start = (step % itersPerEpoch) * rows;
+    const tok = new BigInt64Array(rows * L);
+    const lab = new BigInt64Array(rows);
+    for (let b = 0; b < rows; b++) {
       const row = perm[start + b]!;
       tok.set(allTokens.subarray(row * L, (row + 1) * L), b * L);
       lab[b] = allLabels[row]!;
     }
     ({ lr, wd: wdNow } = lrWdAnnealing(step, sched));
-    const r = await model.trainStep(tensor(tok, [batchSize, L]), tensor(lab, [batchSize]), { lr, weightDecay: wdNow, clip });
+    const r = await model.trainStep(tensor(tok, [rows, L]), tensor(lab, [rows]), { lr, weightDecay: wdNow, clip, accumulate: acc });
     if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
-      throw new Error(`training diverged: the loss is ${r.loss} (gradient norm ${r.gradNorm}) at step ${step + 1}; ` +
+      const where = r.nonfiniteRanks.length ? ` on rank ${r.nonfiniteRanks.join(', ')}` : '';
+      throw new Error(`training diverged: the loss is ${r.loss}${where} (gradient norm ${r.gradNorm}) at step ${step + 1}; ` +
         `nothing was saved for it; last good checkpoint: ${lastGood ?? 'none'}`);
     }
     step++;
     lastLoss = r.loss;
     const log: TrainStepLog = { step, maxSteps, epoch, loss: r.loss, lr, wd: wdNow, gradNorm: r.gradNorm, seconds: (performance.now() - t0) / 1000 };
-    appendFileSync(logPath, JSON.stringify(log) + '\n');
-    opts.onStep?.(log);
+    if (dist.isMain) {
+      appendFileSync(logPath, JSON.stringify(log) + '\n');
+      opts.onStep?.(log);
+    }
     const keep = keepEvery > 0 && step % keepEvery === 0;
     if (keep || step % every === 0 || step === maxSteps) await save();
-    if (keep) copyFileSync(ckptPath, join(opts.outDir, `step-${String(step).padStart(7, '0')}.ckpt`));
+    if (keep && dist.isMain) copyFileSync(ckptPath, join(opts.outDir, `step-${String(step).padStart(7, '0')}.ckpt`));
+  }
+  } catch (e) {
+    dist.fail(e);
+    throw e;
   }
   return { model, steps: step, aborted: false, lastLoss, checkpoint: ckptPath };
 }

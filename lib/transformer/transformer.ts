@@ -5,7 +5,7 @@
  * checkpoints keep them under `transformer.`, which fromCheckpoint strips.
  */
 import { abortFlag, checkInt, checkNumber, checkOptionKeys, describe } from '../core/errors.js';
-import { native, type TransformerNative } from '../native.js';
+import { native, type ProcessGroupNative, type TransformerNative } from '../native.js';
 import { Module, type StateDict, stateDictEntries, entriesToStateDict } from '../core/module.js';
 import { Tensor, tensor, wrap } from '../core/tensor.js';
 import { presetFromShapes, resolveTransformerConfig, type TransformerConfig, type TransformerPreset } from './config.js';
@@ -172,8 +172,12 @@ export class Transformer extends Module<TransformerNative> {
   }
 
   /** @internal One AdamW step (lib/transformer_train.ts). */
-  trainStep(tokens: Tensor, labels: Tensor, o: { lr: number; weightDecay: number; clip: number }) {
+  trainStep(tokens: Tensor, labels: Tensor, o: { lr: number; weightDecay: number; clip: number; accumulate?: number }) {
     return this.native.trainStep(tokens.handle, labels.handle, o);
+  }
+  /** @internal Data-parallel training over a process group (a collective: broadcasts weights from rank 0). */
+  setDataParallel(group: { native: ProcessGroupNative } | null, opts: { bucketCapMb?: number } = {}): Promise<void> {
+    return this.native.setDataParallel(group ? group.native : null, opts);
   }
   /** @internal Optimizer moments and steps by parameter name (for checkpoints). */
   optimizerState(): StateDict {

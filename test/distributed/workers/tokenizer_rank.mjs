@@ -1,0 +1,34 @@
+// One process of the tokenizer data-parallel tests (test/dist/tokenizer_ddp.test.ts). Argument: a JSON job
+// { mode: 'ddp' | 'accumulate', images, out, config, steps, batch, seed }.
+//   ddp: joins the group of the torchrun environment; rank r trains on rows [s*W*b + r*b, +b) at step s and saves
+//        its full training state after every step (out/rank<r>-step<s>.safetensors).
+//   accumulate: one process, batch W*b per step as W micro-batches of b (the ranks' batches, in rank order).
+import { distributedEnv, loadNpy, ProcessGroup, saveSafetensors, tensor, Tokenizer, TokenizerTrainer } from '../../../dist/index.js';
+
+const job = JSON.parse(process.argv[2]);
+const images = await loadNpy(job.images);
+const { lossconfig, ...model } = job.config;
+const tok = Tokenizer.create(model, { seed: job.seed });
+const trainer = TokenizerTrainer.create(tok, lossconfig, { seed: job.seed, useEma: true, learningRate: model.learning_rate });
+const env = distributedEnv();
+const W = job.worldSize;
+let rank = 0;
+if (job.mode === 'ddp') {
+  const pg = await ProcessGroup.fromEnv(env);
+  rank = pg.rank;
+  await trainer.setDataParallel(pg);
+}
+const b = job.batch;
+const all = images.dataSync();
+const per = images.shape.slice(1).reduce((a, c) => a * c, 1);
+const rows = (start, n) => tensor(all.slice(start * per, (start + n) * per), [n, ...images.shape.slice(1)]);
+for (let s = 0; s < job.steps; s++) {
+  if (job.mode === 'ddp') {
+    await trainer.step(rows(s * W * b + rank * b, b));
+    await saveSafetensors(`${job.out}/rank${rank}-step${s}.safetensors`, trainer.stateDict());
+  } else {
+    await trainer.step(rows(s * W * b, W * b), { accumulate: W });
+  }
+}
+await saveSafetensors(`${job.out}/${job.mode === 'ddp' ? `rank${rank}` : 'single'}.safetensors`, trainer.stateDict());
+process.exit(0);
