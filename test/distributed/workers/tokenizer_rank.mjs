@@ -3,6 +3,8 @@
 //   ddp: joins the group of the torchrun environment; rank r trains on rows [s*W*b + r*b, +b) at step s and saves
 //        its full training state after every step (out/rank<r>-step<s>.safetensors).
 //   accumulate: one process, batch W*b per step as W micro-batches of b (the ranks' batches, in rank order).
+import { writeFileSync } from 'node:fs';
+
 import { distributedEnv, loadNpy, ProcessGroup, saveSafetensors, tensor, Tokenizer, TokenizerTrainer } from '../../../dist/index.js';
 
 const job = JSON.parse(process.argv[2]);
@@ -26,6 +28,8 @@ for (let s = 0; s < job.steps; s++) {
   if (job.mode === 'ddp') {
     await trainer.step(rows(s * W * b + rank * b, b));
     await saveSafetensors(`${job.out}/rank${rank}-step${s}.safetensors`, trainer.stateDict());
+    const st = await trainer.native.getState(); // the LeCAM EMA (floats, not a module buffer)
+    writeFileSync(`${job.out}/rank${rank}-step${s}.lecam.json`, JSON.stringify(st.lecam));
   } else {
     await trainer.step(rows(s * W * b, W * b), { accumulate: W });
   }
