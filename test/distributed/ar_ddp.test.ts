@@ -125,6 +125,8 @@ describe('AR training: data-parallel launch', () => {
     expect(r.stderr).toMatch(/rank 1 \(pid \d+\) was killed by SIGKILL/);
     expect(r.stderr).toMatch(/\[rank 0\] .*rank 1 is gone/);
     for (const pid of pids) expect(() => process.kill(pid, 0), `pid ${pid} still alive`).toThrow();
+    console.log(`killed rank 1; launcher exited ${r.code} after ${((Date.now() - killedAt) / 1000).toFixed(1)} s:\n` +
+      r.stderr.split('\n').filter((l) => /rank 1/.test(l)).slice(0, 4).join('\n'));
 
     // resume with one process, then with two
     const ck = await loadCheckpoint(join(out, 'last.ckpt'));
