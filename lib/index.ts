@@ -11,9 +11,9 @@ export {
 } from './transformer/transformer.js';
 export { resolveTransformerConfig, transformerParameterCount, TRANSFORMER_PRESETS } from './transformer/config.js';
 export {
-  trainTransformer, type ARTrainConfig, type TrainTransformerOptions, type TrainTransformerResult, type TrainStepLog, type TokenData,
+  trainTransformer, type ARTrainConfig, type TrainTransformerOptions, type TrainTransformerResult, type TokenData,
 } from './train/transformer.js';
-export { tokensFromImages, tokensFromTensor, listImageFolder, type TokenizerLike } from './transformer/tokens.js';
+export { tokensFromImages, tokensFromTensor, type TokenizerLike } from './transformer/tokens.js';
 export { lrWdAnnealing } from './transformer/schedule.js';
 export { generate, toUint8Images, imageGrid, saveSamplesNpz, type TokenDecoder, type GenerateOptions } from './transformer/generate.js';
 // ---- tokenizer area (issue 4) ----
@@ -24,11 +24,10 @@ export {
   type VectorQuantizerOutput, type LossAndGradsResult, type CreateOptions,
 } from './tokenizer/quantizer.js';
 export {
-  preset, PRESET_NAMES, inferTokenizerConfig, resolveTokenizerConfig, type PresetName, type TokenizerConfig,
+  tokenizerPreset, TOKENIZER_PRESETS, inferTokenizerConfig, resolveTokenizerConfig, type TokenizerPreset, type TokenizerConfig,
   type DDConfig, type ResolvedTokenizerConfig,
 } from './tokenizer/config.js';
-export { loadImage, loadImages, decodeToPng, type ImageInput } from './data/images.js';
-export { psnr, psnrArrays, toUnitRange } from './eval/psnr.js';
+export { decodeImage, loadImage, loadImages, decodeToPng, type Crop, type ImageInput } from './data/images.js';
 // ---- evaluation (issue 7) ----
 export {
   evaluateTokenizer, evaluateSamples, FidInception, LPIPS, clamp, featureStats, FeatureMoments, frechetDistance,
@@ -43,14 +42,17 @@ export {
 } from './tokenizer/trainer.js';
 export { resolveLossConfig, LossConfigSchema, type LossConfig, type ResolvedLossConfig } from './tokenizer/trainer_state.js';
 export {
-  trainTokenizer, type TokenizerTrainConfig, type TrainTokenizerOptions, type TrainTokenizerResult, type TrainTokenizerStep,
+  trainTokenizer, type TokenizerTrainConfig, type TrainTokenizerOptions, type TrainTokenizerResult,
 } from './train/tokenizer.js';
 export {
-  makeDataset, epochOrder, type ImageBatchSource, type TokenizerDataInput, type TrainDataset,
+  makeDataset, type ImageBatchSource, type TokenizerDataInput, type TrainDataset,
 } from './data/tokenizer_data.js';
-export { listImages, decodeImage, type ImageList } from './data/image_files.js';
+export {
+  TrainingDivergedError, LAST_CHECKPOINT, LOG_FILE, stepCheckpointName, type TrainLoopOptions, type TrainLoopResult, type TrainStepInfo,
+} from './train/loop.js';
+export { epochOrder } from './train/sampler.js';
+export { listImages, IMAGE_EXTENSIONS, type ImageList } from './data/image_files.js';
 export { readIdx, parseIdx, type IdxArray } from './data/idx.js';
 // ---- distributed training (c10d) ----
 export { ProcessGroup, DistributedError, type ProcessGroupOptions } from './distributed/process_group.js';
 export { distributedEnv, type DistributedEnv } from './distributed/env.js';
-export { shardOrder, samplesPerRank, augmentationSeed, type ShardOptions } from './distributed/sampler.js';

@@ -8,7 +8,27 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import type { ModuleHandleNative } from './core/module.js';
+/** What every native model handle provides (see native/bindings/module_handle.h). */
+export interface ModuleHandleNative {
+  stateDict(): [string, TensorHandle][];
+  /** `skip`: key prefixes that are not the model's own (neither loaded nor reported as unexpected). */
+  loadStateDict(entries: [string, TensorHandle][], strict: boolean, skip?: readonly string[]): Promise<LoadResult>;
+  parameterNames(): string[];
+  /** An External carrying the module and its job queue, for native objects built on this model. */
+  moduleRef(): unknown;
+  setTraining(training: boolean): void;
+  isTraining(): boolean;
+  device(): string;
+  dispose(): void;
+}
+
+export interface LoadResult {
+  missing: string[];
+  unexpected: string[];
+  mismatched: { key: string; expected: number[]; got: number[] }[];
+}
+
+
 
 /** Opaque native tensor handle; lib/tensor.ts wraps it in the public `Tensor` class. */
 export interface TensorHandle {
@@ -51,7 +71,7 @@ export interface TransformerNative extends ModuleHandleNative {
   trainStep(
     tokens: TensorHandle,
     labels: TensorHandle,
-    opts: { lr: number; weightDecay: number; clip: number; accumulate?: number },
+    opts: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16'; accumulate?: number },
   ): Promise<{ loss: number; gradNorm: number; nonfiniteRanks: number[] }>;
   /** Collective: broadcasts weights and buffers from rank 0; later trainSteps average gradients (null: off). */
   setDataParallel(pg: ProcessGroupNative | null, opts?: { bucketCapMb?: number }): Promise<void>;
@@ -67,6 +87,8 @@ export interface TransformerNative {
   TransformerHandle: new (config: object, seed?: number, device?: string) => TransformerNative;
   /** The full config (defaults filled in, validated) plus parameterCount and the preset it equals ('' if none). */
   transformerConfig(config: object | string): Record<string, number | boolean | null | string>;
+  /** The official transformer_config.params field names (native/ibq/transformer.h, for_each_field). */
+  transformerConfigFields(): string[];
 }
 // ---- end AR transformer ----------------------------------------------------------------------------
 
@@ -184,7 +206,7 @@ export interface TokenizerTrainerNative extends ModuleHandleNative {
     x: TensorHandle,
     globalStep: number,
     accumulate?: number,
-  ): Promise<{ log: Record<string, number>; nonfinite: '' | 'generator' | 'discriminator'; nonfiniteRanks: number[] }>;
+  ): Promise<{ log: Record<string, number>; nonfinite: '' | 'generator' | 'discriminator'; nonfiniteRanks: number[]; lr: [number, number] }>;
   /** Collective: broadcasts parameters and buffers from rank 0; later steps average gradients (null: off). */
   setDataParallel(pg: ProcessGroupNative | null, opts?: { bucketCapMb?: number }): Promise<void>;
   lossAndGrads(
@@ -314,4 +336,42 @@ function load(): NativeAddon {
   }
 }
 
-export const native: NativeAddon = load();
+/**
+ * Errors of native jobs are made on the JS thread when the job settles, so their stack shows no caller. Every
+ * method of the addon's classes (and every exported function) that returns a Promise gets the stack of the
+ * call that started it: captured at the call, as sharp does, and put in place of the empty one.
+ */
+function withCallerStacks(addon: NativeAddon): NativeAddon {
+  const wrap = (fn: (...a: unknown[]) => unknown) => {
+    const wrapped = function (this: unknown, ...args: unknown[]) {
+      const r = fn.apply(this, args);
+      if (!(r instanceof Promise)) return r;
+      const site: { stack?: string } = {};
+      Error.captureStackTrace(site, wrapped);
+      return r.catch((err: unknown) => {
+        if (err instanceof Error && site.stack) {
+          const head = err.stack?.split('\n    at ')[0] ?? `${err.name}: ${err.message}`;
+          err.stack = head + site.stack.slice(site.stack.indexOf('\n'));
+        }
+        throw err;
+      });
+    };
+    return wrapped;
+  };
+  for (const [name, value] of Object.entries(addon as unknown as Record<string, unknown>)) {
+    if (typeof value !== 'function') continue;
+    const proto = (value as { prototype?: object }).prototype;
+    const methods = proto ? Object.getOwnPropertyNames(proto).filter((k) => k !== 'constructor') : [];
+    if (methods.length > 0) {
+      for (const k of methods) {
+        const d = Object.getOwnPropertyDescriptor(proto, k);
+        if (d && typeof d.value === 'function') Object.defineProperty(proto, k, { ...d, value: wrap(d.value) });
+      }
+    } else {
+      (addon as unknown as Record<string, unknown>)[name] = wrap(value as (...a: unknown[]) => unknown);
+    }
+  }
+  return addon;
+}
+
+export const native: NativeAddon = withCallerStacks(load());

@@ -9,7 +9,7 @@
 import type { Command } from 'commander';
 
 import { DemoInterrupted, runDemo, type DemoUI } from '../demo/index.js';
-import { progressBar, sigintAbort } from './progress.js';
+import { progressBar, stopSignals } from './progress.js';
 
 /** Environment variable holding the epoch ms at which `npm run demo` started (set by package.json's script). */
 export const SETUP_START_ENV = 'IBQ_DEMO_SETUP_START';
@@ -49,7 +49,7 @@ export function register(program: Command): void {
     .option('--device <device>', 'cpu or cuda[:i]')
     .option('--lpips-weights <dir>', 'folder with vgg16-397923af.pth and vgg.pth: turns the LPIPS loss on (default $IBQ_LPIPS_WEIGHTS)')
     .action(async (o: Flags) => {
-      const stop = sigintAbort('stopping the demo');
+      const stop = stopSignals('stopping the demo');
       const ui: DemoUI = { bar: (total, unit, fields) => progressBar(total, unit, fields), log: (line) => console.log(line) };
       try {
         await runDemo({
@@ -61,7 +61,7 @@ export function register(program: Command): void {
         // Ctrl-C (or an abort during sampling): say where the checkpoints are and exit 130 like the training commands
         if (!(err instanceof DemoInterrupted) && !(stop.signal.aborted && (err as Error)?.name === 'AbortError')) throw err;
         console.error(`ibq demo: ${(err as Error).message}`);
-        process.exitCode = 130;
+        process.exitCode = stop.exitCode ?? 130;
       } finally {
         stop.dispose();
       }

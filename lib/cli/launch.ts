@@ -114,10 +114,11 @@ export async function launch(o: {
   };
   let firstFailure: Rank | undefined;
   const timers: NodeJS.Timeout[] = [];
+  const seen = new Map<string, number>();
   const onFailure = (r: Rank) => {
     if (firstFailure) return;
     firstFailure = r;
-    if (live().length === 0) return;
+    if (live().length === 0 || seen.size > 0) return; // after a forwarded signal every rank is stopping anyway
     log(`rank ${r.rank} (pid ${r.child.pid}) ${describeExit(r)}; the other ranks get ${o.distTimeout} s to stop`);
     timers.push(
       setTimeout(() => {
@@ -132,7 +133,6 @@ export async function launch(o: {
       if (code !== 0 || signal) onFailure(r);
     });
   }
-  const seen = new Map<string, number>();
   const forward = (sig: NodeJS.Signals) => {
     const n = (seen.get(sig) ?? 0) + 1;
     seen.set(sig, n);

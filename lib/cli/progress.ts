@@ -1,6 +1,8 @@
 /**
- * CLI plumbing shared by long commands: a cli-progress bar on stderr (drawn only on a terminal) with rate
- * and ETA, and a SIGINT handler that turns the first Ctrl-C into an AbortSignal (a second one kills).
+ * CLI plumbing shared by long commands: progress on stderr (a cli-progress bar on a terminal; elsewhere — nohup,
+ * CI, schedulers — a plain line every `IBQ_PROGRESS_EVERY` seconds, default 30, and at the end) with rate and
+ * ETA, and stop signals: the first SIGINT or SIGTERM turns into an AbortSignal (a second one kills), and the
+ * command then exits with 128 + the signal number (130, 143).
  */
 import cliProgress from 'cli-progress';
 
@@ -10,11 +12,51 @@ export interface Bar {
   stop(): void;
 }
 
+function seconds(s: number): string {
+  if (!Number.isFinite(s)) return '-';
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = Math.round(s % 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(r).padStart(2, '0')}s` : `${r}s`;
+}
+
+/** Plain progress lines for a stderr that is not a terminal. */
+function lineProgress(total: number, unit: string, fields: string[]): Bar {
+  const every = Math.max(1, Number(process.env.IBQ_PROGRESS_EVERY ?? 30)) * 1000;
+  const t0 = performance.now();
+  let start: number | undefined;
+  let last = -Infinity;
+  let value = 0;
+  let payload: Record<string, string | number> = {};
+  const print = () => {
+    const s = (performance.now() - t0) / 1000;
+    const rate = s > 0 && start !== undefined ? (value - start) / s : NaN;
+    const eta = rate > 0 ? (total - value) / rate : NaN;
+    const extra = fields.map((f) => ` | ${f} ${payload[f] ?? '-'}`).join('');
+    process.stderr.write(`${value}/${total} ${unit} | ${Number.isFinite(rate) ? rate.toFixed(2) : '-'} ${unit}/s | ETA ${seconds(eta)}${extra}\n`);
+  };
+  return {
+    update(v, p = {}) {
+      start ??= v;
+      value = v;
+      payload = { ...payload, ...p };
+      const now = performance.now();
+      if (now - last >= every) {
+        last = now;
+        print();
+      }
+    },
+    stop() {
+      if (start !== undefined && performance.now() !== last) print();
+      start = undefined;
+    },
+  };
+}
+
 /**
- * A progress bar counting `unit` items up to `total`; `{rate}` (items/s over the run) and `{eta_formatted}`
- * are filled in; extra `fields` are appended as `name value`.
+ * A progress display counting `unit` items up to `total`: items/s over the run and the ETA are filled in;
+ * extra `fields` are appended as `name value`.
  */
 export function progressBar(total: number, unit: string, fields: string[] = []): Bar {
+  if (!process.stderr.isTTY) return lineProgress(total, unit, fields);
   const extra = fields.map((f) => ` | ${f} {${f}}`).join('');
   const bar = new cliProgress.SingleBar(
     {
@@ -43,13 +85,37 @@ export function progressBar(total: number, unit: string, fields: string[] = []):
   };
 }
 
-/** An AbortController aborted by the first SIGINT (with a note on stderr); `dispose` removes the handler. */
-export function sigintAbort(what: string): { signal: AbortSignal; dispose(): void } {
+const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 130, SIGTERM: 143 };
+
+export interface StopSignals {
+  signal: AbortSignal;
+  /** The exit code for the signal that stopped the command (130 for SIGINT, 143 for SIGTERM), else undefined. */
+  readonly exitCode: number | undefined;
+  dispose(): void;
+}
+
+/**
+ * An AbortController aborted by the first SIGINT or SIGTERM (with a note on stderr saying `what` happens
+ * now); a second signal kills the process. `dispose` removes the handlers.
+ */
+export function stopSignals(what: string): StopSignals {
   const ac = new AbortController();
-  const handler = () => {
-    process.stderr.write(`\nibq: interrupted, ${what}… (Ctrl-C again to kill)\n`);
-    ac.abort();
+  let exitCode: number | undefined;
+  const handlers = (Object.keys(SIGNAL_EXIT) as (keyof typeof SIGNAL_EXIT)[]).map((sig) => {
+    const handler = () => {
+      if (exitCode !== undefined) process.exit(SIGNAL_EXIT[sig]);
+      exitCode = SIGNAL_EXIT[sig];
+      process.stderr.write(`\nibq: ${sig === 'SIGINT' ? 'interrupted' : 'terminated'}, ${what}… (${sig === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to kill)\n`);
+      ac.abort();
+    };
+    process.on(sig, handler);
+    return [sig, handler] as const;
+  });
+  return {
+    signal: ac.signal,
+    get exitCode() {
+      return exitCode;
+    },
+    dispose: () => handlers.forEach(([sig, h]) => process.removeListener(sig, h)),
   };
-  process.once('SIGINT', handler);
-  return { signal: ac.signal, dispose: () => process.removeListener('SIGINT', handler) };
 }

@@ -13,7 +13,7 @@ import type { Command } from 'commander';
 import { encodePng, toHWC } from '../data/images.js';
 import { checkWritableTarget } from '../io/files.js';
 import { saveNpy } from '../io/index.js';
-import { psnrArrays, toUnitRange } from '../eval/psnr.js';
+import { imageQuality } from '../eval/metrics.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 
 interface Common {
@@ -58,7 +58,7 @@ export function register(program: Command): void {
         const { indices, images: x } = await tok.encodeImages([path], { imageSize: size });
         const rec = await tok.decode(indices);
         const [a, b] = (await Promise.all([x.data(), rec.data()])) as [Float32Array, Float32Array];
-        const [p] = psnrArrays(toUnitRange(a), toUnitRange(b), 1);
+        const [p] = (await imageQuality(x, rec, { range: 'symmetric' })).psnr;
         const left = toHWC(a, 0, size, size), right = toHWC(b, 0, size, size);
         const both = Buffer.alloc(size * 2 * size * 3);
         for (let y = 0; y < size; y++) {

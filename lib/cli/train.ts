@@ -1,121 +1,158 @@
 /**
- * Tokenizer training command:
- *   ibq train-tokenizer --config YAML --data DIR [--out DIR] [--resume FILE] [--max-steps N] [--max-epochs N]
- *     [--batch-size N] [--seed N] [--checkpoint-every N] [--lpips-vgg16 FILE --lpips-lin FILE | --lpips-ckpt FILE]
- *     [--init FILE] [--image-size N] [--autocast bfloat16] [--device cpu]
- * Defaults come from the YAML (trainer.max_epochs, data.init_args.batch_size, the train size). A progress bar
- * shows steps/s, ETA and the main losses; Ctrl-C saves last.ckpt and exits cleanly.
+ * The training commands, with the same flags for the same things (lib/cli/train_flags.ts):
+ *   ibq train-tokenizer --config YAML --data DIR|FILELIST [training flags] [--lpips-vgg16 FILE --lpips-lin FILE |
+ *     --lpips-ckpt FILE] [--init FILE] [--image-size N]
+ *   ibq train-ar --config YAML|PRESET (--tokens FILE | --tokenizer CKPT --data DIR) [training flags] [--image-size N]
+ * Defaults come from the official YAML: trainer.max_epochs, trainer.precision (as --autocast where the device
+ * allows it), trainer.gradient_clip_val, data.init_args.batch_size and the train image size; trainer.devices and
+ * trainer.num_nodes are run with `ibq launch`. Progress on stderr; SIGINT/SIGTERM save last.ckpt and exit 130/143.
  */
 import type { Command } from 'commander';
 
-import { readConfig } from '../config/read_config.js';
+import { readConfig, type IBQConfig, type RunSettings } from '../config/read_config.js';
+import { loadSafetensors } from '../io/index.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { openTokenizer } from './open_tokenizer.js';
+import { resolveTransformerConfig, TRANSFORMER_PRESETS } from '../transformer/config.js';
 import { trainTokenizer, type TrainTokenizerOptions } from '../train/tokenizer.js';
-import { progressBar, sigintAbort, type Bar } from './progress.js';
+import { trainTransformer, type ARTrainConfig, type TokenData } from '../train/transformer.js';
+import { addTrainFlags, intFlag, runTraining, trainFlagValues, type TrainFlags } from './train_flags.js';
 
-interface Flags {
+/** One warning naming the YAML settings this process does not apply, and what to do instead. */
+function warnRunSettings(run: RunSettings, device: string | undefined, autocastFlag: string | undefined): void {
+  const notes: string[] = [];
+  if (run.autocast === 'float16' && autocastFlag === undefined && !(device ?? 'cpu').startsWith('cuda')) {
+    notes.push(`trainer.precision ${run.precision} (float16 autocast needs CUDA; training in float32 — --autocast bfloat16 on the CPU)`);
+  }
+  if ((run.devices ?? 1) > 1 || (run.numNodes ?? 1) > 1) {
+    notes.push(`trainer.devices ${run.devices ?? 1} / trainer.num_nodes ${run.numNodes ?? 1} (this is one process: start ` +
+      `several with ibq launch --nproc-per-node N [--nnodes M ...] -- <this command>)`);
+  }
+  if (notes.length > 0) console.error(`ibq: not applied from the YAML: ${notes.join('; ')}`);
+}
+
+/** --autocast, else the YAML precision where the device supports it. */
+function autocastFor(run: RunSettings, flag: TrainFlags): TrainTokenizerOptions['autocast'] {
+  if (flag.autocast !== undefined) return trainFlagValues(flag).autocast;
+  if (run.autocast === 'bfloat16') return 'bfloat16';
+  return run.autocast === 'float16' && (flag.device ?? 'cpu').startsWith('cuda') ? 'float16' : undefined;
+}
+
+interface TokenizerFlags extends TrainFlags {
   config: string;
   data: string;
-  out: string;
-  resume?: string;
-  maxSteps?: string;
-  maxEpochs?: string;
-  batchSize?: string;
-  seed: string;
-  checkpointEvery: string;
   lpipsVgg16?: string;
   lpipsLin?: string;
   lpipsCkpt?: string;
   init?: string;
   imageSize?: string;
-  autocast?: string;
-  device?: string;
 }
 
-function int(v: string | undefined, flag: string, min = 1): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new RangeError(`${flag}: expected an integer >= ${min}, got '${v}'`);
-  return n;
+interface ArFlags extends TrainFlags {
+  config: string;
+  tokenizer?: string;
+  tokenizerConfig?: string;
+  ema?: boolean;
+  data?: string;
+  tokens?: string;
+  imageSize?: string;
 }
 
-/** trainer.max_epochs, data.init_args.batch_size and the train size of an official YAML (absent: undefined). */
-function yamlDefaults(raw: Record<string, unknown>): { maxEpochs?: number; batchSize?: number; size?: number } {
-  const get = (o: unknown, ...path: string[]) => path.reduce<unknown>((a, k) => (a && typeof a === 'object' ? (a as Record<string, unknown>)[k] : undefined), o);
-  const num = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined);
-  return {
-    maxEpochs: num(get(raw, 'trainer', 'max_epochs')),
-    batchSize: num(get(raw, 'data', 'init_args', 'batch_size')),
-    size: num(get(raw, 'data', 'init_args', 'train', 'params', 'config', 'size')),
-  };
-}
-
-export function register(program: Command): void {
-  program
+function registerTokenizer(program: Command): void {
+  const cmd = program
     .command('train-tokenizer')
     .description('train an IBQ tokenizer (official VQLPIPSWithDiscriminator objective) from an official-layout YAML')
     .requiredOption('--config <yaml>', 'official-layout YAML (e.g. configs/IBQ/gpu/imagenet_ibqgan_16384.yaml)')
-    .requiredOption('--data <dir|filelist>', 'images: ImageNet root (train/<wnid>/*.JPEG), class folders, a flat folder or a filelist')
-    .option('--out <dir>', 'output folder (checkpoints, log.jsonl)', 'checkpoints/tokenizer')
-    .option('--resume <file>', 'continue from a checkpoint (e.g. <out>/last.ckpt)')
-    .option('--max-steps <n>', 'stop after n steps in total')
-    .option('--max-epochs <n>', 'epochs (default: trainer.max_epochs of the YAML)')
-    .option('--batch-size <n>', 'images per step (default: data.init_args.batch_size of the YAML)')
-    .option('--seed <n>', 'seed of the initialisation, shuffling and crops', '0')
-    .option('--checkpoint-every <n>', 'also save step=N.ckpt every n steps (0: only last.ckpt)', '1000')
+    .requiredOption('--data <dir|filelist>', 'images: ImageNet root (train/<wnid>/*.JPEG), class folders, a flat folder or a filelist');
+  addTrainFlags(cmd, 'checkpoints/tokenizer')
     .option('--lpips-vgg16 <file>', 'torchvision vgg16 weights (vgg16-397923af.pth) for the LPIPS loss')
     .option('--lpips-lin <file>', 'LPIPS v0.1 lin layers (vgg.pth)')
     .option('--lpips-ckpt <file>', 'a tokenizer training checkpoint holding loss.perceptual_loss.*')
     .option('--init <file>', 'start from these weights (tokenizer keys, and loss.* / model_ema.* when present)')
     .option('--image-size <n>', 'training image side (default: the YAML train size or ddconfig.resolution)')
-    .option('--autocast <dtype>', 'mixed precision: bfloat16 (CPU, CUDA) or float16 (CUDA)')
-    .option('--device <device>', 'cpu or cuda[:i]')
-    .action(async (o: Flags) => {
+    .action(async (o: TokenizerFlags) => {
       const cfg = readConfig(o.config);
-      const d = yamlDefaults(cfg.raw);
       if ((o.lpipsVgg16 === undefined) !== (o.lpipsLin === undefined)) throw new RangeError('--lpips-vgg16 and --lpips-lin go together');
-      if (o.autocast !== undefined && o.autocast !== 'bfloat16' && o.autocast !== 'float16') {
-        throw new RangeError(`--autocast: expected bfloat16 or float16, got '${o.autocast}'`);
-      }
-      if (o.autocast === 'float16' && !(o.device ?? 'cpu').startsWith('cuda')) {
-        throw new RangeError('--autocast float16: needs --device cuda; on the CPU libtorch 1.13 autocasts to bfloat16 only (use --autocast bfloat16)');
-      }
-      const maxSteps = int(o.maxSteps, '--max-steps');
-      const maxEpochs = int(o.maxEpochs, '--max-epochs') ?? (maxSteps === undefined ? d.maxEpochs : undefined) ?? (maxSteps === undefined ? 1 : undefined);
-      const batchSize = int(o.batchSize, '--batch-size') ?? d.batchSize ?? 4;
-      const stop = sigintAbort('saving last.ckpt after the current step');
-      let bar: Bar | undefined;
-      const opts: TrainTokenizerOptions = {
-        data: o.data,
-        outDir: o.out,
-        resume: o.resume,
-        maxSteps,
-        maxEpochs,
-        batchSize,
-        seed: int(o.seed, '--seed', 0),
-        checkpointEvery: int(o.checkpointEvery, '--checkpoint-every', 0),
-        perceptual: o.lpipsVgg16 ? { vgg16: o.lpipsVgg16, lin: o.lpipsLin! } : o.lpipsCkpt,
-        init: o.init,
-        imageSize: int(o.imageSize, '--image-size') ?? d.size,
-        autocast: o.autocast as TrainTokenizerOptions['autocast'],
-        device: o.device,
-        signal: stop.signal,
-        onStep: (s) => {
-          const f = (k: string) => (s.log[k] ?? NaN).toFixed(4);
-          bar ??= progressBar(s.totalSteps, 'steps', ['loss', 'rec', 'disc']);
-          bar.update(s.step + 1, { loss: f('train/total_loss'), rec: f('train/reconstruct_loss'), disc: f('train/disc_loss') });
-        },
-      };
-      try {
-        const r = await trainTokenizer(o.config, opts);
-        bar?.stop();
-        bar = undefined;
-        const why = r.stopped === 'aborted' ? 'interrupted' : 'done';
-        if (r.stopped === 'aborted') process.exitCode = 130; // like train-ar and sample after SIGINT
-        console.log(`${why} at step ${r.globalStep} (epoch ${r.epoch}); checkpoint ${r.lastCheckpoint ?? '-'}; log ${r.logPath}` +
-          (r.skipped ? `; ${r.skipped} unreadable files skipped` : ''));
-      } finally {
-        bar?.stop();
-        stop.dispose();
-      }
+      const v = trainFlagValues(o);
+      const run = cfg.run;
+      warnRunSettings(run, o.device, o.autocast);
+      const maxEpochs = v.maxEpochs ?? (v.maxSteps === undefined ? run.maxEpochs ?? 1 : undefined);
+      await runTraining(
+        { loss: 'train/total_loss', rec: 'train/reconstruct_loss', disc: 'train/disc_loss' },
+        ({ signal, onStep }) => trainTokenizer(withClip(cfg, run), {
+          ...v, maxEpochs, batchSize: v.batchSize ?? run.batchSize ?? 4, signal, onStep,
+          data: o.data,
+          perceptual: o.lpipsVgg16 ? { vgg16: o.lpipsVgg16, lin: o.lpipsLin! } : o.lpipsCkpt,
+          init: o.init,
+          imageSize: intFlag(o.imageSize, '--image-size') ?? run.imageSize,
+          autocast: autocastFor(run, o),
+        }),
+        (r) => ({ skipped: r.skipped }),
+      );
     });
+}
+
+/** The tokenizer init_args with trainer.gradient_clip_val applied (the official Lightning trainer clips). */
+function withClip(cfg: IBQConfig, run: RunSettings): IBQConfig {
+  if (run.gradientClipVal === undefined) return cfg;
+  const raw = cfg.raw as { model: { init_args: Record<string, unknown> } };
+  if (raw.model.init_args.gradient_clip_val !== undefined) return cfg;
+  return { ...cfg, raw: { ...cfg.raw, model: { ...raw.model, init_args: { ...raw.model.init_args, gradient_clip_val: run.gradientClipVal } } } };
+}
+
+function arConfig(config: string): { cfg: ARTrainConfig; run: RunSettings } {
+  if (/\.ya?ml$/i.test(config)) {
+    const c = readConfig(config);
+    if (!c.transformer) throw new RangeError(`--config: ${config} has no model.init_args.transformer_config.params`);
+    return { cfg: { ...c.arTraining, transformer_config: { params: c.transformer } }, run: c.run };
+  }
+  if (!(TRANSFORMER_PRESETS as readonly string[]).includes(config)) {
+    throw new RangeError(`--config: expected a YAML path or one of ${TRANSFORMER_PRESETS.join(', ')}, got '${config}'`);
+  }
+  const { parameterCount: _n, preset: _p, ...params } = resolveTransformerConfig(config);
+  return { cfg: { transformer_config: { params } }, run: {} };
+}
+
+function registerTransformer(program: Command): void {
+  const cmd = program
+    .command('train-ar')
+    .description('train the AR transformer on the indices of a frozen tokenizer (next-token cross-entropy)')
+    .requiredOption('--config <yaml|preset>', 'AR config (official YAML layout) or B, L, XL, XXL')
+    .option('--tokenizer <ckpt>', 'frozen tokenizer checkpoint (with --data)')
+    .option('--tokenizer-config <yaml|preset>', 'tokenizer config (default: the AR YAML first stage, else inferred)')
+    .option('--ema', 'use the tokenizer EMA weights (model_ema.*)')
+    .option('--data <dir>', 'images: class folders or an ImageNet root with train/ (with --tokenizer; tokens cached in --out)')
+    .option('--image-size <n>', 'images resized/cropped to n (default: the tokenizer resolution)')
+    .option('--tokens <file>', 'pre-computed tokens: safetensors with int64 tokens [N, L] and labels [N]');
+  addTrainFlags(cmd, 'runs/ar').action(async (o: ArFlags) => {
+    const { cfg, run } = arConfig(o.config);
+    const v = trainFlagValues(o);
+    let tokens: TokenData | undefined;
+    let tok: Tokenizer | undefined;
+    if (o.tokens) {
+      const m = await loadSafetensors(o.tokens);
+      if (!m.has('tokens') || !m.has('labels')) throw new RangeError(`--tokens: ${o.tokens} needs 'tokens' and 'labels' tensors`);
+      tokens = { tokens: m.get('tokens')!, labels: m.get('labels')! };
+    } else if (o.tokenizer && o.data) {
+      tok = await openTokenizer({ ...o, tokenizer: o.tokenizer });
+    } else {
+      throw new RangeError('train-ar: give --tokens FILE, or --tokenizer CKPT with --data DIR');
+    }
+    warnRunSettings(run, o.device, o.autocast);
+    await runTraining(
+      { loss: 'loss', lr: 'lr' },
+      ({ signal, onStep }) => trainTransformer(cfg, {
+        ...v, batchSize: v.batchSize ?? run.batchSize ?? 32, maxEpochs: v.maxEpochs ?? (v.maxSteps === undefined ? run.maxEpochs : undefined),
+        signal, onStep, tokens, tokenizer: tok, data: o.data, imageSize: intFlag(o.imageSize, '--image-size'),
+        autocast: autocastFor(run, o), clip: run.gradientClipVal,
+        onData: (d) => console.error(`ibq: ${d.sequences} token maps${d.cached === undefined ? '' : d.cached ? ' (from the cache)' : ' (encoded, cached)'}`),
+      }),
+      (r) => ({ loss: r.lastLoss }),
+    );
+  });
+}
+
+export function register(program: Command): void {
+  registerTokenizer(program);
+  registerTransformer(program);
 }

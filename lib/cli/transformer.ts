@@ -1,23 +1,20 @@
 /**
  * `ibq sample` (class-conditional generation, mirrors the official IBQ sample script: class-major labels,
- * `--chunk I/N` splits the class list across processes and seeds with seed * N + I as it does) and
- * `ibq train-ar` (AR training). Both show a progress bar on a terminal; SIGINT stops sampling, and stops
- * training after the current step with a checkpoint; either then exits with code 130.
+ * `--chunk I/N` splits the class list across processes and seeds with seed * N + I as it does), with progress on
+ * stderr; SIGINT/SIGTERM stop the sampling (nothing written; exit 130/143). Training: lib/cli/train.ts.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { Command } from 'commander';
 
-import { readConfig } from '../config/read_config.js';
 import { generate, imageGrid, sampleBatches, saveSamplesNpz } from '../transformer/generate.js';
-import { loadSafetensors, saveSafetensors } from '../io/index.js';
+import { saveSafetensors } from '../io/index.js';
 import { tensor, type Tensor } from '../core/tensor.js';
-import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { Transformer } from '../transformer/transformer.js';
 import { resolveTransformerConfig, TRANSFORMER_PRESETS } from '../transformer/config.js';
-import { trainTransformer, type ARTrainConfig } from '../train/transformer.js';
-import { progressBar, sigintAbort, type Bar } from './progress.js';
+import { progressBar, stopSignals } from './progress.js';
+import { openTokenizer } from './open_tokenizer.js';
 
 function num(name: string) {
   return (v: string) => {
@@ -54,18 +51,6 @@ export function parseChunk(chunk: string): { index: number; count: number } {
 
 function isPreset(v: string): boolean {
   return (TRANSFORMER_PRESETS as readonly string[]).includes(v);
-}
-
-/** The tokenizer config to load TOK.ckpt with: --tokenizer-config, else the AR YAML's first stage, else inferred. */
-function tokenizerConfig(o: { config?: string; tokenizerConfig?: string }): string | undefined {
-  if (o.tokenizerConfig !== undefined) return o.tokenizerConfig;
-  if (o.config !== undefined && /\.ya?ml$/i.test(o.config) && readConfig(o.config).tokenizer) return o.config;
-  return undefined;
-}
-
-async function openTokenizer(o: { tokenizer: string; config?: string; tokenizerConfig?: string; ema?: boolean; device?: string }): Promise<Tokenizer> {
-  const tok = await Tokenizer.fromCheckpoint(o.tokenizer, { config: tokenizerConfig(o), ema: !!o.ema, device: o.device });
-  return tok.eval();
 }
 
 /** Largest tokens/images array `ibq sample` keeps in memory (bytes): far below a typed array's limit. */
@@ -128,7 +113,7 @@ export function register(program: Command): void {
 
       const L = tr.config.block_size;
       const bar = progressBar(labels.length, 'images');
-      const sig = sigintAbort('stopping the sampling');
+      const sig = stopSignals('stopping the sampling');
       const common = {
         labels, cfgScale: o.cfgScale, temperature: o.temperature, topK: o.topK, topP: o.topP, seed, signal: sig.signal,
         batchSize: o.batchSize, onProgress: (done: number) => bar.update(Math.floor(done / L)),
@@ -146,7 +131,7 @@ export function register(program: Command): void {
         if (!isAbort(err)) throw err;
         bar.stop();
         console.error('ibq: sampling interrupted; nothing written');
-        process.exitCode = 130;
+        process.exitCode = sig.exitCode ?? 130;
         return;
       } finally {
         sig.dispose();
@@ -171,77 +156,4 @@ export function register(program: Command): void {
       }
       console.log(JSON.stringify({ samples: labels.length, classes: classes.length, seed, ...written }));
     });
-
-  program
-    .command('train-ar')
-    .description('train the AR transformer on the indices of a frozen tokenizer (next-token cross-entropy)')
-    .requiredOption('--config <yaml|preset>', 'AR config (official YAML layout) or B, L, XL, XXL')
-    .option('--tokenizer <ckpt>', 'frozen tokenizer checkpoint (with --data)')
-    .option('--tokenizer-config <yaml|preset>', 'tokenizer config (default: the AR YAML first stage, else inferred)')
-    .option('--ema', 'use the tokenizer EMA weights (model_ema.*)')
-    .option('--data <dir>', 'image folder with class sub-folders (with --tokenizer; tokens cached in --out)')
-    .option('--image-size <n>', 'images resized/cropped to n (default: the tokenizer resolution)', num('image-size'))
-    .option('--tokens <file>', 'pre-computed tokens: safetensors with int64 tokens [N, L] and labels [N]')
-    .option('--out <dir>', 'output folder (log.jsonl, last.ckpt, token cache)', 'runs/ar')
-    .option('--max-steps <n>', 'training steps', num('max-steps'))
-    .option('--max-epochs <n>', 'training epochs (without --max-steps; default 1)', num('max-epochs'))
-    .option('--batch-size <n>', 'sequences per step', num('batch-size'), 32)
-    .option('--lr <x>', 'peak learning rate (overrides the YAML)', num('lr'))
-    .option('--seed <s>', 'seed', num('seed'), 0)
-    .option('--ckpt-every <n>', 'refresh last.ckpt every n steps', num('ckpt-every'), 1000)
-    .option('--keep-every <n>', 'also keep step-N.ckpt every n steps (0: off)', num('keep-every'), 0)
-    .option('--resume', 'continue from <out>/last.ckpt')
-    .option('--accumulate-grad-batches <n>', 'micro-batches of --batch-size per update (gradients summed)', num('accumulate-grad-batches'), 1)
-    .option('--device <d>', "'cpu' or 'cuda[:N]'")
-    .action(async (o) => {
-      const cfg: ARTrainConfig = /\.ya?ml$/i.test(o.config) ? yamlTrainConfig(o.config) : { transformer_config: { params: presetConfig(o.config) } };
-      if (o.lr !== undefined) cfg.learning_rate = o.lr;
-      let tokens;
-      let tok: Tokenizer | undefined;
-      if (o.tokens) {
-        const m = await loadSafetensors(o.tokens);
-        if (!m.has('tokens') || !m.has('labels')) throw new RangeError(`--tokens: ${o.tokens} needs 'tokens' and 'labels' tensors`);
-        tokens = { tokens: m.get('tokens')!, labels: m.get('labels')! };
-      } else if (o.tokenizer && o.data) {
-        tok = await openTokenizer(o);
-      } else {
-        throw new RangeError('train-ar: give --tokens FILE, or --tokenizer CKPT with --data DIR');
-      }
-      let bar: Bar | undefined;
-      const sig = sigintAbort('saving a checkpoint after the current step');
-      try {
-        const r = await trainTransformer(cfg, {
-          tokens, tokenizer: tok, data: o.data, imageSize: o.imageSize, outDir: o.out, maxSteps: o.maxSteps, maxEpochs: o.maxEpochs,
-          batchSize: o.batchSize, seed: o.seed, resume: !!o.resume, checkpointEvery: o.ckptEvery, keepEvery: o.keepEvery,
-          device: o.device, signal: sig.signal, accumulateGradBatches: o.accumulateGradBatches,
-          onData: (d) => console.error(`ibq: ${d.sequences} token maps${d.cached === undefined ? '' : d.cached ? ' (from the cache)' : ' (encoded, cached)'}`),
-          onStep: (l) => {
-            bar ??= progressBar(l.maxSteps, 'steps', ['loss', 'lr']);
-            bar.update(l.step, { loss: l.loss.toFixed(4), lr: l.lr.toExponential(2) });
-          },
-        });
-        bar?.stop();
-        if (r.aborted) {
-          console.error(`ibq: stopped at step ${r.steps}; checkpoint ${r.checkpoint} (continue with --resume)`);
-          process.exitCode = 130;
-        }
-        console.log(JSON.stringify({ steps: r.steps, aborted: r.aborted, loss: r.lastLoss, checkpoint: r.checkpoint }));
-      } finally {
-        bar?.stop();
-        sig.dispose();
-      }
-    });
-}
-
-function yamlTrainConfig(path: string): ARTrainConfig {
-  const c = readConfig(path);
-  if (!c.transformer) throw new RangeError(`--config: ${path} has no model.init_args.transformer_config.params`);
-  return { ...c.arTraining, transformer_config: { params: c.transformer } };
-}
-
-/** A preset's config as plain official fields (no derived values). */
-function presetConfig(name: string) {
-  if (!isPreset(name)) throw new RangeError(`--config: expected a YAML path or one of ${TRANSFORMER_PRESETS.join(', ')}, got '${name}'`);
-  const { parameterCount: _n, preset: _p, ...c } = resolveTransformerConfig(name);
-  return c;
 }

@@ -11,7 +11,7 @@ import { z } from 'zod';
 
 import { checkString } from '../core/errors.js';
 import { resolveTokenizerConfig, type ResolvedTokenizerConfig } from '../tokenizer/config.js';
-import type { TransformerConfig } from '../transformer/config.js';
+import type { TransformerConfig } from '../transformer/config_types.js';
 
 /**
  * Whether a config string is a preset name or a YAML path: a path when it names an existing file or ends in
@@ -52,6 +52,52 @@ export interface IBQConfig {
   transformer?: TransformerConfig;
   /** The optimisation fields of an AR YAML's init_args (only those present); absent without `transformer`. */
   arTraining?: ARTrainingSettings;
+  /** The Lightning `trainer` and `data` settings a training command honours (absent ones: undefined). */
+  run: RunSettings;
+}
+
+/**
+ * Settings of the official `trainer:` and `data:` sections: trainer.max_epochs, trainer.precision
+ * ('16-mixed' / '16' -> float16 autocast, 'bf16-mixed' / 'bf16' -> bfloat16, '32' / '32-true' -> none),
+ * trainer.gradient_clip_val, trainer.devices and trainer.num_nodes (processes: run them with `ibq launch`),
+ * data.init_args.batch_size (per process) and the training image size (data.init_args.train.params.config.size).
+ */
+export interface RunSettings {
+  maxEpochs?: number;
+  precision?: string;
+  autocast?: 'bfloat16' | 'float16';
+  gradientClipVal?: number;
+  devices?: number;
+  numNodes?: number;
+  batchSize?: number;
+  imageSize?: number;
+}
+
+function runSettings(raw: unknown, yamlPath: string): RunSettings {
+  const get = (...path: string[]) => path.reduce<unknown>((a, k) => (a && typeof a === 'object' ? (a as Record<string, unknown>)[k] : undefined), raw);
+  const int = (v: unknown, where: string) => {
+    if (v === undefined || v === null || v === 'auto') return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new RangeError(`${yamlPath}: ${where}: expected a positive integer, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const precision = get('trainer', 'precision');
+  const p = precision === undefined || precision === null ? undefined : String(precision);
+  const autocast = p === undefined ? undefined : /^(16|16-mixed)$/.test(p) ? 'float16' : /^bf16(-mixed)?$/.test(p) ? 'bfloat16' : /^32(-true)?$/.test(p) ? undefined : null;
+  if (autocast === null) throw new RangeError(`${yamlPath}: trainer.precision: expected 16-mixed, bf16-mixed or 32, got ${JSON.stringify(precision)}`);
+  const clip = get('trainer', 'gradient_clip_val');
+  if (clip !== undefined && clip !== null && (typeof clip !== 'number' || !(clip >= 0))) {
+    throw new RangeError(`${yamlPath}: trainer.gradient_clip_val: expected a number >= 0, got ${JSON.stringify(clip)}`);
+  }
+  return {
+    maxEpochs: int(get('trainer', 'max_epochs'), 'trainer.max_epochs'),
+    precision: p,
+    autocast: autocast ?? undefined,
+    gradientClipVal: typeof clip === 'number' ? clip : undefined,
+    devices: int(get('trainer', 'devices'), 'trainer.devices'),
+    numNodes: int(get('trainer', 'num_nodes'), 'trainer.num_nodes'),
+    batchSize: int(get('data', 'init_args', 'batch_size'), 'data.init_args.batch_size'),
+    imageSize: int(get('data', 'init_args', 'train', 'params', 'config', 'size'), 'data.init_args.train.params.config.size'),
+  };
 }
 
 const LayoutSchema = z.looseObject({
@@ -80,7 +126,7 @@ export function readConfig(yamlPath: string): IBQConfig {
   }
   const model = layout.data.model;
   const args = model.init_args ?? {};
-  const out: IBQConfig = { path: yamlPath, raw: raw as Record<string, unknown>, classPath: model.class_path };
+  const out: IBQConfig = { path: yamlPath, raw: raw as Record<string, unknown>, classPath: model.class_path, run: runSettings(raw, yamlPath) };
   const firstStage = (args.first_stage_config as { params?: unknown } | undefined)?.params;
   if ('ddconfig' in args) out.tokenizer = resolveTokenizerConfig(args, `${yamlPath}: model.init_args`);
   else if (firstStage && typeof firstStage === 'object' && 'ddconfig' in firstStage) {

@@ -53,14 +53,81 @@ export function checkOptionKeys(o: object, allowed: readonly string[], name = 'o
   }
 }
 
-/** Int32Array(1) flag that native code polls; set when `signal` aborts. Throws if already aborted. */
-export function abortFlag(signal: AbortSignal | undefined): Int32Array | undefined {
+/**
+ * Int32Array(1) flag that native code polls, set when `signal` aborts. Throws the signal's reason if it has
+ * already aborted. The listener is removed by `release()` (call it when the job has settled), so one signal
+ * can serve any number of calls without piling up listeners.
+ */
+export function abortFlag(signal: AbortSignal | undefined): { flag: Int32Array; release(): void } | undefined {
   if (!signal) return undefined;
   if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean') {
     throw new TypeError(`signal: expected an AbortSignal, got ${describe(signal)}`);
   }
   signal.throwIfAborted();
   const flag = new Int32Array(1);
-  signal.addEventListener('abort', () => (flag[0] = 1), { once: true });
-  return flag;
+  const onAbort = () => (flag[0] = 1);
+  signal.addEventListener('abort', onAbort, { once: true });
+  return { flag, release: () => signal.removeEventListener('abort', onAbort) };
+}
+
+/** Runs `job(flag)` with an abort flag for `signal`, removing the signal's listener when it settles. */
+export async function withAbort<T>(signal: AbortSignal | undefined, job: (flag: Int32Array | undefined) => Promise<T>): Promise<T> {
+  const a = abortFlag(signal);
+  try {
+    return await job(a?.flag);
+  } finally {
+    a?.release();
+  }
+}
+
+/**
+ * Stable codes of the errors a program may want to handle (`err.code`). Argument errors are TypeError /
+ * RangeError naming the argument (code ERR_IBQ_INVALID_ARGUMENT when they come from native code).
+ */
+export const ERROR_CODES = {
+  /** A long call stopped because its AbortSignal fired (err.name 'AbortError'). */
+  ERR_IBQ_ABORTED: 'the operation was aborted by its AbortSignal',
+  /** A file is not a readable checkpoint / safetensors / npy file, or its contents do not fit the model. */
+  ERR_IBQ_BAD_CHECKPOINT: 'unreadable or unsuitable checkpoint file',
+  /** A tensor argument has the wrong shape (native check). */
+  ERR_IBQ_SHAPE: 'a tensor has the wrong shape',
+  /** A native argument check failed (range, dtype, device). */
+  ERR_IBQ_INVALID_ARGUMENT: 'a native argument check failed',
+  /** libtorch raised an error (message: its first lines). */
+  ERR_IBQ_NATIVE: 'libtorch raised an error',
+  /** The model was disposed before the call. */
+  ERR_IBQ_DISPOSED: 'the model has been disposed',
+  /** A synchronous call on a model while one of its jobs runs (await the job first). */
+  ERR_IBQ_BUSY: 'the model is busy with a running job',
+  /** Training stopped on a NaN/inf loss or gradient norm. */
+  ERR_IBQ_NON_FINITE: 'training diverged (non-finite loss)',
+  /** A training output folder already holds a run and neither resume nor overwrite was asked for. */
+  ERR_IBQ_OUT_DIR_IN_USE: 'the output folder holds another training run',
+  /** resume was asked for but there is no checkpoint to resume from. */
+  ERR_IBQ_NO_CHECKPOINT: 'no checkpoint to resume from',
+  /** Weights a computation needs (LPIPS, FID Inception) were not found. */
+  ERR_IBQ_MISSING_WEIGHTS: 'required pretrained weights are missing',
+  /** An image could not be decoded or is larger than allowed. */
+  ERR_IBQ_BAD_IMAGE: 'an image could not be decoded or is too large',
+  /** A distributed collective failed (peer gone, timeout, rendezvous). */
+  ERR_IBQ_DISTRIBUTED: 'a distributed collective failed',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An Error with a stable `code` (see ERROR_CODES); `cause` keeps the underlying error when there is one. */
+export class IbqError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'IbqError';
+  }
+}
+
+/** Sets `code` on an error (of any class) unless it has one; returns it. */
+export function withCode<E extends Error>(err: E, code: ErrorCode): E & { code: string } {
+  const e = err as E & { code?: string };
+  if (e.code === undefined) Object.defineProperty(e, 'code', { value: code, enumerable: true, writable: true, configurable: true });
+  return e as E & { code: string };
 }

@@ -4,27 +4,10 @@
  * (native/bindings/module_handle.h), so every model shares these methods.
  */
 import { describe } from './errors.js';
-import type { TensorHandle } from '../native.js';
+import type { LoadResult, ModuleHandleNative, TensorHandle } from '../native.js';
 import { Tensor, wrap } from './tensor.js';
 
-/** What every native model handle provides (see native/bindings/module_handle.h). */
-export interface ModuleHandleNative {
-  stateDict(): [string, TensorHandle][];
-  loadStateDict(entries: [string, TensorHandle][], strict: boolean): Promise<LoadResult>;
-  parameterNames(): string[];
-  /** An External carrying the module and its job queue, for native objects built on this model. */
-  moduleRef(): unknown;
-  setTraining(training: boolean): void;
-  isTraining(): boolean;
-  device(): string;
-  dispose(): void;
-}
-
-export interface LoadResult {
-  missing: string[];
-  unexpected: string[];
-  mismatched: { key: string; expected: number[]; got: number[] }[];
-}
+export type { LoadResult, ModuleHandleNative } from '../native.js';
 
 export type StateDict = Map<string, Tensor>;
 

@@ -187,3 +187,29 @@ export function tensor(data: TypedArray | number[] | bigint[] | boolean[], shape
 export function wrap(h: TensorHandle): Tensor {
   return new Tensor(h);
 }
+
+/** Disposes every Tensor in `value` (nested arrays, Maps and plain objects), except those in `keep`. */
+export function disposeTensors(value: unknown, keep: ReadonlySet<Tensor> = new Set()): void {
+  const seen = new Set<unknown>();
+  const visit = (v: unknown): void => {
+    if (v === null || typeof v !== 'object' || seen.has(v)) return;
+    seen.add(v);
+    if (v instanceof Tensor) {
+      if (!keep.has(v)) v.dispose();
+    } else if (v instanceof Map) for (const x of v.values()) visit(x);
+    else if (Array.isArray(v)) for (const x of v) visit(x);
+    else if (Object.getPrototypeOf(v) === Object.prototype) for (const x of Object.values(v)) visit(x);
+  };
+  visit(value);
+}
+
+/** The native handle of a Tensor argument; TypeError naming `name` otherwise. */
+export function tensorArg(v: unknown, name: string): TensorHandle {
+  if (!(v instanceof Tensor)) throw new TypeError(`${name}: expected a Tensor, got ${describe(v)}`);
+  return v.handle;
+}
+
+/** Wraps every handle of a native result object. */
+export function wrapAll<K extends string>(o: Record<K, TensorHandle>): Record<K, Tensor> {
+  return Object.fromEntries(Object.entries(o).map(([k, h]) => [k, wrap(h as TensorHandle)])) as Record<K, Tensor>;
+}

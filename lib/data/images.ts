@@ -1,7 +1,7 @@
 /**
- * Image I/O for the tokenizer (sharp): decoding any JPEG (CMYK too), PNG (alpha dropped, as PIL's
- * convert('RGB')), greyscale and WebP images, with the type taken from the bytes, not the file name; shorter
- * side resized to the target size then a centre crop; values scaled to [-1, 1]. PNG encoding of [-1, 1] images.
+ * Image I/O (sharp), the one image pipeline of the package: decoding any JPEG (CMYK too), PNG (alpha dropped, as
+ * PIL's convert('RGB')), greyscale and WebP images, with the type taken from the bytes, not the file name, into
+ * model input by the official preprocessing (decodeImage); PNG encoding of [-1, 1] images for viewing.
  */
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
@@ -16,51 +16,59 @@ function label(input: ImageInput, i: number): string {
   return typeof input === 'string' ? input : `inputs[${i}] (${input.byteLength} bytes)`;
 }
 
-/**
- * One image as float32 CHW [3, size, size] in [-1, 1]: RGB (greyscale expanded, alpha dropped, CMYK
- * converted to sRGB), the shorter side resized to `size` (Lanczos) and centre-cropped.
- * @throws Error naming the file when it is missing or not a decodable image
- */
-export async function loadImage(input: ImageInput, size: number, i = 0): Promise<Float32Array> {
-  let bytes: Buffer | Uint8Array;
+/** Where to crop: 'centre', or fractions in [0, 1) of the free room along x and y (a random crop). */
+export type Crop = 'centre' | { fx: number; fy: number };
+
+async function bytesOf(input: ImageInput, i: number): Promise<Buffer | Uint8Array> {
   if (typeof input === 'string') {
     try {
-      bytes = await readFile(input);
+      return await readFile(input);
     } catch (err) {
       throw new Error(`${input}: cannot read the image: ${(err as Error).message}`);
     }
-  } else if (input instanceof Uint8Array) {
-    bytes = input;
-  } else {
-    throw new TypeError(`inputs[${i}]: expected a path or a Buffer, got ${describe(input)}`);
   }
-  let raw: { data: Buffer; info: { width: number; height: number; channels: number } };
+  if (input instanceof Uint8Array) return input;
+  throw new TypeError(`inputs[${i}]: expected a path or a Buffer, got ${describe(input)}`);
+}
+
+/**
+ * One image as float32 CHW [3, size, size] in [-1, 1], by the official data pipeline (src/IBQ/data/base.py,
+ * ImagePaths.preprocess_image): PIL convert('RGB') (greyscale expanded, alpha dropped, CMYK to sRGB), then
+ * albumentations SmallestMaxSize(size) — the shorter side resized to `size`, bilinear — then CenterCrop (`crop`
+ * 'centre': evaluation, tokenizing, encodeImages) or RandomCrop (fractions: training), then x / 127.5 - 1.
+ * Every path that turns image files into model input uses this function.
+ * @throws Error naming the file (or inputs[i]) when it is missing or not a decodable image
+ */
+export async function decodeImage(input: ImageInput, size: number, crop: Crop = 'centre', i = 0): Promise<Float32Array> {
+  const bytes = await bytesOf(input, i);
+  let out: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
     // Two passes: sharp premultiplies alpha while resizing, so the alpha channel is dropped first.
-    const rgb = await sharp(bytes, { failOn: 'error' })
-      .toColourspace('srgb')
-      .removeAlpha()
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    const rgb = await sharp(bytes, { failOn: 'error' }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const { width, height, channels } = rgb.info;
-    raw = await sharp(rgb.data, { raw: { width, height, channels } })
-      .resize({ width: size, height: size, fit: 'cover', position: 'centre' })
+    const scale = size / Math.min(width, height);
+    const w = Math.max(size, Math.round(width * scale));
+    const h = Math.max(size, Math.round(height * scale));
+    const left = crop === 'centre' ? Math.floor((w - size) / 2) : Math.floor(crop.fx * (w - size + 1));
+    const top = crop === 'centre' ? Math.floor((h - size) / 2) : Math.floor(crop.fy * (h - size + 1));
+    out = await sharp(rgb.data, { raw: { width, height, channels: channels as 1 | 2 | 3 | 4 } })
+      .resize({ width: w, height: h, fit: 'fill', kernel: 'linear' })
+      .extract({ left, top, width: size, height: size })
       .raw()
       .toBuffer({ resolveWithObject: true });
   } catch (err) {
-    throw new Error(`${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${(err as Error).message}`);
+    throw new Error(`${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${(err as Error).message.split('\n')[0]}`);
   }
-  const { data, info } = raw;
-  const c = info.channels;
-  if (info.width !== size || info.height !== size || c < 3) {
-    throw new Error(`${label(input, i)}: decoded to ${info.width}x${info.height}x${c}, expected ${size}x${size}x3`);
-  }
+  const c = out.info.channels;
   const hw = size * size;
-  const out = new Float32Array(3 * hw);
-  for (let p = 0; p < hw; p++) {
-    for (let ch = 0; ch < 3; ch++) out[ch * hw + p] = data[p * c + ch]! / 127.5 - 1;
-  }
-  return out;
+  const px = new Float32Array(3 * hw);
+  for (let p = 0; p < hw; p++) for (let ch = 0; ch < 3; ch++) px[ch * hw + p] = out.data[p * c + ch]! / 127.5 - 1;
+  return px;
+}
+
+/** One image, centre-cropped (see decodeImage). */
+export function loadImage(input: ImageInput, size: number, i = 0): Promise<Float32Array> {
+  return decodeImage(input, size, 'centre', i);
 }
 
 /** Several images as one float32 buffer [B, 3, size, size] (see loadImage). */
@@ -75,8 +83,11 @@ export async function loadImages(inputs: ImageInput[], size: number): Promise<Fl
   return out;
 }
 
-/** [-1, 1] -> uint8 with clamping and rounding: round((clamp(v, -1, 1) + 1) * 127.5). */
-export function toUint8(v: number): number {
+/**
+ * [-1, 1] -> uint8 for viewing (PNG files of reconstructions): round((clamp(v, -1, 1) + 1) * 127.5). Samples and
+ * evaluation use the official truncating rule instead (toUint8Images in lib/transformer/generate.ts).
+ */
+export function toUint8Rounded(v: number): number {
   return Math.round((Math.min(1, Math.max(-1, v)) + 1) * 127.5);
 }
 
@@ -85,7 +96,7 @@ export function toHWC(data: Float32Array, b: number, h: number, w: number): Buff
   const hw = h * w;
   const px = Buffer.alloc(hw * 3);
   const base = b * 3 * hw;
-  for (let p = 0; p < hw; p++) for (let ch = 0; ch < 3; ch++) px[p * 3 + ch] = toUint8(data[base + ch * hw + p]!);
+  for (let p = 0; p < hw; p++) for (let ch = 0; ch < 3; ch++) px[p * 3 + ch] = toUint8Rounded(data[base + ch * hw + p]!);
   return px;
 }
 

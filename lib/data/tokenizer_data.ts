@@ -1,12 +1,14 @@
 /**
  * Training data for the tokenizer: image files (see image_files.ts) decoded with sharp, or in-memory images (a
  * Tensor [N, 3, H, W] in [-1, 1], or any object with `length` and `batch(indices)` returning such a Tensor, e.g.
- * Fashion-MNIST read with readIdx). Epoch orders are shuffled with a PRNG seeded by seed + epoch, and random
- * crops are drawn from (seed, epoch, index), so a resumed run sees the same batches.
+ * Fashion-MNIST read with readIdx). Random crops are drawn from (seed, epoch, index), so a resumed run sees the
+ * same images (the order of each epoch is lib/train/sampler.ts's).
  */
 import { describe } from '../core/errors.js';
 import { Tensor, tensor } from '../core/tensor.js';
-import { decodeImage, listImages, type ImageList } from './image_files.js';
+import { listImages, type ImageList } from './image_files.js';
+import { decodeImage } from './images.js';
+import { mixSeed, mulberry32 } from '../core/random.js';
 
 /** In-memory images: `batch(indices)` returns float32 [indices.length, 3, H, W] in [-1, 1]. */
 export interface ImageBatchSource {
@@ -24,38 +26,6 @@ export interface TrainDataset {
   readonly description: string;
   /** Images [indices.length, 3, size, size]; `epoch` seeds the random crops of a training set. */
   load(indices: number[], epoch: number): Promise<Tensor>;
-}
-
-/** mulberry32: a small, fast, seedable PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function mix(...parts: number[]): number {
-  let h = 0x811c9dc5;
-  for (const p of parts) {
-    h = Math.imul(h ^ (p >>> 0), 0x01000193) >>> 0;
-    h = Math.imul(h ^ Math.floor(p / 4294967296), 0x01000193) >>> 0;
-  }
-  return h;
-}
-
-/** The sample order of `epoch`: a Fisher-Yates shuffle of 0..n-1 seeded by seed + epoch. */
-export function epochOrder(n: number, seed: number, epoch: number): number[] {
-  const order = Array.from({ length: n }, (_, i) => i);
-  const rnd = mulberry32(mix(seed + epoch));
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  return order;
 }
 
 class FileDataset implements TrainDataset {
@@ -76,7 +46,7 @@ class FileDataset implements TrainDataset {
     for (let k = 0; k < n; k++) {
       const i = (index + k) % n;
       if (this.#bad.has(i)) continue;
-      const rnd = mulberry32(mix(this.seed, epoch, i));
+      const rnd = mulberry32(mixSeed(this.seed, epoch, i));
       try {
         return await decodeImage(this.list.paths[i]!, this.size, this.train ? { fx: rnd(), fy: rnd() } : 'centre');
       } catch {

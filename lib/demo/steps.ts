@@ -47,7 +47,7 @@ export async function trainDemoTokenizer(
   const data = imagesTensor(train);
   try {
     const r = await trainTokenizer(cfg, {
-      data, outDir: opts.outDir, maxSteps: s.tokenizer.steps, batchSize: s.tokenizer.batchSize, seed: s.seed,
+      data, outDir: opts.outDir, overwrite: true, maxSteps: s.tokenizer.steps, batchSize: s.tokenizer.batchSize, seed: s.seed,
       imageSize: s.imageSize, device: opts.device, signal: opts.signal,
       perceptual: opts.lpips ? { vgg16: opts.lpips.vgg16, lin: opts.lpips.lin } : undefined,
       onStep: (st) => {
@@ -145,12 +145,12 @@ export async function trainDemoTransformer(
     const r = await trainTransformer(
       { transformer_config: { params }, learning_rate: t.learning_rate, weight_decay: t.weight_decay, wp: t.wp },
       {
-        tokens: data, outDir: opts.outDir, maxSteps: t.steps, batchSize: Math.min(t.batchSize, data.tokens.shape[0]!),
+        tokens: data, outDir: opts.outDir, overwrite: true, maxSteps: t.steps, batchSize: Math.min(t.batchSize, data.tokens.shape[0]!),
         seed: s.seed, device: opts.device, signal: opts.signal, checkpointEvery: t.steps,
-        onStep: (l) => bar.update(l.step, { loss: l.loss.toFixed(3) }),
+        onStep: (l) => bar.update(l.step + 1, { loss: l.log.loss!.toFixed(3) }),
       },
     );
-    return { model: r.model.eval(), steps: r.steps, lastLoss: r.lastLoss };
+    return { model: r.model.eval(), steps: r.globalStep, lastLoss: r.lastLoss };
   } finally {
     bar.stop();
   }

@@ -7,7 +7,7 @@ export {
 } from './metrics.js';
 export { type EvalWeights } from './networks.js';
 export {
-  evaluateTokenizer, listImages, type EvaluableTokenizer, type EvaluateTokenizerOptions, type TokenizerMetrics,
+  evaluateTokenizer, type EvaluableTokenizer, type EvaluateTokenizerOptions, type TokenizerMetrics,
 } from './tokenizer_eval.js';
 export { evaluateSamples, type EvaluateSamplesOptions, type SampleMetrics } from './samples_eval.js';
 export {

@@ -4,7 +4,7 @@
  */
 import { checkInt } from '../core/errors.js';
 import { loadNpz } from '../io/index.js';
-import { Tensor } from '../core/tensor.js';
+import { disposeTensors, Tensor } from '../core/tensor.js';
 import { INCEPTION_NOTE, type FidInception } from './inception.js';
 import { featureStats, frechetDistance, inceptionScore, type GaussianStats } from './metrics.js';
 import { loadNetworks, type EvalWeights } from './networks.js';
@@ -38,10 +38,6 @@ async function readNpz(path: string): Promise<Map<string, Tensor>> {
   return loadNpz(path);
 }
 
-function disposeAll(m: Map<string, Tensor>, keep: Tensor[] = []): void {
-  for (const t of m.values()) if (!keep.includes(t)) t.dispose();
-}
-
 async function features(net: FidInception, images: Tensor, o: EvaluateSamplesOptions, bs: number) {
   const input = images.dtype === 'uint8' ? 'uint8' : 'unit';
   return net.forward(images, { input, batchSize: bs, onProgress: o.onProgress, signal: o.signal });
@@ -61,7 +57,7 @@ export async function evaluateSamples(o: EvaluateSamplesOptions): Promise<Sample
       const m = await readNpz(o.samples);
       const arr = m.get('arr_0');
       if (!arr) throw new RangeError(`samples: ${o.samples} has no arr_0 (keys: ${[...m.keys()].join(', ')})`);
-      disposeAll(m, [arr]);
+      disposeTensors(m, new Set([arr]));
       samples = arr;
       owned.push(arr);
     } else samples = o.samples;
@@ -73,11 +69,11 @@ export async function evaluateSamples(o: EvaluateSamplesOptions): Promise<Sample
       const m = await readNpz(o.ref);
       const [mu, sigma, arr] = [m.get('mu'), m.get('sigma'), m.get('arr_0')];
       if (mu && sigma) {
-        disposeAll(m, [mu, sigma]);
+        disposeTensors(m, new Set([mu, sigma]));
         refStats = { mu, sigma };
         owned.push(mu, sigma);
       } else if (arr) {
-        disposeAll(m, [arr]);
+        disposeTensors(m, new Set([arr]));
         refImages = arr;
         owned.push(arr);
       } else throw new RangeError(`ref: ${o.ref} has neither mu/sigma nor arr_0 (keys: ${[...m.keys()].join(', ')})`);

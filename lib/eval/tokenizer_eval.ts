@@ -5,8 +5,7 @@
  * image after the uint8 round trip, averaged per batch, then over batches; utilization = distinct indices /
  * n_embed. Reconstructions are decode(indices) of the tokenizer's own encoding.
  */
-import { readdirSync, statSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { listImages } from '../data/image_files.js';
 
 import { checkInt } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
@@ -58,23 +57,6 @@ export interface TokenizerMetrics {
   warnings: string[];
 }
 
-const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif']);
-
-/** Image files under `dir`, recursively, sorted by path. RangeError when there are none. */
-export function listImages(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
-      const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (IMAGE_EXT.has(extname(name).toLowerCase())) out.push(p);
-    }
-  };
-  walk(dir);
-  if (out.length === 0) throw new RangeError(`data: no image files found under ${dir}`);
-  return out;
-}
-
 function isFileList(data: EvaluateTokenizerOptions['data']): data is string | string[] {
   return typeof data === 'string' || (Array.isArray(data) && data.every((d) => typeof d === 'string'));
 }
@@ -87,7 +69,7 @@ interface Batch {
 async function* batches(o: EvaluateTokenizerOptions, total: number | undefined): AsyncGenerator<Batch> {
   const { tokenizer, data } = o;
   if (isFileList(data)) {
-    const files = typeof data === 'string' ? listImages(data) : (data as string[]);
+    const files = typeof data === 'string' ? listImages(data, 'val').paths : (data as string[]);
     if (!tokenizer.encodeImages) throw new TypeError('tokenizer: reading image files needs tokenizer.encodeImages');
     const bs = checkInt(o.batchSize ?? 8, 'batchSize', 1);
     const size = checkInt(o.imageSize ?? 256, 'imageSize', 8);
@@ -109,7 +91,7 @@ export async function evaluateTokenizer(o: EvaluateTokenizerOptions): Promise<To
   if (!o || typeof o.tokenizer?.encode !== 'function' || typeof o.tokenizer?.decode !== 'function')
     throw new TypeError('tokenizer: expected a Tokenizer (encode, decode)');
   const nEmbed = checkInt(o.nEmbed ?? o.tokenizer.config?.n_embed, 'nEmbed (or tokenizer.config.n_embed)', 1);
-  const fileCount = !isFileList(o.data) ? undefined : typeof o.data === 'string' ? listImages(o.data).length : o.data.length;
+  const fileCount = !isFileList(o.data) ? undefined : typeof o.data === 'string' ? listImages(o.data, 'val').paths.length : o.data.length;
   const limit = o.limit === undefined ? undefined : checkInt(o.limit, 'limit', 1);
   const total = fileCount === undefined ? limit : Math.min(fileCount, limit ?? Infinity);
   const nets = await loadNetworks(o.weights ?? {}, true);

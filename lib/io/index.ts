@@ -5,6 +5,8 @@ export { loadSafetensors, saveSafetensors, readSafetensorsMetadata } from './saf
 export { loadNpy, saveNpy, loadNpz, saveNpz } from './npy.js';
 export { Opaque, PyGlobal, PySlice } from './pickle_globals.js';
 export { UnsupportedTensor } from './unsupported.js';
-export { stripPrefix, addPrefix, detectPrefix, emaStateDict, isEmaBookkeeping, EMA_PREFIX } from './state_dict.js';
+export {
+  stripPrefix, addPrefix, detectPrefix, emaStateDict, isEmaBookkeeping, EMA_PREFIX, stripWrapperPrefixes, WRAPPER_PREFIXES,
+} from './state_dict.js';
 export { plainConfig } from './plain_config.js';
 export { loadWeightsFile, weightsFormat, type WeightsFormat } from './weights_file.js';

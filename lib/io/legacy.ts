@@ -8,9 +8,8 @@ import { open } from 'node:fs/promises';
 
 import { native } from '../native.js';
 import { wrap } from '../core/tensor.js';
-import type { ParsedPickle } from './checkpoint.js';
 import { readRange } from './files.js';
-import { storageFromPid } from './checkpoint.js';
+import { storageFromPid, type ParsedPickle } from './storages.js';
 import { PickleTruncatedError, unpickle } from './pickle.js';
 import type { PickleContext, StorageRef } from './pickle_globals.js';
 

@@ -38,6 +38,27 @@ export function stripPrefix(sd: StateDictMap, prefix: string, opts: { keepOthers
   return out;
 }
 
+/** Prefixes that wrappers add in front of every key: DDP / DataParallel ('module.') and torch.compile ('_orig_mod.'). */
+export const WRAPPER_PREFIXES = ['module.', '_orig_mod.'] as const;
+
+/**
+ * `sd` without the wrapper prefixes that ALL its keys carry (repeatedly, e.g. 'module._orig_mod.'), and the
+ * prefixes removed ('' when none): a checkpoint saved from a DDP- or torch.compile-wrapped model loads like
+ * the bare model's.
+ */
+export function stripWrapperPrefixes(sd: StateDictMap): { stateDict: StateDictMap; stripped: string } {
+  checkMap(sd);
+  let out = sd;
+  let stripped = '';
+  for (;;) {
+    const keys = [...out.keys()];
+    const p = WRAPPER_PREFIXES.find((w) => keys.length > 0 && keys.every((k) => k.startsWith(w)));
+    if (!p) return { stateDict: out, stripped };
+    out = new Map([...out].map(([k, v]) => [k.slice(p.length), v]));
+    stripped += p;
+  }
+}
+
 /** Every key with `prefix` prepended. */
 export function addPrefix(sd: StateDictMap, prefix: string): StateDictMap {
   checkMap(sd);

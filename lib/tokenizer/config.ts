@@ -40,8 +40,8 @@ export type TokenizerConfig = z.input<typeof TokenizerConfigSchema>;
 /** A config with every default filled in (what a Tokenizer holds). */
 export type ResolvedTokenizerConfig = z.output<typeof TokenizerConfigSchema>;
 
-export const PRESET_NAMES = ['IBQ-1024', 'IBQ-8192', 'IBQ-16384', 'IBQ-262144'] as const;
-export type PresetName = (typeof PRESET_NAMES)[number];
+export const TOKENIZER_PRESETS = ['IBQ-1024', 'IBQ-8192', 'IBQ-16384', 'IBQ-262144'] as const;
+export type TokenizerPreset = (typeof TOKENIZER_PRESETS)[number];
 
 /** The official training-loss settings shared by the four released tokenizers. */
 const OFFICIAL_LOSSCONFIG = {
@@ -90,7 +90,7 @@ function official(n_embed: number, lr_drop_epoch: number[]): ResolvedTokenizerCo
 }
 
 /** The official configs of TencentARC/IBQ-Tokenizer-{1024,8192,16384,262144} (256 px, 16x16 tokens). */
-export function preset(name: PresetName): ResolvedTokenizerConfig {
+export function tokenizerPreset(name: TokenizerPreset): ResolvedTokenizerConfig {
   switch (name) {
     case 'IBQ-1024':
       return official(1024, [250, 300]);
@@ -101,11 +101,11 @@ export function preset(name: PresetName): ResolvedTokenizerConfig {
     case 'IBQ-262144':
       return official(262144, [250, 300]);
   }
-  throw new RangeError(`preset: unknown preset ${JSON.stringify(name)} (expected one of ${PRESET_NAMES.join(', ')})`);
+  throw new RangeError(`preset: unknown preset ${JSON.stringify(name)} (expected one of ${TOKENIZER_PRESETS.join(', ')})`);
 }
 
-export function isPresetName(v: unknown): v is PresetName {
-  return typeof v === 'string' && (PRESET_NAMES as readonly string[]).includes(v);
+export function isPresetName(v: unknown): v is TokenizerPreset {
+  return typeof v === 'string' && (TOKENIZER_PRESETS as readonly string[]).includes(v);
 }
 
 /**
@@ -176,8 +176,8 @@ export function inferTokenizerConfig(shapes: Map<string, number[]>): ResolvedTok
   };
   inferred.embed_dim = need('quant_conv.weight')[0]!;
   const arch = JSON.stringify(architecture(inferred));
-  for (const name of PRESET_NAMES) {
-    if (JSON.stringify(architecture(preset(name))) === arch) return preset(name);
+  for (const name of TOKENIZER_PRESETS) {
+    if (JSON.stringify(architecture(tokenizerPreset(name))) === arch) return tokenizerPreset(name);
   }
   return inferred;
 }

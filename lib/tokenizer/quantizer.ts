@@ -13,28 +13,9 @@ import {
   type TensorHandle,
   type VQOutputName,
 } from '../native.js';
-import { Tensor, wrap } from '../core/tensor.js';
+import { Tensor, tensorArg, wrap, wrapAll } from '../core/tensor.js';
+import { checkAutocast } from '../core/autocast.js';
 
-/** The native handle of a Tensor argument; TypeError naming `name` otherwise. */
-export function tensorArg(v: unknown, name: string): TensorHandle {
-  if (!(v instanceof Tensor)) throw new TypeError(`${name}: expected a Tensor, got ${describe(v)}`);
-  return v.handle;
-}
-
-/** Wraps every handle of a native result object. */
-export function wrapAll<K extends string>(o: Record<K, TensorHandle>): Record<K, Tensor> {
-  return Object.fromEntries(Object.entries(o).map(([k, h]) => [k, wrap(h as TensorHandle)])) as Record<K, Tensor>;
-}
-
-function checkAutocast(opts: AutocastOptions | undefined): AutocastOptions {
-  if (opts === undefined) return {};
-  if (opts === null || typeof opts !== 'object') throw new TypeError(`opts: expected an object, got ${describe(opts)}`);
-  if (opts.autocast !== undefined && opts.autocast !== 'bfloat16' && opts.autocast !== 'float16') {
-    throw new RangeError(`opts.autocast: expected 'bfloat16' or 'float16', got ${describe(opts.autocast)}`);
-  }
-  return { autocast: opts.autocast };
-}
-export { checkAutocast };
 
 export interface CreateOptions {
   /** 'cpu' (default), 'cuda', 'cuda:N'. */

@@ -6,25 +6,26 @@
  */
 import { presetOrYaml, readConfig } from '../config/read_config.js';
 import { checkInt, checkString, describe } from '../core/errors.js';
-import { emaStateDict, loadWeightsFile, plainConfig, type Checkpoint } from '../io/index.js';
+import { EMA_PREFIX, emaStateDict, loadWeightsFile, plainConfig, stripWrapperPrefixes, type Checkpoint } from '../io/index.js';
 import { decodeToPng, loadImages, type ImageInput } from '../data/images.js';
 import { Module, stateDictEntries, type LoadResult, type StateDict } from '../core/module.js';
 import { native, type AutocastOptions, type TokenizerHandleNative } from '../native.js';
-import { checkAutocast, tensorArg, wrapAll, type CreateOptions } from './quantizer.js';
-import { Tensor, tensor, wrap } from '../core/tensor.js';
+import { type CreateOptions } from './quantizer.js';
+import { checkAutocast } from '../core/autocast.js';
+import { Tensor, tensor, tensorArg, wrap, wrapAll } from '../core/tensor.js';
 import {
   configFromTokenizerMeta,
   inferTokenizerConfig,
-  preset,
-  PRESET_NAMES,
+  tokenizerPreset,
+  TOKENIZER_PRESETS,
   resolveTokenizerConfig,
-  type PresetName,
+  type TokenizerPreset,
   type ResolvedTokenizerConfig,
   type TokenizerConfig,
 } from './config.js';
 
 /** Prefixes of checkpoint keys that are not the tokenizer's own (skipped when loading). */
-export const SKIPPED_PREFIXES = ['loss.', 'model_ema.'] as const;
+export const SKIPPED_PREFIXES = ['loss.', EMA_PREFIX] as const;
 
 /** forward(): float32 tensors unless noted; f = 2^(len(ch_mult)-1). */
 export interface TokenizerForward {
@@ -46,11 +47,13 @@ export interface TokenizerForward {
 export interface TokenizerLoadResult extends LoadResult {
   /** Keys under loss.* and model_ema.* that were not loaded (not the tokenizer's own). */
   skipped: string[];
+  /** Wrapper prefix removed from every key ('module.' of DDP, '_orig_mod.' of torch.compile), when there was one. */
+  strippedPrefix?: string;
 }
 
 export interface FromCheckpointOptions {
   /** A config object, a YAML path (official layout) or a preset name; absent: inferred from the weights. */
-  config?: TokenizerConfig | PresetName | string;
+  config?: TokenizerConfig | TokenizerPreset | string;
   /** Load the EMA weights (model_ema.*) instead of the raw ones. */
   ema?: boolean;
   /** Default true: every tokenizer key must be present with its shape. */
@@ -58,8 +61,8 @@ export interface FromCheckpointOptions {
   device?: string;
 }
 
-function resolveConfig(cfg: TokenizerConfig | PresetName | string, arg: string): ResolvedTokenizerConfig {
-  if (typeof cfg === 'string' && presetOrYaml(cfg, PRESET_NAMES, arg) === 'preset') return preset(cfg as PresetName);
+function resolveConfig(cfg: TokenizerConfig | TokenizerPreset | string, arg: string): ResolvedTokenizerConfig {
+  if (typeof cfg === 'string' && presetOrYaml(cfg, TOKENIZER_PRESETS, arg) === 'preset') return tokenizerPreset(cfg as TokenizerPreset);
   if (typeof cfg === 'string') {
     const c = readConfig(cfg).tokenizer;
     if (!c) throw new RangeError(`${arg}: ${cfg} holds no tokenizer config (model.init_args.ddconfig)`);
@@ -95,7 +98,7 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
    * @param cfg official init_args or a preset name ('IBQ-1024' | 'IBQ-8192' | 'IBQ-16384' | 'IBQ-262144')
    * @throws TypeError/RangeError naming the config field (e.g. channels not divisible by 32 for GroupNorm)
    */
-  static create(cfg: TokenizerConfig | PresetName, opts: CreateOptions = {}): Tokenizer {
+  static create(cfg: TokenizerConfig | TokenizerPreset, opts: CreateOptions = {}): Tokenizer {
     const config = resolveConfig(cfg, 'config');
     if (opts.seed !== undefined) checkInt(opts.seed, 'opts.seed', 0);
     return new Tokenizer(new native.TokenizerHandle(config, opts.device, opts.seed), config);
@@ -109,10 +112,12 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
    * missing keys and shape mismatches (e.g. a checkpoint of another size) when strict.
    */
   static async fromCheckpoint(pathOrCkpt: string | Checkpoint, opts: FromCheckpointOptions = {}): Promise<Tokenizer> {
-    const ckpt = typeof pathOrCkpt === 'string' ? await loadWeightsFile(checkString(pathOrCkpt, 'path')) : pathOrCkpt;
-    if (!ckpt || !(ckpt.stateDict instanceof Map)) {
+    const loaded = typeof pathOrCkpt === 'string' ? await loadWeightsFile(checkString(pathOrCkpt, 'path')) : pathOrCkpt;
+    if (!loaded || !(loaded.stateDict instanceof Map)) {
       throw new TypeError(`pathOrCkpt: expected a checkpoint path or a Checkpoint, got ${describe(pathOrCkpt)}`);
     }
+    const { stateDict: bare, stripped } = stripWrapperPrefixes(loaded.stateDict);
+    const ckpt = { ...loaded, stateDict: bare };
     const config =
       opts.config !== undefined
         ? resolveConfig(opts.config, 'opts.config')
@@ -131,7 +136,8 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
       throw new RangeError(`${where} does not fit ${what} (n_embed ${config.n_embed}, embed_dim ${config.embed_dim}, ` +
         `ch ${config.ddconfig.ch}, ch_mult [${config.ddconfig.ch_mult.join(', ')}]): ${(err as Error).message}`, { cause: err });
     }
-    if (opts.ema) tok.loadReport.skipped.push(...[...ckpt.stateDict.keys()].filter((k) => k.startsWith('model_ema.')));
+    if (opts.ema) tok.loadReport.skipped.push(...[...ckpt.stateDict.keys()].filter((k) => k.startsWith(EMA_PREFIX)));
+    if (stripped) tok.loadReport.strippedPrefix = stripped;
     return tok;
   }
 
@@ -144,7 +150,7 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
   override async loadStateDict(sd: StateDict | Iterable<[string, Tensor]>, opts: { strict?: boolean } = {}): Promise<TokenizerLoadResult> {
     const entries = stateDictEntries(sd);
     const skipped = entries.map(([k]) => k).filter((k) => SKIPPED_PREFIXES.some((p) => k.startsWith(p)));
-    const r = await this.native.loadStateDict(entries, opts.strict ?? true);
+    const r = await this.native.loadStateDict(entries, opts.strict ?? true, SKIPPED_PREFIXES);
     return { ...r, skipped };
   }
 

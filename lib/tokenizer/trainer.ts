@@ -8,11 +8,12 @@
  * (`encoder.*`, `loss.perceptual_loss.*`, `loss.discriminator.*`, `quantize.*`, `model_ema.*`).
  */
 import { checkInt, checkNumber, describe } from '../core/errors.js';
-import { loadCheckpoint, type Checkpoint } from '../io/index.js';
+import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../io/index.js';
 import { Module, stateDictEntries, type LoadResult, type StateDict } from '../core/module.js';
 import { native, type ProcessGroupNative, type TokenizerTrainerNative, type TokenizerTrainerStateNative } from '../native.js';
-import { checkAutocast, tensorArg } from './quantizer.js';
-import { Tensor, wrap } from '../core/tensor.js';
+import { checkAutocastDType } from '../core/autocast.js';
+import { tensorArg } from '../core/tensor.js';
+import { disposeTensors, Tensor, wrap } from '../core/tensor.js';
 import type { Tokenizer } from './tokenizer.js';
 import {
   adamStateDict,
@@ -88,12 +89,15 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
   /** The global step the next step() uses when none is given. */
   globalStep = 0;
   #perceptualLoaded = false;
+  #lr: [number, number];
 
   private constructor(handle: TokenizerTrainerNative, tokenizer: Tokenizer, loss: ResolvedLossConfig, opts: TokenizerTrainerOptions) {
     super(handle);
     this.tokenizer = tokenizer;
     this.lossconfig = loss;
     this.options = opts;
+    const base = opts.learningRate ?? 1e-4;
+    this.#lr = [base, base];
   }
 
   /**
@@ -120,11 +124,8 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
       gradient_clip_val: checkNumber(o.gradientClipVal ?? 0, 'opts.gradientClipVal', 0),
       use_ema: o.useEma ?? true,
       ema_decay: checkNumber(o.emaDecay ?? 0.999, 'opts.emaDecay', 0, 1),
-      autocast: checkAutocast(o.autocast ? { autocast: o.autocast } : undefined)?.autocast,
+      autocast: checkAutocastDType(o.autocast, 'opts.autocast', tokenizer.device),
     };
-    if (nativeOpts.autocast === 'float16' && tokenizer.device.startsWith('cpu')) {
-      throw new RangeError("opts.autocast: float16 autocast needs a CUDA device; on the CPU libtorch 1.13 autocasts to bfloat16 only (use 'bfloat16')");
-    }
     const handle = new native.TokenizerTrainerHandle(tokenizer, loss, nativeOpts, o.seed);
     const t = new TokenizerTrainer(handle, tokenizer, loss, { ...o });
     t.train();
@@ -178,8 +179,7 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
    * One official training step on a batch [B, C, H, W] in [-1, 1] (float32): discriminator update, then
    * generator update, schedulers, EMA. Resolves to the log dictionary (official names, e.g. 'train/total_loss',
    * 'train/disc_loss'). Rejects with NonFiniteLossError (naming the step) when a loss is NaN/inf; that update
-   * is then skipped. `accumulate` (default 1): the batch holds that many equal micro-batches (B divisible by
-   * it); each optimizer's gradients are accumulated over them (each its own forward, loss / accumulate) before
+   * is then skipped. `accumulate` (default 1): the batch holds that many micro-batches (near-equal sizes); each optimizer's gradients are accumulated over them (each its own forward, loss / accumulate) before
    * its one update, and the log is their mean. After setDataParallel, gradients and the log are also averaged
    * over the ranks and a non-finite loss on any rank stops every rank (NonFiniteLossError.ranks names them).
    */
@@ -187,10 +187,11 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
     this.#checkReady();
     const gs = checkInt(opts.globalStep ?? this.globalStep, 'opts.globalStep', 0);
     const acc = checkInt(opts.accumulate ?? 1, 'opts.accumulate', 1);
-    if (batch?.shape?.[0] !== undefined && batch.shape[0] % acc !== 0) {
-      throw new RangeError(`opts.accumulate: ${acc} does not divide the batch size ${batch.shape[0]}`);
+    if (batch?.shape?.[0] !== undefined && batch.shape[0] < acc) {
+      throw new RangeError(`opts.accumulate: ${acc} micro-batches need at least as many images, the batch has ${batch.shape[0]}`);
     }
     const r = await this.native.step(tensorArg(batch, 'batch'), gs, acc);
+    this.#lr = r.lr;
     if (r.nonfinite) throw new NonFiniteLossError(gs, r.nonfinite, r.log, r.nonfiniteRanks);
     this.globalStep = gs + 1;
     return r.log;
@@ -233,11 +234,22 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
     return this.native.endEpoch(checkInt(epoch, 'epoch', 0));
   }
 
-  /** Current learning rates [generator, discriminator]. */
-  async learningRates(): Promise<[number, number]> {
-    const s = await this.native.getState();
-    s.rng.dispose();
-    return [s.optimizers[0].lr, s.optimizers[1].lr];
+  /** Learning rates [generator, discriminator] of the latest step (before any step: the base rate). */
+  learningRates(): [number, number] {
+    return [...this.#lr];
+  }
+
+  /**
+   * Writes toCheckpoint() to `path` with saveCheckpoint (atomic) and releases the copies it made (weights,
+   * optimizer moments, RNG state) at once instead of leaving them to the garbage collector.
+   */
+  async save(path: string, info: TrainerCheckpointInfo): Promise<void> {
+    const ck = await this.toCheckpoint(info);
+    try {
+      await saveCheckpoint(path, ck);
+    } finally {
+      disposeTensors(ck);
+    }
   }
 
   /**

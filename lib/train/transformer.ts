@@ -3,21 +3,21 @@
  * Net2NetTransformer: cross-entropy of model(z[:, :-1], c) against z; AdamW betas (0.9, 0.95), weight decay
  * on dim >= 2 parameters only; lr_wd_annealing; gradient clipping 1.0). One native call per step.
  * Token data: `tokens` directly; `data` (an image folder) encoded once by the frozen `tokenizer` and cached on
- * disk (lib/transformer_tokens.ts); or in-memory `images` encoded by the tokenizer.
- * Checkpoints: Lightning-shaped torch.save files (lib/transformer_store.ts).
+ * disk (lib/transformer/tokens.ts); or in-memory `images` encoded by the tokenizer.
+ * Checkpoints: Lightning-shaped torch.save files (lib/transformer/store.ts); steps, epochs, checkpoint
+ * cadence, resume, abort and the log are the shared training loop's (lib/train/loop.ts).
  */
-import { appendFileSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 
 import { readConfig, type ARTrainingSettings } from '../config/read_config.js';
-import { distributedContext, type DistributedOption } from '../distributed/context.js';
-import { shardOrder, samplesPerRank } from '../distributed/sampler.js';
-import { abortFlag, checkInt, checkNumber, describe } from '../core/errors.js';
-import { tensor, Tensor } from '../core/tensor.js';
+import { checkInt, checkNumber } from '../core/errors.js';
+import { checkAutocastDType } from '../core/autocast.js';
+import { tensor, type Tensor } from '../core/tensor.js';
 import { Transformer, type TransformerConfig, type TransformerPreset } from '../transformer/transformer.js';
 import { lrWdAnnealing } from '../transformer/schedule.js';
 import { loadTrainState, saveTrainState } from '../transformer/store.js';
 import { tokensFromImages, tokensFromTensor, type TokenizerLike } from '../transformer/tokens.js';
+import { distributedContext } from '../distributed/context.js';
+import { loopSettings, loopStepsPerEpoch, prepareOutDir, runTrainingLoop, type LoopTask, type TrainLoopOptions, type TrainLoopResult } from './loop.js';
 
 /** The official AR model's init_args: transformer_config.params and the optimisation settings. */
 export interface ARTrainConfig extends ARTrainingSettings {
@@ -31,19 +31,7 @@ export interface TokenData {
   labels: Tensor;
 }
 
-export interface TrainStepLog {
-  step: number;
-  /** Steps this run trains to. */
-  maxSteps: number;
-  epoch: number;
-  loss: number;
-  lr: number;
-  wd: number;
-  gradNorm: number;
-  seconds: number;
-}
-
-export interface TrainTransformerOptions {
+export interface TrainTransformerOptions extends TrainLoopOptions {
   tokens?: TokenData;
   /** Frozen tokenizer that encodes `data` or `images`. */
   tokenizer?: TokenizerLike;
@@ -53,41 +41,21 @@ export interface TrainTransformerOptions {
   images?: { images: Tensor; labels: Tensor | number[] };
   /** Side the folder images are resized/cropped to (default: the tokenizer's ddconfig.resolution, else 256). */
   imageSize?: number;
-  outDir: string;
-  maxSteps?: number;
-  maxEpochs?: number;
-  batchSize: number;
-  seed?: number;
-  signal?: AbortSignal;
-  onStep?(log: TrainStepLog): void;
   /** Called once the token data is ready (cached: read from the token cache instead of encoding). */
   onData?(info: { sequences: number; cached?: boolean }): void;
-  /** Continue from outDir/last.ckpt when it exists. */
-  resume?: boolean;
-  /** Steps between refreshes of outDir/last.ckpt (default 1000; always at the end and on abort). */
-  checkpointEvery?: number;
-  /** Also keep outDir/step-<N>.ckpt every this many steps (default 0: off). */
-  keepEvery?: number;
+  /** Peak learning rate (overrides the config's learning_rate). */
+  lr?: number;
+  /** Global gradient-norm clipping (default 1.0, as the official trainer; 0: off). */
   clip?: number;
   device?: string;
-  /** Micro-batches of batchSize whose gradients are summed before each update (default 1). */
-  accumulateGradBatches?: number;
-  /**
-   * Data-parallel training (default: join the group of the torchrun environment when WORLD_SIZE > 1; see
-   * DistributedOption). Each rank trains on its DistributedSampler share with batchSize sequences per step (the
-   * global batch is worldSize x batchSize x accumulateGradBatches); rank 0 alone writes checkpoints and the log;
-   * logged losses are averaged over the ranks.
-   */
-  distributed?: DistributedOption;
+  /** Mixed precision of the forward pass: 'bfloat16' (CPU or CUDA) or 'float16' (CUDA). */
+  autocast?: 'bfloat16' | 'float16';
 }
 
-export interface TrainTransformerResult {
+export interface TrainTransformerResult extends TrainLoopResult {
   model: Transformer;
-  steps: number;
-  aborted: boolean;
+  /** Loss of the last step (NaN when no step ran). */
   lastLoss: number;
-  /** outDir/last.ckpt */
-  checkpoint: string;
 }
 
 type ConfigInput = ARTrainConfig | TransformerConfig | TransformerPreset | string;
@@ -105,24 +73,6 @@ function splitConfig(config: ConfigInput): { model: TransformerConfig | Transfor
   return { model: config as TransformerConfig | TransformerPreset | string, train: {} };
 }
 
-/** Deterministic permutation (mulberry32 + Fisher-Yates). */
-function permutation(n: number, seed: number): Uint32Array {
-  let s = seed >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const p = Uint32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [p[i], p[j]] = [p[j]!, p[i]!];
-  }
-  return p;
-}
-
 async function tokenData(opts: TrainTransformerOptions): Promise<TokenData & { cached?: boolean; key?: string }> {
   if (opts.tokens) return opts.tokens;
   const tok = opts.tokenizer;
@@ -136,116 +86,91 @@ async function tokenData(opts: TrainTransformerOptions): Promise<TokenData & { c
 }
 
 /**
- * Trains (or resumes) and returns the model. Writes outDir/log.jsonl (one JSON object per step) and
- * outDir/last.ckpt every checkpointEvery steps, at the end, and when `signal` aborts (then resolves with
- * aborted: true). Resuming restores weights, AdamW moments, the data order and the generator state, so a
- * resumed run equals an uninterrupted one.
- * @throws RangeError when the token maps do not have block_size tokens, or the seed/batch size differ from
- *   the checkpoint being resumed; Error naming the step and the last good checkpoint when the loss is not
- *   finite (nothing is saved then)
+ * Trains (or resumes) and returns the model. Writes outDir/log.jsonl (one JSON object per step), last.ckpt and
+ * step=N.ckpt as TrainLoopOptions say. Resuming restores weights, AdamW moments, the data order and the generator
+ * state, so a resumed run equals an uninterrupted one.
+ * @throws RangeError when the token maps do not have block_size tokens, or the seed/batch size differ from the
+ *   checkpoint being resumed; TrainingDivergedError (ERR_IBQ_NON_FINITE) naming the step and the last good
+ *   checkpoint when the loss is not finite (nothing is saved for that step); ERR_IBQ_OUT_DIR_IN_USE /
+ *   ERR_IBQ_NO_CHECKPOINT for the output folder
  */
 export async function trainTransformer(config: ConfigInput, opts: TrainTransformerOptions): Promise<TrainTransformerResult> {
-  if (!opts || typeof opts !== 'object') throw new TypeError(`options: expected an object, got ${describe(opts)}`);
-  const batchSize = checkInt(opts.batchSize, 'batchSize', 1);
-  if (typeof opts.outDir !== 'string') throw new TypeError(`outDir: expected a string, got ${describe(opts.outDir)}`);
-  const seed = checkInt(opts.seed ?? 0, 'seed', 0, 2 ** 32 - 1);
+  const s = loopSettings(opts);
   const clip = checkNumber(opts.clip ?? 1.0, 'clip', 0);
-  const every = checkInt(opts.checkpointEvery ?? 1000, 'checkpointEvery', 1);
-  const keepEvery = checkInt(opts.keepEvery ?? 0, 'keepEvery', 0);
   const { model: modelCfg, train } = splitConfig(config);
-  const peakLr = checkNumber(train.learning_rate ?? 1e-4, 'learning_rate', 0);
+  const peakLr = checkNumber(opts.lr ?? train.learning_rate ?? 1e-4, opts.lr !== undefined ? 'lr' : 'learning_rate', 0);
   const wd = checkNumber(train.weight_decay ?? 1e-2, 'weight_decay', 0);
-  const acc = checkInt(opts.accumulateGradBatches ?? 1, 'accumulateGradBatches', 1);
+  const autocast = checkAutocastDType(opts.autocast, 'autocast', opts.device ?? 'cpu');
   const dist = await distributedContext(opts.distributed, opts.device);
-  const model = Transformer.create(modelCfg, { seed, device: dist.device }).train();
+  prepareOutDir(s, dist.isMain);
+  const model = Transformer.create(modelCfg, { seed: s.seed, device: dist.device }).train();
   const L = model.config.block_size;
 
-  mkdirSync(opts.outDir, { recursive: true });
   const data = await tokenData(opts);
   const [N, T] = data.tokens.shape as [number, number];
   if (data.tokens.shape.length !== 2 || data.tokens.dtype !== 'int64') throw new RangeError(`tokens.tokens: expected int64 [N, ${L}], got ${data.tokens.dtype} [${data.tokens.shape}]`);
   if (T !== L) throw new RangeError(`tokens: ${T} tokens per image (the tokenizer's h x w), but the transformer's block_size is ${L}`);
   if (data.labels.shape.join() !== String(N)) throw new RangeError(`tokens.labels: expected int64 [${N}], got [${data.labels.shape}]`);
-  const perRank = samplesPerRank(N, dist);
-  if (perRank < batchSize * acc) {
-    throw new RangeError(`batchSize: ${batchSize} x accumulateGradBatches ${acc} exceeds the ${perRank} training sequences of each of ${dist.worldSize} rank(s)`);
-  }
+
   opts.onData?.({ sequences: N, cached: data.cached });
   const allTokens = data.tokens.dataSync() as BigInt64Array;
   const allLabels = data.labels.dataSync() as BigInt64Array;
 
-  const ckptPath = join(opts.outDir, 'last.ckpt');
-  const rows = batchSize * acc;
-  const itersPerEpoch = Math.floor(perRank / rows);
-  const maxSteps = opts.maxSteps !== undefined ? checkInt(opts.maxSteps, 'maxSteps', 1) : itersPerEpoch * checkInt(opts.maxEpochs ?? 1, 'maxEpochs', 1);
+  const itersPerEpoch = loopStepsPerEpoch(N, s, dist, true);
+  const maxSteps = s.maxSteps ?? itersPerEpoch * (s.maxEpochs ?? 1);
   const sched = {
     peakLr, wd, wdEnd: train.twde ?? 0, warmupIters: (train.wp ?? 0) * itersPerEpoch, maxIters: maxSteps, wp0: train.wp0, wpe: train.wpe,
   };
-  const bookkeeping = {
-    seed, batch_size: batchSize, max_steps: maxSteps, sequences: N, data_key: data.key ?? null, world_size: dist.worldSize, accumulate_grad_batches: acc,
+  const bookkeeping: Record<string, unknown> = {
+    seed: s.seed, batch_size: s.batchSize, max_steps: maxSteps, sequences: N, data_key: data.key ?? null, world_size: dist.worldSize,
+    accumulate_grad_batches: s.accumulate,
   };
-
-  let step = 0;
-  let lastGood: string | undefined;
-  if (opts.resume && existsSync(ckptPath)) {
-    const r = await loadTrainState(ckptPath, model);
-    for (const k of ['seed', 'batch_size'] as const) {
-      if (r.train[k] !== bookkeeping[k]) throw new RangeError(`resume: ${ckptPath} was trained with ${k} ${r.train[k]}, this run has ${bookkeeping[k]}`);
-    }
-    step = r.globalStep;
-    lastGood = ckptPath;
-  }
-  const flag = abortFlag(opts.signal);
-  const logPath = join(opts.outDir, 'log.jsonl');
   let lastLoss = NaN;
   let lr = sched.peakLr;
   let wdNow = wd;
-  const t0 = performance.now();
-  const save = async () => {
-    if (!dist.isMain) return;
-    await saveTrainState(ckptPath, model, {
-      globalStep: step, epoch: Math.floor(step / itersPerEpoch), lr, weightDecay: wdNow, hyperParameters: { ...train }, train: bookkeeping,
-    });
-    lastGood = ckptPath;
+  type Batch = { tokens: Tensor; labels: Tensor };
+  const task: LoopTask<Batch> = {
+    length: N,
+    dropLast: true,
+    async load(indices) {
+      const B = indices.length;
+      const tok = new BigInt64Array(B * L);
+      const lab = new BigInt64Array(B);
+      indices.forEach((row, b) => {
+        tok.set(allTokens.subarray(row * L, (row + 1) * L), b * L);
+        lab[b] = allLabels[row]!;
+      });
+      return { tokens: tensor(tok, [B, L]), labels: tensor(lab, [B]) };
+    },
+    release: (b) => {
+      b.tokens.dispose();
+      b.labels.dispose();
+    },
+    size: (b) => b.labels.shape[0]!,
+    async step(b, step, info) {
+      ({ lr, wd: wdNow } = lrWdAnnealing(step, sched));
+      const r = await model.trainStep(b.tokens, b.labels, { lr, weightDecay: wdNow, clip, autocast, accumulate: info.accumulate });
+      const log = { loss: r.loss, grad_norm: r.gradNorm, wd: wdNow };
+      if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+        const where = r.nonfiniteRanks.length ? ` on rank ${r.nonfiniteRanks.join(', ')}` : '';
+        return { log, lr, nonFinite: `loss${where} (loss ${r.loss}, gradient norm ${r.gradNorm})` };
+      }
+      lastLoss = r.loss;
+      return { log, lr };
+    },
+    save: (path, at) =>
+      saveTrainState(path, model, { ...at, lr, weightDecay: wdNow, hyperParameters: { ...train }, train: { ...bookkeeping, data_position: at.position } }),
+    async restore(path) {
+      const r = await loadTrainState(path, model);
+      for (const k of ['seed', 'batch_size'] as const) {
+        if (r.train[k] !== bookkeeping[k]) throw new RangeError(`resume: ${path} was trained with ${k} ${r.train[k]}, this run has ${bookkeeping[k]}`);
+      }
+      const p = r.train.data_position as { epoch?: unknown; samples?: unknown } | undefined;
+      const position = p && typeof p.epoch === 'number' && typeof p.samples === 'number' ? { epoch: p.epoch, samples: p.samples } : undefined;
+      return { globalStep: r.globalStep, position };
+    },
+    attach: (group) => model.setDataParallel(group),
   };
-  if (dist.group) await model.setDataParallel(dist.group);
-  try {
-  while (step < maxSteps) {
-    if (await dist.anyStops(!!(flag && flag[0]))) {
-      await save();
-      return { model, steps: step, aborted: true, lastLoss, checkpoint: ckptPath };
-    }
-    const epoch = Math.floor(step / itersPerEpoch);
-    const perm = shardOrder(permutation(N, seed + epoch), dist);
-    const start = (step % itersPerEpoch) * rows;
-    const tok = new BigInt64Array(rows * L);
-    const lab = new BigInt64Array(rows);
-    for (let b = 0; b < rows; b++) {
-      const row = perm[start + b]!;
-      tok.set(allTokens.subarray(row * L, (row + 1) * L), b * L);
-      lab[b] = allLabels[row]!;
-    }
-    ({ lr, wd: wdNow } = lrWdAnnealing(step, sched));
-    const r = await model.trainStep(tensor(tok, [rows, L]), tensor(lab, [rows]), { lr, weightDecay: wdNow, clip, accumulate: acc });
-    if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
-      const where = r.nonfiniteRanks.length ? ` on rank ${r.nonfiniteRanks.join(', ')}` : '';
-      throw new Error(`training diverged: the loss is ${r.loss}${where} (gradient norm ${r.gradNorm}) at step ${step + 1}; ` +
-        `nothing was saved for it; last good checkpoint: ${lastGood ?? 'none'}`);
-    }
-    step++;
-    lastLoss = r.loss;
-    const log: TrainStepLog = { step, maxSteps, epoch, loss: r.loss, lr, wd: wdNow, gradNorm: r.gradNorm, seconds: (performance.now() - t0) / 1000 };
-    if (dist.isMain) {
-      appendFileSync(logPath, JSON.stringify(log) + '\n');
-      opts.onStep?.(log);
-    }
-    const keep = keepEvery > 0 && step % keepEvery === 0;
-    if (keep || step % every === 0 || step === maxSteps) await save();
-    if (keep && dist.isMain) copyFileSync(ckptPath, join(opts.outDir, `step-${String(step).padStart(7, '0')}.ckpt`));
-  }
-  } catch (e) {
-    dist.fail(e);
-    throw e;
-  }
-  return { model, steps: step, aborted: false, lastLoss, checkpoint: ckptPath };
+  const r = await runTrainingLoop(task, { ...s, maxSteps, prefetch: Math.min(s.prefetch, 1) }, { ...opts, dist });
+  return { ...r, model, lastLoss };
 }

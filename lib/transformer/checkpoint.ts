@@ -5,11 +5,13 @@
  * through plainConfig). A safetensors file (recognised by its bytes) is read as a bare state dict.
  */
 import { describe } from '../core/errors.js';
-import { loadWeightsFile, plainConfig } from '../io/index.js';
+import { loadWeightsFile, plainConfig, stripWrapperPrefixes } from '../io/index.js';
 import type { StateDict } from '../core/module.js';
 import { Tensor } from '../core/tensor.js';
-import { type TransformerConfig, type TransformerPreset } from './config.js';
-import type { CheckpointLike } from './transformer.js';
+import type { TransformerConfig, TransformerPreset } from './config_types.js';
+
+/** A checkpoint path, a loaded Checkpoint, or a bare state dict. */
+export type CheckpointLike = string | { stateDict: StateDict; meta?: Record<string, unknown> } | StateDict;
 
 const PREFIX = 'transformer.';
 
@@ -49,5 +51,5 @@ export async function loadCheckpointLike(
     throw new TypeError(`checkpoint: expected a path, a Checkpoint or a Map<string, Tensor>, got ${describe(src)}`);
   }
   const cfg = config !== undefined ? config : configFromMeta(meta);
-  return { stateDict: transformerStateDict(sd), config: cfg };
+  return { stateDict: transformerStateDict(stripWrapperPrefixes(sd).stateDict), config: cfg };
 }

@@ -8,47 +8,15 @@ import { describe } from '../core/errors.js';
 import { native } from '../native.js';
 import type { StateDict } from '../core/module.js';
 
-export interface TransformerConfig {
-  vocab_size: number;
-  /** Number of image tokens (a square: the 2D RoPE grid). */
-  block_size: number;
-  n_layer: number;
-  n_head: number;
-  n_embd: number;
-  /** Must equal n_embd (the condition is the class embedding). Default n_embd. */
-  cond_dim?: number;
-  class_num: number;
-  cls_token_num?: number;
-  rope_base?: number;
-  norm_eps?: number;
-  multiple_of?: number;
-  n_kv_head?: number | null;
-  shared_aln?: boolean;
-  ffn_dim_multiplier?: number | null;
-  resid_dropout_p?: number;
-  ffn_dropout_p?: number;
-  attn_dropout_p?: number;
-  token_drop?: number;
-  drop_path_rate?: number;
-  /** LabelEmbedder dropout; > 0 adds the null-class row used by guidance. Default 0.1. */
-  class_dropout_prob?: number;
-  /** Init scale of the AdaLN gammas. Default 1e-3. */
-  alng?: number;
-  /** Init std (the official keyword keeps its spelling). Default 0.02. */
-  initalizer_range?: number;
-}
+export type { TransformerConfig, TransformerPreset } from './config_types.js';
+import type { TransformerConfig, TransformerPreset } from './config_types.js';
 
-export type TransformerPreset = 'B' | 'L' | 'XL' | 'XXL';
 export const TRANSFORMER_PRESETS: readonly TransformerPreset[] = ['B', 'L', 'XL', 'XXL'];
 
-const KNOWN = new Set([
-  'vocab_size', 'block_size', 'n_layer', 'n_head', 'n_embd', 'cond_dim', 'class_num', 'cls_token_num', 'rope_base',
-  'norm_eps', 'multiple_of', 'n_kv_head', 'shared_aln', 'ffn_dim_multiplier', 'resid_dropout_p', 'ffn_dropout_p',
-  'attn_dropout_p', 'token_drop', 'drop_path_rate', 'class_dropout_prob', 'alng', 'initalizer_range',
-  // accepted and ignored, as the official GPT ignores them for this model
-  'embd_pdrop', 'n_unmasked', 'max_batch_size', 'max_seq_len', 'use_pretrained_codebook', 'codebook_ckpt_path',
-  'n_codebook_embd',
-]);
+/** Official GPT arguments that this model ignores, as the official GPT does (accepted, not used). */
+const IGNORED_FIELDS = ['embd_pdrop', 'n_unmasked', 'max_batch_size', 'max_seq_len', 'use_pretrained_codebook', 'codebook_ckpt_path', 'n_codebook_embd'];
+/** The config's fields come from the native config (native/ibq/transformer.h, the one list), plus the ignored ones. */
+const KNOWN = new Set([...native.transformerConfigFields(), ...IGNORED_FIELDS]);
 
 /** The transformer_config.params of an official AR YAML (readConfig's `transformer`). */
 export function transformerConfigFromYaml(path: string): TransformerConfig {

@@ -6,9 +6,10 @@
  * [-1, 1]) are encoded directly, without a cache. The tokenizer is switched to eval mode while encoding.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { listImages } from '../data/image_files.js';
 import { loadSafetensors, saveSafetensors } from '../io/index.js';
 import { describe } from '../core/errors.js';
 import { tensor, Tensor } from '../core/tensor.js';
@@ -53,23 +54,6 @@ async function flatten(batches: Tensor[]): Promise<Tensor> {
   return tensor(flat, [N, L]);
 }
 
-const IMAGE = /\.(png|jpe?g|webp|bmp|gif|tiff?)$/i;
-
-export function listImageFolder(dir: string): { paths: string[]; labels: number[]; classes: string[] } {
-  const classes = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
-  if (classes.length === 0) throw new RangeError(`data: ${dir} has no class sub-folders`);
-  const paths: string[] = [];
-  const labels: number[] = [];
-  classes.forEach((c, i) => {
-    for (const f of readdirSync(join(dir, c)).filter((f) => IMAGE.test(f)).sort()) {
-      paths.push(join(dir, c, f));
-      labels.push(i);
-    }
-  });
-  if (paths.length === 0) throw new RangeError(`data: no images under ${dir}`);
-  return { paths, labels, classes };
-}
-
 /** Key of (image list with sizes and mtimes, tokenizer weights, image size). */
 async function cacheKey(paths: string[], tok: TokenizerLike, imageSize: number): Promise<string> {
   const h = createHash('sha256');
@@ -98,7 +82,8 @@ export async function tokensFromImages(
   dir: string,
   opts: { cacheDir: string; imageSize: number; batchSize?: number },
 ): Promise<{ tokens: Tensor; labels: Tensor; classes: string[]; cached: boolean; key: string }> {
-  const { paths, labels, classes } = listImageFolder(dir);
+  const { paths, labels, classes, layout } = listImages(dir, 'train');
+  if (classes.length === 0) throw new RangeError(`data: ${dir} has no class sub-folders (found a ${layout} of images); the AR model needs one folder per class`);
   const key = await cacheKey(paths, tok, opts.imageSize);
   const file = join(opts.cacheDir, `tokens-${key}.safetensors`);
   if (existsSync(file)) {

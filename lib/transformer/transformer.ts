@@ -4,7 +4,7 @@
  * names them (`tok_emb.weight`, `blocks.0.attention.wqkv.weight`, `head.weight`, ...); official AR
  * checkpoints keep them under `transformer.`, which fromCheckpoint strips.
  */
-import { abortFlag, checkInt, checkNumber, checkOptionKeys, describe } from '../core/errors.js';
+import { checkInt, withAbort, checkNumber, checkOptionKeys, describe } from '../core/errors.js';
 import { native, type ProcessGroupNative, type TransformerNative } from '../native.js';
 import { Module, type StateDict, stateDictEntries, entriesToStateDict } from '../core/module.js';
 import { Tensor, tensor, wrap } from '../core/tensor.js';
@@ -63,7 +63,8 @@ function labelTensor(labels: Tensor | number[], name = 'labels'): Tensor {
 }
 
 /** What fromCheckpoint accepts: a path (needs the checkpoint loader), a loaded checkpoint, or a state dict. */
-export type CheckpointLike = string | { stateDict: StateDict; meta?: Record<string, unknown> } | StateDict;
+export type { CheckpointLike } from './checkpoint.js';
+import { loadCheckpointLike, type CheckpointLike } from './checkpoint.js';
 
 export class Transformer extends Module<TransformerNative> {
   private constructor(handle: TransformerNative) {
@@ -92,7 +93,6 @@ export class Transformer extends Module<TransformerNative> {
     pathOrCkpt: CheckpointLike,
     opts: { config?: TransformerConfig | TransformerPreset | string; strict?: boolean; device?: string } = {},
   ): Promise<Transformer> {
-    const { loadCheckpointLike } = await import('./checkpoint.js');
     const { stateDict, config } = await loadCheckpointLike(pathOrCkpt, opts.config);
     let cfg = config;
     if (!cfg) {
@@ -144,11 +144,7 @@ export class Transformer extends Module<TransformerNative> {
   async sample(opts: SampleOptions): Promise<Tensor> {
     const o = checkSampleOptions(opts, this.config.class_num);
     const labels = labelTensor(opts.labels);
-    const h = await this.native.sample(labels.handle, {
-      ...o,
-      onProgress: opts.onProgress,
-      abortFlag: abortFlag(opts.signal),
-    });
+    const h = await withAbort(opts.signal, (abortFlag) => this.native.sample(labels.handle, { ...o, onProgress: opts.onProgress, abortFlag }));
     return wrap(h);
   }
 
@@ -171,8 +167,8 @@ export class Transformer extends Module<TransformerNative> {
     return { loss: r.loss, grads: entriesToStateDict(r.grads) };
   }
 
-  /** @internal One AdamW step (lib/transformer_train.ts). */
-  trainStep(tokens: Tensor, labels: Tensor, o: { lr: number; weightDecay: number; clip: number; accumulate?: number }) {
+  /** @internal One AdamW step (lib/train/transformer.ts). */
+  trainStep(tokens: Tensor, labels: Tensor, o: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16'; accumulate?: number }) {
     return this.native.trainStep(tokens.handle, labels.handle, o);
   }
   /** @internal Data-parallel training over a process group (a collective: broadcasts weights from rank 0). */

@@ -68,4 +68,15 @@ Napi::Object LoadResultToJs(Napi::Env env, const ibq::LoadResult& r) {
   return out;
 }
 
+// { autocast?: "bfloat16" | "float16" } -> the autocast dtype (absent / false: none)
+c10::optional<at::ScalarType> ArgAutocast(const Napi::Value& opts) {
+  if (!opts.IsObject()) return c10::nullopt;
+  auto v = opts.As<Napi::Object>().Get("autocast");
+  if (v.IsUndefined() || v.IsNull() || (v.IsBoolean() && !v.As<Napi::Boolean>().Value())) return c10::nullopt;
+  std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "bfloat16") return at::kBFloat16;
+  if (s == "float16") return at::kHalf;
+  ThrowRange(opts.Env(), "autocast: expected 'bfloat16' or 'float16'");
+}
+
 }  // namespace ibqb

@@ -13,5 +13,7 @@ ibq::NamedTensors ArgStateDict(const Napi::Value& v, const char* arg);
 Napi::Array StateDictToJs(Napi::Env env, const ibq::NamedTensors& sd, bool share = false);
 Napi::Object LoadResultToJs(Napi::Env env, const ibq::LoadResult& r);
 Napi::Array StringsToJs(Napi::Env env, const std::vector<std::string>& v);
+// { autocast?: "bfloat16" | "float16" } -> the autocast dtype; absent, null or false: none; RangeError otherwise.
+c10::optional<at::ScalarType> ArgAutocast(const Napi::Value& opts);
 
 }  // namespace ibqb

@@ -29,6 +29,8 @@ ErrorInfo CurrentError() {
     throw;
   } catch (const ibq::Aborted& e) {
     info = {ErrorInfo::kAbort, e.what()};
+  } catch (const ibq::ShapeError& e) {
+    info = {ErrorInfo::kShape, e.what()};
   } catch (const ibq::TypeError& e) {
     info = {ErrorInfo::kTypeError, e.what()};
   } catch (const ibq::ValueError& e) {
@@ -45,21 +47,33 @@ ErrorInfo CurrentError() {
   return info;
 }
 
+// Codes as listed in lib/core/errors.ts (ERROR_CODES).
 Napi::Value MakeError(Napi::Env env, const ErrorInfo& info) {
+  Napi::Error err;
+  const char* code = "ERR_IBQ_NATIVE";
   switch (info.kind) {
     case ErrorInfo::kTypeError:
-      return Napi::TypeError::New(env, info.message).Value();
+      err = Napi::TypeError::New(env, info.message);
+      code = "ERR_IBQ_INVALID_ARGUMENT";
+      break;
     case ErrorInfo::kRangeError:
-      return Napi::RangeError::New(env, info.message).Value();
-    case ErrorInfo::kAbort: {
-      auto err = Napi::Error::New(env, info.message);
+      err = Napi::RangeError::New(env, info.message);
+      code = "ERR_IBQ_INVALID_ARGUMENT";
+      break;
+    case ErrorInfo::kShape:
+      err = Napi::RangeError::New(env, info.message);
+      code = "ERR_IBQ_SHAPE";
+      break;
+    case ErrorInfo::kAbort:
+      err = Napi::Error::New(env, info.message);
       err.Set("name", Napi::String::New(env, "AbortError"));
-      err.Set("code", Napi::String::New(env, "ABORT_ERR"));
-      return err.Value();
-    }
+      code = "ERR_IBQ_ABORTED";
+      break;
     default:
-      return Napi::Error::New(env, info.message).Value();
+      err = Napi::Error::New(env, info.message);
   }
+  err.Set("code", Napi::String::New(env, code));
+  return err.Value();
 }
 
 void ThrowType(Napi::Env env, const std::string& message) { throw Napi::TypeError::New(env, message); }

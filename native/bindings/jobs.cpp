@@ -78,6 +78,8 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
     running_ = true;
     dispatch(std::move(task));
   }
+  // Jobs submitted on the JS thread whose promise has not been settled yet (changed on the JS thread only).
+  int64_t outstanding = 0;
 
  private:
   void dispatch(std::function<void()> task) {
@@ -103,6 +105,7 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
 };
 
 std::shared_ptr<JobQueue> NewQueue() { return std::make_shared<JobQueue>(); }
+bool QueueBusy(const std::shared_ptr<JobQueue>& queue) { return queue && queue->outstanding > 0; }
 
 namespace {
 
@@ -157,6 +160,7 @@ struct Job {
   bool failed = false;
   ErrorInfo error;
   Napi::Promise::Deferred deferred;
+  std::shared_ptr<JobQueue> queue;  // counted in queue->outstanding until settled
   explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
 
@@ -178,6 +182,7 @@ Completion* GetCompletion(Napi::Env env) {
 }
 
 void Settle(Napi::Env env, Job* job) {
+  if (job->queue) --job->queue->outstanding;
   if (auto* c = GetCompletion(env); --c->pending == 0) c->tsfn.Unref(env);
   job->ctx.state->abort_ref.Reset();
   job->ctx.state->on_progress.Reset();
@@ -257,6 +262,10 @@ Napi::Promise Submit(Napi::Env env, Work work, const JobOptions& opts) {
     st.has_progress = true;
   }
   Napi::Promise promise = job->deferred.Promise();
+  if (opts.queue) {
+    job->queue = opts.queue;
+    ++opts.queue->outstanding;
+  }
   if (completion->pending++ == 0) completion->tsfn.Ref(env);
   Completer tsfn = completion->tsfn;
   Job* raw = job.release();

@@ -34,6 +34,8 @@ using Work = std::function<Finisher(JobContext&)>;
 
 class JobQueue;
 std::shared_ptr<JobQueue> NewQueue();
+// Whether a job of `queue` is running or waiting.
+bool QueueBusy(const std::shared_ptr<JobQueue>& queue);
 
 struct JobOptions {
   std::shared_ptr<JobQueue> queue;  // null: runs as soon as a worker is free

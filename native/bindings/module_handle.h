@@ -25,6 +25,13 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
   }
   const std::shared_ptr<JobQueue>& queue() const { return queue_; }
 
+  // The module as its own class (module_ is its one owner; nothing else in a handle holds it).
+  template <class M>
+  std::shared_ptr<M> typed(Napi::Env env) const {
+    module(env);
+    return std::static_pointer_cast<M>(module_);
+  }
+
  protected:
   using Self = ModuleHandle<Derived>;
   static std::vector<typename Napi::ObjectWrap<Derived>::PropertyDescriptor> CommonMethods() {
@@ -44,8 +51,17 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
     };
   }
 
-  // Keys a model ignores when loading (not its own; e.g. tokenizer: 'loss.', 'model_ema.').
-  virtual std::vector<std::string> skip_prefixes() const { return {}; }
+  // Synchronous calls that read or change the model refuse to run while one of its jobs is queued or running
+  // (Error with code ERR_IBQ_BUSY): await the job first. Asynchronous calls are queued in order instead.
+  void check_idle(Napi::Env env, const char* what) const {
+    if (!QueueBusy(queue_)) return;
+    auto err = Napi::Error::New(env, std::string(what) + ": the model is busy with a running job; await it first");
+    err.Set("code", Napi::String::New(env, "ERR_IBQ_BUSY"));
+    throw err;
+  }
+
+  // What a derived handle owns besides module_ (optimizer or trainer state); released by dispose().
+  virtual void release_extra() {}
 
   std::shared_ptr<torch::nn::Module> module_;
   std::shared_ptr<JobQueue> queue_ = NewQueue();
@@ -54,16 +70,22 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
   // stateDict() -> [name, Tensor][] (copies, in torch's state_dict order)
   Napi::Value StateDict(const Napi::CallbackInfo& info) {
     auto& m = module(info.Env());
+    check_idle(info.Env(), "stateDict()");
     return Guard(info.Env(), [&] { return StateDictToJs(info.Env(), ibq::state_dict(m)); });
   }
-  // loadStateDict(entries, strict) -> Promise<{missing, unexpected, mismatched}> (on the model's queue)
+  // loadStateDict(entries, strict, skip?: string[]) -> Promise<{missing, unexpected, mismatched}> (on the model's
+  // queue); keys under a `skip` prefix are not the model's own (e.g. the tokenizer's 'loss.', 'model_ema.')
   Napi::Value LoadStateDict(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     module(env);
     auto sd = ArgStateDict(info[0], "stateDict");
     bool strict = ArgBool(info[1], "strict", true);
     auto m = module_;
-    auto skip = skip_prefixes();
+    std::vector<std::string> skip;
+    if (info[2].IsArray()) {
+      auto a = info[2].As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) skip.push_back(ArgString(a.Get(i), "skip[]"));
+    }
     return Submit(
         env,
         [m, sd, strict, skip](JobContext&) -> Finisher {
@@ -86,20 +108,25 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
     return MakeModuleRef(info.Env(), ModuleRef{module_, queue_});
   }
   Napi::Value SetTraining(const Napi::CallbackInfo& info) {
-    module(info.Env()).train(ArgBool(info[0], "training", true));
+    auto& m = module(info.Env());
+    check_idle(info.Env(), "train()/eval()");
+    m.train(ArgBool(info[0], "training", true));
     return info.Env().Undefined();
   }
   Napi::Value IsTraining(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), module(info.Env()).is_training());
   }
+  // Safe while a job runs: parameters change device only through the synchronous to(), which check_idle guards.
   Napi::Value Device(const Napi::CallbackInfo& info) {
     auto& m = module(info.Env());
     auto params = m.parameters();
     return Napi::String::New(info.Env(), params.empty() ? "cpu" : params[0].device().str());
   }
-  // dispose(): drops this handle's reference; a running job keeps the module alive until it ends.
+  // dispose(): releases the module and everything the handle owns at once; a running or queued job keeps what
+  // it uses alive until it ends, then the memory goes.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     module_.reset();
+    release_extra();
     return info.Env().Undefined();
   }
 };

@@ -44,7 +44,6 @@ class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
   }
 
  protected:
-  std::vector<std::string> skip_prefixes() const override { return {"loss.", "model_ema."}; }
 
  private:
   std::shared_ptr<ibq::TokenizerImpl> tok(Napi::Env env) {

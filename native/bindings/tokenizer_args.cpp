@@ -82,16 +82,6 @@ ibq::VQOptions ArgVQOptions(const Napi::Object& o, const char* arg) {
   return q;
 }
 
-c10::optional<at::ScalarType> ArgAutocast(const Napi::Value& opts) {
-  if (!opts.IsObject()) return c10::nullopt;
-  auto v = opts.As<Napi::Object>().Get("autocast");
-  if (v.IsUndefined() || v.IsNull() || (v.IsBoolean() && !v.As<Napi::Boolean>().Value())) return c10::nullopt;
-  std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
-  if (s == "bfloat16") return at::kBFloat16;
-  if (s == "float16") return at::kHalf;
-  ThrowRange(opts.Env(), "autocast: expected 'bfloat16' or 'float16'");
-}
-
 double OptNumber(const Napi::Value& opts, const char* key, double fallback) {
   if (!opts.IsObject()) return fallback;
   auto v = opts.As<Napi::Object>().Get(key);

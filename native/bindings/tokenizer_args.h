@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "bindings/convert.h"
 #include "bindings/jobs.h"
 #include "ibq/compat.h"
 #include "ibq/quantizer.h"
@@ -24,8 +25,6 @@ ibq::vqgan::DDConfig ArgDDConfig(const Napi::Value& v, const char* arg);
 ibq::IBQOptions ArgIBQOptions(const Napi::Object& o, const char* arg);
 // { n_embed, embed_dim, beta, legacy, l2_normalize }.
 ibq::VQOptions ArgVQOptions(const Napi::Object& o, const char* arg);
-// opts.autocast: undefined | 'bfloat16' | 'float16' (RangeError otherwise).
-c10::optional<at::ScalarType> ArgAutocast(const Napi::Value& opts);
 // opts[key] as a number, or `fallback` when absent.
 double OptNumber(const Napi::Value& opts, const char* key, double fallback);
 // A JS object { name: TensorHandle } (tensors detached).

@@ -198,6 +198,8 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
     module(env);
     return trainer_;
   }
+  // The trainer owns the optimizers, LPIPS, discriminator and EMA: dispose() releases them with module_.
+  void release_extra() override { trainer_.reset(); }
 
   // step(x, globalStep, accumulate?) -> Promise<{ log: Record<string, number>,
   //   nonfinite: '' | 'generator' | 'discriminator', nonfiniteRanks: number[] }>
@@ -218,6 +220,10 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
             auto ranks = Napi::Array::New(env, r.nonfinite_ranks.size());
             for (size_t i = 0; i < r.nonfinite_ranks.size(); ++i) ranks.Set(uint32_t(i), Napi::Number::New(env, r.nonfinite_ranks[i]));
             o.Set("nonfiniteRanks", ranks);
+            auto lr = Napi::Array::New(env, 2);
+            lr.Set(0u, r.lr_gen);
+            lr.Set(1u, r.lr_disc);
+            o.Set("lr", lr);
             return o;
           };
         },

@@ -12,6 +12,9 @@
 #include "bindings/tensor.h"
 #include "ibq/errors.h"
 #include "ibq/transformer.h"
+#include <cstring>
+#include <type_traits>
+
 #include "ibq/transformer_sample.h"
 #include "ibq/transformer_train.h"
 
@@ -24,64 +27,51 @@ constexpr const char* kCtor = "TransformerHandle";
 ibq::TransformerConfig ArgConfig(const Napi::Value& v) {
   auto o = ArgObject(v, "config");
   ibq::TransformerConfig c;
-  auto i64 = [&](const char* k, int64_t& dst) {
-    if (o.Has(k) && !o.Get(k).IsUndefined()) dst = ArgInt(o.Get(k), (std::string("config.") + k).c_str(), -(int64_t(1) << 40), int64_t(1) << 40);
-  };
-  auto f64 = [&](const char* k, double& dst) {
-    if (o.Has(k) && !o.Get(k).IsUndefined()) dst = ArgNumber(o.Get(k), (std::string("config.") + k).c_str());
-  };
-  i64("vocab_size", c.vocab_size);
-  i64("block_size", c.block_size);
-  i64("n_layer", c.n_layer);
-  i64("n_head", c.n_head);
-  i64("n_embd", c.n_embd);
-  c.cond_dim = c.n_embd;
-  i64("cond_dim", c.cond_dim);
-  i64("class_num", c.class_num);
-  i64("cls_token_num", c.cls_token_num);
-  f64("rope_base", c.rope_base);
-  f64("norm_eps", c.norm_eps);
-  i64("multiple_of", c.multiple_of);
-  f64("resid_dropout_p", c.resid_dropout_p);
-  f64("ffn_dropout_p", c.ffn_dropout_p);
-  f64("attn_dropout_p", c.attn_dropout_p);
-  f64("token_drop", c.token_drop);
-  f64("drop_path_rate", c.drop_path_rate);
-  f64("class_dropout_prob", c.class_dropout_prob);
-  f64("alng", c.alng);
-  f64("initalizer_range", c.initializer_range);
-  if (o.Has("n_kv_head") && !o.Get("n_kv_head").IsNull() && !o.Get("n_kv_head").IsUndefined())
-    c.n_kv_head = ArgInt(o.Get("n_kv_head"), "config.n_kv_head", 1, 1 << 20);
-  if (o.Has("ffn_dim_multiplier") && !o.Get("ffn_dim_multiplier").IsNull() && !o.Get("ffn_dim_multiplier").IsUndefined())
-    c.ffn_dim_multiplier = ArgNumber(o.Get("ffn_dim_multiplier"), "config.ffn_dim_multiplier");
-  c.shared_aln = ArgBool(o.Get("shared_aln"), "config.shared_aln", false);
+  bool cond_dim_given = false;
+  ibq::TransformerConfig::for_each_field(c, [&](const char* k, auto& dst) {
+    using T = std::decay_t<decltype(dst)>;
+    const std::string name = std::string("config.") + k;
+    Napi::Value x = o.Get(k);
+    if (x.IsUndefined() || (x.IsNull() && !std::is_same_v<T, bool>)) return;
+    if (std::strcmp(k, "cond_dim") == 0) cond_dim_given = true;
+    if constexpr (std::is_same_v<T, int64_t>) {
+      dst = ArgInt(x, name.c_str(), -(int64_t(1) << 40), int64_t(1) << 40);
+    } else if constexpr (std::is_same_v<T, double>) {
+      dst = ArgNumber(x, name.c_str());
+    } else if constexpr (std::is_same_v<T, bool>) {
+      dst = ArgBool(x, name.c_str(), dst);
+    } else if constexpr (std::is_same_v<T, std::optional<int64_t>>) {
+      dst = ArgInt(x, name.c_str(), 1, 1 << 20);
+    } else {
+      dst = ArgNumber(x, name.c_str());
+    }
+  });
+  if (!cond_dim_given) c.cond_dim = c.n_embd;
   return c;
 }
 
+// The config as a plain object with every field (null for an absent optional).
 Napi::Object ConfigToJs(Napi::Env env, const ibq::TransformerConfig& c) {
   auto o = Napi::Object::New(env);
-  auto n = [&](const char* k, double v) { o.Set(k, Napi::Number::New(env, v)); };
-  n("vocab_size", double(c.vocab_size));
-  n("block_size", double(c.block_size));
-  n("n_layer", double(c.n_layer));
-  n("n_head", double(c.n_head));
-  n("n_embd", double(c.n_embd));
-  n("cond_dim", double(c.cond_dim));
-  n("class_num", double(c.class_num));
-  n("cls_token_num", double(c.cls_token_num));
-  n("rope_base", c.rope_base);
-  n("norm_eps", c.norm_eps);
-  n("multiple_of", double(c.multiple_of));
-  o.Set("n_kv_head", c.n_kv_head ? Napi::Number::New(env, double(*c.n_kv_head)) : env.Null());
-  o.Set("ffn_dim_multiplier", c.ffn_dim_multiplier ? Napi::Number::New(env, *c.ffn_dim_multiplier) : env.Null());
-  o.Set("shared_aln", Napi::Boolean::New(env, c.shared_aln));
-  n("resid_dropout_p", c.resid_dropout_p);
-  n("ffn_dropout_p", c.ffn_dropout_p);
-  n("attn_dropout_p", c.attn_dropout_p);
-  n("token_drop", c.token_drop);
-  n("drop_path_rate", c.drop_path_rate);
-  n("class_dropout_prob", c.class_dropout_prob);
+  ibq::TransformerConfig::for_each_field(c, [&](const char* k, const auto& v) {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, bool>) {
+      o.Set(k, Napi::Boolean::New(env, v));
+    } else if constexpr (std::is_same_v<T, std::optional<int64_t>> || std::is_same_v<T, std::optional<double>>) {
+      o.Set(k, v ? Napi::Number::New(env, double(*v)) : env.Null());
+    } else {
+      o.Set(k, Napi::Number::New(env, double(v)));
+    }
+  });
   return o;
+}
+
+// transformerConfigFields() -> the official field names, in order.
+Napi::Value TransformerConfigFields(const Napi::CallbackInfo& info) {
+  std::vector<std::string> names;
+  ibq::TransformerConfig c;
+  ibq::TransformerConfig::for_each_field(c, [&](const char* k, const auto&) { names.push_back(k); });
+  return StringsToJs(info.Env(), names);
 }
 
 std::vector<std::string> ArgStrings(const Napi::Value& v, const char* arg) {
@@ -123,17 +113,16 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     if (!info[2].IsUndefined() && !info[2].IsNull()) device = ArgDevice(info[2], "device");
     Guard(env, [&] {
       if (seeded) at::manual_seed(static_cast<uint64_t>(seed));
-      transformer_ = std::make_shared<ibq::TransformerImpl>(cfg);
-      if (device) transformer_->to(*device);
-      module_ = transformer_;
+      auto m = std::make_shared<ibq::TransformerImpl>(cfg);
+      if (device) m->to(*device);
+      module_ = m;
     });
   }
 
  private:
-  std::shared_ptr<ibq::TransformerImpl> live(Napi::Env env) const {
-    module(env);
-    return transformer_;
-  }
+  std::shared_ptr<ibq::TransformerImpl> live(Napi::Env env) const { return typed<ibq::TransformerImpl>(env); }
+
+  void release_extra() override { trainer_.reset(); }
 
   // forward(tokens, labels) -> Promise<Tensor [B, T+1, V]>
   Napi::Value Forward(const Napi::CallbackInfo& info) {
@@ -203,12 +192,13 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
         JobOptions{queue_});
   }
 
-  ibq::TransformerTrainer& trainer() {
-    if (!trainer_) trainer_ = std::make_shared<ibq::TransformerTrainer>(transformer_);
+  // AdamW state, made at the first training call (one owner: this handle; released by dispose()).
+  ibq::TransformerTrainer& trainer(Napi::Env env) {
+    if (!trainer_) trainer_ = std::make_shared<ibq::TransformerTrainer>(live(env));
     return *trainer_;
   }
 
-  // trainStep(tokens, labels, { lr, weightDecay, clip, accumulate? }) -> Promise<{ loss, gradNorm, nonfiniteRanks }>
+  // trainStep(tokens, labels, { lr, weightDecay, clip, autocast?, accumulate? }) -> Promise<{ loss, gradNorm, nonfiniteRanks }>
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto g = live(env);
@@ -217,13 +207,14 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     auto o = ArgObject(info[2], "options");
     double lr = ArgNumber(o.Get("lr"), "lr"), wd = ArgNumber(o.Get("weightDecay"), "weightDecay");
     double clip = ArgNumber(o.Get("clip"), "clip");
+    auto autocast = ArgAutocast(o);
     int64_t acc = o.Has("accumulate") && !o.Get("accumulate").IsUndefined() ? ArgInt(o.Get("accumulate"), "accumulate", 1, 1 << 20) : 1;
-    auto* t = &Guard(env, [&]() -> ibq::TransformerTrainer& { return trainer(); });
+    auto* t = &Guard(env, [&]() -> ibq::TransformerTrainer& { return trainer(info.Env()); });
     auto keep = trainer_;
     return Submit(
         env,
-        [g, keep, t, tokens, labels, lr, wd, clip, acc](JobContext&) -> Finisher {
-          auto r = t->step(tokens, labels, lr, wd, clip, acc);
+        [g, keep, t, tokens, labels, lr, wd, clip, autocast, acc](JobContext&) -> Finisher {
+          auto r = t->step(tokens, labels, lr, wd, clip, autocast, acc);
           return [r](Napi::Env env) {
             auto o = Napi::Object::New(env);
             o.Set("loss", Napi::Number::New(env, r.loss));
@@ -247,7 +238,7 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     ibq::dist::DataParallelOptions dpo;
     if (info[1].IsObject() && info[1].As<Napi::Object>().Has("bucketCapMb"))
       dpo.bucket_cap_mb = ArgInt(info[1].As<Napi::Object>().Get("bucketCapMb"), "bucketCapMb", 1, 1 << 16);
-    auto* t = &Guard(env, [&]() -> ibq::TransformerTrainer& { return trainer(); });
+    auto* t = &Guard(env, [&]() -> ibq::TransformerTrainer& { return trainer(info.Env()); });
     auto keep = trainer_;
     return Submit(
         env,
@@ -259,20 +250,23 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
   }
 
   Napi::Value OptimizerState(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "optimizerState()");
     live(info.Env());
-    return Guard(info.Env(), [&] { return StateDictToJs(info.Env(), trainer().state(), true); });
+    return Guard(info.Env(), [&] { return StateDictToJs(info.Env(), trainer(info.Env()).state(), true); });
   }
 
   Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "loadOptimizerState()");
     live(info.Env());
     auto sd = ArgStateDict(info[0], "optimizerState");
-    Guard(info.Env(), [&] { trainer().load_state(sd); });
+    Guard(info.Env(), [&] { trainer(info.Env()).load_state(sd); });
     return info.Env().Undefined();
   }
 
   // rngState(): uint8 state of the default generator of the model's device (torch.get_rng_state() layout
   // on CPU), which the training dropouts draw from; setRngState(t) restores it (for exact resume).
   Napi::Value RngState(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "rngState()");
     auto g = live(info.Env());
     return Guard(info.Env(), [&] {
       auto gen = at::globalContext().defaultGenerator(g->head->weight.device());
@@ -282,6 +276,7 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
   }
 
   Napi::Value SetRngState(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "setRngState()");
     auto g = live(info.Env());
     auto state = ArgTensor(info[0], "state");
     Guard(info.Env(), [&] {
@@ -299,6 +294,7 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
 
   // to(device): moves the weights (synchronously; before any optimizer state exists).
   Napi::Value ToDevice(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "to()");
     auto g = live(info.Env());
     auto d = ArgDevice(info[0], "device");
     Guard(info.Env(), [&] {
@@ -308,7 +304,6 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     return info.Env().Undefined();
   }
 
-  std::shared_ptr<ibq::TransformerImpl> transformer_;
   std::shared_ptr<ibq::TransformerTrainer> trainer_;
 };
 
@@ -328,6 +323,7 @@ Napi::Value TransformerConfigFn(const Napi::CallbackInfo& info) {
 void InitTransformer(Napi::Env env, Napi::Object exports) {
   TransformerHandle::Init(env, exports);
   exports.Set("transformerConfig", Napi::Function::New(env, TransformerConfigFn, "transformerConfig"));
+  exports.Set("transformerConfigFields", Napi::Function::New(env, TransformerConfigFields, "transformerConfigFields"));
 }
 IBQB_REGISTER("transformer", InitTransformer);
 

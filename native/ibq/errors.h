@@ -1,5 +1,6 @@
 // Exception types of the pure libtorch layer. The bindings map them to JS error classes:
-// TypeError -> TypeError, ValueError -> RangeError, Aborted -> Error named 'AbortError',
+// TypeError -> TypeError, ValueError -> RangeError (ShapeError: with code ERR_IBQ_SHAPE), Aborted -> Error named
+// 'AbortError',
 // anything else (c10::Error, std::exception) -> Error with the message's first lines.
 #pragma once
 #include <stdexcept>
@@ -15,6 +16,11 @@ struct TypeError : std::invalid_argument {
 // An argument of the right kind but outside its allowed values (shape, range, size).
 struct ValueError : std::out_of_range {
   using std::out_of_range::out_of_range;
+};
+
+// A tensor argument of the wrong shape (a ValueError; the bindings give it the code ERR_IBQ_SHAPE).
+struct ShapeError : ValueError {
+  using ValueError::ValueError;
 };
 
 // A long job stopped because its AbortSignal fired.

@@ -185,7 +185,7 @@ at::Tensor FidInceptionV3Impl::features(const at::Tensor& x299) {
 InceptionOutput FidInceptionV3Impl::forward(const at::Tensor& x) {
   if (x.dim() != 4 || x.size(1) != 3 || x.size(0) < 1 || x.size(2) < 1 || x.size(3) < 1 ||
       !at::isFloatingType(x.scalar_type()))
-    throw ValueError("x: expected a float tensor [B, 3, H, W] of RGB values in [0, 1], got shape " +
+    throw ShapeError("x: expected a float tensor [B, 3, H, W] of RGB values in [0, 1], got shape " +
                      c10::str(x.sizes()) + " dtype " + std::string(c10::toString(x.scalar_type())));
   auto w = fc_->weight;
   auto h = x.to(w.device(), at::kFloat);
@@ -201,7 +201,7 @@ InceptionOutput FidInceptionV3Impl::forward(const at::Tensor& x) {
 at::Tensor inception_input_to_unit(const at::Tensor& x, InceptionInput input) {
   if (input == InceptionInput::kUint8Nhwc) {
     if (x.dim() != 4 || x.size(3) != 3 || x.scalar_type() != at::kByte)
-      throw ValueError("images: expected uint8 [N, H, W, 3], got shape " + c10::str(x.sizes()) + " dtype " +
+      throw ShapeError("images: expected uint8 [N, H, W, 3], got shape " + c10::str(x.sizes()) + " dtype " +
                        std::string(c10::toString(x.scalar_type())));
     return x.permute({0, 3, 1, 2}).to(at::kFloat) / 255.0f;
   }
@@ -215,7 +215,7 @@ at::Tensor inception_input_to_unit(const at::Tensor& x, InceptionInput input) {
 InceptionOutput FidInceptionV3Impl::forward_batched(const at::Tensor& x, InceptionInput input, int64_t batch_size,
                                                     const std::function<void(int64_t, int64_t)>& between) {
   if (batch_size < 1) throw ValueError("batchSize: expected an integer >= 1, got " + std::to_string(batch_size));
-  if (x.dim() < 1 || x.size(0) < 1) throw ValueError("images: expected at least one image, got shape " + c10::str(x.sizes()));
+  if (x.dim() < 1 || x.size(0) < 1) throw ShapeError("images: expected at least one image, got shape " + c10::str(x.sizes()));
   const int64_t n = x.size(0);
   std::vector<at::Tensor> pool3, logits, unbiased;
   for (int64_t start = 0; start < n; start += batch_size) {

@@ -68,7 +68,7 @@ at::Tensor unit_normalize(const at::Tensor& x) {  // official normalize_tensor, 
 
 void check_image(const at::Tensor& x, const char* arg, int64_t min_hw) {
   if (x.dim() != 4 || x.size(1) != 3 || !at::isFloatingType(x.scalar_type()))
-    throw ValueError(std::string(arg) + ": expected a float tensor [B, 3, H, W], got shape " + c10::str(x.sizes()));
+    throw ShapeError(std::string(arg) + ": expected a float tensor [B, 3, H, W], got shape " + c10::str(x.sizes()));
   if (x.size(2) < min_hw || x.size(3) < min_hw)
     throw ValueError(std::string(arg) + ": LPIPS with this backbone needs H, W >= " + std::to_string(min_hw) +
                      ", got " + c10::str(x.sizes()));
@@ -138,7 +138,7 @@ at::Tensor LPIPSImpl::forward(const at::Tensor& in0, const at::Tensor& in1, bool
   check_image(in1, "in1", min_hw);
   if (in0.sizes().slice(1) != in1.sizes().slice(1) ||
       (in0.size(0) != in1.size(0) && in0.size(0) != 1 && in1.size(0) != 1))
-    throw ValueError("in0, in1: expected the same shape [B, 3, H, W], got " + c10::str(in0.sizes()) + " and " +
+    throw ShapeError("in0, in1: expected the same shape [B, 3, H, W], got " + c10::str(in0.sizes()) + " and " +
                      c10::str(in1.sizes()));
   auto& scaling = static_cast<ScalingLayerImpl&>(*scaling_);
   auto dev = scaling.shift.device();

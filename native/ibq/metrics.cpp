@@ -10,7 +10,7 @@ namespace {
 
 void check_features(const at::Tensor& f, const char* arg) {
   if (f.dim() != 2 || !at::isFloatingType(f.scalar_type()))
-    throw ValueError(std::string(arg) + ": expected float features [N, D], got shape " + c10::str(f.sizes()) +
+    throw ShapeError(std::string(arg) + ": expected float features [N, D], got shape " + c10::str(f.sizes()) +
                      " dtype " + c10::toString(f.scalar_type()));
 }
 
@@ -45,7 +45,7 @@ at::Tensor unit_from_uint8(const at::Tensor& u) { return (u.to(at::kFloat) / 255
 void check_pair(const at::Tensor& a, const at::Tensor& b, int64_t min_hw) {
   if (a.dim() != 4 || !at::isFloatingType(a.scalar_type()) || a.sizes() != b.sizes() ||
       !at::isFloatingType(b.scalar_type()))
-    throw ValueError("a, b: expected two float image batches [B, C, H, W] of the same shape, got " +
+    throw ShapeError("a, b: expected two float image batches [B, C, H, W] of the same shape, got " +
                      c10::str(a.sizes()) + " and " + c10::str(b.sizes()));
   if (a.size(2) < min_hw || a.size(3) < min_hw)
     throw ValueError("a, b: SSIM's 7x7 window needs H, W >= 7, got " + c10::str(a.sizes()));
@@ -125,7 +125,7 @@ FrechetResult frechet_distance(const GaussianStats& a, const GaussianStats& b, d
 
 InceptionScore inception_score(const at::Tensor& logits, int64_t splits) {
   if (logits.dim() != 2 || !at::isFloatingType(logits.scalar_type()))
-    throw ValueError("logits: expected float logits [N, C], got shape " + c10::str(logits.sizes()));
+    throw ShapeError("logits: expected float logits [N, C], got shape " + c10::str(logits.sizes()));
   if (splits < 1) throw ValueError("splits: expected an integer >= 1, got " + std::to_string(splits));
   const int64_t n = logits.size(0);
   if (n < splits)

@@ -134,16 +134,19 @@ StepResult TokenizerTrainer::step(const at::Tensor& x_in, int64_t global_step, i
   m.train(true);
   const auto dev = device_of(m);
   const at::Tensor x = x_in.to(dev, at::kFloat);
-  if (accumulate < 1 || x.dim() < 1 || x.size(0) % accumulate != 0)
-    throw ValueError("accumulate: expected an integer >= 1 dividing the batch size " +
-                     std::to_string(x.dim() ? x.size(0) : 0) + ", got " + std::to_string(accumulate));
-  const auto xs = x.chunk(accumulate, 0);
+  if (accumulate < 1 || x.dim() < 1 || x.size(0) < accumulate)
+    throw ValueError("accumulate: expected an integer in [1, batch size = " + std::to_string(x.dim() ? x.size(0) : 0) +
+                     "], got " + std::to_string(accumulate));
+  // near-equal micro-batches (sizes differ by at most one when the batch size does not divide)
+  const auto xs = at::tensor_split(x, accumulate, 0);
   const size_t n = xs.size();
   const double inv = 1.0 / static_cast<double>(n);
   const at::Tensor last_layer = m.tokenizer->decoder->conv_out->weight;
   auto* dp = data_parallel.get();
   StepResult result;
   LogMean dlog, glog;
+  result.lr_gen = opt_gen_->options().lr;
+  result.lr_disc = opt_disc_->options().lr;
 
   // True when this or (data-parallel) any rank saw a non-finite loss; agreed on before the synchronising backward.
   const auto stop = [&](bool local_bad) {

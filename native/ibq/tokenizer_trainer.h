@@ -64,6 +64,8 @@ struct StepResult {
   std::string nonfinite;
   // Data-parallel: the ranks whose loss was not finite (every rank then skips the update).
   std::vector<int> nonfinite_ranks;
+  // Learning rates the step's updates used: generator, discriminator.
+  double lr_gen = 0, lr_disc = 0;
 };
 
 struct LossAndGradsResult {
@@ -78,7 +80,7 @@ class TokenizerTrainer {
                    const TrainerOptions& opts);
 
   // One official training step on images x [B, C, H, W] in [-1, 1] at `global_step` (completed steps so far).
-  // Puts the module in train mode. `accumulate` > 1: x holds that many equal micro-batches (B divisible by it);
+  // Puts the module in train mode. `accumulate` > 1: x holds that many micro-batches (near-equal: at::tensor_split);
   // each optimizer's gradients are accumulated over them (each micro-batch loss / accumulate, its own forward,
   // the generator losses through the updated discriminator) before its one update; the log is the micro-batch
   // mean. With `data_parallel` set, gradients are also averaged over the ranks (on the last micro-batch only,

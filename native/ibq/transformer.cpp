@@ -263,7 +263,7 @@ at::Tensor TransformerImpl::check_labels(const at::Tensor& labels, const char* a
   if (!at::isIntegralType(labels.scalar_type(), /*includeBool=*/false))
     throw TypeError(std::string(arg) + ": expected an integer tensor of class ids, got " + std::string(c10::toString(labels.scalar_type())));
   if (!(labels.dim() == 1 || (labels.dim() == 2 && labels.size(1) == 1)))
-    throw ValueError(std::string(arg) + ": expected shape [B] or [B, 1], got " + c10::str(labels.sizes()));
+    throw ShapeError(std::string(arg) + ": expected shape [B] or [B, 1], got " + c10::str(labels.sizes()));
   auto l = labels.reshape({-1}).to(at::kLong);
   const int64_t hi = allow_null ? cfg.class_rows() : cfg.class_num;
   if (l.numel() > 0) {
@@ -278,7 +278,7 @@ at::Tensor TransformerImpl::check_labels(const at::Tensor& labels, const char* a
 void TransformerImpl::check_tokens(const at::Tensor& tokens, const char* arg, int64_t max_len) const {
   if (!at::isIntegralType(tokens.scalar_type(), false))
     throw TypeError(std::string(arg) + ": expected an integer tensor of token ids, got " + std::string(c10::toString(tokens.scalar_type())));
-  if (tokens.dim() != 2) throw ValueError(std::string(arg) + ": expected shape [B, T], got " + c10::str(tokens.sizes()));
+  if (tokens.dim() != 2) throw ShapeError(std::string(arg) + ": expected shape [B, T], got " + c10::str(tokens.sizes()));
   if (tokens.size(1) > max_len)
     throw ValueError(std::string(arg) + ": sequence length " + std::to_string(tokens.size(1)) +
                      " exceeds the allowed " + std::to_string(max_len) + " (block_size " + std::to_string(cfg.block_size) + ")");

@@ -38,6 +38,34 @@ struct TransformerConfig {
   double alng = 1e-3;               // init scale of the AdaLN gammas (initalize_weights(init_adaln_gamma))
   double initializer_range = 0.02;
 
+  // Calls fn(official_name, field) for every field above, in the official order: the one list of the config's
+  // fields that the bindings read and write (int64_t, double, bool, std::optional<int64_t>, std::optional<double>).
+  template <class Self, class Fn>
+  static void for_each_field(Self& c, Fn&& fn) {
+    fn("vocab_size", c.vocab_size);
+    fn("block_size", c.block_size);
+    fn("n_layer", c.n_layer);
+    fn("n_head", c.n_head);
+    fn("n_embd", c.n_embd);
+    fn("cond_dim", c.cond_dim);
+    fn("class_num", c.class_num);
+    fn("cls_token_num", c.cls_token_num);
+    fn("rope_base", c.rope_base);
+    fn("norm_eps", c.norm_eps);
+    fn("multiple_of", c.multiple_of);
+    fn("n_kv_head", c.n_kv_head);
+    fn("ffn_dim_multiplier", c.ffn_dim_multiplier);
+    fn("shared_aln", c.shared_aln);
+    fn("resid_dropout_p", c.resid_dropout_p);
+    fn("ffn_dropout_p", c.ffn_dropout_p);
+    fn("attn_dropout_p", c.attn_dropout_p);
+    fn("token_drop", c.token_drop);
+    fn("drop_path_rate", c.drop_path_rate);
+    fn("class_dropout_prob", c.class_dropout_prob);
+    fn("alng", c.alng);
+    fn("initalizer_range", c.initializer_range);  // the official keyword's spelling
+  }
+
   int64_t head_dim() const { return n_embd / n_head; }
   int64_t kv_heads() const { return n_kv_head.value_or(n_head); }
   // FeedForward hidden size: int(2 * 4 * n_embd / 3), times ffn_dim_multiplier, rounded up to multiple_of.

@@ -4,6 +4,7 @@
 #include <limits>
 #include <unordered_map>
 
+#include "ibq/compat.h"
 #include "ibq/errors.h"
 
 namespace ibq {
@@ -19,7 +20,7 @@ torch::optim::AdamWParamState* adam_state(torch::optim::AdamW& opt, const at::Te
 
 at::Tensor transformer_loss(TransformerImpl& model, const at::Tensor& tokens, const at::Tensor& labels, bool drop_labels) {
   model.check_tokens(tokens, "tokens", model.cfg.block_size);
-  if (tokens.size(1) < 1) throw ValueError("tokens: expected at least one token per row, got shape " + c10::str(tokens.sizes()));
+  if (tokens.size(1) < 1) throw ShapeError("tokens: expected at least one token per row, got shape " + c10::str(tokens.sizes()));
   auto t = tokens.to(model.head->weight.device(), at::kLong);
   auto logits = model.forward(t.slice(1, 0, -1), labels, drop_labels);  // [B, T, V]
   return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), t.reshape({-1}));
@@ -65,19 +66,20 @@ void TransformerTrainer::set_data_parallel(std::shared_ptr<dist::ProcessGroup> p
 }
 
 StepResult TransformerTrainer::step(const at::Tensor& tokens, const at::Tensor& labels, double lr, double weight_decay,
-                                    double clip, int64_t accumulate) {
+                                    double clip, c10::optional<at::ScalarType> autocast, int64_t accumulate) {
   if (!(lr >= 0)) throw ValueError("lr: expected a number >= 0");
   if (!(weight_decay >= 0)) throw ValueError("weight_decay: expected a number >= 0");
-  if (accumulate < 1 || tokens.dim() < 1 || tokens.size(0) % accumulate != 0)
-    throw ValueError("accumulate: expected an integer >= 1 dividing the number of rows " +
-                     std::to_string(tokens.dim() ? tokens.size(0) : 0) + ", got " + std::to_string(accumulate));
+  if (accumulate < 1 || tokens.dim() < 1 || tokens.size(0) < accumulate)
+    throw ValueError("accumulate: expected an integer in [1, rows = " + std::to_string(tokens.dim() ? tokens.size(0) : 0) +
+                     "], got " + std::to_string(accumulate));
   auto& groups = opt_->param_groups();
   static_cast<torch::optim::AdamWOptions&>(groups[0].options()).lr(lr).weight_decay(weight_decay);
   static_cast<torch::optim::AdamWOptions&>(groups[1].options()).lr(lr).weight_decay(0);
   opt_->zero_grad();
-  const auto ts = tokens.chunk(accumulate, 0);
+  // accumulate near-equal micro-batches (sizes differ by at most one when the rows do not divide)
+  const auto ts = at::tensor_split(tokens, accumulate, 0);
   const bool per_row_labels = labels.dim() >= 1 && labels.size(0) == tokens.size(0);
-  const auto ls = per_row_labels ? labels.chunk(accumulate, 0) : std::vector<at::Tensor>(ts.size(), labels);
+  const auto ls = per_row_labels ? at::tensor_split(labels, accumulate, 0) : std::vector<at::Tensor>(ts.size(), labels);
   const size_t n = ts.size();
   auto* dp = data_parallel.get();
   StepResult r;
@@ -85,7 +87,11 @@ StepResult TransformerTrainer::step(const at::Tensor& tokens, const at::Tensor& 
   bool bad = false;
   at::Tensor last;
   for (size_t i = 0; i < n; ++i) {
-    auto loss = transformer_loss(*model_, ts[i], ls[i], /*drop_labels=*/true);
+    at::Tensor loss;
+    {
+      compat::AutocastGuard ac(autocast, model_->tok_emb->weight.device());
+      loss = transformer_loss(*model_, ts[i], ls[i], /*drop_labels=*/true).to(at::kFloat);
+    }
     const double v = loss.item<double>();
     sum += v;
     if (!std::isfinite(v)) {
@@ -148,7 +154,7 @@ void TransformerTrainer::load_state(const NamedTensors& sd) {
     if (a == by.end() || b == by.end() || c == by.end())
       throw ValueError("optimizer state: '" + name + "' needs exp_avg, exp_avg_sq and step");
     if (a->second.sizes() != p.sizes() || b->second.sizes() != p.sizes())
-      throw ValueError("optimizer state: '" + name + "' expected shape " + c10::str(p.sizes()) + ", got " +
+      throw ShapeError("optimizer state: '" + name + "' expected shape " + c10::str(p.sizes()) + ", got " +
                        c10::str(a->second.sizes()));
     auto st = std::make_unique<torch::optim::AdamWParamState>();
     st->step(c->second.item<int64_t>());

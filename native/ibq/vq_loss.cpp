@@ -19,7 +19,7 @@ at::Tensor sigmoid_ce(const at::Tensor& labels, const at::Tensor& logits) {
 
 void check_pair(const at::Tensor& x, const at::Tensor& xrec) {
   if (x.sizes() != xrec.sizes())
-    throw ValueError("inputs, reconstructions: expected the same shape, got " + c10::str(x.sizes()) + " and " +
+    throw ShapeError("inputs, reconstructions: expected the same shape, got " + c10::str(x.sizes()) + " and " +
                      c10::str(xrec.sizes()));
 }
 

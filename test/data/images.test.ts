@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { Tokenizer, loadImage, loadNpy, psnr, tensor } from '../../dist/index.js';
+import { Tokenizer, imageQuality, loadImage, loadNpy, psnr, tensor } from '../../dist/index.js';
 import { ints } from '../support/compare.js';
 import { fixture, HAVE_FIXTURES } from '../support/fixtures.js';
 
@@ -117,13 +117,19 @@ describe.skipIf(!HAVE_FIXTURES || !HAVE_PHOTOS)('encodeImages / decodeImages wit
     await expect(tok.encodeImages(photos, { imageSize: 63 })).rejects.toThrow(/63 is not divisible by 2.*64/);
   });
 
-  it('psnr is per image on [0, 1] images', async () => {
-    const x = tensor(new Float32Array([0, 0, 0, 0, 1, 1, 1, 1]), [2, 1, 2, 2]);
-    const y = tensor(new Float32Array([0.1, 0.1, 0.1, 0.1, 1, 1, 1, 1]), [2, 1, 2, 2]);
-    const p = await psnr(x, y);
-    expect(p[0]).toBeCloseTo(20, 4);
-    expect(p[1]).toBe(Infinity);
-    await expect(psnr(x, tensor(new Float32Array(4), [1, 1, 2, 2]))).rejects.toThrow(/one shape/);
+  it('psnr is the one official evaluation PSNR: uint8-truncated images, per image, then the mean', async () => {
+    // 8x8 images in [0, 1]: 0.1 -> uint8 trunc(25.5) = 25, so the first pair differs by 25/255 everywhere
+    const n = 64;
+    const x = tensor(new Float32Array(2 * 3 * n).fill(0).fill(1, 3 * n), [2, 3, 8, 8]);
+    const y = tensor(new Float32Array(2 * 3 * n).fill(0.1).fill(1, 3 * n), [2, 3, 8, 8]);
+    const first = 10 * Math.log10(1 / (25 / 255) ** 2);
+    const q = await imageQuality(x, y);
+    expect(q.psnr[0]).toBeCloseTo(first, 6);
+    expect(q.psnr[1]).toBe(Infinity);
+    expect(await psnr(x.to('cpu'), x)).toBe(Infinity);
+    const one = tensor(new Float32Array(3 * n).fill(0), [1, 3, 8, 8]);
+    expect(await psnr(one, tensor(new Float32Array(3 * n).fill(0.1), [1, 3, 8, 8]))).toBeCloseTo(first, 6);
+    await expect(psnr(x, tensor(new Float32Array(4), [1, 1, 2, 2]))).rejects.toThrow();
   });
 
   it('CLI: ibq reconstruct writes original|reconstruction PNGs and prints PSNR; ibq tokenize writes .npy', async () => {

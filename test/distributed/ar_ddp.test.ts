@@ -89,7 +89,7 @@ describe('AR training: data-parallel launch', () => {
     // rank 0 alone writes: one log line per step, with the loss averaged over the ranks
     const log = readFileSync(join(root, 'dp', 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const logOne = readFileSync(join(root, 'one', 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(log.map((l) => l.step)).toEqual([1, 2, 3, 4, 5]);
+    expect(log.map((l) => l.step)).toEqual([0, 1, 2, 3, 4]);
     for (let i = 0; i < 5; i++) expect(Math.abs(log[i].loss - logOne[i].loss)).toBeLessThan(1e-5);
     console.log(`AR DDP vs one process: max |diff| ${ab.worst}; vs accumulation ${ac.worst}`);
   }, 300_000);
@@ -100,7 +100,7 @@ describe('AR training: data-parallel launch', () => {
     let pids: number[] = [];
     const started = Date.now();
     let killedAt = 0;
-    const r = await ibq(['launch', '--nproc-per-node', '2', '--master-port', String(port), '--', ...common(out, B, 100000), '--ckpt-every', '2'], {
+    const r = await ibq(['launch', '--nproc-per-node', '2', '--master-port', String(port), '--', ...common(out, B, 100000), '--checkpoint-every', '2'], {
       timeoutMs: 200_000,
       onStart: (c) => {
         const poll = setInterval(() => {
@@ -132,12 +132,13 @@ describe('AR training: data-parallel launch', () => {
     const ck = await loadCheckpoint(join(out, 'last.ckpt'));
     const at = Number((ck.meta as { global_step: number }).global_step);
     expect(at).toBeGreaterThan(0);
-    const one = await ibq([...common(out, B, at + 2), '--resume', '--ckpt-every', '1']);
+    const one = await ibq([...common(out, B, at + 2), '--resume', '--checkpoint-every', '1']);
     expectOk(one, 'resume with 1 process');
     const two = await ibq(['launch', '--nproc-per-node', '2', '--master-port', String(await freePort()), '--', ...common(out, B, at + 4), '--resume']);
     expectOk(two, 'resume with 2 processes');
     const log = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(log.at(-1).step).toBe(at + 4);
+    expect(log.at(-1).step).toBe(at + 3);
+    expect(log.map((l) => l.step)).toEqual([...Array(at + 4).keys()]);
     const end = await loadCheckpoint(join(out, 'last.ckpt'));
     expect(Number((end.meta as { global_step: number }).global_step)).toBe(at + 4);
   }, 300_000);

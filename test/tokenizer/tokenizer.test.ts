@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import {
-  Tokenizer, inferTokenizerConfig, loadCheckpoint, loadSafetensors, preset, readConfig, tensor,
-  PRESET_NAMES, type Checkpoint, type Tensor, type TokenizerConfig,
+  Tokenizer, inferTokenizerConfig, loadCheckpoint, loadSafetensors, tokenizerPreset, readConfig, tensor,
+  TOKENIZER_PRESETS, type Checkpoint, type Tensor, type TokenizerConfig,
 } from '../../dist/index.js';
 import { ints, maxAbsDiff } from '../support/compare.js';
 import { fixture, HAVE_FIXTURES } from '../support/fixtures.js';
@@ -131,12 +131,12 @@ describe('Tokenizer configs', () => {
   });
 
   it('the shipped YAML files read back as the presets', () => {
-    for (const name of PRESET_NAMES) {
+    for (const name of TOKENIZER_PRESETS) {
       const c = readConfig(new URL(`../../configs/${name}.yaml`, import.meta.url).pathname);
       expect(c.classPath).toBe('src.IBQ.models.ibqgan.IBQ');
-      expect(c.tokenizer, name).toEqual(preset(name));
+      expect(c.tokenizer, name).toEqual(tokenizerPreset(name));
     }
-    expect(preset('IBQ-16384').ddconfig).toEqual({
+    expect(tokenizerPreset('IBQ-16384').ddconfig).toEqual({
       double_z: false, z_channels: 256, resolution: 256, in_channels: 3, out_ch: 3, ch: 128, ch_mult: [1, 1, 2, 2, 4],
       num_res_blocks: 4, attn_resolutions: [16], dropout: 0,
     });
@@ -147,11 +147,11 @@ describe('Tokenizer configs', () => {
     const sd = tok.stateDict();
     tok.dispose();
     expect(sd.get('quantize.embedding.weight')!.shape).toEqual([16384, 256]);
-    expect(inferTokenizerConfig(new Map([...sd].map(([k, t]) => [k, t.shape])))).toEqual(preset('IBQ-16384'));
+    expect(inferTokenizerConfig(new Map([...sd].map(([k, t]) => [k, t.shape])))).toEqual(tokenizerPreset('IBQ-16384'));
     // a checkpoint with extra training-only keys loads through fromCheckpoint with no config
     sd.set('loss.discriminator.main.0.weight', tensor(new Float32Array(4), [4]));
     const loaded = await Tokenizer.fromCheckpoint({ stateDict: sd, meta: {} });
-    expect(loaded.config).toEqual(preset('IBQ-16384'));
+    expect(loaded.config).toEqual(tokenizerPreset('IBQ-16384'));
     expect(loaded.loadReport!.skipped).toEqual(['loss.discriminator.main.0.weight']);
     loaded.dispose();
   });

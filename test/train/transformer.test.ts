@@ -39,12 +39,12 @@ describe('trainTransformer', () => {
     const steps: number[] = [];
     const r = await trainTransformer(
       { transformer_config: { params: MODEL }, learning_rate: 3e-3, weight_decay: 0.01 },
-      { tokens: syntheticTokens(256, 16, 16, 4), outDir: out, maxSteps: 120, batchSize: 32, seed: 3, onStep: (l) => steps.push(l.loss) },
+      { tokens: syntheticTokens(256, 16, 16, 4), outDir: out, maxSteps: 120, batchSize: 32, seed: 3, onStep: (l) => steps.push(l.log.loss!) },
     );
-    expect(r.steps).toBe(120);
+    expect(r.globalStep).toBe(120);
     const lines = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.length).toBe(120);
-    expect(lines[0].step).toBe(1);
+    expect(lines[0].step).toBe(0);
     // only the first token (1 of 16) is unpredictable: optimum ~ ln(16)/16 = 0.17
     const last = steps.slice(-10).reduce((a, b) => a + b, 0) / 10;
     expect(steps[0]).toBeGreaterThan(0.9 * Math.log(16));
@@ -69,13 +69,13 @@ describe('trainTransformer', () => {
     const ac = new AbortController();
     const first = await trainTransformer(cfg, {
       tokens: data, outDir: b, maxSteps: 12, batchSize: 16, seed: 5, signal: ac.signal, checkpointEvery: 100,
-      onStep: (l) => l.step === 5 && ac.abort(),
+      onStep: (l) => l.step === 4 && ac.abort(),
     });
-    expect(first.aborted).toBe(true);
-    expect(first.steps).toBe(5);
-    expect(first.checkpoint).toBe(join(b, 'last.ckpt'));
+    expect(first.stopped).toBe('aborted');
+    expect(first.globalStep).toBe(5);
+    expect(first.lastCheckpoint).toBe(join(b, 'last.ckpt'));
     const second = await trainTransformer(cfg, { tokens: data, outDir: b, maxSteps: 12, batchSize: 16, seed: 5, resume: true });
-    expect(second.steps).toBe(12);
+    expect(second.globalStep).toBe(12);
     expect(second.lastLoss).toBe(full.lastLoss);
     const wa = full.model.stateDict().get('head.weight')!.dataSync() as Float32Array;
     const wb = second.model.stateDict().get('head.weight')!.dataSync() as Float32Array;
@@ -91,7 +91,7 @@ describe('trainTransformer', () => {
   it.skipIf(!HAVE_TORCH)('last.ckpt is Lightning-shaped: torch.load reads it and torch AdamW loads its optimizer state', async () => {
     const out = mkdtempSync(join(tmpdir(), 'ibq-ar-ckpt-'));
     const r = await trainTransformer({ transformer_config: { params: MODEL }, learning_rate: 2e-3, weight_decay: 0.05 },
-      { tokens: syntheticTokens(32, 16, 16, 4), outDir: out, maxSteps: 3, batchSize: 8, seed: 1, keepEvery: 2 });
+      { tokens: syntheticTokens(32, 16, 16, 4), outDir: out, maxSteps: 3, batchSize: 8, seed: 1, checkpointEvery: 2 });
     const names = r.model.parameterNames();
     const sd = r.model.stateDict();
     const py = runPython(`import sys, json, torch
@@ -109,7 +109,7 @@ print(json.dumps({'keys': sorted(k for k in ck if k != 'state_dict'), 'global_st
   'n': len(sd), 'first': next(iter(sd)), 'head': sd['transformer.head.weight'].abs().sum().item(),
   'step': float(st['step']), 'exp_avg_shape': list(st['exp_avg'].shape), 'wd': [g['weight_decay'] for g in opt.param_groups],
   'lr': opt.param_groups[0]['lr'], 'target': hp['transformer_config']['target'], 'vocab': hp['transformer_config']['params']['vocab_size'],
-  'learning_rate': hp['learning_rate'], 'kept': torch.load(sys.argv[3])['global_step']}))`, [join(out, 'last.ckpt'), JSON.stringify(names), join(out, 'step-0000002.ckpt')]);
+  'learning_rate': hp['learning_rate'], 'kept': torch.load(sys.argv[3])['global_step']}))`, [join(out, 'last.ckpt'), JSON.stringify(names), join(out, 'step=00000002.ckpt')]);
     const o = JSON.parse(py);
     expect(o.keys).toEqual(['epoch', 'global_step', 'hyper_parameters', 'ibq_train', 'optimizer_states']);
     expect([o.global_step, o.epoch, o.n, o.first]).toEqual([3, 0, sd.size, `transformer.${[...sd.keys()][0]}`]);
@@ -135,7 +135,8 @@ print(json.dumps({'keys': sorted(k for k in ck if k != 'state_dict'), 'global_st
     await saveCheckpoint(path, ck);
     const err = await trainTransformer(cfg, { tokens: data, outDir: out, maxSteps: 5, batchSize: 8, seed: 1, resume: true }).catch((e) => e);
     expect(err).toBeInstanceOf(Error);
-    expect(err.message).toBe(`training diverged: the loss is NaN (gradient norm NaN) at step 2; nothing was saved for it; last good checkpoint: ${path}`);
+    expect(err.code).toBe('ERR_IBQ_NON_FINITE');
+    expect(err.message).toBe(`training diverged: non-finite loss (loss NaN, gradient norm NaN) at global step 1; stopped. Nothing was saved for that step. Last good checkpoint: ${path}`);
     expect((await loadCheckpoint(path)).meta.global_step).toBe(1);
   });
 

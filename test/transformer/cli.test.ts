@@ -75,7 +75,7 @@ describe.skipIf(!HAVE_FIXTURES)('AR training data from the tokenizer fixture', (
     };
     const seen: (boolean | undefined)[] = [];
     const run = () => trainTransformer({ transformer_config: { params: TINY_AR } }, {
-      tokenizer: counting, data, outDir: out, maxSteps: 2, batchSize: 3, seed: 1, onData: (d) => seen.push(d.cached),
+      tokenizer: counting, data, outDir: out, overwrite: true, maxSteps: 2, batchSize: 3, seed: 1, onData: (d) => seen.push(d.cached),
     });
     const r1 = await run();
     expect(calls).toBeGreaterThan(0);
@@ -83,7 +83,7 @@ describe.skipIf(!HAVE_FIXTURES)('AR training data from the tokenizer fixture', (
     await run();
     expect(calls).toBe(afterFirst);
     expect(seen).toEqual([false, true]);
-    expect(r1.steps).toBe(2);
+    expect(r1.globalStep).toBe(2);
     // cached tokens are the tokenizer's indices of the images, classes sorted by name (ant, bee, cat)
     const cache = (await import('node:fs')).readdirSync(out).filter((f) => f.startsWith('tokens-'));
     expect(cache.length).toBe(1);
@@ -107,7 +107,7 @@ describe.skipIf(!HAVE_FIXTURES)('AR training data from the tokenizer fixture', (
       tokenizer: tok, images: { images: enc.images, labels: [2, 0, 1] }, outDir: join(dir, 'run'), maxSteps: 1, batchSize: 3,
       onStep: () => steps++,
     });
-    expect([r.steps, steps]).toEqual([1, 1]);
+    expect([r.globalStep, steps]).toEqual([1, 1]);
     await expect(trainTransformer({ transformer_config: { params: { ...TINY_AR, block_size: 64 } } }, {
       tokenizer: tok, images: { images: enc.images, labels: [2, 0, 1] }, outDir: join(dir, 'run2'), maxSteps: 1, batchSize: 3,
     })).rejects.toThrow(/256 tokens per image.*block_size is 64/);
@@ -170,13 +170,13 @@ describe.skipIf(!HAVE_FIXTURES)('ibq sample / ibq train-ar', () => {
     const r1 = ibq([...base, '--max-steps', '2']);
     expect(r1.status, r1.stderr).toBe(0);
     expect(r1.stderr).toMatch(/4 token maps \(encoded, cached\)/);
-    expect(JSON.parse(r1.stdout)).toMatchObject({ steps: 2, aborted: false, checkpoint: join(out, 'last.ckpt') });
+    expect(JSON.parse(r1.stdout)).toMatchObject({ globalStep: 2, stopped: 'done', checkpoint: join(out, 'last.ckpt') });
     const ck = await loadCheckpoint(join(out, 'last.ckpt'));
     expect(ck.meta.global_step).toBe(2);
     expect((ck.meta.hyper_parameters as Record<string, unknown>).learning_rate).toBe(3e-3);
 
     // a long run interrupted by SIGINT once it has logged a step
-    const child = spawn(process.execPath, [BIN, ...base, '--max-steps', '100000', '--resume', '--ckpt-every', '100000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...base, '--max-steps', '100000', '--resume', '--checkpoint-every', '100000'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -190,16 +190,16 @@ describe.skipIf(!HAVE_FIXTURES)('ibq sample / ibq train-ar', () => {
     expect(code, stderr).toBe(130);
     expect(stderr).toMatch(/from the cache/);
     const res = JSON.parse(stdout);
-    expect(res.aborted).toBe(true);
-    expect(stderr).toContain(`stopped at step ${res.steps}; checkpoint ${join(out, 'last.ckpt')}`);
+    expect(res.stopped).toBe('aborted');
+    expect(stderr).toContain(`stopped at step ${res.globalStep}; checkpoint ${join(out, 'last.ckpt')}`);
     const after = await loadCheckpoint(join(out, 'last.ckpt'));
-    expect(after.meta.global_step).toBe(res.steps);
-    expect(res.steps).toBeGreaterThan(3);
-    const r3 = ibq([...base, '--max-steps', String(res.steps + 1), '--resume']);
+    expect(after.meta.global_step).toBe(res.globalStep);
+    expect(res.globalStep).toBeGreaterThan(3);
+    const r3 = ibq([...base, '--max-steps', String(res.globalStep + 1), '--resume']);
     expect(r3.status, r3.stderr).toBe(0);
-    expect(JSON.parse(r3.stdout).steps).toBe(res.steps + 1);
+    expect(JSON.parse(r3.stdout).globalStep).toBe(res.globalStep + 1);
     const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
-    expect(lines.at(-1)).toBe(res.steps + 1);
+    expect(lines.at(-1)).toBe(res.globalStep);
   }, 120_000);
 
   it('train-ar --tokens reads pre-computed tokens and refuses a missing source', async () => {
@@ -210,7 +210,7 @@ describe.skipIf(!HAVE_FIXTURES)('ibq sample / ibq train-ar', () => {
     const yaml = arYaml(dir, TINY_AR);
     const r = ibq(['train-ar', '--config', yaml, '--tokens', join(dir, 't.safetensors'), '--out', join(dir, 'run'), '--batch-size', '2', '--max-steps', '1']);
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).steps).toBe(1);
+    expect(JSON.parse(r.stdout).globalStep).toBe(1);
     const none = ibq(['train-ar', '--config', yaml, '--out', join(dir, 'run')]);
     expect(none.status).toBe(1);
     expect(none.stderr).toMatch(/give --tokens FILE, or --tokenizer CKPT with --data DIR/);

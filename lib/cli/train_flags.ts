@@ -1,0 +1,128 @@
+/**
+ * What `ibq train-tokenizer` and `ibq train-ar` share: the flags of the training loop (the same flag for the same
+ * thing in both), their conversion into TrainLoopOptions, and running a training with progress, SIGINT/SIGTERM
+ * handling (checkpoint, then exit 130/143) and a one-line JSON summary on stdout.
+ */
+import type { Command } from 'commander';
+
+import { checkAutocastDType, type AutocastDType } from '../core/autocast.js';
+import type { TrainLoopOptions, TrainLoopResult, TrainStepInfo } from '../train/loop.js';
+import { progressBar, stopSignals, type Bar } from './progress.js';
+
+export interface TrainFlags {
+  out: string;
+  resume?: string | true;
+  overwrite?: boolean;
+  maxSteps?: string;
+  maxEpochs?: string;
+  batchSize?: string;
+  seed: string;
+  checkpointEvery: string;
+  accumulateGradBatches: string;
+  lr?: string;
+  autocast?: string;
+  device?: string;
+}
+
+/** Adds the training-loop flags; `out` is the default output folder. */
+export function addTrainFlags(cmd: Command, out: string): Command {
+  return cmd
+    .option('--out <dir>', 'output folder (log.jsonl, last.ckpt, step=N.ckpt)', out)
+    .option('--resume [file]', 'continue a run: from <out>/last.ckpt, or from the checkpoint given')
+    .option('--overwrite', 'start afresh in an --out folder that holds another run (its checkpoints and log are removed)')
+    .option('--max-steps <n>', 'stop after n steps in all (counting the steps of a resumed run)')
+    .option('--max-epochs <n>', 'epochs (without --max-steps; default: trainer.max_epochs of the YAML, else 1)')
+    .option('--batch-size <n>', 'samples per step (default: data.init_args.batch_size of the YAML)')
+    .option('--seed <n>', 'seed of the initialisation, data order and augmentation', '0')
+    .option('--checkpoint-every <n>', 'write step=N.ckpt and refresh last.ckpt every n steps (0: only at the end)', '1000')
+    .option('--accumulate-grad-batches <n>', 'micro-batches of --batch-size per optimizer update (gradients summed)', '1')
+    .option('--lr <x>', 'base learning rate (default: learning_rate of the YAML)')
+    .option('--autocast <dtype>', 'mixed precision: bfloat16 (CPU, CUDA) or float16 (CUDA)')
+    .option('--device <device>', 'cpu or cuda[:i]');
+}
+
+/** A whole number >= min from a flag value (RangeError naming the flag). */
+export function intFlag(v: string | undefined, flag: string, min = 1): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min) throw new RangeError(`${flag}: expected an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+/** A finite number >= min from a flag value (RangeError naming the flag). */
+export function numberFlag(v: string | undefined, flag: string, min = -Infinity): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < min) throw new RangeError(`${flag}: expected a number >= ${min}, got '${v}'`);
+  return n;
+}
+
+export interface TrainFlagValues extends Omit<TrainLoopOptions, 'batchSize'> {
+  batchSize?: number;
+  lr?: number;
+  autocast?: AutocastDType;
+  device?: string;
+}
+
+/** The loop options of the flags (errors name the flags); YAML defaults are filled in by the command. */
+export function trainFlagValues(o: TrainFlags): TrainFlagValues {
+  const maxSteps = intFlag(o.maxSteps, '--max-steps');
+  let autocast: AutocastDType | undefined;
+  try {
+    autocast = checkAutocastDType(o.autocast, '--autocast', o.device ?? 'cpu');
+  } catch (err) {
+    throw new RangeError((err as Error).message.replace(/\(use 'bfloat16'\)$/, '(use --autocast bfloat16, or --device cuda)'));
+  }
+  return {
+    outDir: o.out,
+    resume: o.resume,
+    overwrite: o.overwrite,
+    maxSteps,
+    maxEpochs: intFlag(o.maxEpochs, '--max-epochs'),
+    batchSize: intFlag(o.batchSize, '--batch-size'),
+    seed: intFlag(o.seed, '--seed', 0),
+    checkpointEvery: intFlag(o.checkpointEvery, '--checkpoint-every', 0),
+    accumulateGradBatches: intFlag(o.accumulateGradBatches, '--accumulate-grad-batches'),
+    lr: numberFlag(o.lr, '--lr', 0),
+    autocast,
+    device: o.device,
+  };
+}
+
+/**
+ * Runs a training with progress on stderr (`fields`: log entries shown beside the rate) and stop signals;
+ * prints `{ globalStep, epoch, stopped, checkpoint, ... summary }` as JSON on stdout; sets the exit code 130/143
+ * when a signal stopped it.
+ */
+export async function runTraining<R extends TrainLoopResult>(
+  fields: Record<string, string>,
+  run: (hooks: { signal: AbortSignal; onStep(s: TrainStepInfo): void }) => Promise<R>,
+  summary: (r: R) => Record<string, unknown> = () => ({}),
+): Promise<R> {
+  const stop = stopSignals('saving last.ckpt after the current step');
+  let bar: Bar | undefined;
+  try {
+    const r = await run({
+      signal: stop.signal,
+      onStep(s) {
+        bar ??= progressBar(s.totalSteps, 'steps', Object.keys(fields));
+        const payload = Object.fromEntries(Object.entries(fields).map(([name, key]) => {
+          const v = key === 'lr' ? s.lr : s.log[key];
+          return [name, v === undefined ? '-' : Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(2) : v.toFixed(4)];
+        }));
+        bar.update(s.step + 1, payload);
+      },
+    });
+    bar?.stop();
+    bar = undefined;
+    if (r.stopped === 'aborted') {
+      console.error(`ibq: stopped at step ${r.globalStep}; checkpoint ${r.lastCheckpoint ?? '-'} (continue with --resume)`);
+      process.exitCode = stop.exitCode ?? 130;
+    }
+    console.log(JSON.stringify({ globalStep: r.globalStep, epoch: r.epoch, stopped: r.stopped, checkpoint: r.lastCheckpoint ?? null, log: r.logPath, ...summary(r) }));
+    return r;
+  } finally {
+    bar?.stop();
+    stop.dispose();
+  }
+}

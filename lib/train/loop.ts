@@ -1,0 +1,358 @@
+/**
+ * The one training loop of ibq-native, shared by trainTokenizer and trainTransformer: steps and epochs over a
+ * seeded per-epoch shuffle (lib/train/sampler.ts), batches prepared ahead of the running native step,
+ * checkpoints (`last.ckpt`, and `step=<8 digits>.ckpt` every `checkpointEvery` steps, all written atomically),
+ * resume, abort (AbortSignal: the state is saved to last.ckpt and the run returns), a stop on a non-finite loss
+ * (nothing is saved for that step; the error names the step and the last good checkpoint), one JSON line per
+ * step in `<outDir>/log.jsonl`, and the same result for every model.
+ *
+ * Steps are numbered as the official Lightning `global_step`: step s (0-based) is the s-th optimizer update,
+ * and a checkpoint taken after it records global_step s + 1.
+ *
+ * Data parallelism (`distributed`, or the torchrun environment): every rank runs this loop on its shard of each
+ * epoch (lib/train/sampler.ts) with `batchSize` samples per micro-batch; the trainers average gradients and
+ * logged values over the ranks; global rank 0 alone writes checkpoints, the log and progress; all ranks agree
+ * on stopping (abort) at the same step; a rank that fails tells the others why. Checkpoints record the data
+ * position in samples, so a run resumes with any world size, batch size or accumulation.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync, copyFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { checkInt, describe, IbqError } from '../core/errors.js';
+import type { DistributedContext, DistributedOption } from '../distributed/context.js';
+import type { ProcessGroup } from '../distributed/process_group.js';
+import { BatchPlan, samplesPerRank, stepsPerEpoch, type DataPosition } from './sampler.js';
+
+/** Options every training run takes (trainTokenizer and trainTransformer add their own). */
+export interface TrainLoopOptions {
+  /** Output folder: log.jsonl, last.ckpt, step=N.ckpt (created when missing). */
+  outDir: string;
+  /** Stop after this many steps in all (global_step), counting the steps of a resumed run. */
+  maxSteps?: number;
+  /** Stop after this many epochs (without maxSteps; default 1). */
+  maxEpochs?: number;
+  /** Samples per step (per process). */
+  batchSize: number;
+  /** Seeds the initialisation, the data order and the augmentation (default 0). */
+  seed?: number;
+  /**
+   * Continue a run: `true` reads `<outDir>/last.ckpt`, a string names the checkpoint. Weights, optimizer and
+   * scheduler state, data position and random state are restored, so a resumed run equals an uninterrupted one.
+   * An error with code ERR_IBQ_NO_CHECKPOINT when the file does not exist.
+   */
+  resume?: boolean | string;
+  /**
+   * Start afresh in an `outDir` that holds another run (its last.ckpt, step=*.ckpt and log.jsonl are removed
+   * first). Without it (and without `resume`) such a folder is an error with code ERR_IBQ_OUT_DIR_IN_USE.
+   */
+  overwrite?: boolean;
+  /** Write step=N.ckpt and refresh last.ckpt every this many steps (default 1000; 0: only at the end / on abort). */
+  checkpointEvery?: number;
+  /** Batches prepared ahead of the running step (default 2). */
+  prefetch?: number;
+  /** Aborting saves last.ckpt after the running step and resolves with stopped 'aborted'. */
+  signal?: AbortSignal;
+  /** Called after every step (on the JS thread, between native steps; on global rank 0 only). */
+  onStep?(s: TrainStepInfo): void;
+  /**
+   * Micro-batches of batchSize per optimizer update, their gradients summed (Lightning's accumulate_grad_batches;
+   * default 1). The update sees batchSize x accumulateGradBatches (x world size) samples.
+   */
+  accumulateGradBatches?: number;
+  /**
+   * Data-parallel training. Default (undefined or true): join the process group of the torchrun environment
+   * when WORLD_SIZE > 1 (`ibq launch` sets it), else one process; false: one process; a ProcessGroup, or its
+   * options: that group. batchSize is per rank (Lightning's per-device batch size).
+   */
+  distributed?: DistributedOption;
+  /** Data-parallel epochs: 'pad' (default) repeats the first samples so every rank gets as many; 'trim' drops the rest. */
+  shardPadding?: 'pad' | 'trim';
+}
+
+/** What onStep receives and log.jsonl records (plus every entry of `log`). */
+export interface TrainStepInfo {
+  /** The step's global_step (0-based). */
+  step: number;
+  /** Steps this run trains to (global_step at the end). */
+  totalSteps: number;
+  epoch: number;
+  /** Losses and metrics of the step (official log names for the tokenizer: 'train/total_loss', ...). */
+  log: Record<string, number>;
+  /** Learning rate of the step. */
+  lr: number;
+  /** Seconds the native step took. */
+  seconds: number;
+  /** Samples per second of the step. */
+  samplesPerSecond: number;
+}
+
+/** How a run ended; trainTokenizer and trainTransformer add their models. */
+export interface TrainLoopResult {
+  /** global_step at the end: the number of updates done, including those of a resumed run. */
+  globalStep: number;
+  epoch: number;
+  stopped: 'done' | 'aborted';
+  /** The checkpoint holding the final state (`<outDir>/last.ckpt`), when one was written or resumed from. */
+  lastCheckpoint?: string;
+  logPath: string;
+}
+
+/** One step's outcome as the model's trainer reports it. */
+export interface StepOutcome {
+  log: Record<string, number>;
+  lr: number;
+  /** What was not finite ('generator loss', 'loss NaN, gradient norm NaN', ...); the step was not applied. */
+  nonFinite?: string;
+}
+
+/** What the loop needs from a model's trainer. */
+export interface LoopTask<B> {
+  /** Training samples. */
+  readonly length: number;
+  /** Leave out an incomplete last batch of each epoch (default false: a smaller last batch). */
+  readonly dropLast?: boolean;
+  /** The batch of these sample indices; `epoch` seeds augmentation. */
+  load(indices: number[], epoch: number): Promise<B>;
+  /** Releases a batch (after its step, or when prepared but not used). */
+  release(batch: B): void;
+  /** Samples in a batch. */
+  size(batch: B): number;
+  /** One optimizer update at global step `step`; the batch holds `accumulate` micro-batches. */
+  step(batch: B, step: number, info: { epoch: number; stepsPerEpoch: number; totalSteps: number; accumulate: number }): Promise<StepOutcome>;
+  /** Data-parallel: attach the trainer to the group (a collective; after restore, before the first step). */
+  attach?(group: ProcessGroup): Promise<void>;
+  /** After the last step of (0-based) `epoch`. */
+  endEpoch?(epoch: number): Promise<void>;
+  /**
+   * Writes the complete training state to `path` (atomically) as it is after `globalStep` updates; `position`
+   * (the data position) goes into the checkpoint for restore() to return.
+   */
+  save(path: string, at: { globalStep: number; epoch: number; position: DataPosition }): Promise<void>;
+  /** Restores the state written by save(); returns the global step it was taken at (and the data position). */
+  restore(path: string): Promise<number | { globalStep: number; position?: DataPosition }>;
+  /** Also in a log line (e.g. files skipped so far). */
+  extraLog?(): Record<string, number>;
+}
+
+/** Raised when a loss or gradient norm is NaN/inf: code ERR_IBQ_NON_FINITE; `step` is the global step. */
+export class TrainingDivergedError extends IbqError {
+  constructor(readonly step: number, readonly what: string, readonly lastCheckpoint: string | undefined) {
+    super('ERR_IBQ_NON_FINITE',
+      `training diverged: non-finite ${what} at global step ${step}; stopped. Nothing was saved for that step. ` +
+      `Last good checkpoint: ${lastCheckpoint ?? 'none (no checkpoint was written)'}`);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
+export const LAST_CHECKPOINT = 'last.ckpt';
+export const LOG_FILE = 'log.jsonl';
+/** step=00001000.ckpt: the global step after which the checkpoint was taken, 8 digits. */
+export const stepCheckpointName = (globalStep: number) => `step=${String(globalStep).padStart(8, '0')}.ckpt`;
+const STEP_FILE = /^step=\d{8}\.ckpt$/;
+
+/** Validated common options (names as the JS options; the CLI maps its flags onto them). */
+export interface LoopSettings {
+  outDir: string;
+  batchSize: number;
+  seed: number;
+  resume?: string;
+  overwrite: boolean;
+  checkpointEvery: number;
+  prefetch: number;
+  maxSteps?: number;
+  maxEpochs?: number;
+  accumulate: number;
+  shardPadding: 'pad' | 'trim';
+}
+
+/** Checks the options of TrainLoopOptions (TypeError/RangeError naming the option). */
+export function loopSettings(opts: TrainLoopOptions): LoopSettings {
+  if (!opts || typeof opts !== 'object') throw new TypeError(`options: expected an object, got ${describe(opts)}`);
+  if (typeof opts.outDir !== 'string' || opts.outDir === '') throw new TypeError(`outDir: expected a folder path, got ${describe(opts.outDir)}`);
+  const r = opts.resume;
+  if (r !== undefined && typeof r !== 'boolean' && (typeof r !== 'string' || r === '')) {
+    throw new TypeError(`resume: expected true (outDir/last.ckpt) or a checkpoint path, got ${describe(r)}`);
+  }
+  if (opts.overwrite !== undefined && typeof opts.overwrite !== 'boolean') throw new TypeError(`overwrite: expected a boolean, got ${describe(opts.overwrite)}`);
+  if (r && opts.overwrite) throw new RangeError('resume and overwrite: give one of them, not both');
+  if (opts.onStep !== undefined && typeof opts.onStep !== 'function') throw new TypeError(`onStep: expected a function, got ${describe(opts.onStep)}`);
+  return {
+    outDir: opts.outDir,
+    batchSize: checkInt(opts.batchSize, 'batchSize', 1),
+    seed: checkInt(opts.seed ?? 0, 'seed', 0, 2 ** 32 - 1),
+    resume: r === true ? join(opts.outDir, LAST_CHECKPOINT) : r || undefined,
+    overwrite: opts.overwrite ?? false,
+    checkpointEvery: checkInt(opts.checkpointEvery ?? 1000, 'checkpointEvery', 0),
+    prefetch: checkInt(opts.prefetch ?? 2, 'prefetch', 0, 64),
+    maxSteps: opts.maxSteps === undefined ? undefined : checkInt(opts.maxSteps, 'maxSteps', 1),
+    maxEpochs: opts.maxEpochs === undefined ? undefined : checkInt(opts.maxEpochs, 'maxEpochs', 1),
+    accumulate: checkInt(opts.accumulateGradBatches ?? 1, 'accumulateGradBatches', 1),
+    shardPadding: shardPadding(opts.shardPadding),
+  };
+}
+
+function shardPadding(v: unknown): 'pad' | 'trim' {
+  if (v === undefined || v === 'pad' || v === 'trim') return v ?? 'pad';
+  throw new RangeError(`shardPadding: expected 'pad' or 'trim', got ${describe(v)}`);
+}
+
+/**
+ * Optimizer updates per epoch for each rank: the rank's shard of n samples in steps of batchSize x
+ * accumulateGradBatches samples (Lightning's per-rank len(dataloader) / accumulate_grad_batches).
+ */
+export function loopStepsPerEpoch(n: number, s: LoopSettings, dist: Pick<DistributedContext, 'rank' | 'worldSize'>, dropLast = false): number {
+  const per = samplesPerRank(n, { ...dist, trim: s.shardPadding === 'trim' });
+  return stepsPerEpoch(per, s.batchSize * s.accumulate, dropLast);
+}
+
+/**
+ * Makes `outDir` ready before anything is trained: refuses a folder holding another run unless resuming or
+ * overwriting (then the old run's files are removed), and checks that the resume checkpoint exists. Ranks other
+ * than 0 (`isMain` false) only check the checkpoint.
+ */
+export function prepareOutDir(s: LoopSettings, isMain = true): void {
+  if (s.resume !== undefined && !existsSync(s.resume)) {
+    throw new IbqError('ERR_IBQ_NO_CHECKPOINT', `resume: there is no checkpoint to resume from at ${s.resume}`);
+  }
+  if (!isMain) return;
+  const files = existsSync(s.outDir) ? readdirSync(s.outDir).filter((f) => f === LAST_CHECKPOINT || f === LOG_FILE || STEP_FILE.test(f)) : [];
+  if (files.length > 0 && s.resume === undefined) {
+    if (!s.overwrite) {
+      throw new IbqError('ERR_IBQ_OUT_DIR_IN_USE',
+        `outDir: ${s.outDir} already holds a training run (${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}); ` +
+        'continue it with resume (CLI --resume), or start afresh in a new outDir (--out) or with overwrite: true (--overwrite)');
+    }
+    for (const f of files) rmSync(join(s.outDir, f), { force: true });
+  }
+  mkdirSync(s.outDir, { recursive: true });
+}
+
+/** Keeps the log lines of steps before `globalStep` (a resumed run rewrites the steps after its checkpoint). */
+function trimLog(logPath: string, globalStep: number): void {
+  if (!existsSync(logPath)) return;
+  const keep = readFileSync(logPath, 'utf8').split('\n').filter((l) => {
+    if (!l.trim()) return false;
+    try {
+      return (JSON.parse(l) as { step?: number }).step! < globalStep;
+    } catch {
+      return false;
+    }
+  });
+  const tmp = `${logPath}.tmp-${process.pid}`;
+  writeFileSync(tmp, keep.map((l) => l + '\n').join(''));
+  renameSync(tmp, logPath);
+}
+
+function copyAtomic(src: string, dst: string): void {
+  const tmp = `${dst}.tmp-${process.pid}`;
+  copyFileSync(src, tmp);
+  renameSync(tmp, dst);
+}
+
+/** Total steps of the run: maxSteps, else maxEpochs (default 1) x steps per epoch. */
+export function plannedSteps(s: LoopSettings, perEpoch: number): number {
+  return s.maxSteps ?? (s.maxEpochs ?? 1) * perEpoch;
+}
+
+/**
+ * Runs `task` from its resumed step (or 0) to the planned total. Throws TrainingDivergedError on a non-finite
+ * loss; any other error of a step propagates after the prepared batches are released (the last checkpoint
+ * written stays valid).
+ */
+export async function runTrainingLoop<B>(
+  task: LoopTask<B>,
+  s: LoopSettings,
+  opts: Pick<TrainLoopOptions, 'signal' | 'onStep'> & { dist?: DistributedContext },
+): Promise<TrainLoopResult> {
+  const dist = opts.dist;
+  const shard = { rank: dist?.rank ?? 0, worldSize: dist?.worldSize ?? 1, trim: s.shardPadding === 'trim' };
+  const main = dist?.isMain ?? true;
+  const rows = s.batchSize * s.accumulate;
+  const perEpoch = loopStepsPerEpoch(task.length, s, shard, task.dropLast ?? false);
+  if (perEpoch < 1) {
+    throw new RangeError(`batchSize: ${s.batchSize}${s.accumulate > 1 ? ` x accumulateGradBatches ${s.accumulate}` : ''} exceeds the ` +
+      `${samplesPerRank(task.length, shard)} training samples${shard.worldSize > 1 ? ` of each of ${shard.worldSize} ranks` : ''}`);
+  }
+  try {
+    return await loop(task, s, opts, { dist, shard, main, rows, perEpoch });
+  } catch (err) {
+    dist?.fail(err);
+    throw err;
+  }
+}
+
+async function loop<B>(
+  task: LoopTask<B>,
+  s: LoopSettings,
+  opts: Pick<TrainLoopOptions, 'signal' | 'onStep'>,
+  c: { dist?: DistributedContext; shard: { rank: number; worldSize: number; trim: boolean }; main: boolean; rows: number; perEpoch: number },
+): Promise<TrainLoopResult> {
+  const { dist, main, rows, perEpoch } = c;
+  const totalSteps = plannedSteps(s, perEpoch);
+  const logPath = join(s.outDir, LOG_FILE);
+  const lastPath = join(s.outDir, LAST_CHECKPOINT);
+  let lastGood: string | undefined;
+  let start = 0;
+  const plan = new BatchPlan(task.length, rows, s.seed, perEpoch, c.shard);
+  if (s.resume !== undefined) {
+    const r = await task.restore(s.resume);
+    start = typeof r === 'number' ? r : r.globalStep;
+    if (typeof r !== 'number' && r.position) plan.resumeAt(start, r.position);
+    lastGood = s.resume;
+    if (main) trimLog(logPath, start);
+  }
+  if (dist?.group) await task.attach?.(dist.group);
+  const save = async (globalStep: number, file = lastPath) => {
+    if (!main) return;
+    await task.save(file, { globalStep, epoch: plan.epochOf(globalStep), position: plan.position(globalStep) });
+    if (file !== lastPath) copyAtomic(file, lastPath);
+    lastGood = lastPath;
+  };
+  const pending = new Map<number, Promise<B>>();
+  const request = (step: number) => {
+    if (step >= totalSteps || pending.has(step)) return;
+    const { epoch, indices } = plan.indices(step);
+    const p = task.load(indices, epoch);
+    p.catch(() => undefined);
+    pending.set(step, p);
+  };
+
+  let stopped: TrainLoopResult['stopped'] = 'done';
+  let step = start;
+  let saved = start;
+  try {
+    for (; step < totalSteps; step++) {
+      if (dist ? await dist.anyStops(!!opts.signal?.aborted) : opts.signal?.aborted) {
+        stopped = 'aborted';
+        break;
+      }
+      for (let k = 0; k <= s.prefetch; k++) request(step + k);
+      const batch = await pending.get(step)!;
+      pending.delete(step);
+      const epoch = plan.epochOf(step);
+      const t0 = performance.now();
+      let out: StepOutcome;
+      try {
+        out = await task.step(batch, step, { epoch, stepsPerEpoch: perEpoch, totalSteps, accumulate: s.accumulate });
+      } finally {
+        task.release(batch);
+      }
+      if (out.nonFinite !== undefined) throw new TrainingDivergedError(step, out.nonFinite, lastGood);
+      const seconds = (performance.now() - t0) / 1000;
+      const n = task.size(batch);
+      const info: TrainStepInfo = { step, totalSteps, epoch, log: out.log, lr: out.lr, seconds, samplesPerSecond: (n * (dist?.worldSize ?? 1)) / seconds };
+      const sps = (n * (dist?.worldSize ?? 1)) / seconds;
+      if (main) appendFileSync(logPath, JSON.stringify({ step, epoch, ...out.log, lr: out.lr, step_time: seconds, samples_per_s: sps, ...task.extraLog?.() }) + '\n');
+      if (plan.endsEpoch(step)) await task.endEpoch?.(epoch);
+      if (s.checkpointEvery > 0 && (step + 1) % s.checkpointEvery === 0) {
+        await save(step + 1, join(s.outDir, stepCheckpointName(step + 1)));
+        saved = step + 1;
+      }
+      if (main) opts.onStep?.(info);
+    }
+    if (step > saved) await save(step);
+  } finally {
+    for (const p of pending.values()) p.then((b) => task.release(b), () => undefined);
+  }
+  return { globalStep: step, epoch: plan.epochOf(step), stopped, lastCheckpoint: lastGood, logPath };
+}
