@@ -365,7 +365,8 @@ function withCallerStacks(addon: NativeAddon): NativeAddon {
     if (methods.length > 0) {
       for (const k of methods) {
         const d = Object.getOwnPropertyDescriptor(proto, k);
-        if (d && typeof d.value === 'function') Object.defineProperty(proto, k, { ...d, value: wrap(d.value) });
+        // N-API defines methods non-configurable: those keep their own stacks
+        if (d && typeof d.value === 'function' && (d.configurable || d.writable)) Object.defineProperty(proto, k, { ...d, value: wrap(d.value) });
       }
     } else {
       (addon as unknown as Record<string, unknown>)[name] = wrap(value as (...a: unknown[]) => unknown);

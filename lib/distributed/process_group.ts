@@ -4,15 +4,17 @@
  * (device cuda:LOCAL_RANK). Collective failures reject with DistributedError naming this rank and the rank that
  * failed (gone, or stopped with a reported reason).
  */
-import { checkInt, checkNumber, checkString } from '../core/errors.js';
+import { checkInt, checkNumber, checkString, IbqError } from '../core/errors.js';
 import { native, type ProcessGroupNative } from '../native.js';
 import type { DistributedEnv } from './env.js';
 
-/** A collective or the rendezvous failed: a rank is gone or failed, a timeout, a port in use, no master. */
-export class DistributedError extends Error {
-  readonly code = 'ERR_IBQ_DISTRIBUTED';
+/**
+ * A collective or the rendezvous failed: a rank is gone or failed, a timeout, a port in use, no master
+ * (code ERR_IBQ_DISTRIBUTED; native training steps reject with that code too).
+ */
+export class DistributedError extends IbqError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('ERR_IBQ_DISTRIBUTED', message, options);
     this.name = 'DistributedError';
   }
 }

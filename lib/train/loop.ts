@@ -331,6 +331,7 @@ async function loop<B>(
       pending.delete(step);
       const epoch = plan.epochOf(step);
       const t0 = performance.now();
+      const n = task.size(batch); // before release() disposes the batch
       let out: StepOutcome;
       try {
         out = await task.step(batch, step, { epoch, stepsPerEpoch: perEpoch, totalSteps, accumulate: s.accumulate });
@@ -339,7 +340,6 @@ async function loop<B>(
       }
       if (out.nonFinite !== undefined) throw new TrainingDivergedError(step, out.nonFinite, lastGood);
       const seconds = (performance.now() - t0) / 1000;
-      const n = task.size(batch);
       const info: TrainStepInfo = { step, totalSteps, epoch, log: out.log, lr: out.lr, seconds, samplesPerSecond: (n * (dist?.worldSize ?? 1)) / seconds };
       const sps = (n * (dist?.worldSize ?? 1)) / seconds;
       if (main) appendFileSync(logPath, JSON.stringify({ step, epoch, ...out.log, lr: out.lr, step_time: seconds, samples_per_s: sps, ...task.extraLog?.() }) + '\n');

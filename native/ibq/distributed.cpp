@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <sstream>
 #include <thread>
 
 #if defined(USE_C10D_NCCL)
@@ -23,6 +24,12 @@ namespace {
 using std::chrono::milliseconds;
 
 std::string where(const GroupOptions& o) { return o.master_addr + ":" + std::to_string(o.master_port); }
+
+std::string seconds(double s) {
+  std::ostringstream os;
+  os << s;
+  return os.str();
+}
 
 // The local address the kernel would use to reach the master (a UDP "connect" sends nothing); Gloo binds its
 // device there, so ranks on other hosts (or network namespaces) can reach this one.
@@ -84,7 +91,7 @@ ProcessGroup::ProcessGroup(const GroupOptions& o) : opts_(o), impl_(std::make_un
     if (o.rank == 0 && (msg.find("in use") != std::string::npos || msg.find("listen") != std::string::npos))
       throw DistError(me + ": cannot host the rendezvous at " + where(o) + ": the port is in use or the address is not "
                       "this host's (set MASTER_PORT to a free port; " + first_line(msg) + ")");
-    throw DistError(me + ": the rendezvous at " + where(o) + " failed within " + std::to_string(o.timeout_s) +
+    throw DistError(me + ": the rendezvous at " + where(o) + " failed within " + seconds(o.timeout_s) +
                     " s (master unreachable, or not all " + std::to_string(o.world_size) + " ranks joined): " +
                     first_line(msg));
   }

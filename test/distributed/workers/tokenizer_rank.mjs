@@ -15,7 +15,7 @@ const trainer = TokenizerTrainer.create(tok, lossconfig, { seed: job.seed, useEm
 const env = distributedEnv();
 const W = job.worldSize;
 let rank = 0;
-if (job.mode === 'ddp') {
+if (job.mode === 'ddp' || job.mode === 'nan') {
   const pg = await ProcessGroup.fromEnv(env);
   rank = pg.rank;
   await trainer.setDataParallel(pg);
@@ -25,7 +25,16 @@ const all = images.dataSync();
 const per = images.shape.slice(1).reduce((a, c) => a * c, 1);
 const rows = (start, n) => tensor(all.slice(start * per, (start + n) * per), [n, ...images.shape.slice(1)]);
 for (let s = 0; s < job.steps; s++) {
-  if (job.mode === 'ddp') {
+  if (job.mode === 'nan') {
+    // rank 1's images are NaN at step 1: every rank must stop with the same error naming rank 1
+    const x = s === 1 && rank === 1 ? tensor(new Float32Array(b * per).fill(NaN), [b, ...images.shape.slice(1)]) : rows(s * W * b + rank * b, b);
+    try {
+      await trainer.step(x);
+    } catch (e) {
+      writeFileSync(`${job.out}/rank${rank}.error.json`, JSON.stringify({ step: s, name: e.name, message: e.message, ranks: e.ranks }));
+      process.exit(3);
+    }
+  } else if (job.mode === 'ddp') {
     await trainer.step(rows(s * W * b + rank * b, b));
     await saveSafetensors(`${job.out}/rank${rank}-step${s}.safetensors`, trainer.stateDict());
     const st = await trainer.native.getState(); // the LeCAM EMA (floats, not a module buffer)
