@@ -26,8 +26,8 @@ const per = images.shape.slice(1).reduce((a, c) => a * c, 1);
 const rows = (start, n) => tensor(all.slice(start * per, (start + n) * per), [n, ...images.shape.slice(1)]);
 for (let s = 0; s < job.steps; s++) {
   if (job.mode === 'nan') {
-    // rank 1's images are NaN at step 1: every rank must stop with the same error naming rank 1
-    const x = s === 1 && rank === 1 ? tensor(new Float32Array(b * per).fill(NaN), [b, ...images.shape.slice(1)]) : rows(s * W * b + rank * b, b);
+    // rank 1's images overflow (3e38) at step 1: every rank must stop with the same error naming rank 1
+    const x = s === 1 && rank === 1 ? tensor(new Float32Array(b * per).fill(3e38), [b, ...images.shape.slice(1)]) : rows(s * W * b + rank * b, b);
     try {
       await trainer.step(x);
     } catch (e) {
