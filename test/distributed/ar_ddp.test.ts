@@ -94,6 +94,31 @@ describe('AR training: data-parallel launch', () => {
     console.log(`AR DDP vs one process: max |diff| ${ab.worst}; vs accumulation ${ac.worst}`);
   }, 300_000);
 
+  it('Ctrl-C on the launcher: every rank stops at the same step, rank 0 saves last.ckpt, exit code 130', async () => {
+    const out = join(root, 'sigint');
+    let sent = 0;
+    const r = await ibq(['launch', '--nproc-per-node', '2', '--master-port', String(await freePort()), '--', ...common(out, B, 100000)], {
+      timeoutMs: 120_000,
+      onStart: (c) => {
+        const poll = setInterval(() => {
+          if (!existsSync(join(out, 'log.jsonl')) || readFileSync(join(out, 'log.jsonl'), 'utf8').split('\n').length < 3) return;
+          clearInterval(poll);
+          sent = Date.now();
+          c.kill('SIGINT');
+        }, 100);
+      },
+    });
+    expect(sent).toBeGreaterThan(0);
+    expect(r.code, r.stderr.slice(-2000)).toBe(130);
+    const ck = await loadCheckpoint(join(out, 'last.ckpt'));
+    const log = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(Number((ck.meta as { global_step: number }).global_step)).toBe(log.length);
+    // both ranks report the same stop (their JSON summaries on stdout)
+    const stops = r.stdout.split('\n').filter((l) => l.includes('"stopped":"aborted"'));
+    expect(stops.length).toBe(2);
+    expect(new Set(stops.map((l) => JSON.parse(l.replace(/^\[rank \d\] /, '')).globalStep)).size).toBe(1);
+  }, 180_000);
+
   it('a killed rank stops the launcher and the other rank within 60 s, naming it; the checkpoint resumes with 1 and 2 processes', async () => {
     const port = await freePort();
     const out = join(root, 'kill');
