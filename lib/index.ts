@@ -56,3 +56,4 @@ export { readIdx, parseIdx, type IdxArray } from './data/idx.js';
 // ---- distributed training (c10d) ----
 export { ProcessGroup, DistributedError, type ProcessGroupOptions } from './distributed/process_group.js';
 export { distributedEnv, type DistributedEnv } from './distributed/env.js';
+export { type DistributedOption } from './distributed/context.js';
