@@ -73,7 +73,7 @@ function splitConfig(config: ConfigInput): { model: TransformerConfig | Transfor
   return { model: config as TransformerConfig | TransformerPreset | string, train: {} };
 }
 
-async function tokenData(opts: TrainTransformerOptions): Promise<TokenData & { cached?: boolean; key?: string }> {
+async function tokenData(opts: TrainTransformerOptions, isMain: boolean): Promise<TokenData & { cached?: boolean; key?: string }> {
   if (opts.tokens) return opts.tokens;
   const tok = opts.tokenizer;
   if (!tok || (typeof opts.data !== 'string' && !opts.images)) {
@@ -82,7 +82,7 @@ async function tokenData(opts: TrainTransformerOptions): Promise<TokenData & { c
   if (opts.images) return tokensFromTensor(tok, opts.images.images, opts.images.labels);
   const res = (tok as { config?: { ddconfig?: { resolution?: number } } }).config?.ddconfig?.resolution;
   const imageSize = checkInt(opts.imageSize ?? res ?? 256, 'imageSize', 1);
-  return tokensFromImages(tok, opts.data!, { cacheDir: opts.outDir, imageSize });
+  return tokensFromImages(tok, opts.data!, { cacheDir: opts.outDir, imageSize, writeCache: isMain });
 }
 
 /**
@@ -106,7 +106,7 @@ export async function trainTransformer(config: ConfigInput, opts: TrainTransform
   const model = Transformer.create(modelCfg, { seed: s.seed, device: dist.device }).train();
   const L = model.config.block_size;
 
-  const data = await tokenData(opts);
+  const data = await tokenData(opts, dist.isMain);
   const [N, T] = data.tokens.shape as [number, number];
   if (data.tokens.shape.length !== 2 || data.tokens.dtype !== 'int64') throw new RangeError(`tokens.tokens: expected int64 [N, ${L}], got ${data.tokens.dtype} [${data.tokens.shape}]`);
   if (T !== L) throw new RangeError(`tokens: ${T} tokens per image (the tokenizer's h x w), but the transformer's block_size is ${L}`);
