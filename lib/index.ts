@@ -53,3 +53,7 @@ export {
 export { epochOrder } from './train/sampler.js';
 export { listImages, IMAGE_EXTENSIONS, type ImageList } from './data/image_files.js';
 export { readIdx, parseIdx, type IdxArray } from './data/idx.js';
+// ---- distributed training (c10d) ----
+export { ProcessGroup, DistributedError, type ProcessGroupOptions } from './distributed/process_group.js';
+export { distributedEnv, type DistributedEnv } from './distributed/env.js';
+export { type DistributedOption } from './distributed/context.js';

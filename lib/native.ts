@@ -68,7 +68,14 @@ export interface TransformerNative extends ModuleHandleNative {
     opts: JobOptions & { cfgScale: number; temperature: number; topK: number; topP: number; greedy: boolean; seed?: number; steps?: number },
   ): Promise<TensorHandle>;
   lossAndGrads(tokens: TensorHandle, labels: TensorHandle, wrt: string[], dropLabels: boolean): Promise<{ loss: number; grads: [string, TensorHandle][] }>;
-  trainStep(tokens: TensorHandle, labels: TensorHandle, opts: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16' }): Promise<{ loss: number; gradNorm: number }>;
+  /** accumulate: micro-batches in `tokens` (rows divisible by it); nonfiniteRanks: data-parallel ranks whose loss was not finite. */
+  trainStep(
+    tokens: TensorHandle,
+    labels: TensorHandle,
+    opts: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16'; accumulate?: number },
+  ): Promise<{ loss: number; gradNorm: number; nonfiniteRanks: number[] }>;
+  /** Collective: broadcasts weights and buffers from rank 0; later trainSteps average gradients (null: off). */
+  setDataParallel(pg: ProcessGroupNative | null, opts?: { bucketCapMb?: number }): Promise<void>;
   optimizerState(): [string, TensorHandle][];
   loadOptimizerState(entries: [string, TensorHandle][]): void;
   /** uint8 [n] state of the default generator of the model's device (training dropouts draw from it). */
@@ -86,7 +93,34 @@ export interface TransformerNative {
 }
 // ---- end AR transformer ----------------------------------------------------------------------------
 
+// ---- distributed: native/bindings/process_group.cpp ----
+/** A c10d process group (TCPStore rendezvous; Gloo on the CPU, NCCL on CUDA). Collectives reject with an Error
+ *  naming this rank and the rank that failed. */
+export interface ProcessGroupNative {
+  init(opts: {
+    masterAddr: string;
+    masterPort: number;
+    worldSize: number;
+    rank: number;
+    timeoutSeconds: number;
+    device?: string;
+    glooInterface?: string;
+  }): Promise<void>;
+  rank(): number;
+  worldSize(): number;
+  /** Element-wise sum over ranks. */
+  allReduceValues(values: Float64Array): Promise<Float64Array>;
+  /** In-place sum over ranks. */
+  allReduceTensors(tensors: TensorHandle[]): Promise<void>;
+  barrier(): Promise<void>;
+  /** Records in the rendezvous store that this rank stops, and why (best effort). */
+  reportFailure(message: string): void;
+  destroy(): void;
+}
+// ---- end distributed ----
+
 export interface NativeAddon extends TransformerNative {
+  ProcessGroupHandle: new () => ProcessGroupNative;
   info(): NativeInfo;
   setNumThreads(n: number): void;
   TensorHandle: new () => TensorHandle;
@@ -96,7 +130,7 @@ export interface NativeAddon extends TransformerNative {
     fail(message: string, async?: boolean): Promise<never>;
   };
 
-  // ---- checkpoints and files: native/bindings/tensor_io.cpp, native/ibq/tensor_io.h ----
+  // ---- checkpoints and files (issue 3): native/bindings/tensor_io.cpp, native/ibq/tensor_io.h ----
   io: {
     /** The bytes of a record of a torch.save zip archive (name relative to the archive folder). */
     zipRecord(path: string, name: string): Promise<Buffer>;
@@ -117,13 +151,13 @@ export interface NativeAddon extends TransformerNative {
   };
   // ---- end checkpoints and files ----
 
-  // ---- tokenizer area: handles of native/bindings/{tokenizer,quantizers}.cpp ----
+  // ---- tokenizer area (issue 4): handles of native/bindings/{tokenizer,quantizers}.cpp ----
   TokenizerHandle: new (config: object, device?: string, seed?: number) => TokenizerHandleNative;
   IBQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<IBQOutputName>;
   VectorQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<VQOutputName>;
   // ---- end of tokenizer area ----
 
-  // ---- evaluation: native/bindings/{fid_inception,lpips,metrics}.cpp, native/ibq/{inception,lpips,metrics}.h ----
+  // ---- evaluation (issue 7): native/bindings/{eval_models,metrics}.cpp, native/ibq/{inception,lpips,metrics}.h ----
   FidInceptionHandle: new () => FidInceptionHandleNative;
   LpipsHandle: new (net: 'vgg' | 'alex') => LpipsHandleNative;
   metrics: {
@@ -140,7 +174,7 @@ export interface NativeAddon extends TransformerNative {
     };
   };
   // ---- end evaluation ----
-  // ---- tokenizer training: native/bindings/tokenizer_trainer.cpp ----
+  // ---- tokenizer training (issue 5): native/bindings/tok_trainer.cpp ----
   TokenizerTrainerHandle: new (
     tokenizer: { moduleRef(): unknown },
     lossconfig: object,
@@ -150,7 +184,7 @@ export interface NativeAddon extends TransformerNative {
   // ---- end of tokenizer training ----
 }
 
-// ---- tokenizer training: native/bindings/tokenizer_trainer.cpp ----
+// ---- tokenizer training (issue 5): native/bindings/tok_trainer.cpp ----
 /** One Adam optimizer's state: per parameter the step count (0: no state yet) and the two moments. */
 export interface AdamStateNative {
   lr: number;
@@ -169,7 +203,13 @@ export interface TokenizerTrainerStateNative {
   rng: TensorHandle;
 }
 export interface TokenizerTrainerNative extends ModuleHandleNative {
-  step(x: TensorHandle, globalStep: number): Promise<{ log: Record<string, number>; nonfinite: '' | 'generator' | 'discriminator'; lr: [number, number] }>;
+  step(
+    x: TensorHandle,
+    globalStep: number,
+    accumulate?: number,
+  ): Promise<{ log: Record<string, number>; nonfinite: '' | 'generator' | 'discriminator'; nonfiniteRanks: number[]; lr: [number, number] }>;
+  /** Collective: broadcasts parameters and buffers from rank 0; later steps average gradients (null: off). */
+  setDataParallel(pg: ProcessGroupNative | null, opts?: { bucketCapMb?: number }): Promise<void>;
   lossAndGrads(
     x: TensorHandle,
     optimizerIdx: number,
@@ -184,7 +224,7 @@ export interface TokenizerTrainerNative extends ModuleHandleNative {
 }
 // ---- end of tokenizer training ----
 
-// ---- tokenizer area: IBQ tokenizer and quantizers (native/bindings/{tokenizer,quantizers}.cpp) ----
+// ---- tokenizer area (issue 4): IBQ tokenizer and quantizers (native/bindings/{tokenizer,quantizers}.cpp) ----
 
 /** Options of the tokenizer/quantizer calls: run under autocast with this dtype (CPU: bfloat16 only). */
 export interface AutocastOptions {
@@ -210,7 +250,7 @@ export type IBQOutputName = 'z_q' | 'quant_loss' | 'sample_entropy' | 'avg_entro
 export type VQOutputName = 'z_q' | 'loss' | 'indices';
 // ---- end of tokenizer area ----
 
-// ---- evaluation: FID Inception, LPIPS and metric handles ----
+// ---- evaluation (issue 7): FID Inception, LPIPS and metric handles ----
 export interface GaussianStatsNative {
   mu: TensorHandle;
   sigma: TensorHandle;

@@ -4,16 +4,18 @@
  */
 import { Command } from 'commander';
 
+import { watchLauncher } from '../distributed/env.js';
 import { register as registerCkpt } from './ckpt.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerEval } from './eval.js';
 import { register as registerInfo } from './info.js';
+import { register as registerLaunch } from './launch.js';
 import { register as registerTokenizer } from './tokenizer.js';
 import { register as registerTrain } from './train.js';
 import { register as registerTransformer } from './transformer.js';
 
 type Register = (program: Command) => void;
-const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer, registerEval, registerTrain, registerDemo];
+const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer, registerEval, registerTrain, registerDemo, registerLaunch];
 
 export function buildProgram(): Command {
   const program = new Command('ibq')
@@ -25,5 +27,6 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  watchLauncher();
   await buildProgram().parseAsync(argv);
 }

@@ -18,6 +18,7 @@ export interface TrainFlags {
   batchSize?: string;
   seed: string;
   checkpointEvery: string;
+  accumulateGradBatches: string;
   lr?: string;
   autocast?: string;
   device?: string;
@@ -34,6 +35,7 @@ export function addTrainFlags(cmd: Command, out: string): Command {
     .option('--batch-size <n>', 'samples per step (default: data.init_args.batch_size of the YAML)')
     .option('--seed <n>', 'seed of the initialisation, data order and augmentation', '0')
     .option('--checkpoint-every <n>', 'write step=N.ckpt and refresh last.ckpt every n steps (0: only at the end)', '1000')
+    .option('--accumulate-grad-batches <n>', 'micro-batches of --batch-size per optimizer update (gradients summed)', '1')
     .option('--lr <x>', 'base learning rate (default: learning_rate of the YAML)')
     .option('--autocast <dtype>', 'mixed precision: bfloat16 (CPU, CUDA) or float16 (CUDA)')
     .option('--device <device>', 'cpu or cuda[:i]');
@@ -80,6 +82,7 @@ export function trainFlagValues(o: TrainFlags): TrainFlagValues {
     batchSize: intFlag(o.batchSize, '--batch-size'),
     seed: intFlag(o.seed, '--seed', 0),
     checkpointEvery: intFlag(o.checkpointEvery, '--checkpoint-every', 0),
+    accumulateGradBatches: intFlag(o.accumulateGradBatches, '--accumulate-grad-batches'),
     lr: numberFlag(o.lr, '--lr', 0),
     autocast,
     device: o.device,

@@ -10,7 +10,7 @@
 import { checkInt, checkNumber, describe } from '../core/errors.js';
 import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../io/index.js';
 import { Module, stateDictEntries, type LoadResult, type StateDict } from '../core/module.js';
-import { native, type TokenizerTrainerNative, type TokenizerTrainerStateNative } from '../native.js';
+import { native, type ProcessGroupNative, type TokenizerTrainerNative, type TokenizerTrainerStateNative } from '../native.js';
 import { checkAutocastDType } from '../core/autocast.js';
 import { tensorArg } from '../core/tensor.js';
 import { disposeTensors, Tensor, wrap } from '../core/tensor.js';
@@ -55,8 +55,14 @@ export interface TokenizerTrainerOptions {
 export type PerceptualSource = string | Checkpoint | { vgg16: string; lin: string };
 
 export class NonFiniteLossError extends Error {
-  constructor(readonly step: number, readonly which: 'generator' | 'discriminator', readonly log: Record<string, number>) {
-    super(`non-finite ${which} loss at global step ${step}`);
+  constructor(
+    readonly step: number,
+    readonly which: 'generator' | 'discriminator',
+    readonly log: Record<string, number>,
+    /** Data-parallel: the ranks whose loss was not finite (all ranks stop). */
+    readonly ranks: number[] = [],
+  ) {
+    super(`non-finite ${which} loss at global step ${step}${ranks.length ? ` on rank ${ranks.join(', ')}` : ''}`);
     this.name = 'NonFiniteLossError';
   }
 }
@@ -174,16 +180,31 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
    * One official training step on a batch [B, C, H, W] in [-1, 1] (float32): discriminator update, then
    * generator update, schedulers, EMA. Resolves to the log dictionary (official names, e.g. 'train/total_loss',
    * 'train/disc_loss'). Rejects with NonFiniteLossError (naming the step) when a loss is NaN/inf; that update
-   * is then skipped.
+   * is then skipped. `accumulate` (default 1): the batch holds that many micro-batches (near-equal sizes); each optimizer's gradients are accumulated over them (each its own forward, loss / accumulate) before
+   * its one update, and the log is their mean. After setDataParallel, gradients and the log are also averaged
+   * over the ranks and a non-finite loss on any rank stops every rank (NonFiniteLossError.ranks names them).
    */
-  async step(batch: Tensor, opts: { globalStep?: number } = {}): Promise<Record<string, number>> {
+  async step(batch: Tensor, opts: { globalStep?: number; accumulate?: number } = {}): Promise<Record<string, number>> {
     this.#checkReady();
     const gs = checkInt(opts.globalStep ?? this.globalStep, 'opts.globalStep', 0);
-    const r = await this.native.step(tensorArg(batch, 'batch'), gs);
+    const acc = checkInt(opts.accumulate ?? 1, 'opts.accumulate', 1);
+    if (batch?.shape?.[0] !== undefined && batch.shape[0] < acc) {
+      throw new RangeError(`opts.accumulate: ${acc} micro-batches need at least as many images, the batch has ${batch.shape[0]}`);
+    }
+    const r = await this.native.step(tensorArg(batch, 'batch'), gs, acc);
     this.#lr = r.lr;
-    if (r.nonfinite) throw new NonFiniteLossError(gs, r.nonfinite, r.log);
+    if (r.nonfinite) throw new NonFiniteLossError(gs, r.nonfinite, r.log, r.nonfiniteRanks);
     this.globalStep = gs + 1;
     return r.log;
+  }
+
+  /**
+   * Data-parallel training over `group` (DDP semantics, c10d::Reducer): a collective that every rank calls
+   * after loading the same weights; broadcasts parameters and buffers from rank 0. null turns it off.
+   */
+  async setDataParallel(group: { native: ProcessGroupNative } | null, opts: { bucketCapMb?: number } = {}): Promise<void> {
+    this.#checkReady();
+    await this.native.setDataParallel(group ? group.native : null, opts);
   }
 
   /**

@@ -8,12 +8,20 @@
  *
  * Steps are numbered as the official Lightning `global_step`: step s (0-based) is the s-th optimizer update,
  * and a checkpoint taken after it records global_step s + 1.
+ *
+ * Data parallelism (`distributed`, or the torchrun environment): every rank runs this loop on its shard of each
+ * epoch (lib/train/sampler.ts) with `batchSize` samples per micro-batch; the trainers average gradients and
+ * logged values over the ranks; global rank 0 alone writes checkpoints, the log and progress; all ranks agree
+ * on stopping (abort) at the same step; a rank that fails tells the others why. Checkpoints record the data
+ * position in samples, so a run resumes with any world size, batch size or accumulation.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync, copyFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { checkInt, describe, IbqError } from '../core/errors.js';
-import { BatchPlan, stepsPerEpoch } from './sampler.js';
+import type { DistributedContext, DistributedOption } from '../distributed/context.js';
+import type { ProcessGroup } from '../distributed/process_group.js';
+import { BatchPlan, samplesPerRank, stepsPerEpoch, type DataPosition } from './sampler.js';
 
 /** Options every training run takes (trainTokenizer and trainTransformer add their own). */
 export interface TrainLoopOptions {
@@ -44,8 +52,21 @@ export interface TrainLoopOptions {
   prefetch?: number;
   /** Aborting saves last.ckpt after the running step and resolves with stopped 'aborted'. */
   signal?: AbortSignal;
-  /** Called after every step (on the JS thread, between native steps). */
+  /** Called after every step (on the JS thread, between native steps; on global rank 0 only). */
   onStep?(s: TrainStepInfo): void;
+  /**
+   * Micro-batches of batchSize per optimizer update, their gradients summed (Lightning's accumulate_grad_batches;
+   * default 1). The update sees batchSize x accumulateGradBatches (x world size) samples.
+   */
+  accumulateGradBatches?: number;
+  /**
+   * Data-parallel training. Default (undefined or true): join the process group of the torchrun environment
+   * when WORLD_SIZE > 1 (`ibq launch` sets it), else one process; false: one process; a ProcessGroup, or its
+   * options: that group. batchSize is per rank (Lightning's per-device batch size).
+   */
+  distributed?: DistributedOption;
+  /** Data-parallel epochs: 'pad' (default) repeats the first samples so every rank gets as many; 'trim' drops the rest. */
+  shardPadding?: 'pad' | 'trim';
 }
 
 /** What onStep receives and log.jsonl records (plus every entry of `log`). */
@@ -96,14 +117,19 @@ export interface LoopTask<B> {
   release(batch: B): void;
   /** Samples in a batch. */
   size(batch: B): number;
-  /** One optimizer update at global step `step`. */
-  step(batch: B, step: number, info: { epoch: number; stepsPerEpoch: number; totalSteps: number }): Promise<StepOutcome>;
+  /** One optimizer update at global step `step`; the batch holds `accumulate` micro-batches. */
+  step(batch: B, step: number, info: { epoch: number; stepsPerEpoch: number; totalSteps: number; accumulate: number }): Promise<StepOutcome>;
+  /** Data-parallel: attach the trainer to the group (a collective; after restore, before the first step). */
+  attach?(group: ProcessGroup): Promise<void>;
   /** After the last step of (0-based) `epoch`. */
   endEpoch?(epoch: number): Promise<void>;
-  /** Writes the complete training state to `path` (atomically) as it is after `globalStep` updates. */
-  save(path: string, at: { globalStep: number; epoch: number }): Promise<void>;
-  /** Restores the state written by save(); returns the global step it was taken at. */
-  restore(path: string): Promise<number>;
+  /**
+   * Writes the complete training state to `path` (atomically) as it is after `globalStep` updates; `position`
+   * (the data position) goes into the checkpoint for restore() to return.
+   */
+  save(path: string, at: { globalStep: number; epoch: number; position: DataPosition }): Promise<void>;
+  /** Restores the state written by save(); returns the global step it was taken at (and the data position). */
+  restore(path: string): Promise<number | { globalStep: number; position?: DataPosition }>;
   /** Also in a log line (e.g. files skipped so far). */
   extraLog?(): Record<string, number>;
 }
@@ -135,6 +161,8 @@ export interface LoopSettings {
   prefetch: number;
   maxSteps?: number;
   maxEpochs?: number;
+  accumulate: number;
+  shardPadding: 'pad' | 'trim';
 }
 
 /** Checks the options of TrainLoopOptions (TypeError/RangeError naming the option). */
@@ -158,17 +186,35 @@ export function loopSettings(opts: TrainLoopOptions): LoopSettings {
     prefetch: checkInt(opts.prefetch ?? 2, 'prefetch', 0, 64),
     maxSteps: opts.maxSteps === undefined ? undefined : checkInt(opts.maxSteps, 'maxSteps', 1),
     maxEpochs: opts.maxEpochs === undefined ? undefined : checkInt(opts.maxEpochs, 'maxEpochs', 1),
+    accumulate: checkInt(opts.accumulateGradBatches ?? 1, 'accumulateGradBatches', 1),
+    shardPadding: shardPadding(opts.shardPadding),
   };
+}
+
+function shardPadding(v: unknown): 'pad' | 'trim' {
+  if (v === undefined || v === 'pad' || v === 'trim') return v ?? 'pad';
+  throw new RangeError(`shardPadding: expected 'pad' or 'trim', got ${describe(v)}`);
+}
+
+/**
+ * Optimizer updates per epoch for each rank: the rank's shard of n samples in steps of batchSize x
+ * accumulateGradBatches samples (Lightning's per-rank len(dataloader) / accumulate_grad_batches).
+ */
+export function loopStepsPerEpoch(n: number, s: LoopSettings, dist: Pick<DistributedContext, 'rank' | 'worldSize'>, dropLast = false): number {
+  const per = samplesPerRank(n, { ...dist, trim: s.shardPadding === 'trim' });
+  return stepsPerEpoch(per, s.batchSize * s.accumulate, dropLast);
 }
 
 /**
  * Makes `outDir` ready before anything is trained: refuses a folder holding another run unless resuming or
- * overwriting (then the old run's files are removed), and checks that the resume checkpoint exists.
+ * overwriting (then the old run's files are removed), and checks that the resume checkpoint exists. Ranks other
+ * than 0 (`isMain` false) only check the checkpoint.
  */
-export function prepareOutDir(s: LoopSettings): void {
+export function prepareOutDir(s: LoopSettings, isMain = true): void {
   if (s.resume !== undefined && !existsSync(s.resume)) {
     throw new IbqError('ERR_IBQ_NO_CHECKPOINT', `resume: there is no checkpoint to resume from at ${s.resume}`);
   }
+  if (!isMain) return;
   const files = existsSync(s.outDir) ? readdirSync(s.outDir).filter((f) => f === LAST_CHECKPOINT || f === LOG_FILE || STEP_FILE.test(f)) : [];
   if (files.length > 0 && s.resume === undefined) {
     if (!s.overwrite) {
@@ -213,22 +259,52 @@ export function plannedSteps(s: LoopSettings, perEpoch: number): number {
  * loss; any other error of a step propagates after the prepared batches are released (the last checkpoint
  * written stays valid).
  */
-export async function runTrainingLoop<B>(task: LoopTask<B>, s: LoopSettings, opts: Pick<TrainLoopOptions, 'signal' | 'onStep'>): Promise<TrainLoopResult> {
-  const perEpoch = stepsPerEpoch(task.length, s.batchSize, task.dropLast ?? false);
-  if (perEpoch < 1) throw new RangeError(`batchSize: ${s.batchSize} exceeds the ${task.length} training samples`);
+export async function runTrainingLoop<B>(
+  task: LoopTask<B>,
+  s: LoopSettings,
+  opts: Pick<TrainLoopOptions, 'signal' | 'onStep'> & { dist?: DistributedContext },
+): Promise<TrainLoopResult> {
+  const dist = opts.dist;
+  const shard = { rank: dist?.rank ?? 0, worldSize: dist?.worldSize ?? 1, trim: s.shardPadding === 'trim' };
+  const main = dist?.isMain ?? true;
+  const rows = s.batchSize * s.accumulate;
+  const perEpoch = loopStepsPerEpoch(task.length, s, shard, task.dropLast ?? false);
+  if (perEpoch < 1) {
+    throw new RangeError(`batchSize: ${s.batchSize}${s.accumulate > 1 ? ` x accumulateGradBatches ${s.accumulate}` : ''} exceeds the ` +
+      `${samplesPerRank(task.length, shard)} training samples${shard.worldSize > 1 ? ` of each of ${shard.worldSize} ranks` : ''}`);
+  }
+  try {
+    return await loop(task, s, opts, { dist, shard, main, rows, perEpoch });
+  } catch (err) {
+    dist?.fail(err);
+    throw err;
+  }
+}
+
+async function loop<B>(
+  task: LoopTask<B>,
+  s: LoopSettings,
+  opts: Pick<TrainLoopOptions, 'signal' | 'onStep'>,
+  c: { dist?: DistributedContext; shard: { rank: number; worldSize: number; trim: boolean }; main: boolean; rows: number; perEpoch: number },
+): Promise<TrainLoopResult> {
+  const { dist, main, rows, perEpoch } = c;
   const totalSteps = plannedSteps(s, perEpoch);
   const logPath = join(s.outDir, LOG_FILE);
   const lastPath = join(s.outDir, LAST_CHECKPOINT);
   let lastGood: string | undefined;
   let start = 0;
+  const plan = new BatchPlan(task.length, rows, s.seed, perEpoch, c.shard);
   if (s.resume !== undefined) {
-    start = await task.restore(s.resume);
+    const r = await task.restore(s.resume);
+    start = typeof r === 'number' ? r : r.globalStep;
+    if (typeof r !== 'number' && r.position) plan.resumeAt(start, r.position);
     lastGood = s.resume;
-    trimLog(logPath, start);
+    if (main) trimLog(logPath, start);
   }
-  const plan = new BatchPlan(task.length, s.batchSize, s.seed, perEpoch);
+  if (dist?.group) await task.attach?.(dist.group);
   const save = async (globalStep: number, file = lastPath) => {
-    await task.save(file, { globalStep, epoch: plan.epochOf(globalStep) });
+    if (!main) return;
+    await task.save(file, { globalStep, epoch: plan.epochOf(globalStep), position: plan.position(globalStep) });
     if (file !== lastPath) copyAtomic(file, lastPath);
     lastGood = lastPath;
   };
@@ -246,7 +322,7 @@ export async function runTrainingLoop<B>(task: LoopTask<B>, s: LoopSettings, opt
   let saved = start;
   try {
     for (; step < totalSteps; step++) {
-      if (opts.signal?.aborted) {
+      if (dist ? await dist.anyStops(!!opts.signal?.aborted) : opts.signal?.aborted) {
         stopped = 'aborted';
         break;
       }
@@ -255,23 +331,24 @@ export async function runTrainingLoop<B>(task: LoopTask<B>, s: LoopSettings, opt
       pending.delete(step);
       const epoch = plan.epochOf(step);
       const t0 = performance.now();
-      const n = task.size(batch);
+      const n = task.size(batch); // before release() disposes the batch
       let out: StepOutcome;
       try {
-        out = await task.step(batch, step, { epoch, stepsPerEpoch: perEpoch, totalSteps });
+        out = await task.step(batch, step, { epoch, stepsPerEpoch: perEpoch, totalSteps, accumulate: s.accumulate });
       } finally {
         task.release(batch);
       }
       if (out.nonFinite !== undefined) throw new TrainingDivergedError(step, out.nonFinite, lastGood);
       const seconds = (performance.now() - t0) / 1000;
-      const info: TrainStepInfo = { step, totalSteps, epoch, log: out.log, lr: out.lr, seconds, samplesPerSecond: n / seconds };
-      appendFileSync(logPath, JSON.stringify({ step, epoch, ...out.log, lr: out.lr, step_time: seconds, samples_per_s: n / seconds, ...task.extraLog?.() }) + '\n');
-      if (step % perEpoch === perEpoch - 1) await task.endEpoch?.(epoch);
+      const info: TrainStepInfo = { step, totalSteps, epoch, log: out.log, lr: out.lr, seconds, samplesPerSecond: (n * (dist?.worldSize ?? 1)) / seconds };
+      const sps = (n * (dist?.worldSize ?? 1)) / seconds;
+      if (main) appendFileSync(logPath, JSON.stringify({ step, epoch, ...out.log, lr: out.lr, step_time: seconds, samples_per_s: sps, ...task.extraLog?.() }) + '\n');
+      if (plan.endsEpoch(step)) await task.endEpoch?.(epoch);
       if (s.checkpointEvery > 0 && (step + 1) % s.checkpointEvery === 0) {
         await save(step + 1, join(s.outDir, stepCheckpointName(step + 1)));
         saved = step + 1;
       }
-      opts.onStep?.(info);
+      if (main) opts.onStep?.(info);
     }
     if (step > saved) await save(step);
   } finally {

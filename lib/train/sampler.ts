@@ -1,6 +1,9 @@
 /**
  * The sample order of a training run: one Fisher-Yates shuffle of 0..n-1 per epoch, seeded by (seed + epoch)
  * and therefore the same in every process, and the batches of an epoch cut from it. Shared by every trainer.
+ * Data-parallel runs shard each epoch as torch.utils.data.DistributedSampler: the epoch's order is padded by
+ * repeating its first positions (or trimmed, `trim`) to a multiple of the world size W, and rank r takes
+ * positions r, r + W, r + 2W, ...; so every rank runs the same number of steps.
  */
 import { mixSeed, mulberry32 } from '../core/random.js';
 
@@ -23,29 +26,88 @@ export function stepsPerEpoch(n: number, batchSize: number, dropLast: boolean): 
   return dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
 }
 
-/** Sample indices of global step `step` (0-based), caching the current and previous epoch's order. */
+/** A process's place in a data-parallel run (rank 0 of 1 for one process). */
+export interface Shard {
+  rank: number;
+  worldSize: number;
+  /** Trim each epoch to a multiple of worldSize instead of padding it (DistributedSampler's drop_last). */
+  trim?: boolean;
+}
+
+/** Samples each rank sees per epoch of n samples. */
+export function samplesPerRank(n: number, shard: Shard): number {
+  return shard.trim ? Math.floor(n / shard.worldSize) : Math.ceil(n / shard.worldSize);
+}
+
+/** Rank `shard.rank`'s part of an epoch order (positions r, r + W, ...; padded by wrapping around, or trimmed). */
+export function shardOrder(order: readonly number[], shard: Shard): number[] {
+  if (shard.worldSize === 1) return order as number[];
+  const per = samplesPerRank(order.length, shard);
+  return Array.from({ length: per }, (_, i) => order[(shard.rank + i * shard.worldSize) % order.length]!);
+}
+
+/**
+ * Where a run is in its data: epoch, and samples of that epoch consumed by all ranks together (so that a run
+ * resumed with another world size, batch size or accumulation continues from the same place).
+ */
+export interface DataPosition {
+  epoch: number;
+  samples: number;
+}
+
+/**
+ * Sample indices of global step `step` (0-based), caching the current and previous epoch's order. A step takes
+ * `batchSize` samples of this rank's shard (batchSize: the per-step rows, micro-batches included).
+ */
 export class BatchPlan {
   readonly #orders = new Map<number, number[]>();
+  /** Global step at which `anchorBatch` of `anchorEpoch` runs (a resumed run's start; 0, 0, 0 otherwise). */
+  #anchor = { step: 0, epoch: 0, batch: 0 };
   constructor(
     readonly n: number,
     readonly batchSize: number,
     readonly seed: number,
     readonly stepsPerEpoch: number,
+    readonly shard: Shard = { rank: 0, worldSize: 1 },
   ) {}
 
+  /** Continue at global step `step` from `pos` (as position() recorded it, possibly with another world size). */
+  resumeAt(step: number, pos: DataPosition): void {
+    const perStep = this.batchSize * this.shard.worldSize;
+    const batch = Math.min(Math.floor(pos.samples / perStep), this.stepsPerEpoch);
+    this.#anchor = { step, epoch: pos.epoch, batch };
+  }
+
+  #locate(step: number): { epoch: number; batch: number } {
+    const a = this.#anchor;
+    const k = a.batch + (step - a.step);
+    if (step < a.step) return { epoch: Math.floor(step / this.stepsPerEpoch), batch: step % this.stepsPerEpoch };
+    return { epoch: a.epoch + Math.floor(k / this.stepsPerEpoch), batch: k % this.stepsPerEpoch };
+  }
+
   epochOf(step: number): number {
-    return Math.floor(step / this.stepsPerEpoch);
+    return this.#locate(step).epoch;
+  }
+
+  /** True when `step` is the last of its epoch. */
+  endsEpoch(step: number): boolean {
+    return this.#locate(step).batch === this.stepsPerEpoch - 1;
+  }
+
+  /** The data position after `globalStep` steps. */
+  position(globalStep: number): DataPosition {
+    const { epoch, batch } = this.#locate(globalStep);
+    return { epoch, samples: batch * this.batchSize * this.shard.worldSize };
   }
 
   indices(step: number): { epoch: number; indices: number[] } {
-    const epoch = this.epochOf(step);
+    const { epoch, batch } = this.#locate(step);
     let order = this.#orders.get(epoch);
     if (!order) {
       for (const e of this.#orders.keys()) if (e < epoch - 1) this.#orders.delete(e);
-      order = epochOrder(this.n, this.seed, epoch);
+      order = shardOrder(epochOrder(this.n, this.seed, epoch), this.shard);
       this.#orders.set(epoch, order);
     }
-    const b = step % this.stepsPerEpoch;
-    return { epoch, indices: order.slice(b * this.batchSize, (b + 1) * this.batchSize) };
+    return { epoch, indices: order.slice(batch * this.batchSize, (batch + 1) * this.batchSize) };
   }
 }

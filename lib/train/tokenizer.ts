@@ -7,6 +7,7 @@
 import { readConfig, type IBQConfig } from '../config/read_config.js';
 import { makeDataset, type TokenizerDataInput } from '../data/tokenizer_data.js';
 import { checkInt, checkNumber, describe } from '../core/errors.js';
+import { distributedContext } from '../distributed/context.js';
 import { loadCheckpoint } from '../io/index.js';
 import type { Tensor } from '../core/tensor.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -16,9 +17,8 @@ import {
 } from '../tokenizer/trainer.js';
 import { resolveLossConfig, type ResolvedLossConfig } from '../tokenizer/trainer_state.js';
 import {
-  loopSettings, plannedSteps, prepareOutDir, runTrainingLoop, type LoopTask, type TrainLoopOptions, type TrainLoopResult,
+  loopSettings, loopStepsPerEpoch, plannedSteps, prepareOutDir, runTrainingLoop, type LoopTask, type TrainLoopOptions, type TrainLoopResult,
 } from './loop.js';
-import { stepsPerEpoch } from './sampler.js';
 
 /** The official `model.init_args` of a tokenizer YAML (architecture, lossconfig and optimisation settings). */
 export interface TokenizerTrainConfig {
@@ -87,12 +87,14 @@ export async function trainTokenizer(config: string | IBQConfig | TokenizerTrain
   const loss: ResolvedLossConfig = resolveLossConfig(args.lossconfig, 'config.lossconfig');
   const s = loopSettings(opts);
   const size = checkInt(opts.imageSize ?? tokCfg.ddconfig.resolution, 'imageSize', 1);
+  // random crops are drawn from (seed, epoch, sample index): reproducible, and the same whichever rank reads a sample
   const data = makeDataset(opts.data, { size, train: true, seed: s.seed });
-  const perEpoch = stepsPerEpoch(data.length, s.batchSize, false);
+  const dist = await distributedContext(opts.distributed, opts.device);
+  const perEpoch = loopStepsPerEpoch(data.length, s, dist);
   const totalSteps = plannedSteps(s, perEpoch);
-  prepareOutDir(s);
+  prepareOutDir(s, dist.isMain);
 
-  const tokenizer = Tokenizer.create(tokCfg, { seed: s.seed, device: opts.device });
+  const tokenizer = Tokenizer.create(tokCfg, { seed: s.seed, device: dist.device });
   const topts: TokenizerTrainerOptions = {
     learningRate: checkNumber(opts.lr ?? args.learning_rate ?? 1e-4, opts.lr !== undefined ? 'lr' : 'config.learning_rate', 0),
     schedulerType: args.scheduler_type ?? 'None',
@@ -120,25 +122,31 @@ export async function trainTokenizer(config: string | IBQConfig | TokenizerTrain
     load: (indices, epoch) => data.load(indices, epoch),
     release: (x) => x.dispose(),
     size: (x) => x.shape[0]!,
-    async step(x, step) {
-      const r = await trainer.step(x, { globalStep: step }).then(
+    async step(x, step, info) {
+      const r = await trainer.step(x, { globalStep: step, accumulate: info.accumulate }).then(
         (log) => ({ log, nonFinite: undefined as string | undefined }),
         (err) => {
-          if (err instanceof NonFiniteLossError) return { log: err.log, nonFinite: `${err.which} loss` };
+          if (err instanceof NonFiniteLossError) {
+            return { log: err.log, nonFinite: `${err.which} loss${err.ranks.length ? ` on rank ${err.ranks.join(', ')}` : ''}` };
+          }
           throw err;
         },
       );
       return { ...r, lr: trainer.learningRates()[0] };
     },
     endEpoch: (epoch) => trainer.endEpoch(epoch),
-    save: (path, at) => trainer.save(path, { ...at, extra: { hparams_name: 'kwargs', hyper_parameters: hyper } }),
+    save: (path, at) => trainer.save(path, { ...at, extra: { hparams_name: 'kwargs', hyper_parameters: hyper, ibq_data_position: at.position } }),
     async restore(path) {
-      const { globalStep } = await trainer.restore(await loadCheckpoint(path), path);
+      const ck = await loadCheckpoint(path);
+      const { globalStep } = await trainer.restore(ck, path);
       if (opts.perceptual !== undefined && !trainer.perceptualLoaded) await trainer.loadPerceptual(opts.perceptual);
-      return globalStep;
+      const p = (ck.meta as { ibq_data_position?: { epoch?: unknown; samples?: unknown } }).ibq_data_position;
+      const position = p && typeof p.epoch === 'number' && typeof p.samples === 'number' ? { epoch: p.epoch, samples: p.samples } : undefined;
+      return { globalStep, position };
     },
+    attach: (group) => trainer.setDataParallel(group),
     extraLog: () => ({ skipped: data.skipped }),
   };
-  const r = await runTrainingLoop(task, s, opts);
+  const r = await runTrainingLoop(task, s, { ...opts, dist });
   return { ...r, tokenizer, trainer, skipped: data.skipped };
 }

@@ -16,7 +16,8 @@ import { Transformer, type TransformerConfig, type TransformerPreset } from '../
 import { lrWdAnnealing } from '../transformer/schedule.js';
 import { loadTrainState, saveTrainState } from '../transformer/store.js';
 import { tokensFromImages, tokensFromTensor, type TokenizerLike } from '../transformer/tokens.js';
-import { loopSettings, prepareOutDir, runTrainingLoop, type LoopTask, type TrainLoopOptions, type TrainLoopResult } from './loop.js';
+import { distributedContext } from '../distributed/context.js';
+import { loopSettings, loopStepsPerEpoch, prepareOutDir, runTrainingLoop, type LoopTask, type TrainLoopOptions, type TrainLoopResult } from './loop.js';
 
 /** The official AR model's init_args: transformer_config.params and the optimisation settings. */
 export interface ARTrainConfig extends ARTrainingSettings {
@@ -72,7 +73,7 @@ function splitConfig(config: ConfigInput): { model: TransformerConfig | Transfor
   return { model: config as TransformerConfig | TransformerPreset | string, train: {} };
 }
 
-async function tokenData(opts: TrainTransformerOptions): Promise<TokenData & { cached?: boolean; key?: string }> {
+async function tokenData(opts: TrainTransformerOptions, isMain: boolean): Promise<TokenData & { cached?: boolean; key?: string }> {
   if (opts.tokens) return opts.tokens;
   const tok = opts.tokenizer;
   if (!tok || (typeof opts.data !== 'string' && !opts.images)) {
@@ -81,7 +82,7 @@ async function tokenData(opts: TrainTransformerOptions): Promise<TokenData & { c
   if (opts.images) return tokensFromTensor(tok, opts.images.images, opts.images.labels);
   const res = (tok as { config?: { ddconfig?: { resolution?: number } } }).config?.ddconfig?.resolution;
   const imageSize = checkInt(opts.imageSize ?? res ?? 256, 'imageSize', 1);
-  return tokensFromImages(tok, opts.data!, { cacheDir: opts.outDir, imageSize });
+  return tokensFromImages(tok, opts.data!, { cacheDir: opts.outDir, imageSize, writeCache: isMain });
 }
 
 /**
@@ -100,26 +101,30 @@ export async function trainTransformer(config: ConfigInput, opts: TrainTransform
   const peakLr = checkNumber(opts.lr ?? train.learning_rate ?? 1e-4, opts.lr !== undefined ? 'lr' : 'learning_rate', 0);
   const wd = checkNumber(train.weight_decay ?? 1e-2, 'weight_decay', 0);
   const autocast = checkAutocastDType(opts.autocast, 'autocast', opts.device ?? 'cpu');
-  prepareOutDir(s);
-  const model = Transformer.create(modelCfg, { seed: s.seed, device: opts.device }).train();
+  const dist = await distributedContext(opts.distributed, opts.device);
+  prepareOutDir(s, dist.isMain);
+  const model = Transformer.create(modelCfg, { seed: s.seed, device: dist.device }).train();
   const L = model.config.block_size;
 
-  const data = await tokenData(opts);
+  const data = await tokenData(opts, dist.isMain);
   const [N, T] = data.tokens.shape as [number, number];
   if (data.tokens.shape.length !== 2 || data.tokens.dtype !== 'int64') throw new RangeError(`tokens.tokens: expected int64 [N, ${L}], got ${data.tokens.dtype} [${data.tokens.shape}]`);
   if (T !== L) throw new RangeError(`tokens: ${T} tokens per image (the tokenizer's h x w), but the transformer's block_size is ${L}`);
   if (data.labels.shape.join() !== String(N)) throw new RangeError(`tokens.labels: expected int64 [${N}], got [${data.labels.shape}]`);
-  if (N < s.batchSize) throw new RangeError(`batchSize: ${s.batchSize} exceeds the ${N} training sequences`);
+
   opts.onData?.({ sequences: N, cached: data.cached });
   const allTokens = data.tokens.dataSync() as BigInt64Array;
   const allLabels = data.labels.dataSync() as BigInt64Array;
 
-  const itersPerEpoch = Math.floor(N / s.batchSize);
+  const itersPerEpoch = loopStepsPerEpoch(N, s, dist, true);
   const maxSteps = s.maxSteps ?? itersPerEpoch * (s.maxEpochs ?? 1);
   const sched = {
     peakLr, wd, wdEnd: train.twde ?? 0, warmupIters: (train.wp ?? 0) * itersPerEpoch, maxIters: maxSteps, wp0: train.wp0, wpe: train.wpe,
   };
-  const bookkeeping = { seed: s.seed, batch_size: s.batchSize, max_steps: maxSteps, sequences: N, data_key: data.key ?? null };
+  const bookkeeping: Record<string, unknown> = {
+    seed: s.seed, batch_size: s.batchSize, max_steps: maxSteps, sequences: N, data_key: data.key ?? null, world_size: dist.worldSize,
+    accumulate_grad_batches: s.accumulate,
+  };
   let lastLoss = NaN;
   let lr = sched.peakLr;
   let wdNow = wd;
@@ -142,23 +147,30 @@ export async function trainTransformer(config: ConfigInput, opts: TrainTransform
       b.labels.dispose();
     },
     size: (b) => b.labels.shape[0]!,
-    async step(b, step) {
+    async step(b, step, info) {
       ({ lr, wd: wdNow } = lrWdAnnealing(step, sched));
-      const r = await model.trainStep(b.tokens, b.labels, { lr, weightDecay: wdNow, clip, autocast });
+      const r = await model.trainStep(b.tokens, b.labels, { lr, weightDecay: wdNow, clip, autocast, accumulate: info.accumulate });
       const log = { loss: r.loss, grad_norm: r.gradNorm, wd: wdNow };
-      if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) return { log, lr, nonFinite: `loss (loss ${r.loss}, gradient norm ${r.gradNorm})` };
+      if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+        const where = r.nonfiniteRanks.length ? ` on rank ${r.nonfiniteRanks.join(', ')}` : '';
+        return { log, lr, nonFinite: `loss${where} (loss ${r.loss}, gradient norm ${r.gradNorm})` };
+      }
       lastLoss = r.loss;
       return { log, lr };
     },
-    save: (path, at) => saveTrainState(path, model, { ...at, lr, weightDecay: wdNow, hyperParameters: { ...train }, train: bookkeeping }),
+    save: (path, at) =>
+      saveTrainState(path, model, { ...at, lr, weightDecay: wdNow, hyperParameters: { ...train }, train: { ...bookkeeping, data_position: at.position } }),
     async restore(path) {
       const r = await loadTrainState(path, model);
       for (const k of ['seed', 'batch_size'] as const) {
         if (r.train[k] !== bookkeeping[k]) throw new RangeError(`resume: ${path} was trained with ${k} ${r.train[k]}, this run has ${bookkeeping[k]}`);
       }
-      return r.globalStep;
+      const p = r.train.data_position as { epoch?: unknown; samples?: unknown } | undefined;
+      const position = p && typeof p.epoch === 'number' && typeof p.samples === 'number' ? { epoch: p.epoch, samples: p.samples } : undefined;
+      return { globalStep: r.globalStep, position };
     },
+    attach: (group) => model.setDataParallel(group),
   };
-  const r = await runTrainingLoop(task, { ...s, maxSteps, prefetch: Math.min(s.prefetch, 1) }, opts);
+  const r = await runTrainingLoop(task, { ...s, maxSteps, prefetch: Math.min(s.prefetch, 1) }, { ...opts, dist });
   return { ...r, model, lastLoss };
 }

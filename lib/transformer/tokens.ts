@@ -74,13 +74,14 @@ async function cacheKey(paths: string[], tok: TokenizerLike, imageSize: number):
 /**
  * Token maps of an image folder: int64 tokens [N, h * w] (flattened h x w) and labels [N], read from
  * `cacheDir/tokens-<key>.safetensors` when the key (image paths, sizes and mtimes; tokenizer weights; image
- * size) matches, otherwise encoded with `tok` and written there.
+ * size) matches, otherwise encoded with `tok` and written there (unless `writeCache` is false: data-parallel
+ * ranks other than 0 encode for themselves and leave the cache to rank 0).
  * @returns also `cached` (true when read from the cache), the class names and the cache key
  */
 export async function tokensFromImages(
   tok: TokenizerLike,
   dir: string,
-  opts: { cacheDir: string; imageSize: number; batchSize?: number },
+  opts: { cacheDir: string; imageSize: number; batchSize?: number; writeCache?: boolean },
 ): Promise<{ tokens: Tensor; labels: Tensor; classes: string[]; cached: boolean; key: string }> {
   const { paths, labels, classes, layout } = listImages(dir, 'train');
   if (classes.length === 0) throw new RangeError(`data: ${dir} has no class sub-folders (found a ${layout} of images); the AR model needs one folder per class`);
@@ -101,6 +102,7 @@ export async function tokensFromImages(
   });
   const tokens = await flatten(batches);
   const lab = tensor(BigInt64Array.from(labels, BigInt), [labels.length]);
+  if (opts.writeCache === false) return { tokens, labels: lab, classes, cached: false, key };
   mkdirSync(opts.cacheDir, { recursive: true });
   await saveSafetensors(file, new Map([['tokens', tokens], ['labels', lab]]), { source: dir, classes: JSON.stringify(classes) });
   return { tokens, labels: lab, classes, cached: false, key };

@@ -5,7 +5,7 @@
  * checkpoints keep them under `transformer.`, which fromCheckpoint strips.
  */
 import { checkInt, withAbort, checkNumber, checkOptionKeys, describe } from '../core/errors.js';
-import { native, type TransformerNative } from '../native.js';
+import { native, type ProcessGroupNative, type TransformerNative } from '../native.js';
 import { Module, type StateDict, stateDictEntries, entriesToStateDict } from '../core/module.js';
 import { Tensor, tensor, wrap } from '../core/tensor.js';
 import { presetFromShapes, resolveTransformerConfig, type TransformerConfig, type TransformerPreset } from './config.js';
@@ -168,8 +168,12 @@ export class Transformer extends Module<TransformerNative> {
   }
 
   /** @internal One AdamW step (lib/train/transformer.ts). */
-  trainStep(tokens: Tensor, labels: Tensor, o: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16' }) {
+  trainStep(tokens: Tensor, labels: Tensor, o: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16'; accumulate?: number }) {
     return this.native.trainStep(tokens.handle, labels.handle, o);
+  }
+  /** @internal Data-parallel training over a process group (a collective: broadcasts weights from rank 0). */
+  setDataParallel(group: { native: ProcessGroupNative } | null, opts: { bucketCapMb?: number } = {}): Promise<void> {
+    return this.native.setDataParallel(group ? group.native : null, opts);
   }
   /** @internal Optimizer moments and steps by parameter name (for checkpoints). */
   optimizerState(): StateDict {

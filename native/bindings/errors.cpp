@@ -5,6 +5,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "ibq/distributed.h"
 #include "ibq/errors.h"
 
 namespace ibqb {
@@ -31,6 +32,8 @@ ErrorInfo CurrentError() {
     info = {ErrorInfo::kAbort, e.what()};
   } catch (const ibq::ShapeError& e) {
     info = {ErrorInfo::kShape, e.what()};
+  } catch (const ibq::dist::DistError& e) {
+    info = {ErrorInfo::kDistributed, e.what()};
   } catch (const ibq::TypeError& e) {
     info = {ErrorInfo::kTypeError, e.what()};
   } catch (const ibq::ValueError& e) {
@@ -63,6 +66,10 @@ Napi::Value MakeError(Napi::Env env, const ErrorInfo& info) {
     case ErrorInfo::kShape:
       err = Napi::RangeError::New(env, info.message);
       code = "ERR_IBQ_SHAPE";
+      break;
+    case ErrorInfo::kDistributed:
+      err = Napi::Error::New(env, info.message);
+      code = "ERR_IBQ_DISTRIBUTED";
       break;
     case ErrorInfo::kAbort:
       err = Napi::Error::New(env, info.message);

@@ -9,7 +9,7 @@ namespace ibqb {
 
 // What a caught exception becomes in JS: the class and the message (first lines, no C++ backtrace).
 struct ErrorInfo {
-  enum Kind { kError, kTypeError, kRangeError, kShape, kAbort } kind = kError;
+  enum Kind { kError, kTypeError, kRangeError, kShape, kAbort, kDistributed } kind = kError;
   std::string message;
 };
 

@@ -10,6 +10,7 @@
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
 #include "bindings/module_handle.h"
+#include "bindings/process_group.h"
 #include "bindings/module_ref.h"
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
@@ -169,6 +170,7 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
   static void Init(Napi::Env env, Napi::Object exports) {
     auto methods = CommonMethods();
     methods.push_back(InstanceMethod<&TokenizerTrainerHandle::Step>("step"));
+    methods.push_back(InstanceMethod<&TokenizerTrainerHandle::SetDataParallel>("setDataParallel"));
     methods.push_back(InstanceMethod<&TokenizerTrainerHandle::LossAndGrads>("lossAndGrads"));
     methods.push_back(InstanceMethod<&TokenizerTrainerHandle::EndEpoch>("endEpoch"));
     methods.push_back(InstanceMethod<&TokenizerTrainerHandle::Lpips>("lpips"));
@@ -199,26 +201,50 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
   // The trainer owns the optimizers, LPIPS, discriminator and EMA: dispose() releases them with module_.
   void release_extra() override { trainer_.reset(); }
 
-  // step(x, globalStep) -> Promise<{ log: Record<string, number>, nonfinite: '' | 'generator' | 'discriminator' }>
+  // step(x, globalStep, accumulate?) -> Promise<{ log: Record<string, number>,
+  //   nonfinite: '' | 'generator' | 'discriminator', nonfiniteRanks: number[] }>
   Napi::Value Step(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto t = live(env);
     at::Tensor x = ArgTensor(info[0], "batch");
     int64_t gs = ArgInt(info[1], "globalStep", 0, int64_t(1) << 53);
+    int64_t acc = info[2].IsUndefined() ? 1 : ArgInt(info[2], "accumulate", 1, 1 << 20);
     return Submit(
         env,
-        [t, x, gs](JobContext&) -> Finisher {
-          auto r = t->step(x, gs);
+        [t, x, gs, acc](JobContext&) -> Finisher {
+          auto r = t->step(x, gs, acc);
           return [r](Napi::Env env) -> Napi::Value {
             auto o = Napi::Object::New(env);
             o.Set("log", LogToJs(env, r.log));
             o.Set("nonfinite", r.nonfinite);
+            auto ranks = Napi::Array::New(env, r.nonfinite_ranks.size());
+            for (size_t i = 0; i < r.nonfinite_ranks.size(); ++i) ranks.Set(uint32_t(i), Napi::Number::New(env, r.nonfinite_ranks[i]));
+            o.Set("nonfiniteRanks", ranks);
             auto lr = Napi::Array::New(env, 2);
             lr.Set(0u, r.lr_gen);
             lr.Set(1u, r.lr_disc);
             o.Set("lr", lr);
             return o;
           };
+        },
+        JobOptions{queue_});
+  }
+
+  // setDataParallel(processGroup | null, { bucketCapMb? }) -> Promise<void>: broadcasts parameters and buffers
+  // from rank 0 (a collective: every rank calls it); then every step averages gradients over the ranks.
+  Napi::Value SetDataParallel(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto t = live(env);
+    std::shared_ptr<ibq::dist::ProcessGroup> pg;
+    if (!info[0].IsNull() && !info[0].IsUndefined()) pg = ArgProcessGroup(info[0], "processGroup");
+    ibq::dist::DataParallelOptions dpo;
+    if (info[1].IsObject() && info[1].As<Napi::Object>().Has("bucketCapMb"))
+      dpo.bucket_cap_mb = ArgInt(info[1].As<Napi::Object>().Get("bucketCapMb"), "bucketCapMb", 1, 1 << 16);
+    return Submit(
+        env,
+        [t, pg, dpo](JobContext&) -> Finisher {
+          t->set_data_parallel(pg, dpo);
+          return [](Napi::Env env) { return env.Undefined(); };
         },
         JobOptions{queue_});
   }

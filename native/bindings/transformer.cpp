@@ -7,6 +7,7 @@
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
 #include "bindings/module_handle.h"
+#include "bindings/process_group.h"
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
 #include "ibq/errors.h"
@@ -89,6 +90,7 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
                    InstanceMethod<&TransformerHandle::Sample>("sample"),
                    InstanceMethod<&TransformerHandle::LossAndGrads>("lossAndGrads"),
                    InstanceMethod<&TransformerHandle::TrainStep>("trainStep"),
+                   InstanceMethod<&TransformerHandle::SetDataParallel>("setDataParallel"),
                    InstanceMethod<&TransformerHandle::OptimizerState>("optimizerState"),
                    InstanceMethod<&TransformerHandle::LoadOptimizerState>("loadOptimizerState"),
                    InstanceMethod<&TransformerHandle::RngState>("rngState"),
@@ -196,7 +198,7 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     return *trainer_;
   }
 
-  // trainStep(tokens, labels, { lr, weightDecay, clip, autocast? }) -> Promise<{ loss, gradNorm }>
+  // trainStep(tokens, labels, { lr, weightDecay, clip, autocast?, accumulate? }) -> Promise<{ loss, gradNorm, nonfiniteRanks }>
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto g = live(env);
@@ -206,18 +208,43 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     double lr = ArgNumber(o.Get("lr"), "lr"), wd = ArgNumber(o.Get("weightDecay"), "weightDecay");
     double clip = ArgNumber(o.Get("clip"), "clip");
     auto autocast = ArgAutocast(o);
+    int64_t acc = o.Has("accumulate") && !o.Get("accumulate").IsUndefined() ? ArgInt(o.Get("accumulate"), "accumulate", 1, 1 << 20) : 1;
     auto* t = &Guard(env, [&]() -> ibq::TransformerTrainer& { return trainer(info.Env()); });
     auto keep = trainer_;
     return Submit(
         env,
-        [g, keep, t, tokens, labels, lr, wd, clip, autocast](JobContext&) -> Finisher {
-          auto r = t->step(tokens, labels, lr, wd, clip, autocast);
+        [g, keep, t, tokens, labels, lr, wd, clip, autocast, acc](JobContext&) -> Finisher {
+          auto r = t->step(tokens, labels, lr, wd, clip, autocast, acc);
           return [r](Napi::Env env) {
             auto o = Napi::Object::New(env);
             o.Set("loss", Napi::Number::New(env, r.loss));
             o.Set("gradNorm", Napi::Number::New(env, r.grad_norm));
+            auto ranks = Napi::Array::New(env, r.nonfinite_ranks.size());
+            for (size_t i = 0; i < r.nonfinite_ranks.size(); ++i) ranks.Set(uint32_t(i), Napi::Number::New(env, r.nonfinite_ranks[i]));
+            o.Set("nonfiniteRanks", ranks);
             return o;
           };
+        },
+        JobOptions{queue_});
+  }
+
+  // setDataParallel(processGroup | null, { bucketCapMb? }) -> Promise<void>: broadcasts the weights and buffers
+  // from rank 0 (a collective: every rank calls it), then every trainStep averages gradients over the ranks.
+  Napi::Value SetDataParallel(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto g = live(env);
+    std::shared_ptr<ibq::dist::ProcessGroup> pg;
+    if (!info[0].IsNull() && !info[0].IsUndefined()) pg = ArgProcessGroup(info[0], "processGroup");
+    ibq::dist::DataParallelOptions dpo;
+    if (info[1].IsObject() && info[1].As<Napi::Object>().Has("bucketCapMb"))
+      dpo.bucket_cap_mb = ArgInt(info[1].As<Napi::Object>().Get("bucketCapMb"), "bucketCapMb", 1, 1 << 16);
+    auto* t = &Guard(env, [&]() -> ibq::TransformerTrainer& { return trainer(info.Env()); });
+    auto keep = trainer_;
+    return Submit(
+        env,
+        [g, keep, t, pg, dpo](JobContext&) -> Finisher {
+          t->set_data_parallel(pg, dpo);
+          return [](Napi::Env env) { return env.Undefined(); };
         },
         JobOptions{queue_});
   }

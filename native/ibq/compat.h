@@ -98,3 +98,81 @@ class AutocastGuard {
 };
 
 }  // namespace ibq::compat
+
+// ---- c10d (distributed): only in translation units that define IBQ_C10D before including this header, so the
+// gloo/c10d headers stay out of the others. 1.13: ProcessGroupGloo/NCCL derive from c10d::ProcessGroup and the
+// Reducer takes per_bucket_size_limits; 2.x: they are c10d::Backend objects registered on a c10d::ProcessGroup,
+// and later 2.x Reducers drop per_bucket_size_limits and add skip_all_reduce_unused_params / use_python_reducer.
+// The overloads are picked by what the headers offer (std::is_constructible / is_base_of), not by version number.
+#if defined(IBQ_C10D)
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO 1  // Debian's libtorch and the official builds ship Gloo
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/comm.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
+#if defined(USE_C10D_NCCL)
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <type_traits>
+#include <unordered_map>
+#include <string>
+#include <vector>
+
+namespace ibq::compat {
+
+// Wraps a communication backend (Gloo or NCCL) in the ProcessGroup the Reducer and the collectives take.
+// (PG is a template parameter only so that the 2.x branch is not checked against 1.13's headers.)
+template <class B, class PG = c10d::ProcessGroup>
+c10::intrusive_ptr<PG> as_process_group(const c10::intrusive_ptr<c10d::Store>& store, const c10::intrusive_ptr<B>& backend,
+                                        bool cuda) {
+  if constexpr (std::is_base_of_v<PG, B>) {
+    (void)store;
+    (void)cuda;
+    return backend;  // 1.13
+  } else {
+    c10::intrusive_ptr<PG> pg;
+    if constexpr (std::is_constructible_v<PG, const c10::intrusive_ptr<c10d::Store>&, int, int>) {
+      pg = c10::make_intrusive<PG>(store, backend->getRank(), backend->getSize());
+    } else {
+      auto o = c10::make_intrusive<typename PG::Options>(cuda ? "nccl" : "gloo", backend->getBackendOptions()->timeout);
+      pg = c10::make_intrusive<PG>(store, backend->getRank(), backend->getSize(), o);
+    }
+    const auto type = cuda ? PG::BackendType::NCCL : PG::BackendType::GLOO;
+    pg->setDefaultBackend(type);
+    pg->setBackend(cuda ? c10::DeviceType::CUDA : c10::DeviceType::CPU, type, backend);
+    return pg;
+  }
+}
+
+// c10d::Reducer over `params` (one model replica) with DDP's defaults otherwise.
+template <class R = c10d::Reducer>
+std::unique_ptr<R> make_reducer(std::vector<at::Tensor> params, std::vector<std::vector<size_t>> buckets,
+                                std::vector<size_t> bucket_limits, c10::intrusive_ptr<c10d::ProcessGroup> pg,
+                                int64_t bucket_bytes_cap, bool find_unused,
+                                std::unordered_map<size_t, std::string> names, int64_t first_bucket_bytes_cap) {
+  using P = c10::intrusive_ptr<c10d::ProcessGroup>;
+  using V = std::vector<at::Tensor>;
+  using I = std::vector<std::vector<size_t>>;
+  using S = std::vector<size_t>;
+  using B = std::vector<bool>;
+  using N = std::unordered_map<size_t, std::string>;
+  std::vector<bool> sparse(params.size(), false);
+  if constexpr (std::is_constructible_v<R, V, I, S, P, B, int64_t, bool, bool, N, int64_t>) {
+    return std::make_unique<R>(std::move(params), std::move(buckets), std::move(bucket_limits), std::move(pg),
+                               std::move(sparse), bucket_bytes_cap, find_unused, /*gradient_as_bucket_view=*/false,
+                               std::move(names), first_bucket_bytes_cap);
+  } else if constexpr (std::is_constructible_v<R, V, I, P, B, int64_t, bool, bool, N, int64_t>) {
+    return std::make_unique<R>(std::move(params), std::move(buckets), std::move(pg), std::move(sparse),
+                               bucket_bytes_cap, find_unused, false, std::move(names), first_bucket_bytes_cap);
+  } else {
+    return std::make_unique<R>(std::move(params), std::move(buckets), std::move(pg), std::move(sparse),
+                               bucket_bytes_cap, find_unused, false, std::move(names), first_bucket_bytes_cap,
+                               /*skip_all_reduce_unused_params=*/false, /*use_python_reducer=*/false);
+  }
+}
+
+}  // namespace ibq::compat
+#endif  // IBQ_C10D

@@ -22,6 +22,23 @@ at::Device device_of(const torch::nn::Module& m) {
   return ps.empty() ? at::Device(at::kCPU) : ps[0].device();
 }
 
+// Running mean of step logs with the same keys in the same order (one per micro-batch).
+struct LogMean {
+  StepLog sum;
+  size_t count = 0;
+  void add(const StepLog& log) {
+    if (count == 0) sum = log;
+    else
+      for (size_t i = 0; i < sum.size() && i < log.size(); ++i) sum[i].second += log[i].second;
+    ++count;
+  }
+  StepLog mean() const {
+    StepLog out = sum;
+    for (auto& kv : out) kv.second /= static_cast<double>(count ? count : 1);
+    return out;
+  }
+};
+
 bool finite(const at::Tensor& t) { return std::isfinite(t.detach().to(at::kDouble).item<double>()); }
 
 }  // namespace
@@ -105,55 +122,120 @@ CodebookLoss TokenizerTrainer::codebook(const TokenizerOutput& out) const {
           module_->tokenizer->config().quantizer.use_entropy_loss};
 }
 
-StepResult TokenizerTrainer::step(const at::Tensor& x_in, int64_t global_step) {
+void TokenizerTrainer::set_data_parallel(std::shared_ptr<dist::ProcessGroup> pg, const dist::DataParallelOptions& o) {
+  data_parallel.reset();
+  if (!pg) return;
+  data_parallel = std::make_shared<dist::DataParallel>(
+      std::move(pg), module_.ptr(), std::vector<std::vector<at::Tensor>>{opt_gen_->params(), opt_disc_->params()}, o);
+}
+
+StepResult TokenizerTrainer::step(const at::Tensor& x_in, int64_t global_step, int64_t accumulate) {
   auto& m = *module_;
   m.train(true);
   const auto dev = device_of(m);
   const at::Tensor x = x_in.to(dev, at::kFloat);
+  if (accumulate < 1 || x.dim() < 1 || x.size(0) < accumulate)
+    throw ValueError("accumulate: expected an integer in [1, batch size = " + std::to_string(x.dim() ? x.size(0) : 0) +
+                     "], got " + std::to_string(accumulate));
+  // near-equal micro-batches (sizes differ by at most one when the batch size does not divide)
+  const auto xs = at::tensor_split(x, accumulate, 0);
+  const size_t n = xs.size();
+  const double inv = 1.0 / static_cast<double>(n);
   const at::Tensor last_layer = m.tokenizer->decoder->conv_out->weight;
+  auto* dp = data_parallel.get();
   StepResult result;
+  LogMean dlog, glog;
   result.lr_gen = opt_gen_->options().lr;
   result.lr_disc = opt_disc_->options().lr;
 
-  TokenizerOutput out;
-  LossResult d;
-  {
-    compat::AutocastGuard ac(opts_.autocast, dev);
-    out = m.tokenizer->forward(x);
-    d = m.loss->discriminator_loss(x, out.xrec, global_step);
+  // True when this or (data-parallel) any rank saw a non-finite loss; agreed on before the synchronising backward.
+  const auto stop = [&](bool local_bad) {
+    if (dp) result.nonfinite_ranks = dp->nonfinite_ranks(local_bad);
+    return dp ? !result.nonfinite_ranks.empty() : local_bad;
+  };
+  const auto backward = [&](size_t group, const at::Tensor& loss, bool sync, const std::vector<at::Tensor>& inputs) {
+    const at::Tensor l = n > 1 ? loss * inv : loss;
+    if (dp) {
+      dp->backward(group, l, inputs, sync);
+    } else if (inputs.empty()) {
+      l.backward();
+    } else {
+      l.backward({}, /*retain_graph=*/false, /*create_graph=*/false, inputs);
+    }
+  };
+
+  // discriminator step: each micro-batch's tokenizer forward is kept for its generator loss
+  std::vector<TokenizerOutput> outs(n);
+  opt_disc_->zero_grad();
+  bool bad = false;
+  at::Tensor last;
+  for (size_t i = 0; i < n && !bad; ++i) {
+    LossResult d;
+    {
+      compat::AutocastGuard ac(opts_.autocast, dev);
+      outs[i] = m.tokenizer->forward(xs[i]);
+      d = m.loss->discriminator_loss(xs[i], outs[i].xrec, global_step);
+    }
+    dlog.add(to_values(d.log));
+    bad = !finite(d.loss);
+    if (bad) break;
+    if (i + 1 < n) backward(1, d.loss, /*sync=*/false, {});
+    else last = d.loss;
   }
-  // discriminator step
-  if (!finite(d.loss)) {
-    result.log = to_values(d.log);
+  if (stop(bad)) {
+    result.log = dlog.mean();
     result.nonfinite = "discriminator";
     return result;
   }
-  opt_disc_->zero_grad();
-  d.loss.backward();
+  backward(1, last, /*sync=*/true, {});
   if (on_gradients) on_gradients(opt_disc_->params(), 1);
   opt_disc_->step();
 
   // generator step (through the updated discriminator, as the official order)
-  LossResult g;
-  {
-    compat::AutocastGuard ac(opts_.autocast, dev);
-    g = m.loss->generator_loss(codebook(out), x, out.xrec, global_step, last_layer);
+  opt_gen_->zero_grad();
+  const auto gen = opt_gen_->params();
+  for (size_t i = 0; i < n && !bad; ++i) {
+    LossResult g;
+    {
+      compat::AutocastGuard ac(opts_.autocast, dev);
+      g = m.loss->generator_loss(codebook(outs[i]), xs[i], outs[i].xrec, global_step, last_layer);
+    }
+    glog.add(to_values(g.log));
+    bad = !finite(g.loss);
+    if (bad) break;
+    if (i + 1 < n) backward(0, g.loss, /*sync=*/false, gen);
+    else last = g.loss;
   }
-  result.log = to_values(d.log);
-  auto glog = to_values(g.log);
-  result.log.insert(result.log.end(), glog.begin(), glog.end());
-  if (!finite(g.loss)) {
+  result.log = dlog.mean();
+  auto gl = glog.mean();
+  result.log.insert(result.log.end(), gl.begin(), gl.end());
+  if (stop(bad)) {
     result.nonfinite = "generator";
     return result;
   }
-  opt_gen_->zero_grad();
-  g.loss.backward({}, /*retain_graph=*/false, /*create_graph=*/false, opt_gen_->params());
-  if (on_gradients) on_gradients(opt_gen_->params(), 0);
-  if (opts_.gradient_clip_val > 0) clip_grad_norm(opt_gen_->params(), opts_.gradient_clip_val);
+  backward(0, last, /*sync=*/true, gen);
+  if (on_gradients) on_gradients(gen, 0);
+  if (opts_.gradient_clip_val > 0) clip_grad_norm(gen, opts_.gradient_clip_val);
   opt_gen_->step();
 
   scheduler_step();
   if (m.model_ema) m.model_ema->update(m);
+  if (dp) {
+    std::vector<double> v;
+    for (const auto& kv : result.log) v.push_back(kv.second);
+    v = dp->mean(v);
+    for (size_t i = 0; i < v.size(); ++i) result.log[i].second = v[i];
+    dp->sync_buffers();
+    if (m.loss->has_lecam()) {
+      // the LeCAM EMA is state of the loss like a buffer (plain floats in the official code): rank 0's too
+      auto& e = m.loss->lecam_ema;
+      auto t = torch::tensor({e.logits_real_ema, e.logits_fake_ema}, torch::dtype(at::kDouble)).to(dp->group().device());
+      dp->group().broadcast({t}, 0);
+      t = t.cpu();
+      e.logits_real_ema = t[0].item<double>();
+      e.logits_fake_ema = t[1].item<double>();
+    }
+  }
   return result;
 }
 

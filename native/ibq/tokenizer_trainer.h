@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "ibq/data_parallel.h"
 #include "ibq/ema.h"
 #include "ibq/optim.h"
 #include "ibq/tokenizer.h"
@@ -61,6 +62,8 @@ struct StepResult {
   // "" when both losses were finite; otherwise "discriminator" or "generator": that loss was not finite and its
   // update (and everything after it) was skipped.
   std::string nonfinite;
+  // Data-parallel: the ranks whose loss was not finite (every rank then skips the update).
+  std::vector<int> nonfinite_ranks;
   // Learning rates the step's updates used: generator, discriminator.
   double lr_gen = 0, lr_disc = 0;
 };
@@ -77,8 +80,15 @@ class TokenizerTrainer {
                    const TrainerOptions& opts);
 
   // One official training step on images x [B, C, H, W] in [-1, 1] at `global_step` (completed steps so far).
-  // Puts the module in train mode. Errors: ibq::ValueError for bad images (see TokenizerImpl::forward).
-  StepResult step(const at::Tensor& x, int64_t global_step);
+  // Puts the module in train mode. `accumulate` > 1: x holds that many micro-batches (near-equal: at::tensor_split);
+  // each optimizer's gradients are accumulated over them (each micro-batch loss / accumulate, its own forward,
+  // the generator losses through the updated discriminator) before its one update; the log is the micro-batch
+  // mean. With `data_parallel` set, gradients are also averaged over the ranks (on the last micro-batch only,
+  // as DDP's no_sync), the log is averaged over the ranks, every rank stops when one rank's loss is not finite,
+  // and the buffers are broadcast from rank 0 after the step.
+  // Errors: ibq::ValueError for bad images (see TokenizerImpl::forward) or a B not divisible by accumulate;
+  // ibq::dist::DistError when a collective fails.
+  StepResult step(const at::Tensor& x, int64_t global_step, int64_t accumulate = 1);
 
   // The loss of optimizer_idx 0 (generator) or 1 (discriminator) at global_step, in the module's current mode,
   // and its gradients w.r.t. the named parameters (training-module names, e.g. "decoder.conv_out.weight",
@@ -93,6 +103,11 @@ class TokenizerTrainer {
   // Called with an optimizer's parameters once their gradients are final and before clipping and the step
   // (0: generator, 1: discriminator): the place for a data-parallel all-reduce.
   std::function<void(const std::vector<at::Tensor>& params, int optimizer_idx)> on_gradients;
+
+  // Data-parallel training over a process group (null: one process). Built on module() with two parameter
+  // groups: 0 the generator's, 1 the discriminator's parameters (the optimizers' lists).
+  void set_data_parallel(std::shared_ptr<dist::ProcessGroup> pg, const dist::DataParallelOptions& opts = {});
+  std::shared_ptr<dist::DataParallel> data_parallel;
 
   TokenizerTrainingModule module() const { return module_; }
   Adam& opt_gen() { return *opt_gen_; }

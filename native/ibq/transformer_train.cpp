@@ -1,5 +1,7 @@
 #include "ibq/transformer_train.h"
 
+#include <cmath>
+#include <limits>
 #include <unordered_map>
 
 #include "ibq/compat.h"
@@ -55,28 +57,78 @@ TransformerTrainer::TransformerTrainer(std::shared_ptr<TransformerImpl> model) :
   opt_ = std::make_unique<torch::optim::AdamW>(groups, opts);
 }
 
+void TransformerTrainer::set_data_parallel(std::shared_ptr<dist::ProcessGroup> pg, const dist::DataParallelOptions& o) {
+  data_parallel.reset();
+  if (!pg) return;
+  std::vector<at::Tensor> ps;
+  for (auto& [_, p] : params_) ps.push_back(p);
+  data_parallel = std::make_shared<dist::DataParallel>(std::move(pg), model_, std::vector<std::vector<at::Tensor>>{ps}, o);
+}
+
 StepResult TransformerTrainer::step(const at::Tensor& tokens, const at::Tensor& labels, double lr, double weight_decay,
-                                    double clip, c10::optional<at::ScalarType> autocast) {
+                                    double clip, c10::optional<at::ScalarType> autocast, int64_t accumulate) {
   if (!(lr >= 0)) throw ValueError("lr: expected a number >= 0");
   if (!(weight_decay >= 0)) throw ValueError("weight_decay: expected a number >= 0");
+  if (accumulate < 1 || tokens.dim() < 1 || tokens.size(0) < accumulate)
+    throw ValueError("accumulate: expected an integer in [1, rows = " + std::to_string(tokens.dim() ? tokens.size(0) : 0) +
+                     "], got " + std::to_string(accumulate));
   auto& groups = opt_->param_groups();
   static_cast<torch::optim::AdamWOptions&>(groups[0].options()).lr(lr).weight_decay(weight_decay);
   static_cast<torch::optim::AdamWOptions&>(groups[1].options()).lr(lr).weight_decay(0);
   opt_->zero_grad();
-  at::Tensor loss;
-  {
-    compat::AutocastGuard ac(autocast, model_->tok_emb->weight.device());
-    loss = transformer_loss(*model_, tokens, labels, /*drop_labels=*/true).to(at::kFloat);
-  }
-  loss.backward();
+  // accumulate near-equal micro-batches (sizes differ by at most one when the rows do not divide)
+  const auto ts = at::tensor_split(tokens, accumulate, 0);
+  const bool per_row_labels = labels.dim() >= 1 && labels.size(0) == tokens.size(0);
+  const auto ls = per_row_labels ? at::tensor_split(labels, accumulate, 0) : std::vector<at::Tensor>(ts.size(), labels);
+  const size_t n = ts.size();
+  auto* dp = data_parallel.get();
   StepResult r;
-  r.loss = loss.item<double>();
+  double sum = 0;
+  bool bad = false;
+  at::Tensor last;
+  for (size_t i = 0; i < n; ++i) {
+    at::Tensor loss;
+    {
+      compat::AutocastGuard ac(autocast, model_->tok_emb->weight.device());
+      loss = transformer_loss(*model_, ts[i], ls[i], /*drop_labels=*/true).to(at::kFloat);
+    }
+    const double v = loss.item<double>();
+    sum += v;
+    if (!std::isfinite(v)) {
+      bad = true;
+      break;
+    }
+    if (n > 1) loss = loss / static_cast<double>(n);
+    if (i + 1 < n) {
+      if (dp) dp->backward(0, loss, {}, /*sync=*/false);
+      else loss.backward();
+    } else {
+      last = loss;
+    }
+  }
+  r.loss = bad ? sum : sum / static_cast<double>(n);
+  if (dp) {
+    r.nonfinite_ranks = dp->nonfinite_ranks(bad);
+    bad = !r.nonfinite_ranks.empty();
+  }
+  if (bad) {
+    opt_->zero_grad();
+    if (std::isfinite(r.loss)) r.loss = std::numeric_limits<double>::quiet_NaN();  // another rank's loss
+    r.grad_norm = std::numeric_limits<double>::quiet_NaN();
+    return r;
+  }
+  if (dp) dp->backward(0, last, {}, /*sync=*/true);
+  else last.backward();
   std::vector<at::Tensor> ps;
   for (auto& [_, p] : params_) ps.push_back(p);
   r.grad_norm = clip > 0 ? torch::nn::utils::clip_grad_norm_(ps, clip)
                          : torch::nn::utils::clip_grad_norm_(ps, std::numeric_limits<double>::infinity());
   opt_->step();
   opt_->zero_grad();
+  if (dp) {
+    r.loss = dp->mean({r.loss})[0];
+    dp->sync_buffers();
+  }
   return r;
 }
 

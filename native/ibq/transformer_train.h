@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ibq/data_parallel.h"
 #include "ibq/transformer.h"
 #include "ibq/state_dict.h"
 
@@ -32,6 +33,8 @@ LossGrads transformer_loss_and_grads(TransformerImpl& model, const at::Tensor& t
 struct StepResult {
   double loss = 0;
   double grad_norm = 0;  // total L2 norm of the gradients before clipping
+  // Data-parallel: the ranks whose loss was not finite (every rank then skips the update; loss is NaN).
+  std::vector<int> nonfinite_ranks;
 };
 
 // AdamW over a GPT's parameters in two groups (dim >= 2: decayed; others: no decay), as the official
@@ -42,8 +45,17 @@ class TransformerTrainer {
   // One training step in the model's current mode: loss, backward, clip to `clip` (<= 0: no clipping),
   // AdamW update with learning rate `lr` and weight decay `weight_decay` on the decayed group. `autocast`:
   // mixed precision of the forward pass (bfloat16 on the CPU; float16 or bfloat16 on CUDA).
+  // `accumulate` > 1: tokens/labels hold that many micro-batches (near-equal: at::tensor_split), whose gradients
+  // (each loss / accumulate) are summed before the one update; the loss is their mean. With `data_parallel`
+  // set, gradients are averaged over the ranks (last micro-batch only, as DDP's no_sync), the loss is the mean
+  // over ranks, all ranks skip the update when one rank's loss is not finite (nonfinite_ranks), and buffers are
+  // broadcast from rank 0 after the step. A non-finite loss without data parallelism also skips the update.
   StepResult step(const at::Tensor& tokens, const at::Tensor& labels, double lr, double weight_decay, double clip,
-                  c10::optional<at::ScalarType> autocast = c10::nullopt);
+                  c10::optional<at::ScalarType> autocast = c10::nullopt, int64_t accumulate = 1);
+
+  // Data-parallel training over a process group (null: one process): one parameter group, all parameters.
+  void set_data_parallel(std::shared_ptr<dist::ProcessGroup> pg, const dist::DataParallelOptions& opts = {});
+  std::shared_ptr<dist::DataParallel> data_parallel;
   // Optimizer state as named tensors: `<param>.exp_avg`, `<param>.exp_avg_sq`, `<param>.step` (int64 []).
   NamedTensors state() const;
   // Restores what state() returned; ValueError naming a key whose shape or parameter does not match.

@@ -1,0 +1,116 @@
+/**
+ * A c10d process group for data-parallel training, as torch.distributed.init_process_group(init_method='env://'):
+ * TCPStore rendezvous at masterAddr:masterPort (rank 0 hosts the store), Gloo on the CPU, NCCL on CUDA
+ * (device cuda:LOCAL_RANK). Collective failures reject with DistributedError naming this rank and the rank that
+ * failed (gone, or stopped with a reported reason).
+ */
+import { checkInt, checkNumber, checkString, IbqError } from '../core/errors.js';
+import { native, type ProcessGroupNative } from '../native.js';
+import type { DistributedEnv } from './env.js';
+
+/**
+ * A collective or the rendezvous failed: a rank is gone or failed, a timeout, a port in use, no master
+ * (code ERR_IBQ_DISTRIBUTED; native training steps reject with that code too).
+ */
+export class DistributedError extends IbqError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_IBQ_DISTRIBUTED', message, options);
+    this.name = 'DistributedError';
+  }
+}
+
+function wrapError(e: unknown): unknown {
+  if (e instanceof Error && !(e instanceof TypeError) && !(e instanceof RangeError)) {
+    return new DistributedError(e.message, { cause: e });
+  }
+  return e;
+}
+
+export interface ProcessGroupOptions {
+  masterAddr: string;
+  masterPort: number;
+  worldSize: number;
+  rank: number;
+  /** Rendezvous and collective timeout in seconds (default 60). */
+  timeoutSeconds?: number;
+  /** 'cpu' (Gloo, default) or 'cuda:i' (NCCL). */
+  device?: string;
+  /** Network interface Gloo binds to (GLOO_SOCKET_IFNAME); default: the address that routes to the master. */
+  glooInterface?: string;
+}
+
+export class ProcessGroup {
+  private constructor(readonly native: ProcessGroupNative, readonly rank: number, readonly worldSize: number) {}
+
+  /**
+   * Joins the group; resolves when all worldSize ranks have joined.
+   * @throws RangeError/TypeError for bad options; DistributedError when the port is in use (rank 0), the master
+   *   is unreachable or not all ranks join within the timeout
+   */
+  static async init(o: ProcessGroupOptions): Promise<ProcessGroup> {
+    const worldSize = checkInt(o.worldSize, 'worldSize', 1);
+    const opts = {
+      masterAddr: checkString(o.masterAddr, 'masterAddr'),
+      masterPort: checkInt(o.masterPort, 'masterPort', 1, 65535),
+      worldSize,
+      rank: checkInt(o.rank, 'rank', 0, worldSize - 1),
+      timeoutSeconds: checkNumber(o.timeoutSeconds ?? 60, 'timeoutSeconds', 0.001),
+      device: o.device === undefined ? undefined : checkString(o.device, 'device'),
+      glooInterface: o.glooInterface === undefined ? undefined : checkString(o.glooInterface, 'glooInterface'),
+    };
+    const handle = new native.ProcessGroupHandle();
+    try {
+      await handle.init(opts);
+    } catch (e) {
+      throw wrapError(e);
+    }
+    return new ProcessGroup(handle, opts.rank, worldSize);
+  }
+
+  /** The group the torchrun environment describes (see distributedEnv). */
+  static fromEnv(env: DistributedEnv, opts: { device?: string } = {}): Promise<ProcessGroup> {
+    return ProcessGroup.init({ ...env, device: opts.device ?? env.device });
+  }
+
+  /** Element-wise mean over ranks. */
+  async mean(values: number[]): Promise<number[]> {
+    try {
+      const s = await this.native.allReduceValues(Float64Array.from(values));
+      return Array.from(s, (v) => v / this.worldSize);
+    } catch (e) {
+      throw wrapError(e);
+    }
+  }
+
+  /** Element-wise sum over ranks. */
+  async sum(values: number[]): Promise<number[]> {
+    try {
+      return Array.from(await this.native.allReduceValues(Float64Array.from(values)));
+    } catch (e) {
+      throw wrapError(e);
+    }
+  }
+
+  async barrier(): Promise<void> {
+    try {
+      await this.native.barrier();
+    } catch (e) {
+      throw wrapError(e);
+    }
+  }
+
+  /** Tells the other ranks (through the rendezvous store) that this rank stops, and why. Never throws. */
+  reportFailure(message: string): void {
+    try {
+      this.native.reportFailure(`${message}`.slice(0, 2000));
+    } catch {
+      /* best effort */
+    }
+  }
+
+  destroy(): void {
+    this.native.destroy();
+  }
+}
+
+export { wrapError as distributedError };
