@@ -31,7 +31,7 @@ export { decodeImage, loadImage, loadImages, decodeToPng, type Crop, type ImageI
 // ---- evaluation ----
 export {
   evaluateTokenizer, evaluateSamples, FidInception, LPIPS, clamp, featureStats, FeatureMoments, frechetDistance,
-  inceptionScore, imageQuality, ssim, codebookUsage, CodebookUsage, MissingWeightsError, INCEPTION_NOTE, LPIPS_WEIGHTS,
+  inceptionScore, imageQuality, psnr, ssim, codebookUsage, CodebookUsage, MissingWeightsError, INCEPTION_NOTE, LPIPS_WEIGHTS,
   LPIPS_WEIGHTS_ENV,
   type EvalWeights, type GaussianStats, type TokenizerMetrics, type SampleMetrics, type EvaluableTokenizer,
 } from './eval/index.js';
