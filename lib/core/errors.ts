@@ -64,3 +64,33 @@ export function abortFlag(signal: AbortSignal | undefined): Int32Array | undefin
   signal.addEventListener('abort', () => (flag[0] = 1), { once: true });
   return flag;
 }
+
+/**
+ * Stable `code`s of the errors the package throws (besides TypeError/RangeError for bad arguments): match on
+ * `err.code`, never on the message.
+ */
+export const ERROR_CODES = {
+  /** require('ibq-native'): the package is ESM only (lib/core/esm_only.cjs). */
+  ERR_IBQ_ESM_ONLY: 'ERR_IBQ_ESM_ONLY',
+  /** An image input sharp cannot decode (not an image, truncated, unsupported format). */
+  ERR_IBQ_BAD_IMAGE: 'ERR_IBQ_BAD_IMAGE',
+  /** An image input larger than the `maxPixels` limit (width x height), refused before decoding. */
+  ERR_IBQ_IMAGE_TOO_LARGE: 'ERR_IBQ_IMAGE_TOO_LARGE',
+  /** A native call made after its environment began shutting down (process exit, worker end). */
+  ERR_IBQ_SHUTTING_DOWN: 'ERR_IBQ_SHUTTING_DOWN',
+  /** The native addon is not built, or was built against another libtorch than the one installed. */
+  ERR_IBQ_ADDON: 'ERR_IBQ_ADDON',
+  /** Two inputs would be written to the same output file. */
+  ERR_IBQ_OUTPUT_CLASH: 'ERR_IBQ_OUTPUT_CLASH',
+} as const;
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An Error with a stable `code` (one of ERROR_CODES) and an optional `cause`. */
+export class IbqError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'IbqError';
+    this.code = code;
+  }
+}
