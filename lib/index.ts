@@ -27,7 +27,7 @@ export {
   preset, PRESET_NAMES, inferTokenizerConfig, resolveTokenizerConfig, type PresetName, type TokenizerConfig,
   type DDConfig, type ResolvedTokenizerConfig,
 } from './tokenizer/config.js';
-export { loadImage, loadImages, decodeToPng, type ImageInput } from './data/images.js';
+export { loadImage, loadImages, decodeToPng, DEFAULT_MAX_PIXELS, type ImageInput, type LoadImageOptions } from './data/images.js';
 export { psnr, psnrArrays, toUnitRange } from './eval/psnr.js';
 // ---- evaluation (issue 7) ----
 export {
@@ -50,3 +50,4 @@ export {
 } from './data/tokenizer_data.js';
 export { listImages, decodeImage, type ImageList } from './data/image_files.js';
 export { readIdx, parseIdx, type IdxArray } from './data/idx.js';
+export { ERROR_CODES, IbqError, type ErrorCode } from './core/errors.js';

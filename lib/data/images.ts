@@ -4,13 +4,36 @@
  * side resized to the target size then a centre crop; values scaled to [-1, 1]. PNG encoding of [-1, 1] images.
  */
 import { readFile } from 'node:fs/promises';
-import sharp from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 
-import { describe } from '../core/errors.js';
+import { checkInt, checkOptionKeys, describe, IbqError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 
 /** A file path or the encoded bytes of an image. */
 export type ImageInput = string | Buffer | Uint8Array;
+
+/**
+ * Default `maxPixels` (width x height of an input, before any resizing): 50 megapixels, enough for a
+ * 48-megapixel phone photo; a 10000 x 10000 upload is refused from its header, before it is decoded.
+ */
+export const DEFAULT_MAX_PIXELS = 50_000_000;
+
+/** Options of loadImage / loadImages. */
+export interface LoadImageOptions {
+  /** Largest accepted input, in pixels (width x height), checked on the header before decoding. */
+  maxPixels?: number;
+}
+
+const LOAD_OPTION_KEYS = ['maxPixels'] as const;
+
+/** Validates LoadImageOptions (unknown keys rejected); returns maxPixels. */
+export function checkLoadOptions(opts: unknown, name = 'opts'): number {
+  if (opts === undefined) return DEFAULT_MAX_PIXELS;
+  if (opts === null || typeof opts !== 'object') throw new TypeError(`${name}: expected an object, got ${describe(opts)}`);
+  checkOptionKeys(opts, LOAD_OPTION_KEYS, name);
+  const m = (opts as LoadImageOptions).maxPixels;
+  return m === undefined ? DEFAULT_MAX_PIXELS : checkInt(m, `${name}.maxPixels`, 1, Number.MAX_SAFE_INTEGER);
+}
 
 function label(input: ImageInput, i: number): string {
   return typeof input === 'string' ? input : `inputs[${i}] (${input.byteLength} bytes)`;
@@ -19,9 +42,12 @@ function label(input: ImageInput, i: number): string {
 /**
  * One image as float32 CHW [3, size, size] in [-1, 1]: RGB (greyscale expanded, alpha dropped, CMYK
  * converted to sRGB), the shorter side resized to `size` (Lanczos) and centre-cropped.
- * @throws Error naming the file when it is missing or not a decodable image
+ * @throws Error naming the file when it cannot be read; IbqError ERR_IBQ_BAD_IMAGE when the bytes are not a
+ *   decodable image; IbqError ERR_IBQ_IMAGE_TOO_LARGE when width x height > opts.maxPixels (default
+ *   DEFAULT_MAX_PIXELS), from the header, before decoding
  */
-export async function loadImage(input: ImageInput, size: number, i = 0): Promise<Float32Array> {
+export async function loadImage(input: ImageInput, size: number, i = 0, opts?: LoadImageOptions): Promise<Float32Array> {
+  const maxPixels = checkLoadOptions(opts);
   let bytes: Buffer | Uint8Array;
   if (typeof input === 'string') {
     try {
@@ -34,10 +60,23 @@ export async function loadImage(input: ImageInput, size: number, i = 0): Promise
   } else {
     throw new TypeError(`inputs[${i}]: expected a path or a Buffer, got ${describe(input)}`);
   }
+  let header: Metadata;
+  try {
+    header = await sharp(bytes, { failOn: 'error' }).metadata();
+  } catch (err) {
+    throw new IbqError('ERR_IBQ_BAD_IMAGE', `${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${(err as Error).message}`, { cause: err });
+  }
+  const { width = 0, height = 0 } = header;
+  if (width * height > maxPixels) {
+    throw new IbqError(
+      'ERR_IBQ_IMAGE_TOO_LARGE',
+      `${label(input, i)}: ${width}x${height} = ${width * height} pixels, more than maxPixels ${maxPixels}`,
+    );
+  }
   let raw: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
     // Two passes: sharp premultiplies alpha while resizing, so the alpha channel is dropped first.
-    const rgb = await sharp(bytes, { failOn: 'error' })
+    const rgb = await sharp(bytes, { failOn: 'error', limitInputPixels: maxPixels })
       .toColourspace('srgb')
       .removeAlpha()
       .raw()
@@ -48,7 +87,7 @@ export async function loadImage(input: ImageInput, size: number, i = 0): Promise
       .raw()
       .toBuffer({ resolveWithObject: true });
   } catch (err) {
-    throw new Error(`${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${(err as Error).message}`);
+    throw new IbqError('ERR_IBQ_BAD_IMAGE', `${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${(err as Error).message}`, { cause: err });
   }
   const { data, info } = raw;
   const c = info.channels;
@@ -63,14 +102,15 @@ export async function loadImage(input: ImageInput, size: number, i = 0): Promise
   return out;
 }
 
-/** Several images as one float32 buffer [B, 3, size, size] (see loadImage). */
-export async function loadImages(inputs: ImageInput[], size: number): Promise<Float32Array> {
+/** Several images as one float32 buffer [B, 3, size, size] (see loadImage for the errors). */
+export async function loadImages(inputs: ImageInput[], size: number, opts?: LoadImageOptions): Promise<Float32Array> {
   if (!Array.isArray(inputs) || inputs.length === 0) {
     throw new TypeError(`inputs: expected a non-empty array of paths or Buffers, got ${describe(inputs)}`);
   }
+  checkLoadOptions(opts);
   const per = 3 * size * size;
   const out = new Float32Array(inputs.length * per);
-  const all = await Promise.all(inputs.map((inp, i) => loadImage(inp, size, i)));
+  const all = await Promise.all(inputs.map((inp, i) => loadImage(inp, size, i, opts)));
   all.forEach((img, i) => out.set(img, i * per));
   return out;
 }
