@@ -27,6 +27,8 @@ export interface TokenData {
   tokens: Tensor;
   /** int64 [N] class ids. */
   labels: Tensor;
+  /** Name of each class id (an image folder's class sub-folders); kept in the checkpoint as class_names. */
+  classes?: string[];
 }
 
 export interface TrainStepLog {
@@ -184,7 +186,7 @@ export async function trainTransformer(config: ConfigInput, opts: TrainTransform
   const t0 = performance.now();
   const save = async () => {
     await saveTrainState(ckptPath, model, {
-      globalStep: step, epoch: Math.floor(step / itersPerEpoch), lr, weightDecay: wdNow, hyperParameters: { ...train }, train: bookkeeping,
+      globalStep: step, epoch: Math.floor(step / itersPerEpoch), lr, weightDecay: wdNow, hyperParameters: { ...train, ...(data.classes ? { class_names: data.classes } : {}) }, train: bookkeeping,
     });
     lastGood = ckptPath;
   };
