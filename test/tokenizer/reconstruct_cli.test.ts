@@ -1,5 +1,4 @@
 // `ibq reconstruct`: never two inputs to one output file; the output folder only once the inputs are checked.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { saveCheckpoint, Tokenizer } from '../../dist/index.js';
+import { run } from '../support/run.js';
 
 const bin = new URL('../../bin/ibq.js', import.meta.url).pathname;
 const CONFIG = {
@@ -19,7 +19,7 @@ const CONFIG = {
 describe('ibq reconstruct outputs', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ibq-reconstruct-'));
   const ckpt = join(dir, 'tok.ckpt');
-  const run = (...args: string[]) => spawnSync('node', [bin, 'reconstruct', '--ckpt', ckpt, ...args], { encoding: 'utf8', cwd: dir });
+  const reconstruct = (...args: string[]) => run('node', [bin, 'reconstruct', '--ckpt', ckpt, ...args], { cwd: dir });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   beforeAll(async () => {
     const tok = Tokenizer.create(CONFIG as never, { seed: 1 });
@@ -32,29 +32,29 @@ describe('ibq reconstruct outputs', () => {
     writeFileSync(join(dir, 'dupB', 'other.png'), await sharp({ create: { width: 16, height: 16, channels: 3, background: '#33c' } }).png().toBuffer());
   });
 
-  it('refuses two inputs that map to one output file, naming both, and creates nothing', () => {
-    const r = run('dupA/img.jpg', 'dupB/img.png', '--out', 'd');
+  it('refuses two inputs that map to one output file, naming both, and creates nothing', async () => {
+    const r = await reconstruct('dupA/img.jpg', 'dupB/img.png', '--out', 'd');
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/dupA\/img\.jpg and dupB\/img\.png would both be written to d\/img\.png/);
     expect(existsSync(join(dir, 'd'))).toBe(false);
     // the same file given twice is the same clash
-    expect(run('dupB/other.png', 'dupB/other.png', '--out', 'd').status).not.toBe(0);
+    expect((await reconstruct('dupB/other.png', 'dupB/other.png', '--out', 'd')).status).not.toBe(0);
     expect(existsSync(join(dir, 'd'))).toBe(false);
   });
 
-  it('creates no output folder when an input is missing or the image size is invalid', () => {
-    const missing = run('dupA/img.jpg', 'nope/none.png', '--out', 'e');
+  it('creates no output folder when an input is missing or the image size is invalid', async () => {
+    const missing = await reconstruct('dupA/img.jpg', 'nope/none.png', '--out', 'e');
     expect(missing.status).not.toBe(0);
     expect(missing.stderr).toMatch(/nope\/none\.png: cannot read the image \(ENOENT\)/);
     expect(existsSync(join(dir, 'e'))).toBe(false);
-    const badSize = run('dupA/img.jpg', '--image-size', '15', '--out', 'f');
+    const badSize = await reconstruct('dupA/img.jpg', '--image-size', '15', '--out', 'f');
     expect(badSize.status).not.toBe(0);
     expect(badSize.stderr).toMatch(/15 is not divisible by 2/);
     expect(existsSync(join(dir, 'f'))).toBe(false);
   });
 
-  it('writes one file per input when the names differ', () => {
-    const ok = run('dupA/img.jpg', 'dupB/other.png', '--out', 'g');
+  it('writes one file per input when the names differ', async () => {
+    const ok = await reconstruct('dupA/img.jpg', 'dupB/other.png', '--out', 'g');
     expect(ok.status, ok.stderr).toBe(0);
     expect(readdirSync(join(dir, 'g')).sort()).toEqual(['img.png', 'other.png']);
   });
