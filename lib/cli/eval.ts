@@ -10,6 +10,7 @@ import { evaluateSamples, evaluateTokenizer, INCEPTION_NOTE } from '../eval/inde
 import { inceptionWeightsGiven, resolveInceptionWeights } from '../eval/weights.js';
 import { loadWeightsFile } from '../io/index.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { lpipsProvenance } from '../tokenizer/trainer_state.js';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -58,7 +59,9 @@ export function register(program: Command): void {
       const m = await evaluateTokenizer({
         tokenizer, data: o.data, imageSize: o.imageSize, batchSize: o.batchSize, limit: o.limit,
         weights: {
-          inception, lpips: o.lpipsWeights, lpipsStateDict: ckpt.stateDict,
+          inception, lpips: o.lpipsWeights,
+          // LPIPS from the checkpoint's loss.perceptual_loss.* only when they are trained weights
+          lpipsStateDict: lpipsProvenance(ckpt.meta).trained ? ckpt.stateDict : undefined,
           optionNames: { inception: INCEPTION_FLAG, lpips: '--lpips-weights DIR' },
         },
         onProgress: progress('eval-tokenizer'),
