@@ -170,11 +170,10 @@ export function register(program: Command): void {
           const [, H, W] = images.shape;
           const head = n === labels.length ? images : tensor((images.dataSync() as Uint8Array).subarray(0, n * H! * W! * 3), [n, H!, W!, 3], { dtype: 'uint8' });
           written.grid = join(o.out, `grid${suffix}.png`);
-          // one row per class when they fit (--per-class <= 16), labelled with the class name (or id)
+          // one row per class when they fit (--per-class <= 16), labelled with the class names the checkpoint keeps
           const rows = o.perClass <= 16;
-          const rowLabels = rows
-            ? classes.slice(0, Math.ceil(n / o.perClass)).map((c) => tr.classNames?.[c] ?? String(c))
-            : undefined;
+          const names = tr.classNames;
+          const rowLabels = rows && names ? classes.slice(0, Math.ceil(n / o.perClass)).map((c) => names[c]!) : undefined;
           writeFileSync(written.grid, await imageGrid(head, { cols: rows ? o.perClass : undefined, rowLabels }));
         }
         if (o.npz) {
