@@ -20,7 +20,7 @@
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++1y", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-O2"],
-      "ldflags": ["<!@(node scripts/torch-flags.cjs libs)"]
+      "libraries": ["<!@(node scripts/torch-flags.cjs libs)"]
     }
   ]
 }

@@ -27,7 +27,9 @@ export {
   tokenizerPreset, TOKENIZER_PRESETS, inferTokenizerConfig, resolveTokenizerConfig, type TokenizerPreset, type TokenizerConfig,
   type DDConfig, type ResolvedTokenizerConfig,
 } from './tokenizer/config.js';
-export { decodeImage, loadImage, loadImages, decodeToPng, type Crop, type ImageInput } from './data/images.js';
+export {
+  decodeImage, loadImage, loadImages, decodeToPng, DEFAULT_MAX_PIXELS, type Crop, type ImageInput, type LoadImageOptions,
+} from './data/images.js';
 // ---- evaluation ----
 export {
   evaluateTokenizer, evaluateSamples, FidInception, LPIPS, clamp, featureStats, FeatureMoments, frechetDistance,
@@ -57,3 +59,4 @@ export { readIdx, parseIdx, type IdxArray } from './data/idx.js';
 export { ProcessGroup, DistributedError, type ProcessGroupOptions } from './distributed/process_group.js';
 export { distributedEnv, type DistributedEnv } from './distributed/env.js';
 export { type DistributedOption } from './distributed/context.js';
+export { ERROR_CODES, IbqError, type ErrorCode } from './core/errors.js';

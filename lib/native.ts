@@ -8,6 +8,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { IbqError } from './core/errors.js';
+import { isMainThread } from 'node:worker_threads';
+
 /** What every native model handle provides (see native/bindings/module_handle.h). */
 export interface ModuleHandleNative {
   stateDict(): [string, TensorHandle][];
@@ -122,6 +125,11 @@ export interface ProcessGroupNative {
 export interface NativeAddon extends TransformerNative {
   ProcessGroupHandle: new () => ProcessGroupNative;
   info(): NativeInfo;
+  /**
+   * Stops this environment's native jobs: no new ones, queued ones never start, running ones are cancelled
+   * and awaited (their Promises never settle). `processExiting`: the process is about to call exit().
+   */
+  shutdown(processExiting: boolean): void;
   setNumThreads(n: number): void;
   TensorHandle: new () => TensorHandle;
   tensorFromData(data: ArrayBufferView, shape: number[], dtype: string, device?: string, raw?: boolean): TensorHandle;
@@ -278,7 +286,23 @@ interface Sidecar {
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const REBUILD = 'rebuild it with `npm run build` (or `bash scripts/setup`) in ' + root;
+
+/**
+ * How to (re)build the addon of the package at `dir`: in a git checkout `npm run build`; in a package
+ * installed as a dependency `npm rebuild ibq-native` from the project that depends on it (cmake-js is a
+ * dependency, so that works there), after allowing its install script where npm blocks them by default.
+ */
+export function rebuildAdvice(dir: string): string {
+  const checkout = existsSync(join(dir, '.git')) || !/[\\/]node_modules[\\/]/.test(dir);
+  if (checkout) return `rebuild it with \`npm run build\` (or \`bash scripts/setup\`) in ${dir}`;
+  const project = dir.slice(0, dir.lastIndexOf('node_modules')).replace(/[\\/]$/, '') || '.';
+  return (
+    `rebuild it with \`npm rebuild ibq-native\` in ${project} (npm 11 runs a dependency's install script only ` +
+    'once allowed: `npm install-scripts approve ibq-native` first). The build needs cmake (or node-gyp), a C++17 ' +
+    'compiler and libtorch (Debian: apt-get install libtorch-dev libgloo-dev; elsewhere set LIBTORCH)'
+  );
+}
+const REBUILD = rebuildAdvice(root);
 
 function headerVersion(file: string | undefined): string | undefined {
   if (!file || !existsSync(file)) return undefined;
@@ -305,13 +329,15 @@ function checkLibtorch(found: { path: string; sidecar: Sidecar } | undefined): v
   const libOk = existsSync(join(sidecar.libdir, 'libtorch_cpu.so')) || existsSync(join(sidecar.libdir, 'libtorch.so'));
   const now = headerVersion(sidecar.versionHeader);
   if (!libOk) {
-    throw new Error(
+    throw new IbqError(
+      'ERR_IBQ_ADDON',
       `ibq-native was built against libtorch ${sidecar.version} in ${sidecar.libdir}, but no libtorch is there now; ` +
         REBUILD,
     );
   }
   if (now && now !== sidecar.version) {
-    throw new Error(
+    throw new IbqError(
+      'ERR_IBQ_ADDON',
       `ibq-native was built against libtorch ${sidecar.version}, but libtorch ${now} is installed in ` +
         `${sidecar.libdir}; ${REBUILD}`,
     );
@@ -329,9 +355,10 @@ function load(): NativeAddon {
     const what = found ? `libtorch ${found.sidecar.version} in ${found.sidecar.libdir}` : 'an unknown libtorch';
     const msg = (err as Error).message;
     if (/No native build was found/.test(msg)) {
-      throw new Error(`ibq-native: the native addon is not built; ${REBUILD}.\n(${msg.split('\n')[0]})`);
+      throw new IbqError('ERR_IBQ_ADDON', `ibq-native: the native addon is not built; ${REBUILD}.\n(${msg.split('\n')[0]})`);
     }
-    throw new Error(
+    throw new IbqError(
+      'ERR_IBQ_ADDON',
       `ibq-native: the native addon (built against ${what}) failed to load: ${msg.split('\n')[0]}; ${REBUILD}`,
     );
   }
@@ -398,3 +425,9 @@ export function callerStacks<H extends object>(handle: H): H {
 }
 
 export const native: NativeAddon = withCallerStacks(load());
+
+// process.exit() and uncaught exceptions end the main thread without the environment's cleanup hooks and
+// then run exit(), which destroys libtorch's static objects: a job still running on an addon worker would
+// crash the process (double free, SIGSEGV). 'exit' is the last moment JS runs: stop and await the jobs
+// here. (worker_threads also get the addon's cleanup hook, which does the same when the thread ends.)
+process.once('exit', () => native.shutdown(isMainThread));

@@ -3,6 +3,7 @@
 // the ones installed beside this node binary; never downloads headers.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -17,9 +18,13 @@ env.CCACHE_BASEDIR ??= dirname(new URL('..', import.meta.url).pathname);
 env.CCACHE_SLOPPINESS ??= 'pch_defines,time_macros,include_file_mtime,include_file_ctime';
 const args = ['build', '--parallel', String(Math.max(1, cpus().length))];
 if (env.IBQ_DEBUG_BUILD) args.push('--debug');
-const cmakeJs = new URL('../node_modules/cmake-js/bin/cmake-js', import.meta.url).pathname;
+// cmake-js is a dependency: in an installed package npm may hoist it next to this package, not inside it.
+const cmakeJs = join(dirname(createRequire(import.meta.url).resolve('cmake-js/package.json')), 'bin', 'cmake-js');
 const r = spawnSync(process.execPath, [cmakeJs, ...args], { stdio: 'inherit', env });
 if (r.status !== 0) {
-  console.error('\nibq-native: the native build failed (see above). If libtorch is missing, run scripts/setup.');
+  console.error(
+    '\nibq-native: the native build failed (see above). If libtorch is missing: on Debian, apt-get install ' +
+      'libtorch-dev libgloo-dev (scripts/setup does it as root); elsewhere set LIBTORCH to an unpacked libtorch.',
+  );
   process.exit(r.status ?? 1);
 }

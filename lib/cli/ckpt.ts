@@ -3,11 +3,12 @@ import type { Command } from 'commander';
 
 import { checkWritableTarget, sameFile } from '../io/files.js';
 import { saveSafetensors } from '../io/safetensors.js';
+import { plainConfig } from '../io/plain_config.js';
 import { saveCheckpoint } from '../io/save.js';
 import { addPrefix, EMA_PREFIX, emaStateDict, isEmaBookkeeping, stripPrefix } from '../io/state_dict.js';
 import { summarize, tensorBytes } from '../io/summary.js';
 import { loadWeightsFile } from '../io/weights_file.js';
-import type { Tensor } from '../core/tensor.js';
+import { Tensor } from '../core/tensor.js';
 
 const isSafetensors = (p: string) => p.toLowerCase().endsWith('.safetensors');
 
@@ -58,7 +59,17 @@ export async function convertCommand(input: string, output: string, opts: { ema?
   if (opts.ema) sd = emaFromKeys(sd);
   if (isSafetensors(output)) {
     if (opts.prefix) sd = stripPrefix(sd, opts.prefix);
-    await saveSafetensors(output, sd, { format: 'pt' });
+    // the config travels in the metadata (as JSON), so that loading infers no other resolution or config
+    const hp = ck.meta?.hyper_parameters;
+    const metadata: Record<string, string> = { format: 'pt' };
+    if (hp !== undefined) {
+      try {
+        metadata.hyper_parameters = JSON.stringify(plainConfig(hp), (_k, v) => (typeof v === 'bigint' ? Number(v) : v instanceof Tensor ? undefined : v));
+      } catch {
+        console.error('ibq ckpt convert: hyper_parameters are not JSON (cycles); the .safetensors file holds no config');
+      }
+    }
+    await saveSafetensors(output, sd, metadata);
   } else {
     if (opts.prefix) sd = addPrefix(sd, opts.prefix);
     await saveCheckpoint(output, { stateDict: sd, meta: ck.meta });

@@ -7,15 +7,18 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 
 import { evaluateSamples, evaluateTokenizer, INCEPTION_NOTE } from '../eval/index.js';
-import { resolveInceptionWeights } from '../eval/weights.js';
+import { inceptionWeightsGiven, resolveInceptionWeights } from '../eval/weights.js';
 import { loadWeightsFile } from '../io/index.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { lpipsProvenance } from '../tokenizer/trainer_state.js';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: expected a positive integer, got '${v}'`);
   return n;
 };
+
+const INCEPTION_FLAG = '--inception-weights FILE';
 
 function progress(label: string) {
   let last = 0;
@@ -47,18 +50,27 @@ export function register(program: Command): void {
     .option('--json <out>', 'also write the metrics as JSON')
     .action(async (o: { ckpt: string; data: string; config?: string; imageSize: number; batchSize: number; limit?: number;
       ema?: boolean; inceptionWeights?: string; lpipsWeights?: string; json?: string }) => {
-      const inception = resolveInceptionWeights(o.inceptionWeights);  // before any heavy work
+      // weights named but missing fail before any heavy work; not named at all: rFID is skipped
+      const inception = inceptionWeightsGiven(o.inceptionWeights)
+        ? resolveInceptionWeights(o.inceptionWeights, INCEPTION_FLAG)
+        : undefined;
       const ckpt = await loadWeightsFile(o.ckpt);
       const tokenizer = await Tokenizer.fromCheckpoint(ckpt, { config: o.config, ema: !!o.ema });
       const m = await evaluateTokenizer({
         tokenizer, data: o.data, imageSize: o.imageSize, batchSize: o.batchSize, limit: o.limit,
-        weights: { inception, lpips: o.lpipsWeights, lpipsStateDict: ckpt.stateDict },
+        weights: {
+          inception, lpips: o.lpipsWeights,
+          // LPIPS from the checkpoint's loss.perceptual_loss.* only when they are trained weights
+          lpipsStateDict: lpipsProvenance(ckpt.meta).trained ? ckpt.stateDict : undefined,
+          optionNames: { inception: INCEPTION_FLAG, lpips: '--lpips-weights DIR' },
+        },
         onProgress: progress('eval-tokenizer'),
       });
       if (process.stderr.isTTY) process.stderr.write('\n');
       for (const w of m.warnings) process.stderr.write(`warning: ${w}\n`);
       console.log(`images       ${m.numImages}`);
-      console.log(`rFID         ${fmt(m.rFID)}`);
+      console.log(`rFID         ${m.rFID === null ? 'skipped: ' + m.skipped.rFID : fmt(m.rFID)}`);
+      if (m.skipped.lpips) console.log(`LPIPS        skipped: ${m.skipped.lpips}`);
       for (const [net, v] of Object.entries(m.lpips)) console.log(`LPIPS (${net})`.padEnd(13) + fmt(v));
       console.log(`PSNR         ${fmt(m.psnr)}`);
       console.log(`SSIM         ${fmt(m.ssim)}`);
@@ -78,7 +90,7 @@ export function register(program: Command): void {
     .option('--batch-size <n>', 'images per Inception batch', int('--batch-size'), 50)
     .option('--json <out>', 'also write the metrics as JSON')
     .action(async (samples: string, o: { ref: string; inceptionWeights?: string; batchSize: number; json?: string }) => {
-      const inception = resolveInceptionWeights(o.inceptionWeights);
+      const inception = resolveInceptionWeights(o.inceptionWeights, INCEPTION_FLAG);
       let last = 0;
       const m = await evaluateSamples({
         samples, ref: o.ref, batchSize: o.batchSize, weights: { inception },

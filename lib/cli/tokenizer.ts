@@ -6,10 +6,12 @@
  *     writes the token indices, int64 [N, S/f, S/f].
  * --image-size defaults to the tokenizer's ddconfig.resolution, as Tokenizer.encodeImages does.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
+import { constants } from 'node:fs';
+import { access, mkdir, writeFile } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 
+import { IbqError } from '../core/errors.js';
 import { encodePng, toHWC } from '../data/images.js';
 import { checkWritableTarget } from '../io/files.js';
 import { saveNpy } from '../io/index.js';
@@ -41,6 +43,39 @@ function withCommon(cmd: Command): Command {
     .argument('<images...>', 'image files (JPEG, PNG, WebP, ...)');
 }
 
+/**
+ * The file each input of `ibq reconstruct` goes to: <out>/<name without extension>.png.
+ * @throws IbqError ERR_IBQ_OUTPUT_CLASH naming both inputs when two of them would go to one file
+ */
+export function reconstructTargets(images: string[], out: string): string[] {
+  const seen = new Map<string, string>();
+  return images.map((path) => {
+    const file = join(out, basename(path, extname(path)) + '.png');
+    const key = resolve(file);
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw new IbqError(
+        'ERR_IBQ_OUTPUT_CLASH',
+        `${first} and ${path} would both be written to ${file}; nothing was written. Reconstruct them with ` +
+          'separate --out folders, or give the files distinct names',
+      );
+    }
+    seen.set(key, path);
+    return file;
+  });
+}
+
+/** Every input is a readable file (checked before anything is loaded or created). */
+async function checkReadable(images: string[]): Promise<void> {
+  await Promise.all(
+    images.map((p) =>
+      access(p, constants.R_OK).catch((err: NodeJS.ErrnoException) => {
+        throw new Error(`${p}: cannot read the image (${err.code ?? err.message})`);
+      }),
+    ),
+  );
+}
+
 async function open(o: Common): Promise<Tokenizer> {
   const tok = await Tokenizer.fromCheckpoint(o.ckpt, { config: o.config, ema: !!o.ema });
   return tok.eval();
@@ -51,10 +86,12 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'output folder')
     .action(async (images: string[], o: Common) => {
       const given = imageSize(o.imageSize); // a bad value fails before loading
+      const targets = reconstructTargets(images, o.out);
+      await checkReadable(images);
       const tok = await open(o);
       const size = given ?? tok.config.ddconfig.resolution;
-      await mkdir(o.out, { recursive: true });
-      for (const path of images) {
+      let made = false; // the folder is created once the first image has been encoded (inputs and size checked)
+      for (const [i, path] of images.entries()) {
         const { indices, images: x } = await tok.encodeImages([path], { imageSize: size });
         const rec = await tok.decode(indices);
         const [a, b] = (await Promise.all([x.data(), rec.data()])) as [Float32Array, Float32Array];
@@ -65,7 +102,11 @@ export function register(program: Command): void {
           left.copy(both, y * size * 6, y * size * 3, (y + 1) * size * 3);
           right.copy(both, y * size * 6 + size * 3, y * size * 3, (y + 1) * size * 3);
         }
-        const file = join(o.out, basename(path, extname(path)) + '.png');
+        const file = targets[i]!;
+        if (!made) {
+          await mkdir(o.out, { recursive: true });
+          made = true;
+        }
         await writeFile(file, await encodePng(both, size * 2, size));
         console.log(`${path}\tPSNR ${p!.toFixed(2)} dB\t-> ${file}`);
         for (const t of [indices, x, rec]) t.dispose();

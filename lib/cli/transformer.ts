@@ -24,17 +24,25 @@ function num(name: string) {
   };
 }
 
-/** '0,1,2' | 'all' -> class ids; `--chunk I/N` keeps the I-th of N contiguous parts (0-based). */
-export function parseClasses(spec: string, classNum: number, chunk?: string): number[] {
+/**
+ * '0,1,2' | 'all' | class names ('coat,sneaker', the checkpoint's class_names; ids and names may be mixed)
+ * -> class ids; `--chunk I/N` keeps the I-th of N contiguous parts (0-based).
+ */
+export function parseClasses(spec: string, classNum: number, chunk?: string, names?: readonly string[]): number[] {
   let ids: number[];
   if (spec === 'all') ids = Array.from({ length: classNum }, (_, i) => i);
   else {
     ids = spec.split(',').map((s) => {
-      const n = Number(s.trim());
-      if (s.trim() === '' || !Number.isInteger(n) || n < 0 || n >= classNum) {
-        throw new RangeError(`--classes: class ids must be integers in [0, ${classNum - 1}], got '${s}'`);
+      const t = s.trim();
+      const n = Number(t);
+      if (t !== '' && Number.isInteger(n) && n >= 0 && n < classNum) return n;
+      const byName = names ? names.indexOf(t) : -1;
+      if (byName >= 0) return byName;
+      if (!names || (t !== '' && Number.isInteger(n))) {
+        throw new RangeError(`--classes: class ids must be integers in [0, ${classNum - 1}]${names ? ' or class names' : ''}, got '${s}'`);
       }
-      return n;
+      const list = names.length > 12 ? `${names.slice(0, 12).join(', ')}, ... (${names.length})` : names.join(', ');
+      throw new RangeError(`--classes: '${t}' is neither a class id in [0, ${classNum - 1}] nor a class name of this checkpoint (${list})`);
     });
   }
   if (chunk === undefined) return ids;
@@ -84,7 +92,7 @@ export function register(program: Command): void {
     .option('--config <yaml|preset>', 'AR config: YAML (official layout) or B, L, XL, XXL (default: from the checkpoint)')
     .option('--tokenizer-config <yaml|preset>', 'tokenizer config (default: the AR YAML first stage, else inferred)')
     .option('--ema', 'use the tokenizer EMA weights (model_ema.*)')
-    .option('--classes <list>', "class ids '0,1,2' or 'all'", 'all')
+    .option('--classes <list>', "class ids '0,1,2', class names 'coat,sneaker' (those the checkpoint records) or 'all'", 'all')
     .option('--per-class <n>', 'samples per class', num('per-class'), 1)
     .option('--cfg-scale <x>', 'classifier-free guidance scale (<= 1: none)', num('cfg-scale'), 1.0)
     .option('--temperature <t>', 'softmax temperature (0: greedy)', num('temperature'), 1.0)
@@ -102,7 +110,7 @@ export function register(program: Command): void {
       if (!Number.isInteger(o.perClass) || o.perClass < 1) throw new RangeError(`--per-class: expected a positive integer, got ${o.perClass}`);
       const tr = await Transformer.fromCheckpoint(o.ar, { config: o.config, device: o.device });
       const tok = o.tokenizer !== undefined ? await openTokenizer(o) : undefined;
-      const classes = parseClasses(o.classes, tr.config.class_num, o.chunk);
+      const classes = parseClasses(o.classes, tr.config.class_num, o.chunk, tr.classNames);
       if (classes.length === 0) throw new RangeError(`--chunk: part ${o.chunk} of the class list is empty`);
       checkSampleCount(classes.length, o.perClass, tr.config.block_size, tok?.downsampleFactor);
       const labels = classes.flatMap((c) => Array<number>(o.perClass).fill(c));
@@ -147,7 +155,11 @@ export function register(program: Command): void {
           const [, H, W] = images.shape;
           const head = n === labels.length ? images : tensor((images.dataSync() as Uint8Array).subarray(0, n * H! * W! * 3), [n, H!, W!, 3], { dtype: 'uint8' });
           written.grid = join(o.out, `grid${suffix}.png`);
-          writeFileSync(written.grid, await imageGrid(head, { cols: o.perClass <= 16 ? o.perClass : undefined }));
+          // one row per class when they fit (--per-class <= 16), labelled with the class names the checkpoint keeps
+          const rows = o.perClass <= 16;
+          const names = tr.classNames;
+          const rowLabels = rows && names ? classes.slice(0, Math.ceil(n / o.perClass)).map((c) => names[c]!) : undefined;
+          writeFileSync(written.grid, await imageGrid(head, { cols: rows ? o.perClass : undefined, rowLabels }));
         }
         if (o.npz) {
           written.npz = join(o.out, chunk ? `samples_${chunk.index}.npz` : 'samples.npz');

@@ -111,6 +111,16 @@ export const ERROR_CODES = {
   ERR_IBQ_BAD_IMAGE: 'an image could not be decoded or is too large',
   /** A distributed collective failed (peer gone, timeout, rendezvous). */
   ERR_IBQ_DISTRIBUTED: 'a distributed collective failed',
+  /** An image larger than the `maxPixels` limit (width x height), refused from its header before decoding. */
+  ERR_IBQ_IMAGE_TOO_LARGE: 'an image is larger than maxPixels',
+  /** Two inputs would be written to the same output file. */
+  ERR_IBQ_OUTPUT_CLASH: 'two inputs map to one output file',
+  /** A native call made after its environment began shutting down (process exit, worker end). */
+  ERR_IBQ_SHUTTING_DOWN: 'the process or worker is shutting down',
+  /** The native addon is not built, or was built against another libtorch than the one installed. */
+  ERR_IBQ_ADDON: 'the native addon is missing or does not match libtorch',
+  /** require('ibq-native'): the package is ESM only (lib/core/esm_only.cjs). */
+  ERR_IBQ_ESM_ONLY: 'the package is an ES module only',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

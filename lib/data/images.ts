@@ -4,13 +4,36 @@
  * model input by the official preprocessing (decodeImage); PNG encoding of [-1, 1] images for viewing.
  */
 import { readFile } from 'node:fs/promises';
-import sharp from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 
-import { describe } from '../core/errors.js';
+import { checkInt, checkOptionKeys, describe, IbqError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 
 /** A file path or the encoded bytes of an image. */
 export type ImageInput = string | Buffer | Uint8Array;
+
+/**
+ * Default `maxPixels` (width x height of an input, before any resizing): 50 megapixels, enough for a
+ * 48-megapixel phone photo; a 10000 x 10000 upload is refused from its header, before it is decoded.
+ */
+export const DEFAULT_MAX_PIXELS = 50_000_000;
+
+/** Options of loadImage / loadImages. */
+export interface LoadImageOptions {
+  /** Largest accepted input, in pixels (width x height), checked on the header before decoding. */
+  maxPixels?: number;
+}
+
+const LOAD_OPTION_KEYS = ['maxPixels'] as const;
+
+/** Validates LoadImageOptions (unknown keys rejected); returns maxPixels. */
+export function checkLoadOptions(opts: unknown, name = 'opts'): number {
+  if (opts === undefined) return DEFAULT_MAX_PIXELS;
+  if (opts === null || typeof opts !== 'object') throw new TypeError(`${name}: expected an object, got ${describe(opts)}`);
+  checkOptionKeys(opts, LOAD_OPTION_KEYS, name);
+  const m = (opts as LoadImageOptions).maxPixels;
+  return m === undefined ? DEFAULT_MAX_PIXELS : checkInt(m, `${name}.maxPixels`, 1, Number.MAX_SAFE_INTEGER);
+}
 
 function label(input: ImageInput, i: number): string {
   return typeof input === 'string' ? input : `inputs[${i}] (${input.byteLength} bytes)`;
@@ -37,14 +60,27 @@ async function bytesOf(input: ImageInput, i: number): Promise<Buffer | Uint8Arra
  * albumentations SmallestMaxSize(size) — the shorter side resized to `size`, bilinear — then CenterCrop (`crop`
  * 'centre': evaluation, tokenizing, encodeImages) or RandomCrop (fractions: training), then x / 127.5 - 1.
  * Every path that turns image files into model input uses this function.
- * @throws Error naming the file (or inputs[i]) when it is missing or not a decodable image
+ * @throws Error naming the file when it cannot be read; IbqError ERR_IBQ_BAD_IMAGE when the bytes are not a
+ *   decodable image; IbqError ERR_IBQ_IMAGE_TOO_LARGE when width x height > opts.maxPixels (default
+ *   DEFAULT_MAX_PIXELS), from the header, before decoding
  */
-export async function decodeImage(input: ImageInput, size: number, crop: Crop = 'centre', i = 0): Promise<Float32Array> {
+export async function decodeImage(input: ImageInput, size: number, crop: Crop = 'centre', i = 0, opts?: LoadImageOptions): Promise<Float32Array> {
+  const maxPixels = checkLoadOptions(opts);
   const bytes = await bytesOf(input, i);
+  let header: Metadata;
+  try {
+    header = await sharp(bytes, { failOn: 'error' }).metadata();
+  } catch (err) {
+    throw new IbqError('ERR_IBQ_BAD_IMAGE', `${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${(err as Error).message}`, { cause: err });
+  }
+  const { width: w0 = 0, height: h0 = 0 } = header;
+  if (w0 * h0 > maxPixels) {
+    throw new IbqError('ERR_IBQ_IMAGE_TOO_LARGE', `${label(input, i)}: ${w0}x${h0} = ${w0 * h0} pixels, more than maxPixels ${maxPixels}`);
+  }
   let out: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
     // Two passes: sharp premultiplies alpha while resizing, so the alpha channel is dropped first.
-    const rgb = await sharp(bytes, { failOn: 'error' }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const rgb = await sharp(bytes, { failOn: 'error', limitInputPixels: maxPixels }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const { width, height, channels } = rgb.info;
     const scale = size / Math.min(width, height);
     const w = Math.max(size, Math.round(width * scale));
@@ -57,7 +93,7 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
       .raw()
       .toBuffer({ resolveWithObject: true });
   } catch (err) {
-    throw new Error(`${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${(err as Error).message.split('\n')[0]}`);
+    throw new IbqError('ERR_IBQ_BAD_IMAGE', `${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
   const c = out.info.channels;
   const hw = size * size;
@@ -67,18 +103,19 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
 }
 
 /** One image, centre-cropped (see decodeImage). */
-export function loadImage(input: ImageInput, size: number, i = 0): Promise<Float32Array> {
-  return decodeImage(input, size, 'centre', i);
+export function loadImage(input: ImageInput, size: number, i = 0, opts?: LoadImageOptions): Promise<Float32Array> {
+  return decodeImage(input, size, 'centre', i, opts);
 }
 
-/** Several images as one float32 buffer [B, 3, size, size] (see loadImage). */
-export async function loadImages(inputs: ImageInput[], size: number): Promise<Float32Array> {
+/** Several images as one float32 buffer [B, 3, size, size] (see loadImage for the errors). */
+export async function loadImages(inputs: ImageInput[], size: number, opts?: LoadImageOptions): Promise<Float32Array> {
   if (!Array.isArray(inputs) || inputs.length === 0) {
     throw new TypeError(`inputs: expected a non-empty array of paths or Buffers, got ${describe(inputs)}`);
   }
+  checkLoadOptions(opts);
   const per = 3 * size * size;
   const out = new Float32Array(inputs.length * per);
-  const all = await Promise.all(inputs.map((inp, i) => loadImage(inp, size, i)));
+  const all = await Promise.all(inputs.map((inp, i) => loadImage(inp, size, i, opts)));
   all.forEach((img, i) => out.set(img, i * per));
   return out;
 }

@@ -80,13 +80,13 @@ export async function evaluateSamples(o: EvaluateSamplesOptions): Promise<Sample
     } else if (o.ref instanceof Tensor) refImages = o.ref;
     else refStats = o.ref;
 
-    const f = await features(nets.inception, samples, o, bs);
+    const f = await features(nets.inception!, samples, o, bs);
     const sampleStats = await featureStats(f.pool3);
     const is = await inceptionScore(f.logitsUnbiased, { splits });
     const numSamples = f.pool3.shape[0];
     f.pool3.dispose(); f.logits.dispose(); f.logitsUnbiased.dispose();
     if (refImages) {
-      const r = await features(nets.inception, refImages, o, bs);
+      const r = await features(nets.inception!, refImages, o, bs);
       refStats = await featureStats(r.pool3);
       r.pool3.dispose(); r.logits.dispose(); r.logitsUnbiased.dispose();
       refFrom = 'images';

@@ -42,8 +42,9 @@ export interface EvaluateTokenizerOptions {
 }
 
 export interface TokenizerMetrics {
-  rFID: number;
-  /** Mean LPIPS per variant computed (official: sum over images / number of images). */
+  /** null when skipped: no FID Inception weights were named (the reason is in `skipped.rFID`). */
+  rFID: number | null;
+  /** Mean LPIPS per variant computed (official: sum over images / number of images); {} when skipped. */
   lpips: Partial<Record<LpipsNetName, number>>;
   psnr: number;
   ssim: number;
@@ -55,6 +56,8 @@ export interface TokenizerMetrics {
   numImages: number;
   note: string;
   warnings: string[];
+  /** Metrics not computed and why (which weights are missing, where they are published, how to pass them). */
+  skipped: { rFID?: string; lpips?: string };
 }
 
 function isFileList(data: EvaluateTokenizerOptions['data']): data is string | string[] {
@@ -94,7 +97,9 @@ export async function evaluateTokenizer(o: EvaluateTokenizerOptions): Promise<To
   const fileCount = !isFileList(o.data) ? undefined : typeof o.data === 'string' ? listImages(o.data, 'val').paths.length : o.data.length;
   const limit = o.limit === undefined ? undefined : checkInt(o.limit, 'limit', 1);
   const total = fileCount === undefined ? limit : Math.min(fileCount, limit ?? Infinity);
-  const nets = await loadNetworks(o.weights ?? {}, true);
+  // rFID and LPIPS are skipped (and say why) when their weights are not named; PSNR, SSIM and utilization
+  // need none
+  const nets = await loadNetworks(o.weights ?? {}, true, true);
   o.tokenizer.eval?.();
   const real = new FeatureMoments(), rec = new FeatureMoments();
   const usage = new CodebookUsage(nEmbed);
@@ -107,8 +112,8 @@ export async function evaluateTokenizer(o: EvaluateTokenizerOptions): Promise<To
       const xrec = clamp(raw, -1, 1);
       if (raw !== images) raw.dispose();
       try {
-        for (const [x, acc] of [[images, real], [xrec, rec]] as const) {
-          const f = await nets.inception.forward(x, { input: 'symmetric', signal: o.signal });
+        for (const [x, acc] of nets.inception ? ([[images, real], [xrec, rec]] as const) : []) {
+          const f = await nets.inception!.forward(x, { input: 'symmetric', signal: o.signal });
           await acc.add(f.pool3);
           f.pool3.dispose(); f.logits.dispose(); f.logitsUnbiased.dispose();
         }
@@ -132,12 +137,13 @@ export async function evaluateTokenizer(o: EvaluateTokenizerOptions): Promise<To
       o.onProgress?.(nImages, total);
       if (limit !== undefined && nImages >= limit) break;
     }
-    if (nImages < 2) throw new RangeError(`data: rFID needs at least 2 images, got ${nImages}`);
-    const fd = await frechetDistance(await real.stats(), await rec.stats());
+    if (nImages < 2 && nets.inception) throw new RangeError(`data: rFID needs at least 2 images, got ${nImages}`);
+    if (nImages === 0) throw new RangeError('data: no images');
+    const fd = nets.inception ? await frechetDistance(await real.stats(), await rec.stats()) : undefined;
     const lpips: Partial<Record<LpipsNetName, number>> = {};
     for (const [k, v] of lpipsSum) lpips[k] = v / nImages;
     return {
-      rFID: fd.value,
+      rFID: fd ? fd.value : null,
       lpips,
       psnr: psnrSum / nBatches,
       ssim: ssimSum / nBatches,
@@ -147,7 +153,8 @@ export async function evaluateTokenizer(o: EvaluateTokenizerOptions): Promise<To
       histogram: usage.histogram,
       numImages: nImages,
       note: INCEPTION_NOTE,
-      warnings: fd.warning ? [fd.warning] : [],
+      warnings: fd?.warning ? [fd.warning] : [],
+      skipped: nets.skipped,
     };
   } finally {
     nets.dispose();

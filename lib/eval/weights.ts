@@ -49,16 +49,17 @@ function isFile(p: string): boolean {
 
 /**
  * The FID Inception weights: `path` (or a folder holding the file), else $IBQ_INCEPTION_WEIGHTS.
- * Throws MissingWeightsError naming the file, where it is published and how to pass it.
+ * Throws MissingWeightsError naming the file, where it is published and how to pass it: `option` is how the
+ * caller passes the path (the API option by default; the CLI gives its flag).
  */
-export function resolveInceptionWeights(path?: string): string {
+export function resolveInceptionWeights(path?: string, option = 'weights.inception (a file or folder)'): string {
   const given = path ?? process.env[INCEPTION_WEIGHTS.env];
   const { file, url, env } = INCEPTION_WEIGHTS;
   if (given) {
     if (isFile(given)) return given;
     if (isFile(join(given, file))) return join(given, file);
   }
-  const where = given ? `not found at ${given}` : `not given (pass --inception-weights FILE or set ${env})`;
+  const where = given ? `not found at ${given}` : `not given (pass ${option} or set ${env})`;
   throw new MissingWeightsError(
     `FID Inception weights ${file} ${where}; download it from ${url} (pytorch-fid's release). Nothing is downloaded automatically.`,
     file,
@@ -76,10 +77,15 @@ export function findLpipsFiles(net: LpipsNetName, dir?: string): { backbone: str
   return isFile(backbone) && isFile(lin) ? { backbone, lin } : undefined;
 }
 
-/** MissingWeightsError for LPIPS `net` (files looked for in `dir`). */
-export function missingLpips(net: LpipsNetName, dir?: string): MissingWeightsError {
+/** Whether FID Inception weights were named at all (a path given, or $IBQ_INCEPTION_WEIGHTS set). */
+export function inceptionWeightsGiven(path?: string): boolean {
+  return !!(path ?? process.env[INCEPTION_WEIGHTS.env]);
+}
+
+/** MissingWeightsError for LPIPS `net` (files looked for in `dir`; `option`: how the caller passes the folder). */
+export function missingLpips(net: LpipsNetName, dir?: string, option = 'weights.lpips (a folder)'): MissingWeightsError {
   const w = LPIPS_WEIGHTS[net];
-  const where = dir ? `in ${dir}` : `(pass --lpips-weights DIR or set ${LPIPS_WEIGHTS_ENV})`;
+  const where = dir ? `in ${dir}` : `(pass ${option} or set ${LPIPS_WEIGHTS_ENV})`;
   return new MissingWeightsError(
     `LPIPS ${net} weights not found ${where}: it needs ${w.backbone} (torchvision, ${w.backboneUrl}) and ${w.lin} ` +
       `(LPIPS v0.1 lin layers, ${w.linUrl}). Nothing is downloaded automatically.`,

@@ -7,7 +7,7 @@
  */
 import { loadCheckpoint, type Checkpoint } from './checkpoint.js';
 import { fileSize, readRange } from './files.js';
-import { loadSafetensors } from './safetensors.js';
+import { loadSafetensors, readSafetensorsMetadata } from './safetensors.js';
 
 export type WeightsFormat = 'safetensors' | 'torch';
 
@@ -21,11 +21,24 @@ export async function weightsFormat(path: string): Promise<WeightsFormat> {
 }
 
 /**
- * The state dict and meta of a weights file (meta is {} for safetensors) and the format found.
+ * The state dict and meta of a weights file and the format found (safetensors: meta holds hyper_parameters
+ * when its metadata has them, as `ibq ckpt convert` writes them; else {}).
  * @throws Error naming the path when the file is missing or malformed (see loadCheckpoint / loadSafetensors)
  */
 export async function loadWeightsFile(path: string): Promise<Checkpoint & { format: WeightsFormat }> {
   const format = await weightsFormat(path);
-  if (format === 'safetensors') return { stateDict: await loadSafetensors(path), meta: {}, format };
+  if (format === 'safetensors') {
+    // hyper_parameters: the config `ibq ckpt convert` stores in the metadata (JSON)
+    const md = await readSafetensorsMetadata(path);
+    let meta: Record<string, unknown> = {};
+    if (md.hyper_parameters) {
+      try {
+        meta = { hyper_parameters: JSON.parse(md.hyper_parameters) };
+      } catch {
+        /* not ours: no config */
+      }
+    }
+    return { stateDict: await loadSafetensors(path), meta, format };
+  }
   return { ...(await loadCheckpoint(path)), format };
 }

@@ -5,9 +5,9 @@
  * skipped and listed, never an error. Each forward/encode/decode is one native job on the model's queue.
  */
 import { presetOrYaml, readConfig } from '../config/read_config.js';
-import { checkInt, checkString, describe } from '../core/errors.js';
+import { checkInt, checkOptionKeys, checkString, describe } from '../core/errors.js';
 import { EMA_PREFIX, emaStateDict, loadWeightsFile, plainConfig, stripWrapperPrefixes, type Checkpoint } from '../io/index.js';
-import { decodeToPng, loadImages, type ImageInput } from '../data/images.js';
+import { checkLoadOptions, decodeToPng, loadImages, type ImageInput } from '../data/images.js';
 import { Module, stateDictEntries, type LoadResult, type StateDict } from '../core/module.js';
 import { native, type AutocastOptions, type TokenizerHandleNative } from '../native.js';
 import { type CreateOptions } from './quantizer.js';
@@ -177,15 +177,25 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
   /**
    * Loads images (paths or encoded bytes: JPEG incl. CMYK, PNG, WebP, greyscale; type from the bytes), resizes
    * the shorter side to imageSize and centre-crops, scales to [-1, 1] and encodes them.
+   * opts.maxPixels: largest accepted input (width x height, checked on the header before decoding; default
+   * DEFAULT_MAX_PIXELS, 50 megapixels).
    * @returns indices int64 [B, S/f, S/f] and the images float32 [B, 3, S, S]
+   * @throws TypeError for an unknown option key; IbqError ERR_IBQ_BAD_IMAGE (undecodable input) or
+   *   ERR_IBQ_IMAGE_TOO_LARGE (more than maxPixels), naming the input
    */
-  async encodeImages(inputs: ImageInput[], opts: { imageSize?: number } = {}): Promise<{ indices: Tensor; images: Tensor }> {
+  async encodeImages(
+    inputs: ImageInput[],
+    opts: { imageSize?: number; maxPixels?: number } = {},
+  ): Promise<{ indices: Tensor; images: Tensor }> {
+    if (opts === null || typeof opts !== 'object') throw new TypeError(`opts: expected an object, got ${describe(opts)}`);
+    checkOptionKeys(opts, ['imageSize', 'maxPixels'], 'opts');
     const size = checkInt(opts.imageSize ?? this.config.ddconfig.resolution, 'opts.imageSize', 1, 16384);
+    const maxPixels = checkLoadOptions({ maxPixels: opts.maxPixels }, 'opts');
     const f = this.downsampleFactor;
     if (size % f !== 0) {
       throw new RangeError(`opts.imageSize: ${size} is not divisible by ${f} (2^(len(ch_mult)-1)); nearest valid size: ${Math.max(f, Math.round(size / f) * f)}`);
     }
-    const data = await loadImages(inputs, size);
+    const data = await loadImages(inputs, size, { maxPixels });
     const images = tensor(data, [inputs.length, 3, size, size]);
     const { indices } = await this.encode(images);
     return { indices, images };

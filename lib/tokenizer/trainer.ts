@@ -7,6 +7,7 @@
  * on the tokenizer's queue. The trainer's state dict has the official training-checkpoint keys
  * (`encoder.*`, `loss.perceptual_loss.*`, `loss.discriminator.*`, `quantize.*`, `model_ema.*`).
  */
+import { basename } from 'node:path';
 import { checkInt, checkNumber, describe } from '../core/errors.js';
 import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../io/index.js';
 import { Module, stateDictEntries, type LoadResult, type StateDict } from '../core/module.js';
@@ -19,6 +20,7 @@ import {
   adamStateDict,
   adamStateFromDict,
   lambdaLrStateDict,
+  lpipsProvenance,
   resolveLossConfig,
   type LossConfig,
   type ResolvedLossConfig,
@@ -91,6 +93,8 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
   globalStep = 0;
   #perceptualLoaded = false;
   #lr: [number, number];
+  /** Where the loaded LPIPS weights came from (recorded in checkpoints as meta.lpips_weights). */
+  #perceptualSource: string | undefined;
 
   private constructor(handle: TokenizerTrainerNative, tokenizer: Tokenizer, loss: ResolvedLossConfig, opts: TokenizerTrainerOptions) {
     super(handle);
@@ -149,6 +153,7 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
     const lpipsKeys = this.parameterNames().filter((k) => k.startsWith(PERCEPTUAL));
     if (lpipsKeys.length > 0 && lpipsKeys.every((k) => given.has(k)) && !r.mismatched.some((m) => m.key.startsWith(PERCEPTUAL))) {
       this.#perceptualLoaded = true;
+      this.#perceptualSource ??= 'a state dict';
     }
     return r;
   }
@@ -159,12 +164,16 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
       const [vgg, lin] = await Promise.all([loadCheckpoint(source.vgg16), loadCheckpoint(source.lin)]);
       await this.native.loadLpipsTorchvision(stateDictEntries(vgg.stateDict, source.vgg16), stateDictEntries(lin.stateDict, source.lin));
       this.#perceptualLoaded = true;
+      this.#perceptualSource = `torchvision ${basename(source.vgg16)} + LPIPS ${basename(source.lin)}`;
       return;
     }
     const ckpt = typeof source === 'string' ? await loadCheckpoint(source) : source;
     const where = typeof source === 'string' ? source : 'checkpoint';
     const sub = [...ckpt.stateDict].filter(([k]) => k.startsWith(PERCEPTUAL));
     if (sub.length === 0) throw new RangeError(`${where}: holds no ${PERCEPTUAL}* weights. ${LPIPS_HELP}`);
+    const prov = lpipsProvenance(ckpt.meta as Record<string, unknown>);
+    if (!prov.trained) throw new RangeError(`${where}: its ${PERCEPTUAL}* weights are not usable: ${prov.why}. ${LPIPS_HELP}`);
+    this.#perceptualSource = prov.source === 'official checkpoint' ? `official checkpoint ${basename(where)}` : prov.source;
     const r = await this.loadStateDict(sub, { strict: false });
     if (!this.#perceptualLoaded) {
       const missing = r.missing.filter((k) => k.startsWith(PERCEPTUAL));
@@ -261,6 +270,11 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
   async toCheckpoint(info: TrainerCheckpointInfo): Promise<{ stateDict: StateDict; meta: Record<string, unknown> }> {
     const s: TokenizerTrainerStateNative = await this.native.getState();
     const stateDict = await this.snapshot();
+    // randomly initialised LPIPS weights (perceptual_weight 0 without weights) are not stored: they would pass
+    // for LPIPS weights later (--lpips-ckpt, eval) and make up most of a small tokenizer's checkpoint
+    if (!this.#perceptualLoaded) {
+      for (const k of [...stateDict.keys()]) if (k.startsWith(PERCEPTUAL)) (stateDict.get(k)!.dispose(), stateDict.delete(k));
+    }
     const sched = (this.options.schedulerType ?? 'None') !== 'None';
     const base = this.options.learningRate ?? 1e-4;
     const meta: Record<string, unknown> = {
@@ -273,6 +287,7 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
       lr_schedulers: sched ? s.optimizers.map((o) => lambdaLrStateDict(base, s.schedulerSteps, o.lr)) : [],
       lecam_ema: { logits_real_ema: s.lecam[0], logits_fake_ema: s.lecam[1], decay: 0.999 },
       rng_state: wrap(s.rng),
+      lpips_weights: this.#perceptualLoaded ? { source: this.#perceptualSource ?? 'unknown' } : null,
       ...(info.extra ?? {}),
     };
     return { stateDict, meta };
@@ -283,8 +298,26 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
    * states, scheduler position, LeCAM EMA and RNG state where present. Returns { epoch, globalStep }.
    */
   async restore(ckpt: Checkpoint, where = 'checkpoint'): Promise<{ epoch: number; globalStep: number }> {
-    await this.loadStateDict(ckpt.stateDict, { strict: true });
     const m = ckpt.meta as Record<string, unknown>;
+    const noLpips = ![...ckpt.stateDict.keys()].some((k) => k.startsWith(PERCEPTUAL));
+    if (noLpips) {
+      // a checkpoint without LPIPS weights (none were trained): everything else must be there
+      const r = await this.loadStateDict(ckpt.stateDict, { strict: false });
+      const missing = r.missing.filter((k) => !k.startsWith(PERCEPTUAL));
+      if (missing.length || r.unexpected.length || r.mismatched.length) {
+        throw new RangeError(`${where}: state_dict does not match the trainer (missing ${missing.slice(0, 5).join(', ') || '-'}; ` +
+          `unexpected ${r.unexpected.slice(0, 5).join(', ') || '-'}; mismatched ${r.mismatched.slice(0, 5).map((x) => x.key).join(', ') || '-'})`);
+      }
+    } else {
+      if (!lpipsProvenance(m).trained) {
+        // keep the weights loaded for an exact resume, but never count them as trained LPIPS weights
+        await this.loadStateDict([...ckpt.stateDict].filter(([k]) => !k.startsWith(PERCEPTUAL)), { strict: false });
+      } else {
+        await this.loadStateDict(ckpt.stateDict, { strict: true });
+        const prov = lpipsProvenance(m);
+        if (prov.source && prov.source !== 'official checkpoint') this.#perceptualSource = prov.source;
+      }
+    }
     const state: Parameters<TokenizerTrainerNative['setState']>[0] = {};
     const opts = m.optimizer_states;
     if (Array.isArray(opts) && opts.length === 2) {

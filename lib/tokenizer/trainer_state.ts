@@ -117,3 +117,24 @@ export function lambdaLrStateDict(baseLr: number, steps: number, lr: number): Re
     lr_lambdas: [{}],
   };
 }
+
+/**
+ * Where a tokenizer training checkpoint's LPIPS weights (loss.perceptual_loss.*) came from, as the checkpoint
+ * records it in meta.lpips_weights: { source } for trained weights (the torchvision VGG16 + LPIPS lin files,
+ * or the checkpoint they were taken from), null when none are stored (perceptual_weight 0 without weights:
+ * the randomly initialised network is not saved). Checkpoints without the record: official ones (Lightning,
+ * written by Python; the official loss always loads the pretrained LPIPS) are trusted; those written by
+ * ibq-native before the record existed (they carry lecam_ema and rng_state) are not, since they may hold
+ * random LPIPS weights.
+ */
+export function lpipsProvenance(meta: Record<string, unknown> | undefined): { trained: boolean; source?: string; why?: string } {
+  const rec = meta?.lpips_weights;
+  if (rec === null) return { trained: false, why: 'the checkpoint records that it holds no trained LPIPS weights (meta.lpips_weights: null)' };
+  if (rec && typeof rec === 'object' && typeof (rec as { source?: unknown }).source === 'string') {
+    return { trained: true, source: (rec as { source: string }).source };
+  }
+  if (meta && 'lecam_ema' in meta && 'rng_state' in meta) {
+    return { trained: false, why: 'the checkpoint was written by ibq-native without recording where its LPIPS weights came from (they may be untrained)' };
+  }
+  return { trained: true, source: 'official checkpoint' };
+}

@@ -29,6 +29,8 @@ export interface TokenData {
   tokens: Tensor;
   /** int64 [N] class ids. */
   labels: Tensor;
+  /** Name of each class id (an image folder's class sub-folders); kept in the checkpoint as class_names. */
+  classes?: string[];
 }
 
 export interface TrainTransformerOptions extends TrainLoopOptions {
@@ -159,7 +161,7 @@ export async function trainTransformer(config: ConfigInput, opts: TrainTransform
       return { log, lr };
     },
     save: (path, at) =>
-      saveTrainState(path, model, { ...at, lr, weightDecay: wdNow, hyperParameters: { ...train }, train: { ...bookkeeping, data_position: at.position } }),
+      saveTrainState(path, model, { ...at, lr, weightDecay: wdNow, hyperParameters: { ...train, ...(data.classes ? { class_names: data.classes } : {}) }, train: { ...bookkeeping, data_position: at.position } }),
     async restore(path) {
       const r = await loadTrainState(path, model);
       for (const k of ['seed', 'batch_size'] as const) {

@@ -30,6 +30,13 @@ export function configFromMeta(meta: Record<string, unknown> | undefined): Trans
   return params && typeof params === 'object' && !Array.isArray(params) ? (params as TransformerConfig) : undefined;
 }
 
+/** hyper_parameters.class_names of an AR checkpoint (the names of the training data's class ids), if any. */
+export function classNamesFromMeta(meta: Record<string, unknown> | undefined): string[] | undefined {
+  const hp = plainConfig(meta?.hyper_parameters) as Record<string, unknown> | undefined;
+  const names = hp?.class_names;
+  return Array.isArray(names) && names.every((n) => typeof n === 'string') ? (names as string[]) : undefined;
+}
+
 function isStateDict(v: unknown): v is StateDict {
   return v instanceof Map && [...v.values()].every((t) => t instanceof Tensor);
 }
@@ -37,7 +44,7 @@ function isStateDict(v: unknown): v is StateDict {
 export async function loadCheckpointLike(
   src: CheckpointLike,
   config: TransformerConfig | TransformerPreset | string | undefined,
-): Promise<{ stateDict: StateDict; config?: TransformerConfig | TransformerPreset | string }> {
+): Promise<{ stateDict: StateDict; config?: TransformerConfig | TransformerPreset | string; classNames?: string[] }> {
   let sd: StateDict;
   let meta: Record<string, unknown> | undefined;
   if (typeof src === 'string') {
@@ -51,5 +58,5 @@ export async function loadCheckpointLike(
     throw new TypeError(`checkpoint: expected a path, a Checkpoint or a Map<string, Tensor>, got ${describe(src)}`);
   }
   const cfg = config !== undefined ? config : configFromMeta(meta);
-  return { stateDict: transformerStateDict(stripWrapperPrefixes(sd).stateDict), config: cfg };
+  return { stateDict: transformerStateDict(stripWrapperPrefixes(sd).stateDict), config: cfg, classNames: classNamesFromMeta(meta) };
 }

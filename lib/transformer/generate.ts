@@ -119,27 +119,48 @@ function checkImages(images: Tensor): [number, number, number, number] {
 
 /**
  * PNG of images uint8 [N, H, W, 3] tiled row by row, `cols` per row (default ceil(sqrt(N))), `pad` pixels
- * (default 2, black) between and around them.
+ * (default 2, black) between and around them; `rowLabels` (one string per row, e.g. the class names) are
+ * written in white in a column on the left.
+ * @throws TypeError when rowLabels is not one string per row
  */
-export async function imageGrid(images: Tensor, opts: { cols?: number; pad?: number } = {}): Promise<Buffer> {
+export async function imageGrid(
+  images: Tensor,
+  opts: { cols?: number; pad?: number; rowLabels?: readonly string[] } = {},
+): Promise<Buffer> {
   const [N, H, W] = checkImages(images);
   const cols = checkInt(opts.cols ?? Math.ceil(Math.sqrt(N)), 'cols', 1);
   const pad = checkInt(opts.pad ?? 2, 'pad', 0, 64);
   const c = Math.min(cols, N);
   const rows = Math.ceil(N / c);
-  const GW = c * W + (c + 1) * pad;
+  const labels = opts.rowLabels;
+  if (labels !== undefined && (!Array.isArray(labels) || labels.length !== rows || labels.some((l) => typeof l !== 'string'))) {
+    throw new TypeError(`rowLabels: expected ${rows} strings (one per row), got ${describe(labels)}`);
+  }
+  // a column on the left for the row labels: text of about 60% of a tile's height, clipped at ~24 characters
+  const font = Math.max(8, Math.min(24, Math.round(H * 0.6)));
+  const labelW = labels ? Math.ceil(Math.min(24, Math.max(...labels.map((l) => l.length))) * font * 0.62) + 2 * pad : 0;
+  const GW = labelW + c * W + (c + 1) * pad;
   const GH = rows * H + (rows + 1) * pad;
   const px = (await images.data()) as Uint8Array;
   const grid = Buffer.alloc(GW * GH * 3);
   for (let n = 0; n < N; n++) {
-    const x0 = pad + (n % c) * (W + pad);
+    const x0 = labelW + pad + (n % c) * (W + pad);
     const y0 = pad + Math.floor(n / c) * (H + pad);
     for (let y = 0; y < H; y++) {
       const src = (n * H + y) * W * 3;
       grid.set(px.subarray(src, src + W * 3), ((y0 + y) * GW + x0) * 3);
     }
   }
-  return sharp(grid, { raw: { width: GW, height: GH, channels: 3 } }).png().toBuffer();
+  const img = sharp(grid, { raw: { width: GW, height: GH, channels: 3 } });
+  if (!labels) return img.png().toBuffer();
+  const esc = (t: string) => t.replace(/[<>&"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+  const texts = labels.map((l, r) => {
+    const y = pad + r * (H + pad) + H / 2;
+    const t = l.length > 24 ? l.slice(0, 23) + '…' : l;
+    return `<text x="${labelW - pad}" y="${y}" font-size="${font}" font-family="sans-serif" fill="#fff" text-anchor="end" dominant-baseline="middle">${esc(t)}</text>`;
+  });
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${GW}" height="${GH}">${texts.join('')}</svg>`;
+  return img.composite([{ input: Buffer.from(svg), top: 0, left: 0 }]).png().toBuffer();
 }
 
 /** Writes images uint8 [N, H, W, 3] as `arr_0` of an .npz (the layout the ADM evaluator reads). */

@@ -93,7 +93,7 @@ export class Transformer extends Module<TransformerNative> {
     pathOrCkpt: CheckpointLike,
     opts: { config?: TransformerConfig | TransformerPreset | string; strict?: boolean; device?: string } = {},
   ): Promise<Transformer> {
-    const { stateDict, config } = await loadCheckpointLike(pathOrCkpt, opts.config);
+    const { stateDict, config, classNames } = await loadCheckpointLike(pathOrCkpt, opts.config);
     let cfg = config;
     if (!cfg) {
       const preset = presetFromShapes(stateDict);
@@ -107,8 +107,15 @@ export class Transformer extends Module<TransformerNative> {
     }
     const model = Transformer.create(cfg, { device: opts.device });
     await model.loadStateDict(stateDict, { strict: opts.strict ?? true });
+    if (classNames && classNames.length === model.config.class_num) model.classNames = classNames;
     return model.eval();
   }
+
+  /**
+   * Names of the class ids, index = id (from the checkpoint's hyper_parameters.class_names: the class
+   * sub-folders of the data it was trained on); undefined when the checkpoint has none.
+   */
+  classNames?: string[];
 
   /** The preset ('B' | 'L' | 'XL' | 'XXL') this model's config equals, or '' (fromCheckpoint recognises them). */
   get preset(): TransformerPreset | '' {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "bindings/addon_data.h"
+#include "bindings/jobs.h"
 #include "bindings/registry.h"
 
 namespace ibqb {
@@ -33,9 +34,18 @@ AddonData& GetAddonData(Napi::Env env) {
 
 }  // namespace ibqb
 
+// shutdown(processExiting): see ibqb::Shutdown. lib/native.ts calls it on process 'exit' (process.exit and
+// uncaught exceptions skip the environment's cleanup hooks on the main thread, then exit() runs).
+static Napi::Value ShutdownJs(const Napi::CallbackInfo& info) {
+  ibqb::Shutdown(info.Env(), info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ibqb::GetAddonData(env);
+  ibqb::InitJobs(env);
   ibqb::InitAll(env, exports);
+  exports.Set("shutdown", Napi::Function::New(env, ShutdownJs, "shutdown"));
   return exports;
 }
 

@@ -7,6 +7,7 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "bindings/addon_data.h"
@@ -17,8 +18,12 @@ namespace ibqb {
 namespace {
 
 std::atomic<int> g_intra_threads{0};  // 0: libtorch's default
+// Set when the main environment exits (process.exit, uncaught exception): from then on no queued task
+// starts, so no libtorch work runs while exit() destroys libtorch's static objects.
+std::atomic<bool> g_exiting{false};
 
-// Process-wide worker pool. Deliberately never destroyed: workers may still be running at exit.
+// Process-wide worker pool. Deliberately never destroyed (its threads sleep through exit()); the jobs of an
+// environment are cancelled and awaited before that environment goes away (see Shutdown below).
 class Pool {
  public:
   static Pool& get() {
@@ -47,7 +52,7 @@ class Pool {
       std::function<void()> task;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return !tasks_.empty(); });
+        cv_.wait(lock, [this] { return !tasks_.empty() && !g_exiting.load(); });
         task = std::move(tasks_.front());
         tasks_.pop_front();
       }
@@ -125,20 +130,23 @@ using Completer = Napi::TypedThreadSafeFunction<std::nullptr_t, Message, Dispatc
 struct JobContext::State {
   Napi::ObjectReference abort_ref;  // keeps the Int32Array alive; touched only on the JS thread
   std::atomic<int32_t>* abort_word = nullptr;
+  std::atomic<bool> cancelled{false};  // set when the job's environment shuts down
   Napi::FunctionReference on_progress;  // JS thread only
   bool has_progress = false;
   Completer tsfn;
 };
 
 bool JobContext::aborted() const {
-  return state && state->abort_word &&
+  if (!state) return false;
+  if (state->cancelled.load(std::memory_order_relaxed)) return true;
+  return state->abort_word &&
          reinterpret_cast<volatile std::atomic<int32_t>*>(state->abort_word)->load(std::memory_order_relaxed) != 0;
 }
 void JobContext::check_aborted() const {
   if (aborted()) throw ibq::Aborted();
 }
 void JobContext::progress(int64_t step, int64_t total) const {
-  if (!state || !state->has_progress) return;
+  if (!state || !state->has_progress || state->cancelled.load()) return;
   auto* msg = new Message{nullptr, state, step, total};
   if (state->tsfn.NonBlockingCall(msg) != napi_ok) delete msg;
 }
@@ -164,26 +172,42 @@ struct Job {
   explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
 
-// One completer per addon instance (per Node environment), referenced only while jobs are pending.
-struct Completion {
+// The jobs of one Node environment (main thread or a worker thread): its completer, and the jobs submitted
+// and not yet finished on a worker. When the environment goes away (Shutdown), its jobs are cancelled, the
+// running ones awaited, and none of them touches the environment afterwards.
+struct EnvJobs {
   Completer tsfn;
-  int64_t pending = 0;
+  int64_t pending = 0;  // JS thread only: submitted and not yet settled (keeps the loop alive)
+  std::mutex mu;
+  std::condition_variable cv;
+  std::unordered_set<JobContext::State*> live;  // submitted, not finished on a worker
+  int running = 0;                               // of those, running on a worker now
+  bool closing = false;
 };
 
-Completion* GetCompletion(Napi::Env env) {
+std::shared_ptr<EnvJobs> GetEnvJobs(Napi::Env env) {
   auto& data = GetAddonData(env);
   if (!data.jobs) {
-    auto c = std::make_shared<Completion>();
+    auto c = std::make_shared<EnvJobs>();
     c->tsfn = Completer::New(env, "ibq-native jobs", 0, 1);
     c->tsfn.Unref(env);
     data.jobs = c;
   }
-  return static_cast<Completion*>(data.jobs.get());
+  return std::static_pointer_cast<EnvJobs>(data.jobs);
+}
+
+// Frees a job whose environment is gone or going, off the JS thread: its JS references are abandoned (they
+// die with the environment), its C++ parts (tensors, modules) are released here while libtorch is alive.
+void Discard(Job* job) {
+  job->ctx.state->abort_ref.SuppressDestruct();
+  job->ctx.state->on_progress.SuppressDestruct();
+  job->ctx.state->abort_word = nullptr;
+  delete job;
 }
 
 void Settle(Napi::Env env, Job* job) {
   if (job->queue) --job->queue->outstanding;
-  if (auto* c = GetCompletion(env); --c->pending == 0) c->tsfn.Unref(env);
+  if (auto c = GetEnvJobs(env); --c->pending == 0) c->tsfn.Unref(env);
   job->ctx.state->abort_ref.Reset();
   job->ctx.state->on_progress.Reset();
   job->ctx.state->has_progress = false;
@@ -204,15 +228,15 @@ void Settle(Napi::Env env, Job* job) {
 
 void Dispatch(Napi::Env env, Napi::Function, std::nullptr_t*, Message* msg) {
   std::unique_ptr<Message> owned(msg);
-  std::unique_ptr<Job> job(msg->job);
   if (env == nullptr) {  // environment shutting down: references can no longer be deleted
-    for (auto* st : {job ? job->ctx.state.get() : nullptr, msg->progress_of.get()}) {
-      if (!st) continue;
+    if (msg->job) Discard(msg->job);
+    if (auto* st = msg->progress_of.get()) {
       st->abort_ref.SuppressDestruct();
       st->on_progress.SuppressDestruct();
     }
     return;
   }
+  std::unique_ptr<Job> job(msg->job);
   Napi::HandleScope scope(env);
   if (job) {
     Settle(env, job.get());
@@ -225,6 +249,42 @@ void Dispatch(Napi::Env env, Napi::Function, std::nullptr_t*, Message* msg) {
   } catch (const Napi::Error&) {
     // an exception thrown by a user's progress callback does not stop the job
   }
+}
+
+// Runs `raw` on a worker unless its environment is closing; hands the result to the JS thread.
+void RunJob(const std::shared_ptr<EnvJobs>& jobs, Job* raw) {
+  {
+    std::lock_guard<std::mutex> lock(jobs->mu);
+    if (jobs->closing) {
+      jobs->live.erase(raw->ctx.state.get());
+      Discard(raw);
+      return;
+    }
+    ++jobs->running;
+  }
+  try {
+    raw->ctx.check_aborted();
+    raw->finisher = raw->work(raw->ctx);
+  } catch (...) {
+    raw->failed = true;
+    raw->error = CurrentError();
+    raw->finisher = nullptr;
+  }
+  raw->work = nullptr;  // release captured inputs on the worker
+  std::lock_guard<std::mutex> lock(jobs->mu);
+  --jobs->running;
+  jobs->live.erase(raw->ctx.state.get());
+  if (jobs->closing) {
+    Discard(raw);
+  } else {
+    // The queue is unbounded: this never blocks. Under the lock, so Shutdown cannot finish in between.
+    auto* msg = new Message{raw, nullptr, 0, 0};
+    if (jobs->tsfn.BlockingCall(msg) != napi_ok) {
+      delete msg;
+      Discard(raw);
+    }
+  }
+  jobs->cv.notify_all();
 }
 
 }  // namespace
@@ -241,12 +301,20 @@ JobOptions ReadJobOptions(const Napi::Value& opts, std::shared_ptr<JobQueue> que
 }
 
 Napi::Promise Submit(Napi::Env env, Work work, const JobOptions& opts) {
-  auto* completion = GetCompletion(env);
+  auto jobs = GetEnvJobs(env);
+  {
+    std::lock_guard<std::mutex> lock(jobs->mu);
+    if (jobs->closing) {
+      Napi::Error e = Napi::Error::New(env, "ibq-native: the environment is shutting down; no new native calls");
+      e.Set("code", Napi::String::New(env, "ERR_IBQ_SHUTTING_DOWN"));
+      throw e;
+    }
+  }
   auto job = std::make_unique<Job>(env);
   job->work = std::move(work);
   job->ctx.state = std::make_shared<JobContext::State>();
   auto& st = *job->ctx.state;
-  st.tsfn = completion->tsfn;
+  st.tsfn = jobs->tsfn;
   if (!opts.abort_flag.IsEmpty() && !opts.abort_flag.IsUndefined() && !opts.abort_flag.IsNull()) {
     if (!opts.abort_flag.IsTypedArray() ||
         opts.abort_flag.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
@@ -266,27 +334,37 @@ Napi::Promise Submit(Napi::Env env, Work work, const JobOptions& opts) {
     job->queue = opts.queue;
     ++opts.queue->outstanding;
   }
-  if (completion->pending++ == 0) completion->tsfn.Ref(env);
-  Completer tsfn = completion->tsfn;
+  if (jobs->pending++ == 0) jobs->tsfn.Ref(env);
   Job* raw = job.release();
-  auto task = [raw, tsfn]() mutable {
-    try {
-      raw->ctx.check_aborted();
-      raw->finisher = raw->work(raw->ctx);
-    } catch (...) {
-      raw->failed = true;
-      raw->error = CurrentError();
-      raw->finisher = nullptr;
-    }
-    raw->work = nullptr;  // release captured inputs on the worker
-    auto* msg = new Message{raw, nullptr, 0, 0};
-    if (tsfn.BlockingCall(msg) != napi_ok) delete msg;  // the environment is gone
-  };
+  {
+    std::lock_guard<std::mutex> lock(jobs->mu);
+    jobs->live.insert(raw->ctx.state.get());
+  }
+  auto task = [jobs, raw] { RunJob(jobs, raw); };
   if (opts.queue)
     opts.queue->post(std::move(task));
   else
     Pool::get().post(std::move(task));
   return promise;
+}
+
+void Shutdown(Napi::Env env, bool process_exiting) {
+  auto* data = env.GetInstanceData<AddonData>();
+  if (process_exiting) g_exiting.store(true);
+  if (!data || !data->jobs) return;
+  auto jobs = std::static_pointer_cast<EnvJobs>(data->jobs);
+  std::unique_lock<std::mutex> lock(jobs->mu);
+  jobs->closing = true;
+  for (auto* st : jobs->live) st->cancelled.store(true);
+  // Running jobs stop at their next abort check (or when their current op ends); queued ones never start.
+  jobs->cv.wait(lock, [&] { return jobs->running == 0; });
+}
+
+void InitJobs(Napi::Env env) {
+  // The completer is created before the cleanup hook is added: hooks run in reverse order, so Shutdown runs
+  // while the completer still exists.
+  GetEnvJobs(env);
+  env.AddCleanupHook([env] { Shutdown(env, false); });
 }
 
 void SetIntraOpThreads(int n) {

@@ -48,6 +48,14 @@ Napi::Promise Submit(Napi::Env env, Work work, const JobOptions& opts = {});
 // Reads { onProgress, abortFlag } from a JS options object (either may be absent).
 JobOptions ReadJobOptions(const Napi::Value& opts, std::shared_ptr<JobQueue> queue);
 
+// Called once per environment when the addon loads: creates the completer and adds the cleanup hook that
+// calls Shutdown(env, false) when the environment goes away (worker_threads end, normal exit).
+void InitJobs(Napi::Env env);
+// Stops the environment's jobs: no new ones, queued ones never start, running ones are cancelled (their
+// abort flag reads as set) and awaited; their Promises never settle. `process_exiting` (the main thread's
+// 'exit'): besides, no queued task of any environment starts any more, since exit() follows.
+void Shutdown(Napi::Env env, bool process_exiting);
+
 // Intra-op threads libtorch uses inside jobs (applied on each worker before a job runs).
 void SetIntraOpThreads(int n);
 int IntraOpThreads();

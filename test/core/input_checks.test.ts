@@ -1,6 +1,5 @@
 // Inputs that used to give silent wrong results or crash: int64 bigints out of range, non-finite z in the
 // standalone quantizers, snake_case / unknown sample options, and `ibq sample --per-class` beyond memory.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { generate, IBQuantizer, tensor, Tokenizer, Transformer, VectorQuantizer } from '../../dist/index.js';
 import { fixture, HAVE_FIXTURES } from '../support/fixtures.js';
+import { run } from '../support/run.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'ibq-inputs-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -63,9 +63,9 @@ describe('sample options: unknown keys are errors', () => {
 });
 
 describe.skipIf(!HAVE_FIXTURES)('ibq sample --per-class beyond memory', () => {
-  it('exits with an error naming --per-class before allocating (no OOM crash, nothing written)', () => {
+  it('exits with an error naming --per-class before allocating (no OOM crash, nothing written)', async () => {
     const out = join(tmp, 'huge');
-    const r = spawnSync(process.execPath, [BIN, 'sample', '--ar', fixture('gpt', 'model.ckpt'), '--per-class', '1e9', '--out', out], { encoding: 'utf8', timeout: 60_000 });
+    const r = await run(process.execPath, [BIN, 'sample', '--ar', fixture('gpt', 'model.ckpt'), '--per-class', '1e9', '--out', out], { timeout: 60_000 });
     expect(r.signal).toBeNull();
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/--per-class: 1000000000 samples for each of 10 class\(es\) .* use at most \d+ per class/);

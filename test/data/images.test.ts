@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Tokenizer, imageQuality, loadImage, loadNpy, psnr, tensor } from '../../dist/index.js';
 import { ints } from '../support/compare.js';
 import { fixture, HAVE_FIXTURES } from '../support/fixtures.js';
+import { run } from '../support/run.js';
 
 const SKIMAGE = '/usr/lib/python3/dist-packages/skimage/data';
 const photo = (name: string) => join(SKIMAGE, name);
@@ -136,7 +136,7 @@ describe.skipIf(!HAVE_FIXTURES || !HAVE_PHOTOS)('encodeImages / decodeImages wit
     const out = mkdtempSync(join(tmpdir(), 'ibq-cli-'));
     const ckpt = fixture('tokenizer', 'model.ckpt');
     const bin = join(root, 'bin', 'ibq.js');
-    const r = spawnSync('node', [bin, 'reconstruct', '--ckpt', ckpt, '--image-size', '64', photos[0]!, '--out', out], { encoding: 'utf8' });
+    const r = await run('node', [bin, 'reconstruct', '--ckpt', ckpt, '--image-size', '64', photos[0]!, '--out', out]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const m = /astronaut\.png\tPSNR ([\d.]+) dB/.exec(r.stdout);
@@ -145,13 +145,13 @@ describe.skipIf(!HAVE_FIXTURES || !HAVE_PHOTOS)('encodeImages / decodeImages wit
     const meta = await sharp(join(out, 'astronaut.png')).metadata();
     expect([meta.width, meta.height]).toEqual([128, 64]);
     const npy = join(out, 'tokens.npy');
-    const t = spawnSync('node', [bin, 'tokenize', '--ckpt', ckpt, '--image-size', '64', ...photos.slice(0, 2), '--out', npy], { encoding: 'utf8' });
+    const t = await run('node', [bin, 'tokenize', '--ckpt', ckpt, '--image-size', '64', ...photos.slice(0, 2), '--out', npy]);
     expect(t.status, t.stderr).toBe(0);
     const saved = await loadNpy(npy);
     expect(saved.shape).toEqual([2, 32, 32]);
     const direct = await tok.encodeImages(photos.slice(0, 2), { imageSize: 64 });
     expect(ints(saved)).toEqual(ints(direct.indices));
-    const bad = spawnSync('node', [bin, 'reconstruct', '--ckpt', ckpt, '--image-size', '63', photos[0]!, '--out', out], { encoding: 'utf8' });
+    const bad = await run('node', [bin, 'reconstruct', '--ckpt', ckpt, '--image-size', '63', photos[0]!, '--out', out]);
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/63 is not divisible by 2/);
   });

@@ -1,7 +1,7 @@
 // `ibq demo` (what `npm run demo` runs after setup) with a few steps writes
 // reconstructions.png, samples.png and a metrics.json of the documented schema; `--data DIR` runs on a tiny
 // class-folder image set; the nearest-class-mean judge labels images by their nearest class mean.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -13,10 +13,11 @@ import { z } from 'zod';
 import { NearestClassMean } from '../../dist/demo/index.js';
 import { heldOutTokenLoss } from '../../dist/demo/steps.js';
 import { tensor, Transformer } from '../../dist/index.js';
+import { run } from '../support/run.js';
 
 const BIN = resolve(__dirname, '..', '..', 'bin', 'ibq.js');
 const ibq = (args: string[], env: Record<string, string> = {}) =>
-  spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
+  run(process.execPath, [BIN, ...args], { timeout: 120_000, env: { ...process.env, ...env } });
 
 const num = z.number().refine(Number.isFinite, 'finite');
 const share = num.min(0).max(1);
@@ -108,7 +109,7 @@ describe('ibq demo', () => {
   it('runs the whole pipeline on the bundled Fashion-MNIST subset with a few steps and writes the three files', async () => {
     const out = join(root, 'fashion');
     const started = Date.now() - 5000;
-    const r = ibq(['demo', '--max-steps', '3', '--max-images', '200', '--per-class', '2', '--out', out], { IBQ_DEMO_SETUP_START: String(started) });
+    const r = await ibq(['demo', '--max-steps', '3', '--max-images', '200', '--per-class', '2', '--out', out], { IBQ_DEMO_SETUP_START: String(started) });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/LPIPS (on|off)/);
     expect(r.stdout).toMatch(/PSNR [\d.]+ dB/);
@@ -140,7 +141,7 @@ describe('ibq demo', () => {
       }
     }
     const out = join(root, 'folder-out');
-    const r = ibq(['demo', '--data', data, '--max-steps', '2', '--per-class', '3', '--out', out], { IBQ_DEMO_SETUP_START: '' });
+    const r = await ibq(['demo', '--data', data, '--max-steps', '2', '--per-class', '3', '--out', out], { IBQ_DEMO_SETUP_START: '' });
     expect(r.status, r.stderr).toBe(0);
     const m = await checkRun(out, 3, 3);
     expect(m.data.kind).toBe('image-folder');
@@ -176,10 +177,10 @@ describe('ibq demo', () => {
     const flat = join(root, 'flat');
     mkdirSync(flat, { recursive: true });
     await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).png().toFile(join(flat, 'a.png'));
-    const r1 = ibq(['demo', '--data', flat, '--out', join(root, 'x')]);
+    const r1 = await ibq(['demo', '--data', flat, '--out', join(root, 'x')]);
     expect(r1.status).toBe(1);
     expect(r1.stderr).toMatch(/--data .*flat: expected class sub-folders \(at least two classes\), found flat images/);
-    const r2 = ibq(['demo', '--data', join(root, 'missing'), '--out', join(root, 'x')]);
+    const r2 = await ibq(['demo', '--data', join(root, 'missing'), '--out', join(root, 'x')]);
     expect(r2.status).toBe(1);
     expect(r2.stderr).toMatch(/--data .*missing: no such folder/);
   });

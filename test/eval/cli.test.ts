@@ -1,7 +1,6 @@
 // Acceptance 3 of the evaluation issue: `ibq eval-tokenizer` on a folder of real photos (python3-skimage's data
 // folder) with the fixture tokenizer and weight files passed explicitly (the fixture Inception file; VGG LPIPS
 // from the checkpoint's loss.perceptual_loss.*): prints rFID, LPIPS, PSNR, SSIM and utilization and writes JSON.
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { fixture, HAVE_FIXTURES } from '../support/fixtures.js';
 import { HAVE_TORCH, runPython } from '../support/torch_ref.js';
+import { run } from '../support/run.js';
 
 const PHOTOS = '/usr/lib/python3/dist-packages/skimage/data';
 const FILES = ['astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.jpg', 'camera.png'];
@@ -19,17 +19,17 @@ describe.skipIf(!HAVE_FIXTURES || !HAVE_PHOTOS)('ibq eval-tokenizer on real phot
   const dir = mkdtempSync(join(tmpdir(), 'ibq-evalcli-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('prints the metrics, writes them as JSON, and states the Inception is the pytorch-fid port', () => {
+  it('prints the metrics, writes them as JSON, and states the Inception is the pytorch-fid port', async () => {
     const data = join(dir, 'val', 'n0');
-    spawnSync('mkdir', ['-p', data]);
+    await run('mkdir', ['-p', data]);
     for (const f of FILES) copyFileSync(join(PHOTOS, f), join(data, f));  // RGB PNGs, a JPEG, a greyscale PNG
     const json = join(dir, 'metrics.json');
-    const r = spawnSync(
+    const r = await run(
       process.execPath,
       [join(__dirname, '..', '..', 'bin', 'ibq.js'), 'eval-tokenizer', '--ckpt', fixture('tokenizer', 'model.ckpt'),
         '--data', join(dir, 'val'), '--image-size', '32', '--batch-size', '2',
         '--inception-weights', fixture('metrics', 'fid_inception_weights.pth'), '--json', json],
-      { encoding: 'utf8', timeout: 300_000 },
+      { timeout: 300_000 },
     );
     expect(r.stderr).not.toMatch(/ibq:/);
     expect(r.status).toBe(0);
@@ -60,8 +60,8 @@ describe.skipIf(!HAVE_FIXTURES || !HAVE_TORCH)('ibq eval-samples', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ibq-evalsamples-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('reads ADM-style .npz files (uint8 [N,H,W,3] in arr_0); identical sets give FID 0; prints IS', () => {
-    runPython(
+  it('reads ADM-style .npz files (uint8 [N,H,W,3] in arr_0); identical sets give FID 0; prints IS', async () => {
+    await runPython(
       `import numpy as np, sys
 rng = np.random.default_rng(0)
 x = rng.integers(0, 256, size=(10, 16, 16, 3), dtype=np.uint8)
@@ -70,11 +70,11 @@ np.savez(sys.argv[1] + '/ref.npz', arr_0=x)`,
       [dir],
     );
     const json = join(dir, 'samples.json');
-    const r = spawnSync(
+    const r = await run(
       process.execPath,
       [join(__dirname, '..', '..', 'bin', 'ibq.js'), 'eval-samples', join(dir, 'samples.npz'), '--ref', join(dir, 'ref.npz'),
         '--inception-weights', fixture('metrics', 'fid_inception_weights.pth'), '--batch-size', '4', '--json', json],
-      { encoding: 'utf8', timeout: 300_000 },
+      { timeout: 300_000 },
     );
     expect(r.stderr).not.toMatch(/ibq:/);
     expect(r.status).toBe(0);

@@ -74,8 +74,8 @@ describe.skipIf(!HAVE_TORCH)('LPIPS and Inception Score against PyTorch / numpy 
   const dir = mkdtempSync(join(tmpdir(), 'ibq-lpips-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   let ref = new Map<string, Tensor>();
-  beforeAll(() => {
-    runPython(SCRIPT, [dir], 300_000);
+  beforeAll(async () => {
+    await runPython(SCRIPT, [dir], 300_000);
     ref = new Map(
       readDump(dir).map((e) => {
         const buf = e.bytes.slice().buffer;

@@ -1,15 +1,19 @@
 // evaluateTokenizer's aggregation (official script: per-batch means of PSNR/SSIM then over batches, LPIPS sum /
 // images, rFID over all features, utilization) with a stand-in tokenizer and random-weight networks; the
 // CLI's missing-weights error.
-import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+import sharp from 'sharp';
 
 import { describe, expect, it } from 'vitest';
 
 import {
   clamp, evaluateSamples, evaluateTokenizer, featureStats, inceptionScore, FidInception, frechetDistance, imageQuality, LPIPS, MissingWeightsError,
-  tensor, type EvaluableTokenizer, type Tensor,
+  saveCheckpoint, tensor, Tokenizer, type EvaluableTokenizer, type Tensor,
 } from '../../dist/index.js';
+import { run } from '../support/run.js';
 
 function rng(seed: number) {
   let s = seed >>> 0;
@@ -92,7 +96,7 @@ describe('evaluateTokenizer', () => {
     expect(m.utilization).toBe(5 / 16);
   });
 
-  it('missing Inception weights: MissingWeightsError before any image is encoded', async () => {
+  it('Inception weights named but missing: MissingWeightsError before any image is encoded', async () => {
     const tok: EvaluableTokenizer = {
       config: { n_embed: 4 },
       encode: () => Promise.reject(new Error('must not be called')),
@@ -103,19 +107,72 @@ describe('evaluateTokenizer', () => {
     expect(err).toBeInstanceOf(MissingWeightsError);
     expect((err as Error).message).toMatch(/pt_inception-2015-12-05-6726825d\.pth.*not found at \/nonexistent\/x\.pth/);
   });
+
+  it('no FID/LPIPS weights named: PSNR, SSIM and utilization are reported, rFID and LPIPS skipped naming the API options', async () => {
+    const saved = [process.env.IBQ_INCEPTION_WEIGHTS, process.env.IBQ_LPIPS_WEIGHTS];
+    delete process.env.IBQ_INCEPTION_WEIGHTS;
+    delete process.env.IBQ_LPIPS_WEIGHTS;
+    try {
+      const data = [images(2, 3), images(2, 4)];
+      const tok = standIn((x) => clamp(x, -0.5, 0.5), [[1n, 2n, 1n, 2n], [3n, 3n, 3n, 3n]]);
+      const m = await evaluateTokenizer({ tokenizer: tok, data });
+      expect(m.rFID).toBeNull();
+      expect(m.skipped.rFID).toMatch(/pt_inception-2015-12-05-6726825d\.pth not given \(pass weights\.inception .*or set IBQ_INCEPTION_WEIGHTS\)/);
+      expect(m.skipped.rFID).not.toMatch(/--inception-weights/);
+      expect(m.lpips).toEqual({});
+      expect(m.skipped.lpips).toMatch(/pass weights\.lpips .*or set IBQ_LPIPS_WEIGHTS/);
+      expect(m.utilization).toBe(3 / 16);
+      expect(m.numImages).toBe(4);
+      const q = await Promise.all(data.map((x) => imageQuality(x, clamp(x, -0.5, 0.5), { range: 'symmetric' })));
+      const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+      expect(m.psnr).toBeCloseTo(mean(q.map((b) => mean(b.psnr))), 10);
+      expect(m.ssim).toBeCloseTo(mean(q.map((b) => mean(b.ssim))), 10);
+    } finally {
+      if (saved[0] !== undefined) process.env.IBQ_INCEPTION_WEIGHTS = saved[0];
+      if (saved[1] !== undefined) process.env.IBQ_LPIPS_WEIGHTS = saved[1];
+    }
+  });
 });
 
 describe('ibq eval-tokenizer / eval-samples CLI', () => {
   const bin = join(__dirname, '..', '..', 'bin', 'ibq.js');
-  const env = { ...process.env, IBQ_INCEPTION_WEIGHTS: '' };
-  for (const args of [['eval-tokenizer', '--ckpt', 'none.ckpt', '--data', '.'], ['eval-samples', 's.npz', '--ref', 'r.npz']]) {
-    it(`${args[0]} without Inception weights stops, naming the file and where it is published`, () => {
-      const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env });
-      expect(r.status).toBe(1);
-      expect(r.stderr).toMatch(/pt_inception-2015-12-05-6726825d\.pth not given \(pass --inception-weights FILE or set IBQ_INCEPTION_WEIGHTS\)/);
-      expect(r.stderr).toMatch(/https:\/\/github\.com\/mseitzer\/pytorch-fid\/releases/);
-    });
-  }
+  const env = { ...process.env, IBQ_INCEPTION_WEIGHTS: '', IBQ_LPIPS_WEIGHTS: '' };
+  it('eval-samples without Inception weights stops, naming the file, the flag and where it is published', async () => {
+    const r = await run(process.execPath, [bin, 'eval-samples', 's.npz', '--ref', 'r.npz'], { env });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/pt_inception-2015-12-05-6726825d\.pth not given \(pass --inception-weights FILE or set IBQ_INCEPTION_WEIGHTS\)/);
+    expect(r.stderr).toMatch(/https:\/\/github\.com\/mseitzer\/pytorch-fid\/releases/);
+  });
+
+  it('eval-tokenizer without FID/LPIPS weights prints PSNR, SSIM, utilization and why rFID/LPIPS were skipped (CLI flags)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ibq-eval-cli-'));
+    try {
+      const tok = Tokenizer.create({
+        ddconfig: { double_z: false, z_channels: 32, resolution: 16, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [1, 2],
+          num_res_blocks: 1, attn_resolutions: [], dropout: 0.0 },
+        n_embed: 16, embed_dim: 8,
+      } as never, { seed: 1 });
+      await saveCheckpoint(join(dir, 'tok.ckpt'), { stateDict: tok.stateDict() });
+      mkdirSync(join(dir, 'img'));
+      for (const [i, c] of ['#c33', '#3c3', '#33c'].entries()) {
+        writeFileSync(join(dir, 'img', `${i}.png`), await sharp({ create: { width: 16, height: 16, channels: 3, background: c } }).png().toBuffer());
+      }
+      const r = await run(process.execPath, [bin, 'eval-tokenizer', '--ckpt', join(dir, 'tok.ckpt'), '--data', join(dir, 'img'), '--image-size', '16'], { env });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/images +3/);
+      expect(r.stdout).toMatch(/PSNR +\d+\.\d{4}/);
+      expect(r.stdout).toMatch(/SSIM +-?\d\.\d{4}/);
+      expect(r.stdout).toMatch(/utilization +[\d.]+% \(\d+ \/ 16 codes\)/);
+      expect(r.stdout).toMatch(/rFID +skipped: .*pass --inception-weights FILE or set IBQ_INCEPTION_WEIGHTS/);
+      expect(r.stdout).toMatch(/LPIPS +skipped: .*pass --lpips-weights DIR or set IBQ_LPIPS_WEIGHTS/);
+      expect(r.stdout + r.stderr).not.toMatch(/weights\.inception|weights\.lpips|batchSize/);
+      const bad = await run(process.execPath, [bin, 'eval-tokenizer', '--ckpt', join(dir, 'tok.ckpt'), '--data', join(dir, 'img'), '--batch-size', '0'], { env });
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toMatch(/--batch-size: expected a positive integer, got '0'/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 describe('evaluateSamples', () => {

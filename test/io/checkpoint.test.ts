@@ -13,9 +13,9 @@ const tmp = mkdtempSync(join(tmpdir(), 'ibq-ckpt-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Dumps the state_dict (or the whole dict) of a checkpoint with torch.load; returns the reference. */
-function torchStateDict(path: string, name: string) {
+async function torchStateDict(path: string, name: string) {
   const out = join(tmp, name);
-  runPython(
+  await runPython(
     PY_DUMP +
       `
 import os
@@ -31,7 +31,7 @@ dump(named(sd.items()), sys.argv[2])
 
 async function expectStateDictMatches(path: string, name: string) {
   const ck = await loadCheckpoint(path);
-  const ref = torchStateDict(path, name);
+  const ref = await torchStateDict(path, name);
   expect([...ck.stateDict.keys()]).toEqual(ref.map((r) => r.key));
   let checked = 0;
   for (const r of ref) {
@@ -91,7 +91,7 @@ describe.skipIf(!HAVE_FIXTURES || !HAVE_TORCH)('loadSafetensors on the fixtures'
     it(`${c}/golden.safetensors matches an independent numpy parse`, async () => {
       const path = fixture(c, 'golden.safetensors');
       const out = join(tmp, `st-${c}`);
-      runPython(
+      await runPython(
         PY_DUMP +
           `
 import os, struct, numpy as np

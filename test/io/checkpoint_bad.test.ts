@@ -59,7 +59,7 @@ describe('loadCheckpoint rejects bad input with an Error naming the file', () =>
 
   it.skipIf(!HAVE_TORCH)('a truncated legacy checkpoint', async () => {
     const p = join(tmp, 'legacy.pt');
-    runPython(`import sys, torch; torch.save({'a': torch.arange(1000.), 'b': torch.ones(3)}, sys.argv[1], _use_new_zipfile_serialization=False)`, [p]);
+    await runPython(`import sys, torch; torch.save({'a': torch.arange(1000.), 'b': torch.ones(3)}, sys.argv[1], _use_new_zipfile_serialization=False)`, [p]);
     const full = readFileSync(p);
     expect((await loadCheckpoint(p)).stateDict.size).toBe(2);
     for (const len of [3, 40, 200, full.length - 100, full.length - 1]) await expectError(file(full.subarray(0, len)), /truncat|more than the file|malformed/);

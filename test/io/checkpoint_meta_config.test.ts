@@ -2,7 +2,6 @@
 // files told apart by their bytes (safetensors or torch) for both models and the CLI, `ibq ckpt convert`
 // refusing to overwrite its input or a read-only file and re-creating OmegaConf/Namespace/pathlib objects,
 // and the tokenizer CLI's --image-size default (ddconfig.resolution).
-import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,11 +16,12 @@ import {
 import { ints, maxAbsDiff } from '../support/compare.js';
 import { fixture, HAVE_FIXTURES } from '../support/fixtures.js';
 import { HAVE_TORCH, runPython } from '../support/torch_ref.js';
+import { run } from '../support/run.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'ibq-meta-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const BIN = resolve(__dirname, '..', '..', 'bin', 'ibq.js');
-const ibq = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+const ibq = (...args: string[]) => run(process.execPath, [BIN, ...args], { timeout: 120_000 });
 
 describe('plainConfig', () => {
   const node = (val: unknown, parent: unknown = null) => {
@@ -76,7 +76,7 @@ describe.skipIf(!HAVE_FIXTURES)('configs from checkpoint meta and weights files 
 
   it('ibq sample --ar model.ckpt without --config: greedy tokens equal the fixture', async () => {
     const out = join(tmp, 'sample');
-    const r = ibq('sample', '--ar', gpt, '--classes', '0,6', '--cfg-scale', '2', '--temperature', '0', '--out', out);
+    const r = await ibq('sample', '--ar', gpt, '--classes', '0,6', '--cfg-scale', '2', '--temperature', '0', '--out', out);
     expect(r.status, r.stderr).toBe(0);
     const m = await loadSafetensors(join(out, 'tokens.safetensors'));
     expect(ints(m.get('tokens')!)).toEqual(ints(g.get('greedy')!));
@@ -110,19 +110,19 @@ describe.skipIf(!HAVE_FIXTURES)('configs from checkpoint meta and weights files 
     const png = join(tmp, 'img.png');
     await sharp({ create: { width: 40, height: 48, channels: 3, background: { r: 200, g: 30, b: 90 } } }).png().toFile(png);
     const npy = join(tmp, 'idx.npy');
-    const r = ibq('tokenize', '--ckpt', renamed, png, '--out', npy);
+    const r = await ibq('tokenize', '--ckpt', renamed, png, '--out', npy);
     expect(r.status, r.stderr).toBe(0);
     expect((await loadNpy(npy)).shape).toEqual([1, 16, 16]); // 32 px / 2, not the old fixed 256 px
     const dir = join(tmp, 'outdir');
     mkdirSync(dir);
-    const bad = ibq('tokenize', '--ckpt', renamed, png, '--out', dir);
+    const bad = await ibq('tokenize', '--ckpt', renamed, png, '--out', dir);
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/--out: .*outdir is a directory; expected a file path/);
   });
 
   it.skipIf(!HAVE_TORCH)('Tokenizer.fromCheckpoint completes the inferred config from OmegaConf hyper_parameters', async () => {
     const file = join(tmp, 'tok-omega.ckpt');
-    runPython(`
+    await runPython(`
 import sys, torch
 from omegaconf import OmegaConf
 ck = torch.load(sys.argv[1], map_location='cpu')
@@ -140,46 +140,46 @@ torch.save({'state_dict': sd, 'hyper_parameters': {'config': cfg}}, sys.argv[2])
     const png = join(tmp, 'img2.png');
     await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 10, g: 130, b: 250 } } }).png().toFile(png);
     const npy = join(tmp, 'idx64.npy');
-    const r = ibq('tokenize', '--ckpt', file, png, '--out', npy);
+    const r = await ibq('tokenize', '--ckpt', file, png, '--out', npy);
     expect(r.status, r.stderr).toBe(0);
     expect((await loadNpy(npy)).shape).toEqual([1, 32, 32]);
   });
 });
 
 describe.skipIf(!HAVE_FIXTURES || !HAVE_TORCH)('ibq ckpt convert: targets and Python classes', () => {
-  it('refuses to overwrite its input (same path, another spelling, a hard link) and leaves it intact', () => {
+  it('refuses to overwrite its input (same path, another spelling, a hard link) and leaves it intact', async () => {
     const src = join(tmp, 'conv-src.ckpt');
     copyFileSync(fixture('gpt', 'model.ckpt'), src);
     const before = readFileSync(src);
     const link = join(tmp, 'conv-link.ckpt');
     symlinkSync(src, link);
     for (const out of [src, join(tmp, '.', 'conv-src.ckpt'), link]) {
-      const r = ibq('ckpt', 'convert', src, out);
+      const r = await ibq('ckpt', 'convert', src, out);
       expect(r.status).not.toBe(0);
       expect(r.stderr).toMatch(/is the input file/);
     }
     expect(readFileSync(src).equals(before)).toBe(true);
   });
 
-  it('refuses a read-only target (also as root) and an existing directory, naming the path', () => {
+  it('refuses a read-only target (also as root) and an existing directory, naming the path', async () => {
     const ro = join(tmp, 'readonly.safetensors');
     writeFileSync(ro, 'keep me');
     chmodSync(ro, 0o444);
-    const r = ibq('ckpt', 'convert', fixture('gpt', 'model.ckpt'), ro);
+    const r = await ibq('ckpt', 'convert', fixture('gpt', 'model.ckpt'), ro);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/readonly\.safetensors is read-only; refusing to overwrite it/);
     expect(readFileSync(ro, 'utf8')).toBe('keep me');
     expect(statSync(ro).mode & 0o777).toBe(0o444);
-    const r2 = ibq('ckpt', 'convert', fixture('gpt', 'model.ckpt'), tmp);
+    const r2 = await ibq('ckpt', 'convert', fixture('gpt', 'model.ckpt'), tmp);
     expect(r2.status).not.toBe(0);
     expect(r2.stderr).toMatch(/is a directory; expected a file path/);
   });
 
   it('.ckpt -> .ckpt keeps DictConfig, Namespace and PurePosixPath as their classes for torch.load', async () => {
     const out = join(tmp, 'conv-out.ckpt');
-    const r = ibq('ckpt', 'convert', fixture('gpt', 'model.ckpt'), out);
+    const r = await ibq('ckpt', 'convert', fixture('gpt', 'model.ckpt'), out);
     expect(r.status, r.stderr).toBe(0);
-    const report = runPython(`
+    const report = await runPython(`
 import sys, argparse, pathlib, torch
 from omegaconf import DictConfig, OmegaConf
 a = torch.load(sys.argv[1]); b = torch.load(sys.argv[2])
@@ -202,7 +202,7 @@ print('ok')
 
   it('objects of other classes are written as plain dicts (never re-created: no call of unknown globals)', async () => {
     const src = join(tmp, 'evil.ckpt');
-    runPython(`
+    await runPython(`
 import sys, torch, collections
 class Foo:
     def __init__(self): self.x = 1
@@ -211,9 +211,9 @@ import types; m = types.ModuleType('somepkg.mod'); m.Foo = Foo; sys.modules['som
 torch.save({'state_dict': {'w': torch.zeros(2)}, 'foo': Foo()}, sys.argv[1])
 `, [src]);
     const out = join(tmp, 'evil-out.ckpt');
-    const r = ibq('ckpt', 'convert', src, out);
+    const r = await ibq('ckpt', 'convert', src, out);
     expect(r.status, r.stderr).toBe(0);
-    const report = runPython(`
+    const report = await runPython(`
 import sys, torch
 a = torch.load(sys.argv[1])
 assert a['foo'] == {'__class__': 'somepkg.mod.Foo', 'args': [], 'state': {'x': 1}}, a['foo']

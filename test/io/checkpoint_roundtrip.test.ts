@@ -38,7 +38,7 @@ describe.skipIf(!HAVE_TORCH)('saveCheckpoint is readable by torch.load', () => {
     const sd = allDtypes();
     await saveCheckpoint(path, { stateDict: sd });
     const out = join(tmp, 'dtypes-ref');
-    runPython(
+    await runPython(
       PY_DUMP +
         `
 import os, collections
@@ -65,7 +65,7 @@ dump(named(obj['state_dict'].items()), sys.argv[2])
     const ours = join(tmp, 'tok.ckpt');
     const again = join(tmp, 'tok-again.ckpt');
     await saveCheckpoint(ours, first);
-    const report = runPython(
+    const report = await runPython(
       `
 import sys, torch, numpy as np
 a = torch.load(sys.argv[1]); b = torch.load(sys.argv[2])
@@ -109,7 +109,7 @@ print('ok')
     const a = join(tmp, 'meta.ckpt');
     const b = join(tmp, 'meta-again.ckpt');
     await saveCheckpoint(a, { stateDict: new Map([['w', tensor([1], [1])]]), meta });
-    runPython(`import sys, torch; o = torch.load(sys.argv[1]); assert o['intKeys'][7] is o['twice'][0] is o['twice'][1]; assert o['cyc'][1] is o['cyc']; torch.save(o, sys.argv[2])`, [a, b]);
+    await runPython(`import sys, torch; o = torch.load(sys.argv[1]); assert o['intKeys'][7] is o['twice'][0] is o['twice'][1]; assert o['cyc'][1] is o['cyc']; torch.save(o, sys.argv[2])`, [a, b]);
     const back = await loadCheckpoint(b);
     expect(deepDiff(back.meta, meta)).toBeUndefined();
     expect((back.meta as any).twice[0]).toBe((back.meta as any).twice[1]);

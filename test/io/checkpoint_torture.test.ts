@@ -70,9 +70,9 @@ torch.save({'x': Evil(os.system, 'touch ' + marker)}, out + '/evil_legacy.pt', _
 `;
 
 let ref: RefTensor[] = [];
-beforeAll(() => {
+beforeAll(async () => {
   if (!HAVE_TORCH) return;
-  runPython(GENERATE, [tmp]);
+  await runPython(GENERATE, [tmp]);
   ref = readDump(tmp);
 });
 

@@ -1,5 +1,4 @@
 // `ibq ckpt inspect` and `ibq ckpt convert`, and the state-dict helpers they use (prefixes, EMA mapping).
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,28 +8,29 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPrefix, emaStateDict, loadCheckpoint, loadSafetensors, stripPrefix, tensor, type Tensor } from '../../dist/index.js';
 import { fixture, HAVE_FIXTURES } from '../support/fixtures.js';
 import { HAVE_TORCH, runPython, sameBytes, tensorBytes } from '../support/torch_ref.js';
+import { run } from '../support/run.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'ibq-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const BIN = resolve(__dirname, '..', '..', 'bin', 'ibq.js');
-const ibq = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+const ibq = (...args: string[]) => run(process.execPath, [BIN, ...args], { timeout: 120_000 });
 
 describe.skipIf(!HAVE_FIXTURES || !HAVE_TORCH)('ibq ckpt', () => {
   const tok = fixture('tokenizer', 'model.ckpt');
   let pyShapes: [string, number[]][] = [];
-  beforeAll(() => {
-    pyShapes = JSON.parse(runPython(`import sys, json, torch; sd = torch.load(sys.argv[1])['state_dict']; print(json.dumps([[k, list(v.shape)] for k, v in sd.items()]))`, [tok]));
+  beforeAll(async () => {
+    pyShapes = JSON.parse(await runPython(`import sys, json, torch; sd = torch.load(sys.argv[1])['state_dict']; print(json.dumps([[k, list(v.shape)] for k, v in sd.items()]))`, [tok]));
   });
 
-  it('inspect lists every state_dict key with its shape (text and --json), meta summarized with cycles as refs', () => {
-    const text = ibq('ckpt', 'inspect', tok);
+  it('inspect lists every state_dict key with its shape (text and --json), meta summarized with cycles as refs', async () => {
+    const text = await ibq('ckpt', 'inspect', tok);
     expect(text.status, text.stderr).toBe(0);
     const lines = text.stdout.split('\n');
     expect(lines[0]).toMatch(/380 tensors/);
     for (const [k, shape] of pyShapes) {
       expect(lines.some((l) => l.trim().startsWith(k + ' ') && l.includes(`[${shape.join(', ')}]`)), k).toBe(true);
     }
-    const json = ibq('ckpt', 'inspect', tok, '--json');
+    const json = await ibq('ckpt', 'inspect', tok, '--json');
     expect(json.status, json.stderr).toBe(0);
     const out = JSON.parse(json.stdout);
     expect(out.tensors.map((t: { key: string; shape: number[] }) => [t.key, t.shape])).toEqual(pyShapes);
@@ -41,15 +41,15 @@ describe.skipIf(!HAVE_FIXTURES || !HAVE_TORCH)('ibq ckpt', () => {
     expect(model.state._parent).toEqual({ $ref: 'meta.hyper_parameters.config' });
   });
 
-  it('inspect of a missing file fails with a message naming it', () => {
-    const r = ibq('ckpt', 'inspect', join(tmp, 'missing.ckpt'));
+  it('inspect of a missing file fails with a message naming it', async () => {
+    const r = await ibq('ckpt', 'inspect', join(tmp, 'missing.ckpt'));
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('missing.ckpt');
   });
 
   it('convert .ckpt -> .safetensors --ema takes model_ema weights; back to .ckpt --prefix adds the prefix', async () => {
     const st = join(tmp, 'tok_ema.safetensors');
-    const r = ibq('ckpt', 'convert', tok, st, '--ema');
+    const r = await ibq('ckpt', 'convert', tok, st, '--ema');
     expect(r.status, r.stderr).toBe(0);
     const src = (await loadCheckpoint(tok)).stateDict;
     const got = await loadSafetensors(st);
@@ -58,9 +58,9 @@ describe.skipIf(!HAVE_FIXTURES || !HAVE_TORCH)('ibq ckpt', () => {
     expect(sameBytes(tensorBytes(w), tensorBytes(src.get('model_ema.encoderconv_inweight')!))).toBe(true);
     expect(sameBytes(tensorBytes(w), tensorBytes(src.get('encoder.conv_in.weight')!))).toBe(false);
     const back = join(tmp, 'back.ckpt');
-    const r2 = ibq('ckpt', 'convert', st, back, '--prefix', 'first_stage_model.');
+    const r2 = await ibq('ckpt', 'convert', st, back, '--prefix', 'first_stage_model.');
     expect(r2.status, r2.stderr).toBe(0);
-    const keys = JSON.parse(runPython(`import sys, json, torch; print(json.dumps(list(torch.load(sys.argv[1])['state_dict'])))`, [back]));
+    const keys = JSON.parse(await runPython(`import sys, json, torch; print(json.dumps(list(torch.load(sys.argv[1])['state_dict'])))`, [back]));
     expect(keys).toEqual([...got.keys()].map((k) => 'first_stage_model.' + k));
   });
 });

@@ -37,9 +37,9 @@ dump(named((k, torch.from_numpy(np.array(a, order='C', dtype=a.dtype.newbyteorde
 `;
 
 let ref: RefTensor[] = [];
-beforeAll(() => {
+beforeAll(async () => {
   if (!HAVE_TORCH) return;
-  runPython(GENERATE, [tmp]);
+  await runPython(GENERATE, [tmp]);
   ref = readDump(tmp);
 });
 
@@ -76,7 +76,7 @@ describe.skipIf(!HAVE_TORCH)('numpy files', () => {
     await saveNpz(join(tmp, 'ours.npz'), arrays);
     await saveNpz(join(tmp, 'ours_c.npz'), arrays, { compressed: true });
     const got = JSON.parse(
-      runPython(
+      await runPython(
         `
 import sys, json, numpy as np
 d = sys.argv[1]

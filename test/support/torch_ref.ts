@@ -2,18 +2,18 @@
  * Reference values from /usr/bin/python3 (torch 1.13, numpy) for the checkpoint tests: runs a Python
  * snippet that writes tensors as raw bytes + a JSON index, so tests compare our tensors bit for bit.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { Tensor } from '../../dist/index.js';
+import { run } from './run.js';
 
 export const PY = process.env.IBQ_REF_PYTHON ?? '/usr/bin/python3';
-export const HAVE_TORCH = existsSync(PY) && spawnSync(PY, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0;
+export const HAVE_TORCH = existsSync(PY) && (await run(PY, ['-c', 'import torch, numpy'])).status === 0;
 
 /** Runs `code` with sys.argv[1:] = args (and `input` on stdin); throws with stderr on failure; returns stdout. */
-export function runPython(code: string, args: string[] = [], timeout = 120_000, input?: Buffer): string {
-  const r = spawnSync(PY, ['-c', code, ...args], { encoding: 'utf8', timeout, maxBuffer: 64 << 20, input });
+export async function runPython(code: string, args: string[] = [], timeout = 120_000, input?: Buffer): Promise<string> {
+  const r = await run(PY, ['-c', code, ...args], { timeout, maxBuffer: 64 << 20, input });
   if (r.status !== 0) throw new Error(`python failed (${r.status ?? r.signal}):\n${r.stderr}`);
   return r.stdout;
 }

@@ -1,7 +1,7 @@
 // Tokenizer training data pipeline and CLI: image folder layouts, the official preprocessing, seeded orders, unreadable files
 // skipped and counted, `ibq train-tokenizer` (progress, checkpoints, SIGINT saves and exits with 130), and a
 // non-finite loss stopping the run with the step named.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { decodeImage, epochOrder, listImages, loadCheckpoint, makeDataset, trainTokenizer } from '../../dist/index.js';
 import { fashionImages } from '../support/fashion.js';
+import { run } from '../support/run.js';
 
 const SKIMAGE = '/usr/lib/python3/dist-packages/skimage/data';
 const PHOTOS = ['astronaut.png', 'chelsea.png', 'coffee.png', 'camera.png', 'brick.png', 'grass.png'];
@@ -106,10 +107,10 @@ describe.skipIf(!HAVE_PHOTOS)('tokenizer training data and CLI', () => {
     expect(() => makeDataset(42 as never, { size: 32, train: true, seed: 0 })).toThrow(TypeError);
   });
 
-  it('ibq train-tokenizer trains from a YAML, writes checkpoints and log.jsonl', () => {
+  it('ibq train-tokenizer trains from a YAML, writes checkpoints and log.jsonl', async () => {
     const out = join(root, 'run');
-    const r = spawnSync(process.execPath, [BIN, 'train-tokenizer', '--config', join(root, 'config.yaml'), '--data', imagenet,
-      '--out', out, '--max-steps', '4', '--checkpoint-every', '2'], { encoding: 'utf8' });
+    const r = await run(process.execPath, [BIN, 'train-tokenizer', '--config', join(root, 'config.yaml'), '--data', imagenet,
+      '--out', out, '--max-steps', '4', '--checkpoint-every', '2']);
     expect(JSON.parse(r.stdout)).toMatchObject({ globalStep: 4, stopped: 'done', checkpoint: join(out, 'last.ckpt') });
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout).skipped).toBe(1);
@@ -121,9 +122,9 @@ describe.skipIf(!HAVE_PHOTOS)('tokenizer training data and CLI', () => {
     expect(lines[0]).toHaveProperty('step_time');
   });
 
-  it('--autocast float16 on the CPU is a clear error (CPU autocast is bfloat16 only)', () => {
-    const r = spawnSync(process.execPath, [BIN, 'train-tokenizer', '--config', join(root, 'config.yaml'), '--data', imagenet,
-      '--out', join(root, 'f16'), '--max-steps', '1', '--autocast', 'float16'], { encoding: 'utf8' });
+  it('--autocast float16 on the CPU is a clear error (CPU autocast is bfloat16 only)', async () => {
+    const r = await run(process.execPath, [BIN, 'train-tokenizer', '--config', join(root, 'config.yaml'), '--data', imagenet,
+      '--out', join(root, 'f16'), '--max-steps', '1', '--autocast', 'float16']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/--autocast: float16 autocast needs a CUDA device; .*use --autocast bfloat16/);
     expect(existsSync(join(root, 'f16', 'last.ckpt'))).toBe(false);

@@ -94,7 +94,7 @@ describe('trainTransformer', () => {
       { tokens: syntheticTokens(32, 16, 16, 4), outDir: out, maxSteps: 3, batchSize: 8, seed: 1, checkpointEvery: 2 });
     const names = r.model.parameterNames();
     const sd = r.model.stateDict();
-    const py = runPython(`import sys, json, torch
+    const py = await runPython(`import sys, json, torch
 ck = torch.load(sys.argv[1], map_location='cpu')
 sd = ck['state_dict']
 names = json.loads(sys.argv[2])

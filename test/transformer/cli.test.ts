@@ -1,7 +1,7 @@
 // AR data and CLI end to end on tiny models: trainTransformer on an image folder through the tokenizer
 // fixture with the token cache; in-memory images; readConfig's transformer part; `ibq sample` (tokens,
 // images, npz, chunks) and `ibq train-ar` (YAML, cache, SIGINT -> checkpoint, exit 130, resume).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,9 +16,10 @@ import {
 } from '../../dist/index.js';
 import { fixtureTokenizer, TINY_AR, tinyTransformer, tokenizerCaseConfig, TOKENIZER_CKPT, writeImageFolder } from '../support/ar_tiny.js';
 import { HAVE_FIXTURES } from '../support/fixtures.js';
+import { run } from '../support/run.js';
 
 const BIN = resolve(__dirname, '..', '..', 'bin', 'ibq.js');
-const ibq = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+const ibq = (args: string[]) => run(process.execPath, [BIN, ...args], { timeout: 120_000 });
 const ints = (t: Tensor) => Array.from(t.dataSync() as BigInt64Array, Number);
 
 /** An official-layout AR YAML: Net2NetTransformer init_args with transformer_config and first_stage_config. */
@@ -124,13 +125,13 @@ describe.skipIf(!HAVE_FIXTURES)('ibq sample / ibq train-ar', () => {
       meta: { global_step: 0, hyper_parameters: { transformer_config: { params: TINY_AR } } },
     });
     const out = join(dir, 'out');
-    const r = ibq(['sample', '--ar', ar, '--tokenizer', TOKENIZER_CKPT(), '--tokenizer-config', join(dir, 'tok.yaml'), '--classes', '0,2',
+    const r = await ibq(['sample', '--ar', ar, '--tokenizer', TOKENIZER_CKPT(), '--tokenizer-config', join(dir, 'tok.yaml'), '--classes', '0,2',
       '--per-class', '2', '--batch-size', '3', '--seed', '5', '--temperature', '1.0', '--npz', '--out', out]);
     // (tok.yaml does not exist yet: the error names it)
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/tok\.yaml/);
     writeFileSync(join(dir, 'tok.yaml'), stringify({ model: { class_path: 'src.IBQ.models.ibqgan.IBQ', init_args: tokenizerCaseConfig() } }));
-    const ok = ibq(['sample', '--ar', ar, '--tokenizer', TOKENIZER_CKPT(), '--tokenizer-config', join(dir, 'tok.yaml'), '--classes', '0,2',
+    const ok = await ibq(['sample', '--ar', ar, '--tokenizer', TOKENIZER_CKPT(), '--tokenizer-config', join(dir, 'tok.yaml'), '--classes', '0,2',
       '--per-class', '2', '--batch-size', '3', '--seed', '5', '--temperature', '1.0', '--npz', '--out', out]);
     expect(ok.status, ok.stderr).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ samples: 4, classes: 2, seed: 5 });
@@ -146,16 +147,16 @@ describe.skipIf(!HAVE_FIXTURES)('ibq sample / ibq train-ar', () => {
     expect([grid.width, grid.height]).toEqual([2 * 32 + 3 * 2, 2 * 32 + 3 * 2]); // per-class (2) columns
 
     // chunk 1 of 2 of 'all' (3 classes -> [0, 1], [2]): tokens only, seeded 5 * 2 + 1
-    const c = ibq(['sample', '--ar', ar, '--classes', 'all', '--chunk', '1/2', '--per-class', '2', '--seed', '5', '--out', out]);
+    const c = await ibq(['sample', '--ar', ar, '--classes', 'all', '--chunk', '1/2', '--per-class', '2', '--seed', '5', '--out', out]);
     expect(c.status, c.stderr).toBe(0);
     const chunk = await loadSafetensors(join(out, 'tokens-1of2.safetensors'));
     expect(ints(chunk.get('tokens')!)).toEqual(ints(await tr.sample({ labels: [2, 2], seed: 11 })));
     expect(existsSync(join(out, 'grid-1of2.png'))).toBe(false);
 
-    const bad = ibq(['sample', '--ar', ar, '--npz', '--out', out]);
+    const bad = await ibq(['sample', '--ar', ar, '--npz', '--out', out]);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/--npz: needs --tokenizer/);
-    const badClass = ibq(['sample', '--ar', ar, '--classes', '0,3', '--out', out]);
+    const badClass = await ibq(['sample', '--ar', ar, '--classes', '0,3', '--out', out]);
     expect(badClass.stderr).toMatch(/--classes: class ids must be integers in \[0, 2\], got '3'/);
     tok.dispose();
   });
@@ -167,7 +168,7 @@ describe.skipIf(!HAVE_FIXTURES)('ibq sample / ibq train-ar', () => {
     const yaml = arYaml(dir, TINY_AR);
     const out = join(dir, 'run');
     const base = ['train-ar', '--config', yaml, '--tokenizer', TOKENIZER_CKPT(), '--data', data, '--out', out, '--batch-size', '2'];
-    const r1 = ibq([...base, '--max-steps', '2']);
+    const r1 = await ibq([...base, '--max-steps', '2']);
     expect(r1.status, r1.stderr).toBe(0);
     expect(r1.stderr).toMatch(/4 token maps \(encoded, cached\)/);
     expect(JSON.parse(r1.stdout)).toMatchObject({ globalStep: 2, stopped: 'done', checkpoint: join(out, 'last.ckpt') });
@@ -195,7 +196,7 @@ describe.skipIf(!HAVE_FIXTURES)('ibq sample / ibq train-ar', () => {
     const after = await loadCheckpoint(join(out, 'last.ckpt'));
     expect(after.meta.global_step).toBe(res.globalStep);
     expect(res.globalStep).toBeGreaterThan(3);
-    const r3 = ibq([...base, '--max-steps', String(res.globalStep + 1), '--resume']);
+    const r3 = await ibq([...base, '--max-steps', String(res.globalStep + 1), '--resume']);
     expect(r3.status, r3.stderr).toBe(0);
     expect(JSON.parse(r3.stdout).globalStep).toBe(res.globalStep + 1);
     const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
@@ -208,10 +209,10 @@ describe.skipIf(!HAVE_FIXTURES)('ibq sample / ibq train-ar', () => {
     const toks = tensor(BigInt64Array.from({ length: n * 256 }, (_, i) => BigInt(i % 128)), [n, 256]);
     await saveSafetensors(join(dir, 't.safetensors'), new Map([['tokens', toks], ['labels', tensor([0n, 1n, 2n, 0n], [n])]]));
     const yaml = arYaml(dir, TINY_AR);
-    const r = ibq(['train-ar', '--config', yaml, '--tokens', join(dir, 't.safetensors'), '--out', join(dir, 'run'), '--batch-size', '2', '--max-steps', '1']);
+    const r = await ibq(['train-ar', '--config', yaml, '--tokens', join(dir, 't.safetensors'), '--out', join(dir, 'run'), '--batch-size', '2', '--max-steps', '1']);
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).globalStep).toBe(1);
-    const none = ibq(['train-ar', '--config', yaml, '--out', join(dir, 'run')]);
+    const none = await ibq(['train-ar', '--config', yaml, '--out', join(dir, 'run')]);
     expect(none.status).toBe(1);
     expect(none.stderr).toMatch(/give --tokens FILE, or --tokenizer CKPT with --data DIR/);
   });

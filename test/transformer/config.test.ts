@@ -1,11 +1,11 @@
 // Presets and exact parameter counts of the AR transformer; `ibq info --preset`.
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
 import { resolveTransformerConfig, Transformer, transformerParameterCount } from '../../dist/index.js';
 import { presetFromShapes } from '../../dist/transformer/config.js';
+import { run } from '../support/run.js';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -28,8 +28,8 @@ print(sum(p.numel() for p in m.parameters()))
 `;
 
 describe('transformer presets', () => {
-  it('B count equals a PyTorch module-tree count; L/XL/XXL round to the official 649M, 1.1B, 2.1B', () => {
-    const r = spawnSync('/usr/bin/python3', ['-c', PY_COUNT_B], { encoding: 'utf8' });
+  it('B count equals a PyTorch module-tree count; L/XL/XXL round to the official 649M, 1.1B, 2.1B', async () => {
+    const r = await run('/usr/bin/python3', ['-c', PY_COUNT_B]);
     expect(r.status, r.stderr).toBe(0);
     expect(transformerParameterCount('B')).toBe(Number(r.stdout.trim()));
     expect(Math.round(transformerParameterCount('B') / 1e6)).toBe(343);
@@ -82,11 +82,11 @@ describe('transformer presets', () => {
     expect(() => Transformer.create('XS' as never)).toThrow(/preset|config/);
   });
 
-  it('`ibq info --preset XL` prints the exact count', () => {
-    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'ibq.js'), 'info', '--preset', 'XL'], { encoding: 'utf8' });
+  it('`ibq info --preset XL` prints the exact count', async () => {
+    const r = await run(process.execPath, [join(ROOT, 'bin', 'ibq.js'), 'info', '--preset', 'XL']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain(`${transformerParameterCount('XL')} parameters`);
-    const bad = spawnSync(process.execPath, [join(ROOT, 'bin', 'ibq.js'), 'info', '--preset', 'M'], { encoding: 'utf8' });
+    const bad = await run(process.execPath, [join(ROOT, 'bin', 'ibq.js'), 'info', '--preset', 'M']);
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/--preset.*B, L, XL, XXL/);
   });

@@ -14,7 +14,7 @@ import { HAVE_FIXTURES } from '../support/fixtures.js';
 import { HAVE_TORCH, runPython } from '../support/torch_ref.js';
 
 describe.skipIf(!HAVE_TORCH)('toUint8Images', () => {
-  it('equals the official chw_to_pillow conversion computed by numpy, value for value', () => {
+  it('equals the official chw_to_pillow conversion computed by numpy, value for value', async () => {
     const edge = [-1, 1, 0, -2, 2, 0.5, -0.5, 1 / 255, -1 + 2 / 255, 0.99999994, -0.99999994, 3e-8, NaN, Infinity, -Infinity];
     const x = new Float32Array(3 * 4 * 1000);
     x.set(pseudoRandom(x.length, 9, 1.2));
@@ -23,7 +23,7 @@ describe.skipIf(!HAVE_TORCH)('toUint8Images', () => {
     for (let i = 0; i < 400; i++) x[100 + i] = Math.fround(((i % 256) / 255) * 2 - 1 + (i < 256 ? 0 : 1e-7));
     const { data, shape } = toUint8Images(x, [3, 4, 25, 40]);
     expect(shape).toEqual([3, 25, 40, 4]);
-    const ref = runPython(
+    const ref = await runPython(
       `import sys, numpy as np
 x = np.frombuffer(sys.stdin.buffer.read(), dtype=np.float32).reshape(3, 4, 25, 40)
 with np.errstate(invalid='ignore'):
@@ -92,7 +92,7 @@ describe.skipIf(!HAVE_FIXTURES)('generate with the tokenizer fixture', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ibq-gen-'));
     const npz = join(dir, 'samples.npz');
     await saveSamplesNpz(npz, images);
-    const out = runPython(`import sys, hashlib, numpy as np
+    const out = await runPython(`import sys, hashlib, numpy as np
 a = np.load(sys.argv[1])
 print(list(a.keys()), a['arr_0'].dtype, list(a['arr_0'].shape), hashlib.sha256(a['arr_0'].tobytes()).hexdigest())`, [npz]);
     const sha = createHash('sha256').update(images.dataSync() as Uint8Array).digest('hex');

@@ -1,0 +1,74 @@
+// Images from untrusted sources: a pixel limit checked on the header before decoding, a stable code for
+// undecodable input, unknown option keys rejected.
+import { deflateSync } from 'node:zlib';
+
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+
+import { DEFAULT_MAX_PIXELS, loadImage, loadImages, Tokenizer } from '../../dist/index.js';
+
+function crc32(buf: Buffer): number {
+  let c = ~0;
+  for (const b of buf) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+  }
+  return ~c >>> 0;
+}
+function chunk(type: string, data: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(td));
+  return Buffer.concat([len, td, crc]);
+}
+/** A width x height RGB PNG cut short (a few bytes of pixel data): its header reads, decoding it fails. */
+function pngHeader(width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(16))), chunk('IEND', Buffer.alloc(0))]);
+}
+const codeOf = (p: Promise<unknown>) => p.then(() => 'resolved', (e: Error & { code?: string }) => e.code ?? `no code: ${e.message}`);
+
+describe('image input limits', () => {
+  it('refuses a 10000 x 10000 upload from its header by default (ERR_IBQ_IMAGE_TOO_LARGE)', async () => {
+    expect(DEFAULT_MAX_PIXELS).toBeLessThan(10000 * 10000);
+    const huge = pngHeader(10000, 10000);
+    expect((await sharp(huge).metadata()).width).toBe(10000); // a valid header
+    expect(await codeOf(loadImages([huge], 32))).toBe('ERR_IBQ_IMAGE_TOO_LARGE');
+    await expect(loadImage(huge, 32)).rejects.toThrow(/inputs\[0\].*10000x10000.*maxPixels 50000000/);
+  });
+
+  it('maxPixels counts width x height of the input; under it the image loads', async () => {
+    const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } }).png().toBuffer();
+    expect(await codeOf(loadImages([png], 16, { maxPixels: 64 * 48 - 1 }))).toBe('ERR_IBQ_IMAGE_TOO_LARGE');
+    expect((await loadImages([png], 16, { maxPixels: 64 * 48 })).length).toBe(3 * 16 * 16);
+    await expect(loadImages([png], 16, { maxPixels: 0 })).rejects.toThrow(RangeError);
+  });
+
+  it('undecodable input is ERR_IBQ_BAD_IMAGE naming the input', async () => {
+    const bad = Buffer.from('this is not an image at all');
+    expect(await codeOf(loadImages([bad], 16))).toBe('ERR_IBQ_BAD_IMAGE');
+    await expect(loadImages([bad], 16)).rejects.toThrow(/inputs\[0\] \(27 bytes\): not a decodable image/);
+    // a truncated PNG: the header reads, the pixels do not
+    expect(await codeOf(loadImages([pngHeader(8, 8)], 8))).toBe('ERR_IBQ_BAD_IMAGE');
+  });
+
+  it('unknown option keys are rejected, as sample() rejects them', async () => {
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } }).png().toBuffer();
+    await expect(loadImages([png], 8, { max_pixels: 5 } as never)).rejects.toThrow(/opts\.max_pixels: unknown option \(did you mean maxPixels\?\)/);
+    const tok = Tokenizer.create({
+      ddconfig: { double_z: false, z_channels: 32, resolution: 16, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [1, 2],
+        num_res_blocks: 1, attn_resolutions: [], dropout: 0.0 },
+      n_embed: 16, embed_dim: 8,
+    } as never);
+    await expect(tok.encodeImages([png], { imageSize: 8, size: 8 } as never)).rejects.toThrow(/opts\.size: unknown option/);
+    expect(await codeOf(tok.encodeImages([png], { imageSize: 8, maxPixels: 63 }))).toBe('ERR_IBQ_IMAGE_TOO_LARGE');
+    const { indices } = await tok.encodeImages([png], { imageSize: 8, maxPixels: 64 });
+    expect(indices.shape).toEqual([1, 4, 4]);
+  });
+});
