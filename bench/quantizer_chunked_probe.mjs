@@ -57,13 +57,15 @@ function driver(argv) {
         encoding: 'utf8', cwd: fileURLToPath(root), maxBuffer: 1 << 24,
       });
       const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
+      const user = /User time \(seconds\): ([\d.]+)/.exec(r.stderr), sys = /System time \(seconds\): ([\d.]+)/.exec(r.stderr);
       const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
       if (r.status !== 0 || !line || !rss) {
         console.error(`n_embed ${K} ${mode}: failed (status ${r.status})\n${r.stderr.slice(-2000)}`);
         continue;
       }
       const out = JSON.parse(line);
-      const row = { ...out, peak_rss_gib: Number(rss[1]) / 1048576 };
+      // CPU seconds of the whole process (start-up and set-up included): steadier than wall time on a shared machine
+      const row = { ...out, peak_rss_gib: Number(rss[1]) / 1048576, cpu_seconds: Number(user?.[1]) + Number(sys?.[1]) };
       rows.push(row);
       console.log(JSON.stringify(row));
     }
@@ -72,10 +74,11 @@ function driver(argv) {
     const d = rows.find((r) => r.n_embed === Number(K) && r.mode === 'dense');
     for (const c of rows.filter((r) => r.n_embed === Number(K) && r.mode !== 'dense')) {
       if (!d) continue;
-      const t = (x) => Math.min(...x.seconds);
+      const t = (seconds) => Math.min(...seconds);
       console.log(`n_embed ${K}, ${positions} positions, ${threads} threads: ${c.mode} vs dense: time ${t(c.seconds).toFixed(2)} s vs ` +
         `${t(d.seconds).toFixed(2)} s (x${(t(c.seconds) / t(d.seconds)).toFixed(3)}), peak RSS ${c.peak_rss_gib.toFixed(2)} GiB vs ` +
-        `${d.peak_rss_gib.toFixed(2)} GiB (x${(c.peak_rss_gib / d.peak_rss_gib).toFixed(3)}), total ${c.total} vs ${d.total}`);
+        `${d.peak_rss_gib.toFixed(2)} GiB (x${(c.peak_rss_gib / d.peak_rss_gib).toFixed(3)}), process CPU ${c.cpu_seconds.toFixed(1)} s vs ` +
+        `${d.cpu_seconds.toFixed(1)} s, total ${c.total} vs ${d.total}`);
     }
   }
 }

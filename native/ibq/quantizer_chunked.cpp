@@ -28,12 +28,11 @@ EntropyBlock entropy_block(at::Tensor& lf, double temperature) {
 // gH = -gSE / N per row; dL/dp = gH q + gpa / N, dL/dq = gH p; back through softmax(s), then / T.
 // The branch through q = log_softmax(s + 1e-5) is left out: it is gq - exp(q) * sum(gq) = gH (p - p * sum(p))
 // = 0 (exp(q) = softmax(s) = p, sum(p) = 1); the dense path gets rounding noise of about 1e-7 * |gH| p there.
-// `g_avg` is gpa / N [K].
+// `g_avg` is gpa / N [K]. Returns the gradient wrt s (the caller divides by T).
 at::Tensor entropy_grad_block(const EntropyBlock& e, const at::Tensor& g_row, const at::Tensor& g_avg,
                               double temperature) {
-  auto gp = e.q * g_row;
-  gp.add_(g_avg);
-  return at::_softmax_backward_data(gp, e.p, 1, at::kFloat).div_(temperature);
+  auto gp = at::addcmul(g_avg, e.q, g_row);  // g_avg + q * gH
+  return at::_softmax_backward_data(gp, e.p, 1, at::kFloat);  // still to be divided by T
 }
 
 struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction> {
@@ -55,13 +54,10 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
     }
     for (int64_t s = 0; s < n; s += rows) {
       const int64_t e = std::min(n, s + rows);
-      // logits as [K, rows]: softmax over the codes runs on the dense path's layout ([B, K, H, W], dim 1)
-      auto lt = at::mm(Ec, zc.slice(0, s, e).t()).to(at::kFloat);
+      auto lf = at::mm(zc.slice(0, s, e), Ec.t()).to(at::kFloat);  // [rows, K]
       // argmax of softmax(logits) (first index among equal probabilities), as the dense path
-      idx.slice(0, s, e).copy_(std::get<1>(at::softmax(lt, 0).max(0)));
+      idx.slice(0, s, e).copy_(std::get<1>(at::softmax(lf, 1).max(1)));
       if (!entropy) continue;
-      auto lf = lt.t().contiguous();  // [rows, K]: the entropy's layout on the dense path
-      lt = at::Tensor();
       auto eb = entropy_block(lf, temperature);
       H.slice(0, s, e).copy_(-(eb.p * eb.q).sum(-1));
       pa_sum.add_(eb.p.sum(0));
@@ -137,8 +133,10 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
       for (int64_t s = 0; s < n; s += rows) {
         const int64_t e = std::min(n, s + rows);
         auto zb = zc.slice(0, s, e);
-        auto lt = at::mm(Ec, zb.t()).to(at::kFloat);  // [K, rows], as in forward
-        at::Tensor d1t;                                  // [K, rows]
+        // logits as [K, rows]: softmax over the codes and its backward run on the dense path's layout
+        // ([B, K, H, W], dim 1), whose sequential sums over K the results then share
+        auto lt = at::mm(Ec, zb.t()).to(at::kFloat);
+        at::Tensor d1t;  // [K, rows]
         if (g_zq.defined()) {
           // d/dlogits of sum(G * softmax(logits)), G = dL/d(one_hot) = g_zq @ E^T
           auto soft_t = at::softmax(lt, 0);
@@ -150,8 +148,9 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
           auto lf = lt.t().contiguous();
           lt = at::Tensor();
           auto eb = entropy_block(lf, temperature);
-          dlf = entropy_grad_block(eb, g_row, g_avg, temperature);
-          if (d1t.defined()) dlf.add_(d1t.t());
+          auto ds = entropy_grad_block(eb, g_row, g_avg, temperature);
+          eb = EntropyBlock();
+          dlf = d1t.defined() ? at::add(d1t.t(), ds, 1.0 / temperature) : ds.div_(temperature);
         } else {
           dlf = d1t.t();
         }
