@@ -5,6 +5,12 @@
 //   node bench/quantizer_chunked_probe.mjs [--n-embed 262144,16384] [--positions 1024] [--threads 2]
 //                                          [--modes dense,auto] [--repeats 1]
 //   node bench/quantizer_chunked_probe.mjs --child <mode> <n_embed> <positions> <threads> <repeats>
+//   node bench/quantizer_chunked_probe.mjs --train-step <mode> <lpips-ckpt> [--threads 2]
+//
+// --train-step: one full TokenizerTrainer.step of the IBQ-262144 preset (256 px, batch 1: 256 positions;
+// discriminator and generator updates, LPIPS, EMA) with quantizer_chunk <mode>, LPIPS weights taken from
+// <lpips-ckpt> (any checkpoint holding loss.perceptual_loss.*, e.g. the `tokenizer` fixture's model.ckpt, whose
+// VGG16 weights are random stand-ins of the real shapes); prints its time and peak RSS.
 //
 // The driver prints one line per (n_embed, mode): the seconds of each lossAndGrads call (no warm-up call; the
 // summary uses the fastest) and the peak RSS of the whole process (Node + libtorch + codebook + gradients). A mode is 'dense', 'auto' (the
@@ -37,6 +43,21 @@ async function child([mode, nEmbed, positions, threads, repeats]) {
     for (const t of res.grads.values()) t.dispose();
   }
   console.log(JSON.stringify({ mode, n_embed: K, positions: N, threads: Number(threads), seconds: times, total }));
+}
+
+async function trainStepChild([mode, lpips, threads]) {
+  const { Tokenizer, TokenizerTrainer, preset, setNumThreads, tensor } = await import(new URL('dist/index.js', root).href);
+  setNumThreads(Number(threads));
+  const cfg = { ...preset('IBQ-262144'), quantizer_chunk: mode === 'dense' || mode === 'auto' ? mode : Number(mode) };
+  const tok = Tokenizer.create(cfg, { seed: 1 });
+  const trainer = TokenizerTrainer.create(tok, cfg.lossconfig);
+  await trainer.loadPerceptual(lpips);
+  let s = 7;
+  const x = tensor(Float32Array.from({ length: 3 * 256 * 256 }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2147483648) - 1), [1, 3, 256, 256]);
+  const t0 = process.hrtime.bigint();
+  const log = await trainer.step(x);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  console.log(JSON.stringify({ mode, train_step: 'IBQ-262144 256px batch 1', seconds: [seconds], total: log['train/total_loss'] }));
 }
 
 function arg(argv, name, fallback) {
@@ -83,6 +104,23 @@ function driver(argv) {
   }
 }
 
+function trainStepDriver(argv) {
+  const threads = arg(argv, '--threads', '2');
+  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, here, '--train-step-child', argv[0], argv[1], threads], {
+    encoding: 'utf8', cwd: fileURLToPath(root), maxBuffer: 1 << 24,
+  });
+  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
+  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  if (r.status !== 0 || !line || !rss) {
+    console.error(`train step ${argv[0]}: failed (status ${r.status})\n${r.stderr.slice(-2000)}`);
+    process.exitCode = 1;
+    return;
+  }
+  console.log(JSON.stringify({ ...JSON.parse(line), peak_rss_gib: Number(rss[1]) / 1048576 }));
+}
+
 const argv = process.argv.slice(2);
 if (argv[0] === '--child') await child(argv.slice(1));
+else if (argv[0] === '--train-step-child') await trainStepChild(argv.slice(1));
+else if (argv[0] === '--train-step') trainStepDriver(argv.slice(1));
 else driver(argv);

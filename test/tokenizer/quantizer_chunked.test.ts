@@ -1,39 +1,19 @@
 // The chunked IBQ quantizer path (quantizer_chunk): equal to the dense path (the reference) and to the official
-// fixtures, at n_embed 262144 with several blocks of positions, with and without the entropy loss, in float32
-// and under bfloat16 autocast; the blocked eval argmax (Tokenizer.encode) at 262144 codes.
+// fixtures, at n_embed 262144 with several blocks of positions, with and without the entropy loss (float32;
+// bfloat16 autocast: quantizer_chunked_bf16.test.ts); the blocked eval argmax (Tokenizer.encode) at 262144 codes.
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import {
   IBQuantizer, Tokenizer, TokenizerTrainer, loadCheckpoint, loadSafetensors, preset, resolveTokenizerConfig, tensor, type Tensor,
 } from '../../dist/index.js';
 import { ints, maxAbsDiff, scalar } from '../support/compare.js';
+import { densePair, latentCase, normals } from '../support/ibq_random.js';
 import { fixture, HAVE_FIXTURES } from '../support/fixtures.js';
 
 const OUT_TOL = 1e-5;
 const GRAD_TOL = 1e-4;
 const OUTPUTS = ['z_q', 'quant_loss', 'sample_entropy', 'avg_entropy', 'entropy_loss', 'total'] as const;
-
-/** Deterministic standard normal samples (mulberry32 + Box-Muller). */
-function normals(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const u = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967297;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-  return out;
-}
-
-/** float32 view of any tensor's values (bfloat16 z_q under autocast included). */
-function f32(t: Tensor): Tensor {
-  if (t.dtype === 'float32') return t;
-  return tensor(Float32Array.from(t.dataSync() as ArrayLike<number>, Number), t.shape);
-}
 
 describe.skipIf(!HAVE_FIXTURES)('chunked IBQuantizer on the fixture ibq_quantizer (official IndexPropagationQuantize)', () => {
   it('reproduces outputs, indices and both gradients with 8 positions per block (4 blocks)', async () => {
@@ -65,69 +45,41 @@ describe.skipIf(!HAVE_FIXTURES)('chunked IBQuantizer on the fixture ibq_quantize
   });
 });
 
-describe('chunked IBQuantizer equals the dense path at n_embed 262144, embed_dim 256, 300 positions', () => {
-  const K = 262144, D = 256, B = 2, H = 10, W = 15;
-  let dense: IBQuantizer, dense0: IBQuantizer, chunked: IBQuantizer, chunked0: IBQuantizer;
-  let z: Tensor, gradOut: Tensor;
-  beforeAll(async () => {
-    dense = new IBQuantizer({ n_embed: K, embed_dim: D, quantizer_chunk: 'dense' }, { seed: 3 });
-    const sd = dense.stateDict();
-    chunked = new IBQuantizer({ n_embed: K, embed_dim: D }); // auto: 300 * 262144 >= 2^22, 32 positions per block
-    dense0 = new IBQuantizer({ n_embed: K, embed_dim: D, quantizer_chunk: 'dense', use_entropy_loss: false });
-    chunked0 = new IBQuantizer({ n_embed: K, embed_dim: D, quantizer_chunk: 64, use_entropy_loss: false });
-    for (const q of [chunked, dense0, chunked0]) await q.loadStateDict(sd);
-    // positions with scales from 1e-3 to 1 (codebook N(0, 1)): logits std 0.016 .. 16, so softmax(logits) and
-    // softmax(logits / 0.01) range from nearly uniform to nearly one-hot
-    const n = B * H * W, zs = normals(B * D * H * W, 11);
-    for (let b = 0; b < B; b++) {
-      for (let p = 0; p < H * W; p++) {
-        const scale = 10 ** (-3 + (3 * (b * H * W + p)) / (n - 1));
-        for (let d = 0; d < D; d++) zs[(b * D + d) * H * W + p]! *= scale;
-      }
-    }
-    z = tensor(zs, [B, D, H, W]);
-    gradOut = tensor(normals(B * D * H * W, 12), [B, D, H, W]);
-  }, 300_000);
-
-  const compare = async (a: IBQuantizer, b: IBQuantizer, autocast?: 'bfloat16') => {
-    const opts = { quant_loss_weight: 1.0, entropy_loss_weight: 0.05, ...(autocast ? { autocast } : {}) };
+describe('chunked IBQuantizer equals the dense path at n_embed 262144, embed_dim 256 (float32)', () => {
+  const K = 262144, D = 256;
+  const compare = async (a: IBQuantizer, b: IBQuantizer, z: Tensor, gradOut: Tensor) => {
+    const opts = { quant_loss_weight: 1.0, entropy_loss_weight: 0.05 };
     const ra = await a.lossAndGrads(z, gradOut, opts);
     const rb = await b.lossAndGrads(z, gradOut, opts);
     expect(ints(rb.outputs.indices)).toEqual(ints(ra.outputs.indices));
-    expect(rb.outputs.z_q.dtype).toBe(ra.outputs.z_q.dtype);
-    for (const k of OUTPUTS) expect(maxAbsDiff(f32(rb.outputs[k]), f32(ra.outputs[k])), k).toBeLessThanOrEqual(OUT_TOL);
+    for (const k of OUTPUTS) expect(maxAbsDiff(rb.outputs[k], ra.outputs[k]), k).toBeLessThanOrEqual(OUT_TOL);
     for (const k of ['z', 'embedding.weight'] as const) {
       expect(maxAbsDiff(rb.grads.get(k)!, ra.grads.get(k)!), k).toBeLessThanOrEqual(GRAD_TOL);
     }
     return ra;
   };
 
-  it('float32 with the entropy loss: outputs, indices and gradients', async () => {
-    const r = await compare(dense, chunked);
+  it('with the entropy loss, 300 positions (auto: 10 blocks of 32): outputs, indices, gradients; forward', async () => {
+    const [dense, chunked] = await densePair({ n_embed: K, embed_dim: D }, 3);
+    const { z, gradOut } = latentCase([2, D, 10, 15], 11);
+    const r = await compare(dense, chunked, z, gradOut);
     // the entropy terms are not trivial here (neither 0 nor log n_embed)
     expect(scalar(r.outputs.sample_entropy)).toBeGreaterThan(0.1);
     expect(scalar(r.outputs.avg_entropy)).toBeGreaterThan(1);
-  }, 300_000);
-
-  it('float32 without the entropy loss (64 positions per block)', async () => {
-    await compare(dense0, chunked0);
-  }, 300_000);
-
-  it('bfloat16 autocast with the entropy loss', async () => {
-    const r = await compare(dense, chunked, 'bfloat16');
-    expect(r.outputs.z_q.dtype).toBe('bfloat16');
-  }, 300_000);
-
-  it('bfloat16 autocast without the entropy loss', async () => {
-    await compare(dense0, chunked0, 'bfloat16');
-  }, 300_000);
-
-  it('forward (no gradients) gives the same outputs as the dense path', async () => {
-    const a = await dense.forward(z), b = await chunked.forward(z);
+    // forward without gradients (inference job), 128 positions: 4 blocks
+    const small = latentCase([2, D, 8, 8], 13).z;
+    const a = await dense.forward(small), b = await chunked.forward(small);
     expect(ints(b.indices)).toEqual(ints(a.indices));
     for (const k of ['z_q', 'quant_loss', 'sample_entropy', 'avg_entropy', 'entropy_loss'] as const) {
       expect(maxAbsDiff(b[k], a[k]), k).toBeLessThanOrEqual(OUT_TOL);
     }
+  }, 300_000);
+
+  it('without the entropy loss, 128 positions in blocks of 32', async () => {
+    const [dense, chunked] = await densePair({ n_embed: K, embed_dim: D, use_entropy_loss: false, quantizer_chunk: 32 }, 4);
+    const { z, gradOut } = latentCase([2, D, 8, 8], 17);
+    const r = await compare(dense, chunked, z, gradOut);
+    expect(scalar(r.outputs.entropy_loss)).toBe(0);
   }, 300_000);
 });
 
