@@ -25,7 +25,7 @@ export const DDConfigSchema = z.looseObject({
  * How the IBQ quantizer computes its [positions, n_embed] part (not an official field; absent means 'auto'):
  * 'dense' builds the dense logits / softmax / one-hot tensors (the reference, as the official module);
  * a positive integer r runs the chunked path, r positions per block, memory O(r * n_embed + n_embed) and the
- * same values and gradients up to float32 rounding order; 'auto' takes the chunked path (about 2^23 logits
+ * same values and gradients up to float32 rounding order; 'auto' takes the chunked path (about 3 * 2^22 logits
  * per block) when positions * n_embed >= 2^22, else the dense one.
  */
 export const QuantizerChunkSchema = z.union([z.literal('auto'), z.literal('dense'), int(1)]);

@@ -29,10 +29,13 @@ EntropyBlock entropy_block(at::Tensor& lf, double temperature) {
 // The branch through q = log_softmax(s + 1e-5) is left out: it is gq - exp(q) * sum(gq) = gH (p - p * sum(p))
 // = 0 (exp(q) = softmax(s) = p, sum(p) = 1); the dense path gets rounding noise of about 1e-7 * |gH| p there.
 // `g_avg` is gpa / N [K]. Returns the gradient wrt s (the caller divides by T).
-at::Tensor entropy_grad_block(const EntropyBlock& e, const at::Tensor& g_row, const at::Tensor& g_avg,
-                              double temperature) {
-  auto gp = at::addcmul(g_avg, e.q, g_row);  // g_avg + q * gH
-  return at::_softmax_backward_data(gp, e.p, 1, at::kFloat);  // still to be divided by T
+// `e` is consumed (q is overwritten by dL/dp).
+at::Tensor entropy_grad_block(EntropyBlock& e, const at::Tensor& g_row, const at::Tensor& g_avg) {
+  auto gp = e.q.mul_(g_row).add_(g_avg);  // q * gH + g_avg
+  e.q = at::Tensor();
+  auto ds = at::_softmax_backward_data(gp, e.p, 1, at::kFloat);  // still to be divided by T
+  e.p = at::Tensor();
+  return ds;
 }
 
 struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction> {
@@ -148,8 +151,7 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
           auto lf = lt.t().contiguous();
           lt = at::Tensor();
           auto eb = entropy_block(lf, temperature);
-          auto ds = entropy_grad_block(eb, g_row, g_avg, temperature);
-          eb = EntropyBlock();
+          auto ds = entropy_grad_block(eb, g_row, g_avg);
           dlf = d1t.defined() ? at::add(d1t.t(), ds, 1.0 / temperature) : ds.div_(temperature);
         } else {
           dlf = d1t.t();
@@ -173,7 +175,7 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
 }  // namespace
 
 int64_t default_rows_per_block(int64_t n_embed) {
-  return std::max<int64_t>(1, (int64_t(1) << 23) / std::max<int64_t>(1, n_embed));
+  return std::max<int64_t>(1, (int64_t(3) << 22) / std::max<int64_t>(1, n_embed));
 }
 
 ChunkedIBQOutput ibq_chunked(const at::Tensor& z_flat, const at::Tensor& E, bool use_entropy_loss,

@@ -24,7 +24,8 @@ struct ChunkedIBQOutput {
 ChunkedIBQOutput ibq_chunked(const at::Tensor& z_flat, const at::Tensor& E, bool use_entropy_loss,
                              double temperature, int64_t rows_per_block);
 
-// Positions per block that keep one [rows, n_embed] float32 block at about 2^23 elements (32 MiB).
+// Positions per block that keep one [rows, n_embed] float32 block at about 3 * 2^22 elements (48 MiB; 48
+// positions at n_embed 262144; the backward holds four such blocks at a time).
 int64_t default_rows_per_block(int64_t n_embed);
 
 }  // namespace ibq

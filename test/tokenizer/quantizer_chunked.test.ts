@@ -59,14 +59,14 @@ describe('chunked IBQuantizer equals the dense path at n_embed 262144, embed_dim
     return ra;
   };
 
-  it('with the entropy loss, 300 positions (auto: 10 blocks of 32): outputs, indices, gradients; forward', async () => {
+  it('with the entropy loss, 300 positions (auto: blocks of 48): outputs, indices, gradients; forward', async () => {
     const [dense, chunked] = await densePair({ n_embed: K, embed_dim: D }, 3);
     const { z, gradOut } = latentCase([2, D, 10, 15], 11);
     const r = await compare(dense, chunked, z, gradOut);
     // the entropy terms are not trivial here (neither 0 nor log n_embed)
     expect(scalar(r.outputs.sample_entropy)).toBeGreaterThan(0.1);
     expect(scalar(r.outputs.avg_entropy)).toBeGreaterThan(1);
-    // forward without gradients (inference job), 128 positions: 4 blocks
+    // forward without gradients (inference job), 128 positions: 3 blocks
     const small = latentCase([2, D, 8, 8], 13).z;
     const a = await dense.forward(small), b = await chunked.forward(small);
     expect(ints(b.indices)).toEqual(ints(a.indices));

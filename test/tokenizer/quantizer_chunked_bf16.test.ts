@@ -39,7 +39,7 @@ describe('chunked IBQuantizer under bfloat16 autocast at n_embed 262144, embed_d
     expect(maxAbsDiff(rb.grads.get('z')!, dz)).toBeLessThanOrEqual(GRAD_TOL + BF16_UNIT * maxAbs(dz));
   };
 
-  it('with the entropy loss (auto: 4 blocks of 32 positions)', async () => {
+  it('with the entropy loss (auto: 3 blocks of at most 48 positions)', async () => {
     const [dense, chunked] = await densePair({ n_embed: K, embed_dim: D }, 3);
     const { z, gradOut } = latentCase([2, D, 8, 8], 11);
     await compare(dense, chunked, z, gradOut);
