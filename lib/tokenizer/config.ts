@@ -21,6 +21,26 @@ export const DDConfigSchema = z.looseObject({
   dropout: z.number().min(0).lt(1).default(0),
 });
 
+/**
+ * How the IBQ quantizer computes its [positions, n_embed] part (not an official field; absent means 'auto'):
+ * 'dense' builds the dense logits / softmax / one-hot tensors (the reference, as the official module);
+ * a positive integer r runs the chunked path, r positions per block, memory O(r * n_embed + n_embed) and the
+ * same values and gradients up to float32 rounding order; 'auto' takes the chunked path (about 3 * 2^22 logits
+ * per block) when positions * n_embed >= 2^22, else the dense one.
+ */
+export const QuantizerChunkSchema = z.union([z.literal('auto'), z.literal('dense'), int(1)]);
+export type QuantizerChunk = z.output<typeof QuantizerChunkSchema>;
+
+/** A quantizer_chunk value checked: TypeError / RangeError naming `name` otherwise. */
+export function checkQuantizerChunk(v: unknown, name: string): QuantizerChunk {
+  if (typeof v === 'number' || typeof v === 'string') {
+    const r = QuantizerChunkSchema.safeParse(v);
+    if (r.success) return r.data;
+    throw new RangeError(`${name}: expected 'auto', 'dense' or a positive integer, got ${JSON.stringify(v)}`);
+  }
+  throw new TypeError(`${name}: expected 'auto', 'dense' or a positive integer, got ${v === null ? 'null' : typeof v}`);
+}
+
 /** The official `model.init_args` of a tokenizer YAML; fields the tokenizer does not use are kept as given. */
 export const TokenizerConfigSchema = z.looseObject({
   ddconfig: DDConfigSchema,
@@ -32,6 +52,8 @@ export const TokenizerConfigSchema = z.looseObject({
   sample_minimization_weight: z.number().default(1.0),
   batch_maximization_weight: z.number().default(1.0),
   l2_normalize: z.boolean().default(false),
+  /** See QuantizerChunkSchema (optional; absent: 'auto'). */
+  quantizer_chunk: QuantizerChunkSchema.optional(),
   lossconfig: z.looseObject({ target: z.string().optional(), params: z.record(z.string(), z.unknown()).optional() }).optional(),
 });
 

@@ -15,6 +15,7 @@ import {
 } from '../native.js';
 import { Tensor, tensorArg, wrap, wrapAll } from '../core/tensor.js';
 import { checkAutocast } from '../core/autocast.js';
+import { checkQuantizerChunk, type QuantizerChunk } from './config.js';
 
 
 export interface CreateOptions {
@@ -35,6 +36,12 @@ export interface IBQuantizerOptions {
   entropy_temperature?: number;
   sample_minimization_weight?: number;
   batch_maximization_weight?: number;
+  /**
+   * 'dense' (the reference: dense [positions, n_embed] logits, softmax and one-hot), a positive integer
+   * (chunked: that many positions per block, memory O(block * n_embed + n_embed), same values and gradients
+   * up to float32 rounding order), or 'auto' (default: chunked when positions * n_embed >= 2^22).
+   */
+  quantizer_chunk?: QuantizerChunk;
 }
 
 /** forward() of IBQuantizer: every tensor float32 unless noted (z_q is bfloat16 under autocast). */
@@ -94,6 +101,7 @@ export class IBQuantizer extends Quantizer<IBQOutputName, IBQuantizerOutput> {
       entropy_temperature: checkNumber(options.entropy_temperature ?? 0.01, 'options.entropy_temperature', Number.MIN_VALUE),
       sample_minimization_weight: checkNumber(options.sample_minimization_weight ?? 1.0, 'options.sample_minimization_weight'),
       batch_maximization_weight: checkNumber(options.batch_maximization_weight ?? 1.0, 'options.batch_maximization_weight'),
+      quantizer_chunk: checkQuantizerChunk(options.quantizer_chunk ?? 'auto', 'options.quantizer_chunk'),
     };
     super(new native.IBQuantizerHandle(o, create.device, create.seed));
     this.options = o;

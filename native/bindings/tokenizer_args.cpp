@@ -38,6 +38,19 @@ std::vector<int64_t> IntList(const Napi::Object& o, const char* key, const std::
   return out;
 }
 
+// quantizer_chunk: 'auto' (or absent) -> -1, 'dense' -> 0, a positive integer -> positions per block.
+int64_t ChunkField(const Napi::Object& o, const std::string& arg) {
+  auto v = Field(o, "quantizer_chunk");
+  if (v.IsUndefined() || v.IsNull()) return -1;
+  if (v.IsString()) {
+    const auto s = v.As<Napi::String>().Utf8Value();
+    if (s == "auto") return -1;
+    if (s == "dense") return 0;
+  }
+  if (v.IsNumber()) return ArgInt(v, (arg + ".quantizer_chunk").c_str(), 1, int64_t(1) << 40);
+  ThrowRange(v.Env(), arg + ".quantizer_chunk: expected 'auto', 'dense' or a positive integer");
+}
+
 }  // namespace
 
 ibq::vqgan::DDConfig ArgDDConfig(const Napi::Value& v, const char* arg) {
@@ -68,6 +81,7 @@ ibq::IBQOptions ArgIBQOptions(const Napi::Object& o, const char* arg) {
   q.entropy_temperature = NumField(o, "entropy_temperature", a, q.entropy_temperature);
   q.sample_minimization_weight = NumField(o, "sample_minimization_weight", a, q.sample_minimization_weight);
   q.batch_maximization_weight = NumField(o, "batch_maximization_weight", a, q.batch_maximization_weight);
+  q.chunk = ChunkField(o, a);
   return q;
 }
 

@@ -21,7 +21,8 @@ using NamedOutputs = std::vector<std::pair<std::string, at::Tensor>>;
 // { ddconfig: {...} } fields with the official names; absent fields keep the DDConfig defaults.
 ibq::vqgan::DDConfig ArgDDConfig(const Napi::Value& v, const char* arg);
 // { n_embed, embed_dim, beta, use_entropy_loss, entropy_temperature, sample_minimization_weight,
-//   batch_maximization_weight } (absent: IBQOptions defaults).
+//   batch_maximization_weight, quantizer_chunk ('auto' | 'dense' | positions per block) } (absent: IBQOptions
+//   defaults).
 ibq::IBQOptions ArgIBQOptions(const Napi::Object& o, const char* arg);
 // { n_embed, embed_dim, beta, legacy, l2_normalize }.
 ibq::VQOptions ArgVQOptions(const Napi::Object& o, const char* arg);

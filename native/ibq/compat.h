@@ -97,6 +97,32 @@ class AutocastGuard {
   at::ScalarType prev_dtype_ = at::kBFloat16;
 };
 
+// The dtype autocast gives matrix products on `device` right now (kBFloat16 / kHalf), or nullopt when autocast
+// is off there (the chunked quantizer mirrors what an autocast einsum would compute).
+inline c10::optional<at::ScalarType> active_autocast_dtype(const at::Device& device) {
+#if IBQ_TORCH_AT_LEAST(2, 4)
+  const auto type = device.is_cuda() ? at::kCUDA : at::kCPU;
+  if (!at::autocast::is_autocast_enabled(type)) return c10::nullopt;
+  return at::autocast::get_autocast_dtype(type);
+#else
+  if (device.is_cuda()) {
+    if (!at::autocast::is_enabled()) return c10::nullopt;
+    return at::autocast::get_autocast_gpu_dtype();
+  }
+  if (!at::autocast::is_cpu_enabled()) return c10::nullopt;
+  return at::autocast::get_autocast_cpu_dtype();
+#endif
+}
+
+// Turns autocast off for the current thread while alive (ops keep the dtypes they are given).
+class AutocastOff {
+ public:
+  AutocastOff() : guard_(c10::autocast_dispatch_keyset) {}
+
+ private:
+  c10::impl::ExcludeDispatchKeyGuard guard_;
+};
+
 }  // namespace ibq::compat
 
 // ---- c10d (distributed): only in translation units that define IBQ_C10D before including this header, so the

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "ibq/errors.h"
+#include "ibq/quantizer_chunked.h"
 
 namespace ibq {
 
@@ -11,6 +12,7 @@ void IBQOptions::validate() const {
   if (embed_dim < 1) throw ValueError("embed_dim: expected a positive integer, got " + std::to_string(embed_dim));
   if (!(entropy_temperature > 0))
     throw ValueError("entropy_temperature: expected a positive number, got " + std::to_string(entropy_temperature));
+  if (chunk < -1) throw ValueError("quantizer_chunk: expected -1 (auto), 0 (dense) or a positive block size");
 }
 
 void check_latent(const at::Tensor& z, int64_t embed_dim, const char* arg) {
@@ -61,8 +63,43 @@ IBQuantizerImpl::IBQuantizerImpl(const IBQOptions& opts) : opts_(opts) {
   embedding = register_module("embedding", torch::nn::Embedding(opts.n_embed, opts.embed_dim));
 }
 
+int64_t IBQuantizerImpl::rows_per_block(int64_t positions) const {
+  if (opts_.chunk >= 0) return opts_.chunk;
+  return positions * opts_.n_embed >= kAutoChunkElements ? default_rows_per_block(opts_.n_embed) : 0;
+}
+
 IBQOutput IBQuantizerImpl::forward(const at::Tensor& z) {
   check_latent(z, opts_.embed_dim, "z");
+  const int64_t rows = rows_per_block(z.size(0) * z.size(2) * z.size(3));
+  return rows > 0 ? forward_chunked(z, rows) : forward_dense(z);
+}
+
+IBQOutput IBQuantizerImpl::forward_chunked(const at::Tensor& z, int64_t rows) {
+  const int64_t b = z.size(0), h = z.size(2), w = z.size(3);
+  auto flat = z.permute({0, 2, 3, 1}).reshape({b * h * w, opts_.embed_dim});
+  auto c = ibq_chunked(flat, embedding->weight, opts_.use_entropy_loss, opts_.entropy_temperature, rows);
+  auto to_bdhw = [&](const at::Tensor& t) { return t.view({b, h, w, opts_.embed_dim}).permute({0, 3, 1, 2}); };
+  auto z_q = to_bdhw(c.z_q);
+  auto z_q2 = to_bdhw(c.z_q2);
+  auto quant_loss = torch::mean(torch::pow(z_q - z, 2)) + torch::mean(torch::pow(z_q2.detach() - z, 2)) +
+                    opts_.beta * torch::mean(torch::pow(z_q2 - z.detach(), 2));
+  IBQOutput out;
+  out.z_q = z_q;
+  out.quant_loss = quant_loss.to(at::kFloat);
+  if (opts_.use_entropy_loss) {
+    out.sample_entropy = c.sample_entropy;
+    out.avg_entropy = c.avg_entropy;
+    out.entropy_loss = opts_.sample_minimization_weight * c.sample_entropy -
+                       opts_.batch_maximization_weight * c.avg_entropy;
+  } else {
+    auto zero = torch::zeros({}, z.options().dtype(at::kFloat));
+    out.sample_entropy = out.avg_entropy = out.entropy_loss = zero;
+  }
+  out.indices = c.indices.view({b, h, w});
+  return out;
+}
+
+IBQOutput IBQuantizerImpl::forward_dense(const at::Tensor& z) {
   const auto& E = embedding->weight;
   auto logits = torch::einsum("bdhw,nd->bnhw", {z, E});
   auto logits_f = logits.to(at::kFloat);  // softmax, argmax and the entropy run in float32 under autocast

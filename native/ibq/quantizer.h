@@ -14,8 +14,16 @@ struct IBQOptions {
   double entropy_temperature = 0.01;
   double sample_minimization_weight = 1.0;
   double batch_maximization_weight = 1.0;
+  // quantizer_chunk: how forward computes the [positions, n_embed] part. 0: dense tensors (the reference);
+  // r > 0: the chunked path (ibq_chunked) with r positions per block; -1 (auto): chunked with
+  // default_rows_per_block(n_embed) when positions * n_embed >= kAutoChunkElements, else dense.
+  int64_t chunk = -1;
   void validate() const;  // ibq::ValueError naming the field
 };
+
+// Size (positions * n_embed) from which quantizer_chunk = auto takes the chunked path: 2^22 elements, one
+// 16 MiB float32 tensor.
+constexpr int64_t kAutoChunkElements = int64_t(1) << 22;
 
 struct IBQOutput {
   at::Tensor z_q;             // [B, D, H, W]: one_hot @ E with the straight-through one_hot
@@ -43,7 +51,11 @@ class IBQuantizerImpl : public torch::nn::Module {
   // hard = one_hot(argmax soft); one_hot = hard - sg(soft) + soft; z_q = one_hot @ E; with z_q2 = hard @ E:
   // quant_loss = mean((z_q - z)^2) + mean((sg(z_q2) - z)^2) + beta * mean((z_q2 - sg(z))^2).
   // Same computation in train and eval mode (as the official module). Throws ibq::ValueError on a bad shape.
+  // Dense or chunked by options().chunk (same values and gradients; see quantizer_chunked.h).
   IBQOutput forward(const at::Tensor& z);
+
+  // Positions per block of the chunked path for `positions` positions, or 0 for the dense path.
+  int64_t rows_per_block(int64_t positions) const;
 
   // Indices only (int64 [B, H, W]): argmax of the logits, in chunks of positions so that no [N, n_embed]
   // tensor is built. Equal to forward(z).indices.
@@ -57,6 +69,8 @@ class IBQuantizerImpl : public torch::nn::Module {
   torch::nn::Embedding embedding{nullptr};
 
  private:
+  IBQOutput forward_dense(const at::Tensor& z);
+  IBQOutput forward_chunked(const at::Tensor& z, int64_t rows);
   IBQOptions opts_;
 };
 TORCH_MODULE(IBQuantizer);
