@@ -138,7 +138,7 @@ export interface NativeAddon extends TransformerNative {
     fail(message: string, async?: boolean): Promise<never>;
   };
 
-  // ---- checkpoints and files (issue 3): native/bindings/tensor_io.cpp, native/ibq/tensor_io.h ----
+  // ---- checkpoints and files: native/bindings/tensor_io.cpp, native/ibq/tensor_io.h ----
   io: {
     /** The bytes of a record of a torch.save zip archive (name relative to the archive folder). */
     zipRecord(path: string, name: string): Promise<Buffer>;
@@ -159,13 +159,13 @@ export interface NativeAddon extends TransformerNative {
   };
   // ---- end checkpoints and files ----
 
-  // ---- tokenizer area (issue 4): handles of native/bindings/{tokenizer,quantizers}.cpp ----
+  // ---- tokenizer area: handles of native/bindings/{tokenizer,ibq_quantizer,vector_quantizer}.cpp ----
   TokenizerHandle: new (config: object, device?: string, seed?: number) => TokenizerHandleNative;
   IBQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<IBQOutputName>;
   VectorQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<VQOutputName>;
   // ---- end of tokenizer area ----
 
-  // ---- evaluation (issue 7): native/bindings/{eval_models,metrics}.cpp, native/ibq/{inception,lpips,metrics}.h ----
+  // ---- evaluation: native/bindings/{fid_inception,lpips,metrics}.cpp, native/ibq/{inception,lpips,metrics}.h ----
   FidInceptionHandle: new () => FidInceptionHandleNative;
   LpipsHandle: new (net: 'vgg' | 'alex') => LpipsHandleNative;
   metrics: {
@@ -182,7 +182,7 @@ export interface NativeAddon extends TransformerNative {
     };
   };
   // ---- end evaluation ----
-  // ---- tokenizer training (issue 5): native/bindings/tok_trainer.cpp ----
+  // ---- tokenizer training: native/bindings/tokenizer_trainer.cpp ----
   TokenizerTrainerHandle: new (
     tokenizer: { moduleRef(): unknown },
     lossconfig: object,
@@ -192,7 +192,7 @@ export interface NativeAddon extends TransformerNative {
   // ---- end of tokenizer training ----
 }
 
-// ---- tokenizer training (issue 5): native/bindings/tok_trainer.cpp ----
+// ---- tokenizer training: native/bindings/tokenizer_trainer.cpp ----
 /** One Adam optimizer's state: per parameter the step count (0: no state yet) and the two moments. */
 export interface AdamStateNative {
   lr: number;
@@ -232,7 +232,7 @@ export interface TokenizerTrainerNative extends ModuleHandleNative {
 }
 // ---- end of tokenizer training ----
 
-// ---- tokenizer area (issue 4): IBQ tokenizer and quantizers (native/bindings/{tokenizer,quantizers}.cpp) ----
+// ---- tokenizer area: IBQ tokenizer and quantizers (native/bindings/{tokenizer,ibq_quantizer,vector_quantizer}.cpp) ----
 
 /** Options of the tokenizer/quantizer calls: run under autocast with this dtype (CPU: bfloat16 only). */
 export interface AutocastOptions {
@@ -258,7 +258,7 @@ export type IBQOutputName = 'z_q' | 'quant_loss' | 'sample_entropy' | 'avg_entro
 export type VQOutputName = 'z_q' | 'loss' | 'indices';
 // ---- end of tokenizer area ----
 
-// ---- evaluation (issue 7): FID Inception, LPIPS and metric handles ----
+// ---- evaluation: FID Inception, LPIPS and metric handles ----
 export interface GaussianStatsNative {
   mu: TensorHandle;
   sigma: TensorHandle;

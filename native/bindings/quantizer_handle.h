@@ -1,5 +1,6 @@
-// JS handles of the standalone quantizers (lib/quantizer.ts wraps them): IBQuantizerHandle and
-// VectorQuantizerHandle with forward, lossAndGrads and getCodebookEntry, each one async job on the model's queue.
+// The shared base of the standalone quantizers' JS handles (ibq_quantizer.cpp, vector_quantizer.cpp): forward,
+// lossAndGrads and getCodebookEntry, each one async job on the model's queue (lib/tokenizer/quantizer.ts wraps them).
+#pragma once
 #include <napi.h>
 
 #include "bindings/addon_data.h"
@@ -12,9 +13,9 @@
 #include "ibq/vq_quantizer.h"
 
 namespace ibqb {
-namespace {
 
-NamedOutputs Outputs(const ibq::IBQOutput& o) {
+
+inline NamedOutputs Outputs(const ibq::IBQOutput& o) {
   return {{"z_q", o.z_q},
           {"quant_loss", o.quant_loss},
           {"sample_entropy", o.sample_entropy},
@@ -22,14 +23,14 @@ NamedOutputs Outputs(const ibq::IBQOutput& o) {
           {"entropy_loss", o.entropy_loss},
           {"indices", o.indices}};
 }
-NamedOutputs Outputs(const ibq::VQOutput& o) { return {{"z_q", o.z_q}, {"loss", o.loss}, {"indices", o.indices}}; }
+inline NamedOutputs Outputs(const ibq::VQOutput& o) { return {{"z_q", o.z_q}, {"loss", o.loss}, {"indices", o.indices}}; }
 
 // The scalar a quantizer's lossAndGrads differentiates (DESIGN.md): sum(z_q * gradOut) + w_q * quant_loss +
 // w_e * entropy_loss (IBQ) or sum(z_q * gradOut) + loss (VQ).
-at::Tensor Objective(const ibq::IBQOutput& o, const at::Tensor& g, double wq, double we) {
+inline at::Tensor Objective(const ibq::IBQOutput& o, const at::Tensor& g, double wq, double we) {
   return (o.z_q * g).sum() + wq * o.quant_loss + we * o.entropy_loss;
 }
-at::Tensor Objective(const ibq::VQOutput& o, const at::Tensor& g, double, double) { return (o.z_q * g).sum() + o.loss; }
+inline at::Tensor Objective(const ibq::VQOutput& o, const at::Tensor& g, double, double) { return (o.z_q * g).sum() + o.loss; }
 
 template <class Derived, class Impl>
 class QuantizerHandle : public ModuleHandle<Derived> {
@@ -124,41 +125,4 @@ class QuantizerHandle : public ModuleHandle<Derived> {
   }
 };
 
-class IBQuantizerHandle : public QuantizerHandle<IBQuantizerHandle, ibq::IBQuantizerImpl> {
- public:
-  // new IBQuantizerHandle({ n_embed, embed_dim, beta, use_entropy_loss, entropy_temperature, ... }, device?, seed?)
-  explicit IBQuantizerHandle(const Napi::CallbackInfo& info) : QuantizerHandle(info) {
-    auto opts = ArgIBQOptions(ArgObject(info[0], "options"), "options");
-    at::Device device = ArgOptDevice(info[1]);
-    MaybeSeed(info[2]);
-    module_ = Guard(info.Env(), [&] {
-      auto m = std::make_shared<ibq::IBQuantizerImpl>(opts);
-      m->to(device);
-      return std::static_pointer_cast<torch::nn::Module>(m);
-    });
-  }
-};
-
-class VectorQuantizerHandle : public QuantizerHandle<VectorQuantizerHandle, ibq::VectorQuantizerImpl> {
- public:
-  // new VectorQuantizerHandle({ n_embed, embed_dim, beta, legacy, l2_normalize }, device?, seed?)
-  explicit VectorQuantizerHandle(const Napi::CallbackInfo& info) : QuantizerHandle(info) {
-    auto opts = ArgVQOptions(ArgObject(info[0], "options"), "options");
-    at::Device device = ArgOptDevice(info[1]);
-    MaybeSeed(info[2]);
-    module_ = Guard(info.Env(), [&] {
-      auto m = std::make_shared<ibq::VectorQuantizerImpl>(opts);
-      m->to(device);
-      return std::static_pointer_cast<torch::nn::Module>(m);
-    });
-  }
-};
-
-void InitQuantizers(Napi::Env env, Napi::Object exports) {
-  IBQuantizerHandle::Define(env, exports, "IBQuantizerHandle");
-  VectorQuantizerHandle::Define(env, exports, "VectorQuantizerHandle");
-}
-IBQB_REGISTER("quantizers", InitQuantizers);
-
-}  // namespace
 }  // namespace ibqb
