@@ -143,11 +143,11 @@ async function time(w, p) {
   } else if (w === 'ar_sampling') {
     const tr = Transformer.create(gptConfig(p), { seed: 0 }).eval();
     const labels = Array.from({ length: p.batch }, (_, i) => i % p.class_num);
-    const run = async (steps) => {
-      const t = await tr.sample({ labels, cfgScale: p.cfg_scale, temperature: 1.0, seed: 0, ...(steps ? { steps } : {}) });
+    const run = async () => {
+      const t = await tr.sample({ labels, cfgScale: p.cfg_scale, temperature: 1.0, seed: 0 });
       t.dispose();
     };
-    [times, base] = await timed(() => run(), p.warmup, p.reps, () => run(p.warmup_steps ?? 8));
+    [times, base] = await timed(run, p.warmup, p.reps);
   } else if (w === 'ckpt_load') {
     base = rssMb();
     const t0 = process.hrtime.bigint();

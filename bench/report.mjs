@@ -48,7 +48,8 @@ export function renderTable(results, machine) {
     'weights are not available offline; they do not change the cost).',
     '',
     `Machine: ${machine.cpu}, ${machine.cores} cores, ISA ${machine.isa.join(' ') || 'unknown'}, ${machine.memory_gb} GB;` +
-      ` ${machine.threads} threads per side; Node ${machine.node}.`,
+      ` ${machine.threads} threads per side (OMP_WAIT_POLICY ${machine.omp_wait_policy ?? 'default'});` +
+      ` load average ${machine.load_average?.[0] ?? '?'} at the start; Node ${machine.node}.`,
     `Date: ${new Date().toISOString().slice(0, 10)} (row dates in bench/results/*.json).`,
     '',
     '| workload | parity | PyTorch | ours | time ratio | memory ratio | target |',

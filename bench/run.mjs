@@ -5,7 +5,7 @@
 // peak RSS per side, ratios ours/PyTorch. Writes bench/results/<workload>.json and BENCHMARKS.md.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
@@ -48,7 +48,13 @@ if (!existsSync(join(ROOT, 'dist', 'index.js'))) program.error('dist/ is missing
 const outDir = resolve(opts.out ?? join(HERE, 'results', opts.quick ? 'quick' : ''));
 mkdirSync(outDir, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), 'ibq-bench-'));
-const env = { ...process.env, OMP_NUM_THREADS: String(opts.threads), MKL_NUM_THREADS: String(opts.threads) };
+// OpenMP threads sleep rather than spin while waiting (both sides): on a shared, loaded machine spinning
+// threads of one side starve each other and measure the neighbours, not the code (a 10x swing here).
+// Set OMP_WAIT_POLICY yourself to override.
+const waitPolicy = process.env.OMP_WAIT_POLICY ?? 'PASSIVE';
+const env = {
+  ...process.env, OMP_NUM_THREADS: String(opts.threads), MKL_NUM_THREADS: String(opts.threads), OMP_WAIT_POLICY: waitPolicy,
+};
 
 function runJson(cmd, args, what) {
   const r = spawnSync(cmd, args, { cwd: ROOT, env, encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
@@ -138,7 +144,7 @@ function ensureCheckpoint(params) {
   return { path, bytes: statSync(path).size };
 }
 
-const machine = machineInfo(opts.threads);
+const machine = { ...machineInfo(opts.threads), omp_wait_policy: waitPolicy, load_average: loadavg().map((x) => round(x, 3)) };
 const started = Date.now();
 const failures = [];
 log(`ibq-native bench${opts.quick ? ' (--quick)' : ''}: ${machine.cpu}, ${machine.cores} cores, ${opts.threads} threads per side`);

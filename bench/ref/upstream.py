@@ -74,8 +74,7 @@ def time_mode(w, p, root):
         def run(steps):
             torch.manual_seed(0)
             return llama.sample_IBQ(x, m, steps, temperature=1.0, top_k=0, top_p=1.0, cfg_scale=p["cfg_scale"])
-        times, base = timed(lambda: run(p["block_size"]), p["warmup"], p["reps"],
-                            lambda: run(p.get("warmup_steps", 8)))
+        times, base = timed(lambda: run(p["block_size"]), p["warmup"], p["reps"])
     else:
         raise SystemExit("upstream: workload %s is not run from the upstream checkout" % w)
     return {"times": times, "peak_rss_mb": peak_mb(), "baseline_rss_mb": base}

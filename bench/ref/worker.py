@@ -236,8 +236,7 @@ def time_mode(w, p, d):
     elif w == "ar_sampling":
         m = G.Transformer(gpt_cfg(p)).eval()
         labels = torch.arange(p["batch"]) % p["class_num"]
-        times, base = timed(lambda: m.sample(labels, p["cfg_scale"], 1.0, seed=0), p["warmup"], p["reps"],
-                            lambda: m.sample(labels, p["cfg_scale"], 1.0, seed=0, steps=p.get("warmup_steps", 8)))
+        times, base = timed(lambda: m.sample(labels, p["cfg_scale"], 1.0, seed=0), p["warmup"], p["reps"])
     elif w == "ckpt_load":
         base = rss_mb()
         t0 = time.perf_counter()
