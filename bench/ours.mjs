@@ -149,6 +149,7 @@ async function time(w, p) {
     };
     [times, base] = await timed(run, p.warmup, p.reps);
   } else if (w === 'ckpt_load') {
+    if (p.warm_path) (await loadCheckpoint(p.warm_path)).stateDict.forEach((t) => t.dispose());  // warm-up: code paths
     base = rssMb();
     const t0 = process.hrtime.bigint();
     const ck = await loadCheckpoint(p.path);

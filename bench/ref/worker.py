@@ -238,6 +238,8 @@ def time_mode(w, p, d):
         labels = torch.arange(p["batch"]) % p["class_num"]
         times, base = timed(lambda: m.sample(labels, p["cfg_scale"], 1.0, seed=0), p["warmup"], p["reps"])
     elif w == "ckpt_load":
+        if p.get("warm_path"):
+            load_sd(p["warm_path"])  # warm-up: code paths
         base = rss_mb()
         t0 = time.perf_counter()
         sd = load_sd(p["path"])
