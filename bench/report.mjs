@@ -34,7 +34,7 @@ const f = (x, d = 3) => (x === undefined ? '-' : Number(x).toPrecision(d));
 const side = (s) => `${f(s.median_s)} s (${f(s.min_s)}-${f(s.max_s)}), ${Math.round(s.peak_rss_mb)} MB`;
 const met = (v, t) => (t === undefined ? '' : v <= t ? ' ✓' : ' ✗');
 
-export function renderTable(results, machine) {
+export function renderTable(results, machine, run) {
   const lines = [
     '# Benchmarks',
     '',
@@ -50,7 +50,8 @@ export function renderTable(results, machine) {
     `Machine: ${machine.cpu}, ${machine.cores} cores, ISA ${machine.isa.join(' ') || 'unknown'}, ${machine.memory_gb} GB;` +
       ` ${machine.threads} threads per side (OMP_WAIT_POLICY ${machine.omp_wait_policy ?? 'default'});` +
       ` load average ${machine.load_average?.[0] ?? '?'} at the start; Node ${machine.node}.`,
-    `Date: ${new Date().toISOString().slice(0, 10)} (row dates in bench/results/*.json).`,
+    `Date: ${new Date().toISOString().slice(0, 10)} (row dates in bench/results/*.json).` +
+      (run ? ` Last run: ${run.names.join(', ')} in ${Math.round(run.seconds)} s wall time.` : ''),
     '',
     '| workload | parity | PyTorch | ours | time ratio | memory ratio | target |',
     '|---|---|---|---|---|---|---|',
@@ -73,7 +74,7 @@ export function renderTable(results, machine) {
       `${f(r.ratio_time)}${met(r.ratio_time, t.time)}${extra} | ${f(r.ratio_memory)}${met(r.ratio_memory, t.memory)} | ${target} |`);
     if (r.upstream) lines.push(`| ↳ upstream modules (--upstream) | | ${side(r.upstream)} | | ${f(r.ours.median_s / r.upstream.median_s)} | ${f(r.ours.peak_rss_mb / r.upstream.peak_rss_mb)} | |`);
   }
-  lines.push('', 'Run: `npm run bench` (full, < 20 min on 2 cores), `npm run bench -- --quick` (CI sizes),',
+  lines.push('', 'Run: `npm run bench` (full; about 12 min on 2 idle cores), `npm run bench -- --quick` (CI sizes),',
     '`--only <workload>[,...]`, `--threads N`, `--upstream DIR` (adds the upstream project\'s own modules from a',
     'local checkout; nothing of it is stored here). On a GPU machine the same script runs with a CUDA libtorch',
     '(absolute times only hold there).', '');

@@ -208,7 +208,7 @@ const results = readdirSync(outDir).filter((f) => f.endsWith('.json'))
   .map((f) => JSON.parse(readFileSync(join(outDir, f), 'utf8')))
   .sort((x, y) => Object.keys(WORKLOADS).indexOf(x.workload) - Object.keys(WORKLOADS).indexOf(y.workload));
 const md = opts.quick || opts.out ? join(outDir, 'BENCHMARKS.md') : join(ROOT, 'BENCHMARKS.md');
-writeFileSync(md, renderTable(results, machine));
+writeFileSync(md, renderTable(results, machine, { names, seconds: (Date.now() - started) / 1000 }));
 log(`wrote ${md} and ${outDir}/<workload>.json in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 if (failures.length) {
   log(`PARITY FAILED for: ${failures.join(', ')} (see above); those workloads were not timed`);
