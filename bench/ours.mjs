@@ -39,11 +39,19 @@ function uniform(n, seed, lo = -1, hi = 1) {
   }
   return out;
 }
+// Standard normal numbers (Box-Muller on the uniform stream): the same distribution as the reference's randn,
+// which matters for the quantizer (the spread of its logits / 0.01 decides how many softmax terms underflow).
+function normal(n, seed) {
+  const u = uniform(2 * n, seed, 0, 1);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(u[2 * i] || 1e-12)) * Math.cos(2 * Math.PI * u[2 * i + 1]);
+  return out;
+}
 const images = (p, b, seed) => tensor(uniform(b * 3 * p.resolution * p.resolution, seed), [b, 3, p.resolution, p.resolution]);
 function quantInputs(p) {
   const side = Math.round(Math.sqrt(p.N / p.B));
   const n = p.B * p.D * side * side;
-  return [tensor(uniform(n, 1, -2, 2), [p.B, p.D, side, side]), tensor(uniform(n, 2, -1, 1), [p.B, p.D, side, side])];
+  return [tensor(normal(n, 1), [p.B, p.D, side, side]), tensor(normal(n, 2), [p.B, p.D, side, side])];
 }
 
 async function makeTrainer(p, sd) {
