@@ -144,12 +144,13 @@ export interface NativeAddon extends TransformerNative {
     zipRecord(path: string, name: string): Promise<Buffer>;
     /**
      * Reads storages (zip records, or byte ranges of a plain file) once each and returns one tensor per
-     * view; views of one storage share its memory.
+     * view; views of one storage share its memory. `mappable` storages (uncompressed bytes, aligned, no byte
+     * swap) are memory-mapped copy-on-write instead of read (native/ibq/tensor_io.h; IBQ_NO_MMAP=1 reads).
      */
     loadTensors(
       path: string,
       zip: boolean,
-      storages: [record: string, fileOffset: number, nbytes: number, dtype: string, byteswap: boolean][],
+      storages: [record: string, fileOffset: number, nbytes: number, dtype: string, byteswap: boolean, mappable?: boolean][],
       tensors: [storage: number, sizes: number[], strides: number[], offset: number][],
     ): Promise<TensorHandle[]>;
     /** Writes a torch.save zip archive (PyTorchStreamWriter; adds "version"), then fsyncs it. */

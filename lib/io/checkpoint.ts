@@ -2,6 +2,9 @@
  * loadCheckpoint: torch.save files (zip archives of any folder name, and the legacy non-zip format) and
  * PyTorch Lightning .ckpt files, read safely (see ./pickle.ts) and without a full-file copy in JS memory:
  * the pickle is parsed here, then ONE native call reads the storages it names and builds every tensor.
+ * Stored (uncompressed) records, which is how torch.save writes them, are not read but memory-mapped
+ * copy-on-write: loading a multi-GB checkpoint costs neither a copy nor resident memory until the tensors
+ * are used (native/ibq/tensor_io.h).
  */
 import { native } from '../native.js';
 import { Tensor, wrap } from '../core/tensor.js';
@@ -60,10 +63,10 @@ async function parseZip(path: string, size: number): Promise<ParsedPickle> {
     root: value,
     ctx,
     async read(storages, refs, storageIndex) {
-      const specs = storages.map((s): [string, number, number, string, boolean] => {
+      const specs = storages.map((s): [string, number, number, string, boolean, boolean] => {
         const nbytes = s.numel * s.elementSize;
-        entry(`data/${s.key}`, nbytes);
-        return [`data/${s.key}`, 0, nbytes, s.dtype, byteswap];
+        const stored = entry(`data/${s.key}`, nbytes).method === 0;  // uncompressed: memory-mapped in place
+        return [`data/${s.key}`, 0, nbytes, s.dtype, byteswap, stored];
       });
       const views = refs.map((r): [number, number[], number[], number] => [storageIndex.get(r.storage)!, r.size, r.stride, r.offset]);
       return (await native.io.loadTensors(path, true, specs, views)).map(wrap);

@@ -110,11 +110,11 @@ async function parseLegacy(path: string, size: number, data: Uint8Array): Promis
           roots.push(r);
         }
       }
-      const specs = roots.map((r): [string, number, number, string, boolean] => {
+      const specs = roots.map((r): [string, number, number, string, boolean, boolean] => {
         const at = offsets.get(r.key);
         if (!at) throw new Error(`${path}: storage ${r.key} is missing from the file`);
         if (at.count < r.numel) throw new Error(`${path}: storage ${r.key} holds ${at.count} elements, but ${r.numel} are needed`);
-        return ['', at.offset, r.numel * r.elementSize, r.dtype, byteswap];
+        return ['', at.offset, r.numel * r.elementSize, r.dtype, byteswap, true];
       });
       const views = refs.map((t): [number, number[], number[], number] => [
         rootIndex.get(rootOf(t.storage).key)!,

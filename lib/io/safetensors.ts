@@ -78,7 +78,7 @@ export async function loadSafetensors(path: string): Promise<Map<string, Tensor>
     const json = (await readRange(path, 8, Number(n))).toString('utf8');
     const base = 8 + Number(n);
     const { entries } = parseHeader(path, json, size - base);
-    const storages = entries.map((e): [string, number, number, string, boolean] => ['', base + e.begin, e.end - e.begin, e.dtype, false]);
+    const storages = entries.map((e): [string, number, number, string, boolean, boolean] => ['', base + e.begin, e.end - e.begin, e.dtype, false, true]);
     const views = entries.map((e, i): [number, number[], number[], number] => [i, e.shape, contiguousStrides(e.shape), 0]);
     const handles = entries.length ? await native.io.loadTensors(path, false, storages, views) : [];
     return new Map(entries.map((e, i) => [e.name, wrap(handles[i])]));

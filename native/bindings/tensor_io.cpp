@@ -1,6 +1,6 @@
 // Bindings of native/ibq/tensor_io (checkpoint, safetensors and npy bytes), exported as `io`:
 //   zipRecord(path, name) -> Promise<Buffer>
-//   loadTensors(path, zip, storages: [record, fileOffset, nbytes, dtype, byteswap][],
+//   loadTensors(path, zip, storages: [record, fileOffset, nbytes, dtype, byteswap, mappable?][],
 //               tensors: [storage, sizes, strides, offset][]) -> Promise<TensorHandle[]>
 //   writeZip(path, records: [name, Uint8Array | TensorHandle][]) -> Promise<void>
 //   writeFile(path, parts: (Uint8Array | TensorHandle)[]) -> Promise<void>
@@ -71,6 +71,7 @@ Napi::Value LoadTensors(const Napi::CallbackInfo& info) {
     s.nbytes = ArgInt(e.Get(2u), (arg + ".nbytes").c_str(), 0, kMaxSafe);
     s.dtype = ArgDType(e.Get(3u), (arg + ".dtype").c_str());
     s.byteswap = ArgBool(e.Get(4u), (arg + ".byteswap").c_str(), false);
+    s.mappable = e.Length() > 5 && ArgBool(e.Get(5u), (arg + ".mappable").c_str(), false);
   }
   auto ta = ArgArray(info[3], "tensors");
   std::vector<ibq::io::TensorSpec> tensors(ta.Length());

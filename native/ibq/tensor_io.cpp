@@ -2,10 +2,12 @@
 
 #include <caffe2/serialize/inline_container.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -63,6 +65,43 @@ void Fsync(const std::string& path) {
   if (::fsync(f.fd) != 0) throw std::runtime_error(Errno("fsync of", path));
 }
 
+// A private, writable (copy-on-write) memory map of a whole file; unmapped when the last tensor using it goes.
+struct Mapping {
+  void* addr = MAP_FAILED;
+  size_t len = 0;
+  ~Mapping() {
+    if (addr != MAP_FAILED) ::munmap(addr, len);
+  }
+};
+
+// Maps `fd` (size `size`), or returns null when mapping is off (IBQ_NO_MMAP=1) or fails (then the caller
+// reads instead).
+std::shared_ptr<Mapping> MapFile(int fd, int64_t size) {
+  const char* off = std::getenv("IBQ_NO_MMAP");
+  if ((off && off[0] == '1') || size <= 0) return nullptr;
+  auto m = std::make_shared<Mapping>();
+  m->len = size_t(size);
+  m->addr = ::mmap(nullptr, m->len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  if (m->addr == MAP_FAILED) return nullptr;
+  return m;
+}
+
+// A byte tensor viewing [offset, offset + nbytes) of the mapping (which it keeps alive).
+at::Tensor MappedBytes(const std::shared_ptr<Mapping>& m, int64_t offset, int64_t nbytes) {
+  auto* keep = new std::shared_ptr<Mapping>(m);
+  void* ptr = static_cast<char*>(m->addr) + offset;
+  at::DataPtr data(ptr, keep, [](void* ctx) { delete static_cast<std::shared_ptr<Mapping>*>(ctx); }, at::kCPU);
+  c10::Storage storage(c10::Storage::use_byte_size_t(), nbytes, std::move(data), nullptr, false);
+  return at::empty({0}, at::kByte).set_(storage);
+}
+
+// Whether storage `s` at byte `offset` of a file of `file_size` bytes can be viewed in place.
+bool CanMap(const std::shared_ptr<Mapping>& m, const StorageSpec& s, int64_t offset, int64_t file_size) {
+  const int64_t el = int64_t(c10::elementSize(s.dtype));
+  return m && s.mappable && !s.byteswap && s.nbytes > 0 && offset >= 0 && offset % el == 0 &&
+         offset <= file_size - s.nbytes;
+}
+
 // The byte view of a tensor to write: contiguous CPU bytes.
 at::Tensor Bytes(const at::Tensor& t) {
   at::Tensor c = t.detach().to(at::kCPU).contiguous();
@@ -116,8 +155,11 @@ std::vector<at::Tensor> load_tensors(const std::string& path, bool zip, const st
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
   std::unique_ptr<Fd> file;
   if (zip) reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
-  else file = std::make_unique<Fd>(path, O_RDONLY, "opening");
+  bool any_mappable = false;
+  for (const auto& s : storages) any_mappable |= s.mappable;
+  if (!zip || any_mappable) file = std::make_unique<Fd>(path, O_RDONLY, "opening");
   const int64_t file_size = file ? file->size() : 0;
+  std::shared_ptr<Mapping> mapping = any_mappable ? MapFile(file->fd, file_size) : nullptr;
   for (size_t i = 0; i < storages.size(); ++i) {
     const StorageSpec& s = storages[i];
     int64_t el = int64_t(c10::elementSize(s.dtype));
@@ -128,6 +170,14 @@ std::vector<at::Tensor> load_tensors(const std::string& path, bool zip, const st
     if (zip) {
       if (!reader->hasRecord(s.record))
         throw ibq::ValueError(path + ": the archive has no record '" + s.record + "'");
+      if (mapping) {
+        const int64_t offset = int64_t(reader->getRecordOffset(s.record));
+        if (CanMap(mapping, s, offset, file_size)) {
+          data[i] = AsElements(MappedBytes(mapping, offset, s.nbytes), s);
+          numels[i] = s.nbytes / el;
+          continue;
+        }
+      }
       auto [ptr, size] = reader->getRecord(s.record);
       if (int64_t(size) < s.nbytes)
         throw ibq::ValueError(path + ": record '" + s.record + "' holds " + std::to_string(size) +
@@ -139,6 +189,11 @@ std::vector<at::Tensor> load_tensors(const std::string& path, bool zip, const st
         throw ibq::ValueError(path + ": bytes [" + std::to_string(s.file_offset) + ", " +
                               std::to_string(s.file_offset + s.nbytes) + ") lie outside the file (" +
                               std::to_string(file_size) + " bytes)");
+      if (CanMap(mapping, s, s.file_offset, file_size)) {
+        data[i] = AsElements(MappedBytes(mapping, s.file_offset, s.nbytes), s);
+        numels[i] = s.nbytes / el;
+        continue;
+      }
       bytes = at::empty({s.nbytes}, at::kByte);
       ReadFully(file->fd, static_cast<char*>(bytes.data_ptr()), s.nbytes, s.file_offset, path);
     }

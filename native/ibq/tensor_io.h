@@ -17,6 +17,9 @@ struct StorageSpec {
   int64_t nbytes = 0;       // bytes the metadata says the storage holds (numel * element size)
   at::ScalarType dtype = at::kByte;
   bool byteswap = false;    // stored big-endian: reverse the bytes of each element after reading
+  // The bytes lie uncompressed in the file (a stored zip record, or a plain byte range): they may be
+  // memory-mapped instead of read (see load_tensors).
+  bool mappable = false;
 };
 
 // A tensor viewing a storage (in elements of the storage's dtype), as torch's _rebuild_tensor_v2 makes it.
@@ -31,7 +34,13 @@ struct TensorSpec {
 std::string read_zip_record(const std::string& path, const std::string& name);
 
 // Reads every storage once (zip records through caffe2's PyTorchStreamReader, or byte ranges of a plain
-// file) and returns one tensor per TensorSpec; tensors of one storage share its memory. Throws
+// file) and returns one tensor per TensorSpec; tensors of one storage share its memory. A `mappable`
+// storage whose bytes are aligned to its element size and need no byte swap is not read: its tensor views a
+// private (copy-on-write) memory map of the file, so loading costs no copy and no resident memory until the
+// data is touched; writing to such a tensor copies the touched pages, never changes the file, and moving it
+// to another device copies it. The map lives as long as any tensor using it. (As with any memory map, a
+// file truncated in place by another program while mapped faults on access; saveCheckpoint replaces files
+// atomically, which is safe.) Set IBQ_NO_MMAP=1 to always read. Throws
 // ibq::ValueError when a record/range is smaller than the metadata says, or a view (sizes, strides,
 // offset) reaches outside its storage; c10::Error for a malformed archive.
 std::vector<at::Tensor> load_tensors(const std::string& path, bool zip, const std::vector<StorageSpec>& storages,

@@ -24,7 +24,22 @@ at::Tensor apply_norm(torch::nn::GroupNorm& norm, const at::Tensor& x) {
   return norm(x.scalar_type() == norm->weight.scalar_type() ? x : x.to(norm->weight.scalar_type()));
 }
 
-at::Tensor swish(const at::Tensor& x) { return x * torch::sigmoid(x); }
+// Without autograd (encode, decode, evaluation) the product is written into the sigmoid's result: the same
+// values (x * s == s * x), one [B, C, H, W] temporary fewer.
+at::Tensor swish(const at::Tensor& x) {
+  if (!at::GradMode::is_enabled()) return torch::sigmoid(x).mul_(x);
+  return x * torch::sigmoid(x);
+}
+
+namespace {
+// shortcut + h; without autograd added into h (a temporary of the block) when no type promotion is involved:
+// the same values, one temporary fewer.
+at::Tensor residual(const at::Tensor& shortcut, at::Tensor h) {
+  if (!at::GradMode::is_enabled() && h.scalar_type() == shortcut.scalar_type() && h.sizes() == shortcut.sizes())
+    return h.add_(shortcut);
+  return shortcut + h;
+}
+}  // namespace
 
 ResnetBlockImpl::ResnetBlockImpl(int64_t in, int64_t out, double dropout)
     : in_channels(in), out_channels(out), dropout(dropout) {
@@ -40,7 +55,7 @@ at::Tensor ResnetBlockImpl::forward(const at::Tensor& x) {
   h = swish(apply_norm(norm2, h));
   if (dropout > 0) h = torch::dropout(h, dropout, is_training());
   h = conv2(h);
-  return (nin_shortcut ? nin_shortcut(x) : x) + h;
+  return residual(nin_shortcut ? nin_shortcut(x) : x, h);
 }
 
 AttnBlockImpl::AttnBlockImpl(int64_t c) {
@@ -61,7 +76,7 @@ at::Tensor AttnBlockImpl::forward(const at::Tensor& x) {
   w = torch::softmax(w, 2);
   auto vs = vh.reshape({b, c, hh * ww});
   auto out = torch::bmm(vs, w.permute({0, 2, 1})).reshape({b, c, hh, ww});
-  return x + proj_out(out);
+  return residual(x, proj_out(out));
 }
 
 UpsampleImpl::UpsampleImpl(int64_t c) { conv = register_module("conv", vqgan::conv(c, c, 3, 1, 1)); }
