@@ -58,6 +58,31 @@ EntropyTerms entropy_terms(const at::Tensor& logits, double temperature, double 
   return {sample_entropy, avg_entropy, loss};
 }
 
+namespace {
+
+// The official IBQ outputs from z_q (straight-through), z_q2 = hard one-hot @ E, the entropy terms (when the
+// loss is on) and the indices: quant_loss = mean((z_q - z)^2) + mean((sg(z_q2) - z)^2) + beta * mean((z_q2 -
+// sg(z))^2); entropy_loss = smw * sample_entropy - bmw * avg_entropy. One place for both quantizer paths.
+IBQOutput assemble(const IBQOptions& o, const at::Tensor& z, const at::Tensor& z_q, const at::Tensor& z_q2,
+                   const c10::optional<std::pair<at::Tensor, at::Tensor>>& entropy, const at::Tensor& indices) {
+  auto quant_loss = torch::mean(torch::pow(z_q - z, 2)) + torch::mean(torch::pow(z_q2.detach() - z, 2)) +
+                    o.beta * torch::mean(torch::pow(z_q2 - z.detach(), 2));
+  IBQOutput out;
+  out.z_q = z_q;
+  out.quant_loss = quant_loss.to(at::kFloat);
+  if (entropy) {
+    out.sample_entropy = entropy->first;
+    out.avg_entropy = entropy->second;
+    out.entropy_loss = o.sample_minimization_weight * entropy->first - o.batch_maximization_weight * entropy->second;
+  } else {
+    out.sample_entropy = out.avg_entropy = out.entropy_loss = torch::zeros({}, z.options().dtype(at::kFloat));
+  }
+  out.indices = indices;
+  return out;
+}
+
+}  // namespace
+
 IBQuantizerImpl::IBQuantizerImpl(const IBQOptions& opts) : opts_(opts) {
   opts_.validate();
   embedding = register_module("embedding", torch::nn::Embedding(opts.n_embed, opts.embed_dim));
@@ -79,24 +104,9 @@ IBQOutput IBQuantizerImpl::forward_chunked(const at::Tensor& z, int64_t rows) {
   auto flat = z.permute({0, 2, 3, 1}).reshape({b * h * w, opts_.embed_dim});
   auto c = ibq_chunked(flat, embedding->weight, opts_.use_entropy_loss, opts_.entropy_temperature, rows);
   auto to_bdhw = [&](const at::Tensor& t) { return t.view({b, h, w, opts_.embed_dim}).permute({0, 3, 1, 2}); };
-  auto z_q = to_bdhw(c.z_q);
-  auto z_q2 = to_bdhw(c.z_q2);
-  auto quant_loss = torch::mean(torch::pow(z_q - z, 2)) + torch::mean(torch::pow(z_q2.detach() - z, 2)) +
-                    opts_.beta * torch::mean(torch::pow(z_q2 - z.detach(), 2));
-  IBQOutput out;
-  out.z_q = z_q;
-  out.quant_loss = quant_loss.to(at::kFloat);
-  if (opts_.use_entropy_loss) {
-    out.sample_entropy = c.sample_entropy;
-    out.avg_entropy = c.avg_entropy;
-    out.entropy_loss = opts_.sample_minimization_weight * c.sample_entropy -
-                       opts_.batch_maximization_weight * c.avg_entropy;
-  } else {
-    auto zero = torch::zeros({}, z.options().dtype(at::kFloat));
-    out.sample_entropy = out.avg_entropy = out.entropy_loss = zero;
-  }
-  out.indices = c.indices.view({b, h, w});
-  return out;
+  c10::optional<std::pair<at::Tensor, at::Tensor>> entropy;
+  if (opts_.use_entropy_loss) entropy = std::make_pair(c.sample_entropy, c.avg_entropy);
+  return assemble(opts_, z, to_bdhw(c.z_q), to_bdhw(c.z_q2), entropy, c.indices.view({b, h, w}));
 }
 
 IBQOutput IBQuantizerImpl::forward_dense(const at::Tensor& z) {
@@ -109,24 +119,14 @@ IBQOutput IBQuantizerImpl::forward_dense(const at::Tensor& z) {
   auto one_hot = hard - soft.detach() + soft;
   auto z_q = torch::einsum("bnhw,nd->bdhw", {one_hot, E});
   auto z_q2 = torch::einsum("bnhw,nd->bdhw", {hard, E});
-  auto quant_loss = torch::mean(torch::pow(z_q - z, 2)) + torch::mean(torch::pow(z_q2.detach() - z, 2)) +
-                    opts_.beta * torch::mean(torch::pow(z_q2 - z.detach(), 2));
-  IBQOutput out;
-  out.z_q = z_q;
-  out.quant_loss = quant_loss.to(at::kFloat);
+  c10::optional<std::pair<at::Tensor, at::Tensor>> entropy;
   if (opts_.use_entropy_loss) {
     auto flat = logits_f.permute({0, 2, 3, 1}).reshape({-1, opts_.n_embed});
     auto e = entropy_terms(flat, opts_.entropy_temperature, opts_.sample_minimization_weight,
                            opts_.batch_maximization_weight);
-    out.sample_entropy = e.sample_entropy;
-    out.avg_entropy = e.avg_entropy;
-    out.entropy_loss = e.loss;
-  } else {
-    auto zero = torch::zeros({}, logits_f.options());
-    out.sample_entropy = out.avg_entropy = out.entropy_loss = zero;
+    entropy = std::make_pair(e.sample_entropy, e.avg_entropy);
   }
-  out.indices = ind.squeeze(1);
-  return out;
+  return assemble(opts_, z, z_q, z_q2, entropy, ind.squeeze(1));
 }
 
 at::Tensor IBQuantizerImpl::encode_indices(const at::Tensor& z, int64_t max_chunk_elements) {

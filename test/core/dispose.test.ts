@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { Transformer } from '../../dist/index.js';
-import { run } from '../support/child.js';
+import { run } from '../support/run.js';
 
 const MB = 2 ** 20;
 

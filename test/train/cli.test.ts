@@ -2,13 +2,13 @@
 // the folder and the ways on), SIGTERM saves last.ckpt and exits 143, progress off a terminal is plain lines
 // with step, rate and ETA, and --resume with nothing to resume from names the path.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { loadCheckpoint, saveSafetensors, tensor } from '../../dist/index.js';
-import { run } from '../support/child.js';
+import { run } from '../support/run.js';
 
 const BIN = join(__dirname, '..', '..', 'bin', 'ibq.js');
 const AR = { vocab_size: 16, block_size: 16, n_layer: 1, n_head: 2, n_embd: 32, class_num: 2, multiple_of: 32 };
@@ -53,6 +53,20 @@ describe('ibq train-ar / train-tokenizer as a scheduler runs them', () => {
     expect(lines.length).toBeGreaterThanOrEqual(6);
     expect(lines.at(-1)).toMatch(/^6\/6 steps .*loss \d/);
   });
+
+  it('scripts/train_ar/IBQ/run.sh reads and writes relative to the caller, not inside the package', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'ibq-script-cwd-'));
+    copyFileSync(toks, join(cwd, 't.safetensors'));
+    copyFileSync(yaml, join(cwd, 'ar.yaml'));
+    const script = join(__dirname, '..', '..', 'scripts', 'train_ar', 'IBQ', 'run.sh');
+    const port = String(20000 + Math.floor(Math.random() * 30000));
+    const r = await run('bash', [script, '127.0.0.1', port, '0', '--max-steps', '1', '--batch-size', '8'], {
+      cwd, timeout: 120_000, env: { ...process.env, TOKENS: 't.safetensors', CONFIG: 'ar.yaml', OUT: 'runs/ar', DEVICE: 'cpu' },
+    });
+    expect(r.status, r.stderr + r.stdout).toBe(0);
+    expect((await loadCheckpoint(join(cwd, 'runs', 'ar', 'last.ckpt'))).meta.global_step).toBe(1);
+    expect(existsSync(join(__dirname, '..', '..', 'runs'))).toBe(false);
+  }, 120_000);
 
   it('SIGTERM saves last.ckpt after the running step and exits 143', async () => {
     const out = join(dir, 'run3');

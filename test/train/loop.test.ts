@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { tensor, trainTransformer } from '../../dist/index.js';
-import { run } from '../support/child.js';
+import { run } from '../support/run.js';
 
 const AR = { transformer_config: { params: { vocab_size: 16, block_size: 16, n_layer: 1, n_head: 2, n_embd: 32, class_num: 2, multiple_of: 32 } } };
 const tokens = () => ({
