@@ -46,9 +46,9 @@ async function child([mode, nEmbed, positions, threads, repeats]) {
 }
 
 async function trainStepChild([mode, lpips, threads]) {
-  const { Tokenizer, TokenizerTrainer, preset, setNumThreads, tensor } = await import(new URL('dist/index.js', root).href);
+  const { Tokenizer, TokenizerTrainer, tokenizerPreset, setNumThreads, tensor } = await import(new URL('dist/index.js', root).href);
   setNumThreads(Number(threads));
-  const cfg = { ...preset('IBQ-262144'), quantizer_chunk: mode === 'dense' || mode === 'auto' ? mode : Number(mode) };
+  const cfg = { ...tokenizerPreset('IBQ-262144'), quantizer_chunk: mode === 'dense' || mode === 'auto' ? mode : Number(mode) };
   const tok = Tokenizer.create(cfg, { seed: 1 });
   const trainer = TokenizerTrainer.create(tok, cfg.lossconfig);
   await trainer.loadPerceptual(lpips);

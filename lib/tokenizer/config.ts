@@ -123,7 +123,7 @@ export function tokenizerPreset(name: TokenizerPreset): ResolvedTokenizerConfig 
     case 'IBQ-262144':
       return official(262144, [250, 300]);
   }
-  throw new RangeError(`preset: unknown preset ${JSON.stringify(name)} (expected one of ${TOKENIZER_PRESETS.join(', ')})`);
+  throw new RangeError(`name: unknown tokenizer preset ${JSON.stringify(name)} (expected one of ${TOKENIZER_PRESETS.join(', ')})`);
 }
 
 export function isPresetName(v: unknown): v is TokenizerPreset {

@@ -3,7 +3,6 @@
 // dropouts 0) and of one process accumulating 2 micro-batches of b; killing one of 2 ranks makes the launcher and
 // the other rank exit non-zero within 60 s naming the rank, leaving no process; the last checkpoint resumes
 // with 1 process and with 2.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import { stringify } from 'yaml';
 
 import { loadCheckpoint, saveSafetensors, tensor, type Checkpoint } from '../../dist/index.js';
 import { maxAbsDiff } from '../support/compare.js';
-import { freePort, ibq, type Run } from './support.js';
+import { freePort, ibq, run, type Run } from './support.js';
 
 const PARAMS = {
   vocab_size: 64, block_size: 16, n_layer: 2, n_head: 2, n_embd: 32, class_num: 4, multiple_of: 32,
@@ -126,12 +125,12 @@ describe('AR training: data-parallel launch', () => {
     const r = await ibq(['launch', '--nproc-per-node', '2', '--master-port', String(port), '--', ...common(out, B, 100000), '--checkpoint-every', '2'], {
       timeoutMs: 200_000,
       onStart: (c) => {
-        const poll = setInterval(() => {
+        const poll = setInterval(async () => {
           // kill rank 1 once rank 0 has written a checkpoint
           if (!existsSync(join(out, 'last.ckpt'))) return;
           clearInterval(poll);
           // the launcher's children in start order: rank 0, rank 1
-          const ps = execFileSync('ps', ['-eo', 'pid,ppid'], { encoding: 'utf8' }).split('\n').map((l) => l.trim().split(/\s+/).map(Number));
+          const ps = (await run('ps', ['-eo', 'pid,ppid'])).stdout.split('\n').map((l) => l.trim().split(/\s+/).map(Number));
           pids = ps.filter(([, ppid]) => ppid === c.pid).map(([pid]) => pid!).sort((x, y) => x - y);
           killedAt = Date.now();
           process.kill(pids[1]!, 'SIGKILL');

@@ -2,7 +2,6 @@
 // inside the namespaces only) x 2 processes train the AR model 5 steps through `ibq launch --nnodes 2` and end with
 // the weights of one process with the 4x larger batch (within 1e-5). Needs root (ip netns); the namespaces are
 // removed afterwards. Skipped, with the reason, when not root.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,25 +22,29 @@ const N = 48, B = 2;
 const tag = `ibq${process.pid % 100000}`;
 const NS = [`${tag}a`, `${tag}b`];
 const ADDR = ['10.213.0.1', '10.213.0.2'];
-const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
+async function ip(...args: string[]): Promise<string> {
+  const r = await run('ip', args);
+  if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
 
-function setupNamespaces(): void {
-  for (const ns of NS) ip('netns', 'add', ns);
-  ip('link', 'add', `${tag}x`, 'type', 'veth', 'peer', 'name', `${tag}y`);
-  ip('link', 'set', `${tag}x`, 'netns', NS[0]!);
-  ip('link', 'set', `${tag}y`, 'netns', NS[1]!);
-  ip('-n', NS[0]!, 'addr', 'add', `${ADDR[0]}/24`, 'dev', `${tag}x`);
-  ip('-n', NS[1]!, 'addr', 'add', `${ADDR[1]}/24`, 'dev', `${tag}y`);
+async function setupNamespaces(): Promise<void> {
+  for (const ns of NS) await ip('netns', 'add', ns);
+  await ip('link', 'add', `${tag}x`, 'type', 'veth', 'peer', 'name', `${tag}y`);
+  await ip('link', 'set', `${tag}x`, 'netns', NS[0]!);
+  await ip('link', 'set', `${tag}y`, 'netns', NS[1]!);
+  await ip('-n', NS[0]!, 'addr', 'add', `${ADDR[0]}/24`, 'dev', `${tag}x`);
+  await ip('-n', NS[1]!, 'addr', 'add', `${ADDR[1]}/24`, 'dev', `${tag}y`);
   for (const [i, ns] of NS.entries()) {
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-    ip('-n', ns, 'link', 'set', i === 0 ? `${tag}x` : `${tag}y`, 'up');
+    await ip('-n', ns, 'link', 'set', 'lo', 'up');
+    await ip('-n', ns, 'link', 'set', i === 0 ? `${tag}x` : `${tag}y`, 'up');
   }
 }
 
-function removeNamespaces(): void {
+async function removeNamespaces(): Promise<void> {
   for (const ns of NS) {
     try {
-      ip('netns', 'del', ns); // removes the veth end inside it, and so the pair
+      await ip('netns', 'del', ns); // removes the veth end inside it, and so the pair
     } catch {
       /* not created */
     }
@@ -50,8 +53,8 @@ function removeNamespaces(): void {
 
 describe('multi-node data parallelism (network namespaces)', () => {
   const root = mkdtempSync(join(tmpdir(), 'ibq-multinode-'));
-  afterAll(() => {
-    if (ROOT_USER) removeNamespaces();
+  afterAll(async () => {
+    if (ROOT_USER) await removeNamespaces();
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -73,9 +76,9 @@ describe('multi-node data parallelism (network namespaces)', () => {
     const train = (out: string, batch: number) =>
       ['train-ar', '--config', yaml, '--tokens', tokens, '--out', out, '--batch-size', String(batch), '--max-steps', '5', '--seed', '9'];
 
-    setupNamespaces();
+    await setupNamespaces();
     // each namespace holds only its loopback and its veth end with its 10.x address
-    expect(ip('-n', NS[1]!, '-4', '-o', 'addr').toString()).toMatch(new RegExp(`${ADDR[1]!.replace(/\./g, '\\.')}/24`));
+    expect((await ip('-n', NS[1]!, '-4', '-o', 'addr'))).toMatch(new RegExp(`${ADDR[1]!.replace(/\./g, '\\.')}/24`));
     const port = '29731';
     const node = (r: number) =>
       run('ip', ['netns', 'exec', NS[r]!, process.execPath, BIN, 'launch', '--nproc-per-node', '2', '--nnodes', '2', '--node-rank', String(r),

@@ -1,7 +1,9 @@
 /** Helpers of the data-parallel tests: free ports, running the ranks of a job (torchrun environment), the CLI. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+
+import { run as runChild } from '../support/run.js';
 
 export const ROOT = join(__dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'ibq.js');
@@ -26,22 +28,11 @@ export interface Run {
   seconds: number;
 }
 
-/** Runs a command to its end (killed after `timeoutMs`), collecting its output. */
-export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onStart?(c: ChildProcess): void } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const c = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    c.stdout!.on('data', (d) => (stdout += d));
-    c.stderr!.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => c.kill('SIGKILL'), opts.timeoutMs ?? 240_000);
-    c.once('error', reject);
-    c.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, seconds: (Date.now() - t0) / 1000 });
-    });
-    opts.onStart?.(c);
-  });
+/** Runs a command to its end (SIGKILLed after `timeoutMs`, default 240 s), collecting its output (test/support/run.ts). */
+export async function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onStart?(c: ChildProcess): void } = {}): Promise<Run> {
+  const r = await runChild(cmd, args, { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 240_000, killSignal: 'SIGKILL', onStart: opts.onStart });
+  if (r.error && r.status === null && r.signal === null) throw r.error;
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, seconds: r.seconds };
 }
 
 /** `node <script> <json>` as W ranks with the torchrun environment on 127.0.0.1; resolves when all ended. */

@@ -4,7 +4,7 @@
  * 60 s, and the expired timer fires before the reply is read when the worker's event loop was blocked that
  * long (a CLI run of a minute on a busy CI machine) -> "Timeout calling onTaskUpdate" with every test green.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 export interface RunOptions {
   cwd?: string;
@@ -15,6 +15,10 @@ export interface RunOptions {
   timeout?: number;
   /** Largest stdout or stderr kept, in bytes (default 64 MiB); more kills the child. */
   maxBuffer?: number;
+  /** Killed with SIGKILL instead of SIGTERM on a timeout. */
+  killSignal?: NodeJS.Signals;
+  /** Called with the child once it is started (to signal or inspect it). */
+  onStart?(child: ChildProcess): void;
 }
 
 export interface RunResult {
@@ -24,10 +28,13 @@ export interface RunResult {
   stderr: string;
   /** Set when the command could not be started, timed out or overflowed maxBuffer. */
   error?: Error;
+  /** Wall time of the run. */
+  seconds: number;
 }
 
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve) => {
+    const t0 = Date.now();
     const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
     const max = opts.maxBuffer ?? 64 << 20;
     const out: Buffer[] = [], err: Buffer[] = [];
@@ -35,7 +42,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     let error: Error | undefined;
     const fail = (e: Error) => {
       error ??= e;
-      child.kill('SIGTERM');
+      child.kill(opts.killSignal ?? 'SIGTERM');
     };
     child.stdout.on('data', (d: Buffer) => ((outBytes += d.length) > max ? fail(new Error('stdout maxBuffer exceeded')) : out.push(d)));
     child.stderr.on('data', (d: Buffer) => ((errBytes += d.length) > max ? fail(new Error('stderr maxBuffer exceeded')) : err.push(d)));
@@ -43,9 +50,10 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     child.on('error', (e) => (error ??= e));
     child.on('close', (status, signal) => {
       if (timer) clearTimeout(timer);
-      resolve({ status, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), error });
+      resolve({ status, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), error, seconds: (Date.now() - t0) / 1000 });
     });
     child.stdin.on('error', () => undefined); // a child that exits without reading its stdin
     child.stdin.end(opts.input);
+    opts.onStart?.(child);
   });
 }

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 import {
-  IBQuantizer, Tokenizer, TokenizerTrainer, loadCheckpoint, loadSafetensors, preset, resolveTokenizerConfig, tensor, type Tensor,
+  IBQuantizer, Tokenizer, TokenizerTrainer, loadCheckpoint, loadSafetensors, tokenizerPreset, resolveTokenizerConfig, tensor, type Tensor,
 } from '../../dist/index.js';
 import { ints, maxAbsDiff, scalar } from '../support/compare.js';
 import { densePair, latentCase, normals } from '../support/ibq_random.js';
@@ -37,7 +37,7 @@ describe.skipIf(!HAVE_FIXTURES)('chunked IBQuantizer on the fixture ibq_quantize
     expect(() => new IBQuantizer({ n_embed: 8, embed_dim: 2, quantizer_chunk: 'fast' as never })).toThrow(RangeError);
     expect(() => new IBQuantizer({ n_embed: 8, embed_dim: 2, quantizer_chunk: true as never })).toThrow(TypeError);
     expect(new IBQuantizer({ n_embed: 8, embed_dim: 2 }).options.quantizer_chunk).toBe('auto');
-    const cfg = preset('IBQ-1024');
+    const cfg = tokenizerPreset('IBQ-1024');
     expect(() => resolveTokenizerConfig({ ...cfg, quantizer_chunk: -1 })).toThrow(/config\.quantizer_chunk/);
     expect(() => resolveTokenizerConfig({ ...cfg, quantizer_chunk: 'fast' })).toThrow(/config\.quantizer_chunk/);
     expect(resolveTokenizerConfig({ ...cfg, quantizer_chunk: 16 }).quantizer_chunk).toBe(16);
