@@ -97,7 +97,8 @@ export interface StopSignals {
 
 /**
  * An AbortController aborted by the first SIGINT or SIGTERM (with a note on stderr saying `what` happens
- * now); a second signal kills the process. `dispose` removes the handlers.
+ * now); a second signal ends the process with 128 + its number. `dispose` removes the handlers unless a signal
+ * already stopped the command.
  */
 export function stopSignals(what: string): StopSignals {
   const ac = new AbortController();
@@ -117,6 +118,11 @@ export function stopSignals(what: string): StopSignals {
     get exitCode() {
       return exitCode;
     },
-    dispose: () => handlers.forEach(([sig, h]) => process.removeListener(sig, h)),
+    // once a signal has stopped the command, the handlers stay until the process ends: a further signal during
+    // the shutdown (a launcher forwarding to the process group, a second Ctrl-C) exits with 128 + n instead of
+    // killing the process by the signal
+    dispose: () => {
+      if (exitCode === undefined) handlers.forEach(([sig, h]) => process.removeListener(sig, h));
+    },
   };
 }
