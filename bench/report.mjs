@@ -74,7 +74,7 @@ export function renderTable(results, machine, run) {
       `${f(r.ratio_time)}${met(r.ratio_time, t.time)}${extra} | ${f(r.ratio_memory)}${met(r.ratio_memory, t.memory)} | ${target} |`);
     if (r.upstream) lines.push(`| ↳ upstream modules (--upstream) | | ${side(r.upstream)} | | ${f(r.ours.median_s / r.upstream.median_s)} | ${f(r.ours.peak_rss_mb / r.upstream.peak_rss_mb)} | |`);
   }
-  lines.push('', 'Run: `npm run bench` (full; 361 s on 2 idle cores of the AMD EPYC machine above), `npm run bench -- --quick` (CI sizes),',
+  lines.push('', 'Run: `npm run bench` (full; its wall time on this machine is the "Last run" line above), `npm run bench -- --quick` (CI sizes),',
     '`--only <workload>[,...]`, `--threads N`, `--upstream DIR` (adds the upstream project\'s own modules from a',
     'local checkout; nothing of it is stored here). On a GPU machine the same script runs with a CUDA libtorch',
     '(absolute times only hold there).', '');
