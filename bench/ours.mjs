@@ -88,7 +88,7 @@ async function parity(w, p, dir) {
     const { indices, z_q } = await tok.encode(inputs.get('x'));
     out.set('indices', indices).set('z_q', z_q).set('xrec', await tok.decode(indices));
   } else if (w.startsWith('quantizer')) {
-    const q = new IBQuantizer({ n_embed: p.K, embed_dim: p.D });
+    const q = new IBQuantizer({ n_embed: p.K, embed_dim: p.D, ...(p.chunk ? { quantizer_chunk: p.chunk } : {}) });
     await q.loadStateDict(weights, { strict: true });
     const r = await q.lossAndGrads(inputs.get('z'), inputs.get('grad_out'), { quant_loss_weight: 1.0, entropy_loss_weight: 0.05 });
     for (const k of ['z_q', 'quant_loss', 'sample_entropy', 'avg_entropy', 'entropy_loss', 'indices']) out.set(k, r.outputs[k]);

@@ -44,7 +44,7 @@ export const WORKLOADS = {
     unit: 'call',
     full: { K: 16384, D: 256, N: 1024, B: 4, warmup: 1, reps: 3, rounds: 2 },
     quick: { K: 1024, D: 256, N: 256, B: 1, warmup: 1, reps: 2, rounds: 1 },
-    parity: { K: 64, D: 16, N: 32, B: 2 },
+    parity: { K: 64, D: 16, N: 32, B: 2, chunk: 8 },  // ours: the chunked path (fused kernels) in 4 blocks
   },
   quantizer_262k: {
     title: 'IBQ quantizer fwd+bwd',
@@ -52,7 +52,7 @@ export const WORKLOADS = {
     unit: 'call',
     full: { K: 262144, D: 256, N: 1024, B: 4, warmup: 0, reps: 1, rounds: 2 },
     quick: { K: 16384, D: 256, N: 256, B: 1, warmup: 0, reps: 2, rounds: 1 },
-    parity: { K: 512, D: 32, N: 64, B: 4 },
+    parity: { K: 512, D: 32, N: 64, B: 4, chunk: 16 },  // ours: the chunked path (fused kernels) in 4 blocks
   },
   ar_sampling: {
     title: 'AR sampling',

@@ -60,6 +60,7 @@ export interface NativeInfo {
   threads: number;
   workers: number;
   libtorchDir?: string;
+  quantizerKernels: string[];
 }
 
 // ---- AR transformer: native/bindings/transformer.cpp ----

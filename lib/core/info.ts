@@ -8,12 +8,21 @@ export interface Info {
   cudaDevices: number;
   /** Intra-op threads libtorch uses for native calls. */
   threads: number;
+  /**
+   * The fused CPU kernels of the IBQ quantizer (float32, quantizer_chunk) this CPU runs, widest first:
+   * 'avx512', 'avx2' (x86-64 builds). Empty: the chunked path uses libtorch ops on blocks. The environment
+   * variable IBQ_QUANTIZER_KERNEL picks one ('avx512', 'avx2') or the libtorch-op path ('aten').
+   */
+  quantizerKernels: string[];
 }
 
 /** What the addon runs on. */
 export function info(): Info {
   const i = native.info();
-  return { libtorch: i.libtorch, cuda: i.cuda, cudaDevices: i.cudaDevices, threads: i.threads };
+  return {
+    libtorch: i.libtorch, cuda: i.cuda, cudaDevices: i.cudaDevices, threads: i.threads,
+    quantizerKernels: [...i.quantizerKernels],
+  };
 }
 
 /** Sets libtorch's intra-op thread count for all later native calls (1..1024). */

@@ -6,6 +6,7 @@
 #include "bindings/jobs.h"
 #include "bindings/registry.h"
 #include "ibq/compat.h"
+#include "ibq/quantizer_fused.h"
 
 namespace ibqb {
 namespace {
@@ -19,6 +20,9 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("cudaDevices", Napi::Number::New(env, cuda ? double(torch::cuda::device_count()) : 0.0));
   out.Set("threads", Napi::Number::New(env, IntraOpThreads()));
   out.Set("workers", Napi::Number::New(env, WorkerCount()));
+  auto kernels = Napi::Array::New(env);
+  for (const auto* kn : ibq::fused_cpu_kernels()) kernels.Set(kernels.Length(), Napi::String::New(env, kn->name));
+  out.Set("quantizerKernels", kernels);
 #ifdef IBQ_TORCH_LIBDIR
   out.Set("libtorchDir", Napi::String::New(env, IBQ_TORCH_LIBDIR));
 #endif

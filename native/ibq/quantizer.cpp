@@ -2,8 +2,10 @@
 
 #include <sstream>
 
+#include "ibq/compat.h"
 #include "ibq/errors.h"
 #include "ibq/quantizer_chunked.h"
+#include "ibq/quantizer_fused.h"
 
 namespace ibq {
 
@@ -133,7 +135,12 @@ at::Tensor IBQuantizerImpl::encode_indices(const at::Tensor& z, int64_t max_chun
   check_latent(z, opts_.embed_dim, "z");
   const int64_t b = z.size(0), h = z.size(2), w = z.size(3), n = b * h * w;
   auto flat = z.permute({0, 2, 3, 1}).reshape({n, opts_.embed_dim});
-  auto Et = embedding->weight.t();
+  const auto& E = embedding->weight;
+  const auto ac = compat::active_autocast_dtype(flat.device());
+  if (const auto* kn = fused_kernels(flat, E, ac ? *ac : at::promote_types(flat.scalar_type(), E.scalar_type()))) {
+    return fused_forward(*kn, flat, E, false, 1.0, default_rows_per_block(opts_.n_embed)).indices.view({b, h, w});
+  }
+  auto Et = E.t();
   const int64_t chunk = std::max<int64_t>(1, max_chunk_elements / std::max<int64_t>(1, opts_.n_embed));
   auto out = torch::empty({n}, z.options().dtype(at::kLong));
   for (int64_t s = 0; s < n; s += chunk) {

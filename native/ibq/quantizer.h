@@ -57,8 +57,9 @@ class IBQuantizerImpl : public torch::nn::Module {
   // Positions per block of the chunked path for `positions` positions, or 0 for the dense path.
   int64_t rows_per_block(int64_t positions) const;
 
-  // Indices only (int64 [B, H, W]): argmax of the logits, in chunks of positions so that no [N, n_embed]
-  // tensor is built. Equal to forward(z).indices.
+  // Indices only (int64 [B, H, W]): argmax of the logits (first index of the largest), in chunks of positions
+  // so that no [N, n_embed] tensor is built (the fused max pass where fused_kernels applies). Equal to
+  // forward(z).indices.
   at::Tensor encode_indices(const at::Tensor& z, int64_t max_chunk_elements = int64_t(1) << 24);
 
   // Codebook rows for int64 indices [B, h, w] -> z_q [B, D, h, w] (official get_codebook_entry).

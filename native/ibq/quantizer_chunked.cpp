@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "ibq/compat.h"
+#include "ibq/quantizer_fused.h"
 
 namespace ibq {
 namespace {
@@ -38,6 +39,57 @@ at::Tensor entropy_grad_block(EntropyBlock& e, const at::Tensor& g_row, const at
   return ds;
 }
 
+// The logits' share of the gradients with libtorch ops (any device and product dtype `c`): dz [N, D] in dtype c
+// (returned) and dE (float32 [K, D], accumulated), recomputing the logits of `rows` positions at a time.
+at::Tensor aten_backward(const at::Tensor& z, const at::Tensor& E, const at::Tensor& g_zq, bool g_ent,
+                         const at::Tensor& g_row, const at::Tensor& g_avg, double temperature, int64_t rows,
+                         at::ScalarType c, at::Tensor& dE) {
+  const bool low = c != at::kFloat;
+  const int64_t n = z.size(0), k = E.size(0), d = E.size(1);
+  auto fopt = z.options().dtype(at::kFloat);
+  auto dz = at::zeros({n, d}, z.options().dtype(c));
+  if (!g_zq.defined() && !g_ent) return dz;
+  auto zc = z.to(c);
+  auto Ec = E.to(c);
+  auto gc = g_zq.defined() ? g_zq.to(c) : at::Tensor();
+  at::Tensor dE_lg = low ? at::zeros({k, d}, fopt) : dE;
+  for (int64_t s = 0; s < n; s += rows) {
+    const int64_t e = std::min(n, s + rows);
+    auto zb = zc.slice(0, s, e);
+    // logits as [K, rows]: softmax over the codes and its backward run on the dense path's layout
+    // ([B, K, H, W], dim 1), whose sequential sums over K the results then share
+    auto lt = at::mm(Ec, zb.t()).to(at::kFloat);
+    at::Tensor d1t;  // [K, rows]
+    if (g_zq.defined()) {
+      // d/dlogits of sum(G * softmax(logits)), G = dL/d(one_hot) = g_zq @ E^T
+      auto soft_t = at::softmax(lt, 0);
+      auto G_t = at::mm(Ec, gc.slice(0, s, e).t()).to(at::kFloat);
+      d1t = at::_softmax_backward_data(G_t, soft_t, 0, at::kFloat);
+    }
+    at::Tensor dlf;  // [rows, K] (possibly a transposed view)
+    if (g_ent) {
+      auto lf = lt.t().contiguous();
+      lt = at::Tensor();
+      auto eb = entropy_block(lf, temperature);
+      auto ds = entropy_grad_block(eb, g_row, g_avg);
+      dlf = d1t.defined() ? at::add(d1t.t(), ds, 1.0 / temperature) : ds.div_(temperature);
+    } else {
+      dlf = d1t.t();
+    }
+    lt = d1t = at::Tensor();
+    auto dl = dlf.to(c);
+    dlf = at::Tensor();
+    dz.slice(0, s, e).copy_(at::mm(dl, Ec));
+    if (low) {
+      dE_lg.addmm_(dl.t().to(at::kFloat), zb.to(at::kFloat));
+    } else {
+      dE_lg.addmm_(dl.t(), zb);
+    }
+  }
+  if (low) dE.add_(dE_lg.to(c).to(at::kFloat));
+  return dz;
+}
+
 struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction> {
   // Outputs: z_q [N, D], z_q2 [N, D] (both in dtype `cdt`), sample_entropy, avg_entropy (0-d float32, zero
   // when entropy is off), indices int64 [N] (not differentiable).
@@ -55,7 +107,17 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
       H = at::empty({n}, fopt);
       pa_sum = at::zeros({k}, fopt);
     }
-    for (int64_t s = 0; s < n; s += rows) {
+    const fused::Kernels* kn = fused_kernels(z, E, c);
+    FusedForward f;
+    if (kn) {
+      f = fused_forward(*kn, z, E, entropy, temperature, rows);
+      idx = f.indices;
+      if (entropy) {
+        H = f.sample_entropy;
+        pa_sum = f.avg_sum;  // float64
+      }
+    }
+    for (int64_t s = 0; !kn && s < n; s += rows) {
       const int64_t e = std::min(n, s + rows);
       auto lf = at::mm(zc.slice(0, s, e), Ec.t()).to(at::kFloat);  // [rows, K]
       // argmax of softmax(logits) (first index among equal probabilities), as the dense path
@@ -69,7 +131,7 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
     auto z_q2 = z_q.clone();
     at::Tensor se, ae, pa;
     if (entropy) {
-      pa = pa_sum / static_cast<double>(n);
+      pa = (pa_sum / static_cast<double>(n)).to(at::kFloat);
       ae = -(pa * at::log(pa + 1e-5)).sum();
       se = H.mean();
     } else {
@@ -82,6 +144,8 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["rows"] = rows;
     ctx->saved_data["cdt"] = cdt;
+    ctx->saved_data["m1"] = f.m1;  // defined when the fused kernels ran
+    ctx->saved_data["ss"] = f.ss;
     ctx->mark_non_differentiable({idx});
     return {z_q, z_q2, se, ae, idx};
   }
@@ -127,46 +191,17 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
       g_avg = gpa / static_cast<double>(n);
     }
 
-    auto dz = at::zeros({n, d}, z.options().dtype(c));
-    if (g_zq.defined() || g_ent) {
-      auto zc = z.to(c);
-      auto Ec = E.to(c);
-      auto gc = g_zq.defined() ? g_zq.to(c) : at::Tensor();
-      at::Tensor dE_lg = low ? at::zeros({k, d}, fopt) : dE;
-      for (int64_t s = 0; s < n; s += rows) {
-        const int64_t e = std::min(n, s + rows);
-        auto zb = zc.slice(0, s, e);
-        // logits as [K, rows]: softmax over the codes and its backward run on the dense path's layout
-        // ([B, K, H, W], dim 1), whose sequential sums over K the results then share
-        auto lt = at::mm(Ec, zb.t()).to(at::kFloat);
-        at::Tensor d1t;  // [K, rows]
-        if (g_zq.defined()) {
-          // d/dlogits of sum(G * softmax(logits)), G = dL/d(one_hot) = g_zq @ E^T
-          auto soft_t = at::softmax(lt, 0);
-          auto G_t = at::mm(Ec, gc.slice(0, s, e).t()).to(at::kFloat);
-          d1t = at::_softmax_backward_data(G_t, soft_t, 0, at::kFloat);
-        }
-        at::Tensor dlf;  // [rows, K] (possibly a transposed view)
-        if (g_ent) {
-          auto lf = lt.t().contiguous();
-          lt = at::Tensor();
-          auto eb = entropy_block(lf, temperature);
-          auto ds = entropy_grad_block(eb, g_row, g_avg);
-          dlf = d1t.defined() ? at::add(d1t.t(), ds, 1.0 / temperature) : ds.div_(temperature);
-        } else {
-          dlf = d1t.t();
-        }
-        lt = d1t = at::Tensor();
-        auto dl = dlf.to(c);
-        dlf = at::Tensor();
-        dz.slice(0, s, e).copy_(at::mm(dl, Ec));
-        if (low) {
-          dE_lg.addmm_(dl.t().to(at::kFloat), zb.to(at::kFloat));
-        } else {
-          dE_lg.addmm_(dl.t(), zb);
-        }
-      }
-      if (low) dE.add_(dE_lg.to(c).to(at::kFloat));
+    auto m1 = ctx->saved_data["m1"].toTensor();
+    const fused::Kernels* kn = m1.defined() ? fused_kernels(z, E, c) : nullptr;
+    at::Tensor dz;
+    if (kn) {
+      FusedForward f;
+      f.m1 = m1;
+      f.ss = ctx->saved_data["ss"].toTensor();
+      fused_backward(*kn, z, E, g_zq, f, g_ent ? g_row.item<double>() : 0.0, g_ent ? g_avg : at::Tensor(),
+                     temperature, rows, dz, dE);
+    } else {
+      dz = aten_backward(z, E, g_zq, g_ent, g_row, g_avg, temperature, rows, c, dE);
     }
     return {dz.to(z.scalar_type()), dE.to(E.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
@@ -175,7 +210,7 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
 }  // namespace
 
 int64_t default_rows_per_block(int64_t n_embed) {
-  return std::max<int64_t>(1, (int64_t(3) << 22) / std::max<int64_t>(1, n_embed));
+  return std::clamp<int64_t>((int64_t(1) << 24) / std::max<int64_t>(1, n_embed), 1, 256);
 }
 
 ChunkedIBQOutput ibq_chunked(const at::Tensor& z_flat, const at::Tensor& E, bool use_entropy_loss,

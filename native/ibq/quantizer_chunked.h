@@ -21,11 +21,13 @@ struct ChunkedIBQOutput {
 // gradients for z_flat and E: the straight-through term (hard - sg(soft) + soft) @ E, the hard term hard @ E,
 // and the entropy terms at temperature T with the +1e-5 of the official code. The matrix products run in the
 // dtype autocast gives them (bfloat16 / float16) or in z's dtype; softmax and entropy always in float32.
+// On the CPU in float32 the fused kernels of quantizer_fused.h do the same without libtorch ops on blocks;
+// elsewhere (CUDA, 16-bit products, IBQ_QUANTIZER_KERNEL=aten) libtorch ops on blocks of rows.
 ChunkedIBQOutput ibq_chunked(const at::Tensor& z_flat, const at::Tensor& E, bool use_entropy_loss,
                              double temperature, int64_t rows_per_block);
 
-// Positions per block that keep one [rows, n_embed] float32 block at about 3 * 2^22 elements (48 MiB; 48
-// positions at n_embed 262144; the backward holds four such blocks at a time).
+// Positions per block: 2^24 / n_embed, at most 256 (64 at n_embed 262144). The fused CPU kernels hold the block's
+// logits and G (2 x 64 MiB there); the libtorch-op path up to four [rows, n_embed] float32 blocks at a time.
 int64_t default_rows_per_block(int64_t n_embed);
 
 }  // namespace ibq

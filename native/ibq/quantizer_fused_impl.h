@@ -1,0 +1,318 @@
+// The fused IBQ quantizer kernels (interface and layout: quantizer_fused_kernels.h), written once for a vector
+// width IBQ_FUSED_WIDTH (16: AVX-512, 8: AVX2 + FMA). Included only by quantizer_fused_<isa>.cpp, after the
+// instruction set was selected with a target pragma, inside namespace ibq::fused::<isa>. Everything here has
+// internal linkage and uses no library templates: no function compiled for one instruction set can be picked by
+// the linker for another.
+//
+// Formulas (official IndexPropagationQuantize + compute_entropy_loss; the derivation of the gradients is in
+// quantizer_fused.cpp): exp is a Cephes-style polynomial (about 1 ulp; 0 below log(FLT_MIN)), s = L / T is the
+// float32 division of the dense path, and every sum over codes is accumulated per tile in float32 and across
+// tiles in float64.
+
+namespace {
+
+constexpr int W = IBQ_FUSED_WIDTH;
+
+#if IBQ_FUSED_WIDTH == 16
+typedef __m512 vf;
+inline vf vzero() { return _mm512_setzero_ps(); }
+inline vf vset(float x) { return _mm512_set1_ps(x); }
+inline vf vld(const float* p) { return _mm512_loadu_ps(p); }
+inline void vst(float* p, vf x) { _mm512_storeu_ps(p, x); }
+inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+inline vf vdiv(vf a, vf b) { return _mm512_div_ps(a, b); }
+inline vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
+inline vf vmin(vf a, vf b) { return _mm512_min_ps(a, b); }
+// x > y ? a : b
+inline vf vsel_gt(vf x, vf y, vf a, vf b) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, y, _CMP_GT_OQ), b, a); }
+inline vf vround(vf x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+inline vf vpow2i(vf n) {  // 2^n for integral n in [-126, 127]
+  __m512i i = _mm512_cvtps_epi32(n);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(i, _mm512_set1_epi32(127)), 23));
+}
+inline vf viota() {
+  return _mm512_set_ps(15.f, 14.f, 13.f, 12.f, 11.f, 10.f, 9.f, 8.f, 7.f, 6.f, 5.f, 4.f, 3.f, 2.f, 1.f, 0.f);
+}
+#else
+typedef __m256 vf;
+inline vf vzero() { return _mm256_setzero_ps(); }
+inline vf vset(float x) { return _mm256_set1_ps(x); }
+inline vf vld(const float* p) { return _mm256_loadu_ps(p); }
+inline void vst(float* p, vf x) { _mm256_storeu_ps(p, x); }
+inline vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
+inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+inline vf vdiv(vf a, vf b) { return _mm256_div_ps(a, b); }
+inline vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
+inline vf vmin(vf a, vf b) { return _mm256_min_ps(a, b); }
+inline vf vsel_gt(vf x, vf y, vf a, vf b) { return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, y, _CMP_GT_OQ)); }
+inline vf vround(vf x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+inline vf vpow2i(vf n) {
+  __m256i i = _mm256_cvtps_epi32(n);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(i, _mm256_set1_epi32(127)), 23));
+}
+inline vf viota() { return _mm256_set_ps(7.f, 6.f, 5.f, 4.f, 3.f, 2.f, 1.f, 0.f); }
+#endif
+
+// Register blocks: codes (or positions) x vectors of the microkernel below.
+constexpr int kMR = W == 16 ? 12 : 6;
+constexpr int kNV = 2;
+static_assert(kTileCodes % kMR == 0, "tile codes must be a multiple of the register block");
+
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Subnormal floats flushed to zero (inputs and results) while a kernel runs on this thread: products of
+// probabilities below 1e-38 would otherwise take the slow subnormal path of the FPU (4x slower sweeps); values
+// that small are below every tolerance of the dense path. The caller's MXCSR is restored on return.
+struct FlushSubnormals {
+  unsigned saved = _mm_getcsr();
+  FlushSubnormals() { _mm_setcsr(saved | 0x8040u); }  // FTZ (bit 15) | DAZ (bit 6)
+  ~FlushSubnormals() { _mm_setcsr(saved); }
+};
+
+// e^x in float32: x = n ln2 + r (Cody-Waite split of ln 2), e^r by the degree-7 polynomial of Cephes' expf,
+// times 2^n. Exactly 0 below ln(FLT_MIN) (the dense path gives subnormals there: below 1.2e-38).
+inline vf vexp(vf x) {
+  const vf lo = vset(-87.33654475f);
+  vf xc = vmin(vmax(x, lo), vset(88.0f));
+  vf n = vround(vmul(xc, vset(1.44269504088896341f)));
+  vf r = vfma(n, vset(-0.693359375f), xc);
+  r = vfma(n, vset(2.12194440e-4f), r);
+  vf p = vset(1.9875691500e-4f);
+  p = vfma(p, r, vset(1.3981999507e-3f));
+  p = vfma(p, r, vset(8.3334519073e-3f));
+  p = vfma(p, r, vset(4.1665795894e-2f));
+  p = vfma(p, r, vset(1.6666665459e-1f));
+  p = vfma(p, r, vset(5.0000001201e-1f));
+  p = vfma(p, vmul(r, r), vadd(r, vset(1.0f)));
+  return vsel_gt(lo, x, vzero(), vmul(p, vpow2i(n)));
+}
+
+// C[m][v*W..] (+)= sum_k A[m*am + k*ak] * B[k*bk + v*W..] for m < MR, v < NV: the one matrix-product
+// microkernel (logits: A = codebook rows, B = packed positions; dz: A = dL^T, B = codebook rows;
+// dE: A = dL, B = z rows). Float32 fused multiply-adds in k order.
+template <int MR, int NV, bool ACC>
+inline void mk(int64_t kk, const float* A, int64_t am, int64_t ak, const float* B, int64_t bk, float* C, int64_t cm) {
+  vf acc[MR][NV];
+#pragma GCC unroll 16
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[m][v] = ACC ? vld(C + m * cm + v * W) : vzero();
+  for (int64_t k = 0; k < kk; ++k) {
+    vf bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = vld(B + k * bk + v * W);
+    const float* a = A + k * ak;
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) {
+      vf av = vset(a[m * am]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[m][v] = vfma(av, bv[v], acc[m][v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) vst(C + m * cm + v * W, acc[m][v]);
+}
+
+// mk with a run-time row count m in [1, kMR].
+template <int NV, bool ACC>
+inline void mk_rows(int m, int64_t kk, const float* A, int64_t am, int64_t ak, const float* B, int64_t bk, float* C,
+                    int64_t cm) {
+  switch (m) {
+#define IBQ_MK_CASE(M) \
+  case M: return mk<M, NV, ACC>(kk, A, am, ak, B, bk, C, cm);
+    IBQ_MK_CASE(1) IBQ_MK_CASE(2) IBQ_MK_CASE(3) IBQ_MK_CASE(4) IBQ_MK_CASE(5) IBQ_MK_CASE(6)
+#if IBQ_FUSED_WIDTH == 16
+    IBQ_MK_CASE(7) IBQ_MK_CASE(8) IBQ_MK_CASE(9) IBQ_MK_CASE(10) IBQ_MK_CASE(11) IBQ_MK_CASE(12)
+#endif
+#undef IBQ_MK_CASE
+    default: return;
+  }
+}
+
+// C[i][0..n) (+)= sum_k A(i, k) B[k][0..n) for i < rows: blocks of kMR rows, n (a multiple of W) in blocks of
+// kNV vectors, then one vector.
+template <bool ACC>
+inline void gemm(int64_t rows, int64_t n, int64_t kk, const float* A, int64_t am, int64_t ak, const float* B,
+                 int64_t bk, float* C, int64_t cm) {
+  int64_t c0 = 0;
+  for (; c0 + kNV * W <= n; c0 += kNV * W) {
+    for (int64_t i = 0; i < rows; i += kMR)
+      mk_rows<kNV, ACC>(int(imin(kMR, rows - i)), kk, A + i * am, am, ak, B + c0, bk, C + i * cm + c0, cm);
+  }
+  for (; c0 < n; c0 += W) {
+    for (int64_t i = 0; i < rows; i += kMR)
+      mk_rows<1, ACC>(int(imin(kMR, rows - i)), kk, A + i * am, am, ak, B + c0, bk, C + i * cm + c0, cm);
+  }
+}
+
+// T[j][c] = sum_d E[j0 + j][d] B[d][c]: logits (and G) of codes j0 .. j0 + ct, all ncols columns.
+inline void logits_tile(const Block& b, int64_t j0, int64_t ct, float* T) {
+  gemm<false>(ct, b.ncols, b.d, b.E + j0 * b.d, b.d, 1, b.B, b.ncols, T, b.ncols);
+}
+
+// Per-position float64 accumulation of one tile's float32 vector sums.
+inline void add_sums(double* acc, int64_t c0, vf v) {
+  float t[W];
+  vst(t, v);
+  for (int l = 0; l < W; ++l) acc[c0 + l] += t[l];
+}
+
+void max_pass(const Block& b, int64_t k0, int64_t k1, float* scratch, const MaxPart& o) {
+  FlushSubnormals ftz;
+  for (int64_t j0 = k0; j0 < k1; j0 += kTileCodes) {
+    const int64_t ct = imin(kTileCodes, k1 - j0);
+    float* T = b.buf ? b.buf + j0 * b.ncols : scratch;
+    logits_tile(b, j0, ct, T);
+    for (int64_t c0 = 0; c0 < b.rp; c0 += W) {
+      vf m = vld(o.m1 + c0), a = vld(o.idx + c0);
+      for (int64_t j = 0; j < ct; ++j) {
+        vf x = vld(T + j * b.ncols + c0);
+        a = vsel_gt(x, m, vset(float(j0 + j)), a);  // strictly greater: the first index of the max stays
+        m = vmax(x, m);
+      }
+      vst(o.m1 + c0, m);
+      vst(o.idx + c0, a);
+    }
+  }
+}
+
+void entropy_sums(const Block& b, int64_t k0, int64_t k1, const SumPart& o) {
+  FlushSubnormals ftz;
+  const vf tv = vset(b.temperature), eps = vset(1e-5f);
+  for (int64_t j0 = k0; j0 < k1; j0 += kTileCodes) {
+    const int64_t ct = imin(kTileCodes, k1 - j0);
+    const float* T = b.buf + j0 * b.ncols;
+    for (int64_t c0 = 0; c0 < b.rp; c0 += W) {
+      const vf ms = vdiv(vld(b.m1 + c0), tv), mt = vadd(ms, eps);
+      vf s0 = vzero(), s1 = vzero();
+      for (int64_t j = 0; j < ct; ++j) {
+        vf s = vdiv(vld(T + j * b.ncols + c0), tv);
+        vf e = vexp(vsub(s, ms));
+        s0 = vadd(s0, e);
+        s1 = vfma(e, vsub(vadd(s, eps), mt), s1);
+      }
+      add_sums(o.s0, c0, s0);
+      add_sums(o.s1, c0, s1);
+    }
+  }
+}
+
+void avg_probs(const Block& b, int64_t k0, int64_t k1, double* avg) {
+  FlushSubnormals ftz;
+  const vf tv = vset(b.temperature);
+  vf P[kTileCodes];
+  for (int64_t j0 = k0; j0 < k1; j0 += kTileCodes) {
+    const int64_t ct = imin(kTileCodes, k1 - j0);
+    const float* T = b.buf + j0 * b.ncols;
+    for (int64_t j = 0; j < ct; ++j) P[j] = vzero();
+    for (int64_t c0 = 0; c0 < b.rp; c0 += W) {
+      const vf ms = vdiv(vld(b.m1 + c0), tv), inv_ss = vld(b.inv_ss + c0);  // padding columns: inv_ss = 0
+      for (int64_t j = 0; j < ct; ++j) {
+        P[j] = vfma(vexp(vsub(vdiv(vld(T + j * b.ncols + c0), tv), ms)), inv_ss, P[j]);
+      }
+    }
+    for (int64_t j = 0; j < ct; ++j) {
+      float t[W];
+      vst(t, P[j]);
+      double s = 0;
+      for (int l = 0; l < W; ++l) s += t[l];
+      avg[j0 + j] += s;
+    }
+  }
+}
+
+// gp = g_row q + g_avg[j] with q = (t - mt) - log_ss: dLoss/d softmax(L/T) of the entropy terms.
+struct EntropyGrad {
+  vf ms, mt, log_ss, tv, eps, g_row;
+  EntropyGrad(const Block& b, int64_t c0)
+      : ms(vdiv(vld(b.m1 + c0), vset(b.temperature))), mt(vadd(ms, vset(1e-5f))), log_ss(b.log_ss ? vld(b.log_ss + c0) : vzero()),
+        tv(vset(b.temperature)), eps(vset(1e-5f)), g_row(vset(b.g_row)) {}
+  // returns exp(s - ms) (unnormalised softmax(L/T)); gp through `gp`
+  vf at(vf x, float g_avg_j, vf& gp) const {
+    vf s = vdiv(x, tv);
+    vf q = vsub(vsub(vadd(s, eps), mt), log_ss);
+    gp = vfma(g_row, q, vset(g_avg_j));
+    return vexp(vsub(s, ms));
+  }
+};
+
+void grad_sums(const Block& b, int64_t k0, int64_t k1, const SumPart& o) {
+  FlushSubnormals ftz;
+  const bool has_g = b.ncols > b.rp, ent = b.g_avg != nullptr;
+  for (int64_t j0 = k0; j0 < k1; j0 += kTileCodes) {
+    const int64_t ct = imin(kTileCodes, k1 - j0);
+    float* T = b.buf + j0 * b.ncols;
+    logits_tile(b, j0, ct, T);
+    for (int64_t c0 = 0; c0 < b.rp; c0 += W) {
+      const vf m1 = vld(b.m1 + c0);
+      vf s0 = vzero(), s1 = vzero(), s2 = vzero();
+      if (has_g) {
+        for (int64_t j = 0; j < ct; ++j) {
+          vf e = vexp(vsub(vld(T + j * b.ncols + c0), m1));
+          s0 = vadd(s0, e);
+          s1 = vfma(e, vld(T + j * b.ncols + b.rp + c0), s1);
+        }
+        add_sums(o.s0, c0, s0);
+        add_sums(o.s1, c0, s1);
+      }
+      if (ent) {
+        EntropyGrad eg(b, c0);
+        for (int64_t j = 0; j < ct; ++j) {
+          vf gp;
+          vf e = eg.at(vld(T + j * b.ncols + c0), b.g_avg[j0 + j], gp);
+          s2 = vfma(e, gp, s2);
+        }
+        add_sums(o.s2, c0, s2);
+      }
+    }
+  }
+}
+
+void grads(const Block& b, int64_t k0, int64_t k1, float* D, double* dz, float* dE) {
+  FlushSubnormals ftz;
+  float* tmp = D + kTileCodes * b.rp;  // [rows][d]: this tile's share of dz
+  const bool has_g = b.ncols > b.rp, ent = b.g_avg != nullptr;
+  const vf tv = vset(b.temperature);
+  for (int64_t j0 = k0; j0 < k1; j0 += kTileCodes) {
+    const int64_t ct = imin(kTileCodes, k1 - j0);
+    const float* T = b.buf + j0 * b.ncols;
+    for (int64_t c0 = 0; c0 < b.rp; c0 += W) {
+      // padding columns (positions >= rows) get a zero gradient
+      const vf live = vset(float(b.rows - c0));
+      vf m1 = vzero(), inv_s1 = vzero(), c = vzero(), inv_ss = vzero(), r = vzero();
+      if (has_g) m1 = vld(b.m1 + c0), inv_s1 = vld(b.inv_s1 + c0), c = vld(b.c + c0);
+      EntropyGrad eg(b, c0);
+      if (ent) inv_ss = vld(b.inv_ss + c0), r = vld(b.r + c0);
+      for (int64_t j = 0; j < ct; ++j) {
+        const float* t = T + j * b.ncols + c0;
+        vf x = vld(t), d = vzero();
+        if (has_g) d = vmul(vmul(vexp(vsub(x, m1)), inv_s1), vsub(vld(t + b.rp), c));
+        if (ent) {
+          vf gp;
+          vf ps = vmul(eg.at(x, b.g_avg[j0 + j], gp), inv_ss);
+          d = vadd(d, vdiv(vmul(ps, vsub(gp, r)), tv));
+        }
+        vst(D + j * b.rp + c0, vsel_gt(live, viota(), d, vzero()));
+      }
+    }
+    // dz[r][:] += sum_j D[j][r] E[j0 + j][:] (float32 within the tile, float64 across tiles: the sum runs over
+    // all codes); dE[j0 + j][:] += sum_r D[j][r] z[r][:]
+    gemm<false>(b.rows, b.d, ct, D, 1, b.rp, b.E + j0 * b.d, b.d, tmp, b.d);
+    for (int64_t i = 0; i < b.rows * b.d; ++i) dz[i] += tmp[i];
+    gemm<true>(ct, b.d, b.rows, D, b.rp, 1, b.z, b.d, dE + j0 * b.d, b.d);
+  }
+}
+
+}  // namespace
+
+const Kernels* table() {
+  static const Kernels k{IBQ_FUSED_NAME, 2 * W, W, max_pass, entropy_sums, avg_probs, grad_sums, grads};
+  return &k;
+}
