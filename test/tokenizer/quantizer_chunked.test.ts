@@ -85,12 +85,10 @@ describe('chunked IBQuantizer at n_embed 262144, embed_dim 256 (float32): libtor
       expect(maxAbsDiff(rc.outputs.z_q, ra.outputs.z_q), `${kernel} z_q`).toBeLessThanOrEqual(OUT_TOL);
       for (const k of ['quant_loss', 'sample_entropy', 'avg_entropy'] as const) {
         const c = againstTruth(scalar(rc.outputs[k]), scalar(ra.outputs[k]), [truth[k]]);
-        if (process.env.IBQ_DEBUG_CMP) console.log(kernel, k, JSON.stringify(c));
         expect(c.excess, `${kernel} ${k}: ${JSON.stringify(c)}`).toBeLessThanOrEqual(OUT_TOL);
       }
       for (const [k, t] of [['z', truth.grad_z], ['embedding.weight', truth.grad_E]] as const) {
         const c = againstTruth(rc.grads.get(k)!, ra.grads.get(k)!, t);
-        if (process.env.IBQ_DEBUG_CMP) console.log(kernel, k, JSON.stringify(c));
         expect(c.excess, `${kernel} grad ${k}: ${JSON.stringify(c)}`).toBeLessThanOrEqual(GRAD_TOL);
       }
       // the inference job (forward without gradients) computes the same outputs
