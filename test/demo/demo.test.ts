@@ -10,7 +10,8 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 
-import { NearestClassMean } from '../../dist/demo/index.js';
+import { NearestClassMean, type DemoMetrics } from '../../dist/demo/index.js';
+import { checkTargets, summaryLines } from '../../dist/demo/report.js';
 import { heldOutTokenLoss } from '../../dist/demo/steps.js';
 import { tensor, Transformer } from '../../dist/index.js';
 import { run } from '../support/run.js';
@@ -183,6 +184,32 @@ describe('ibq demo', () => {
     const r2 = await ibq(['demo', '--data', join(root, 'missing'), '--out', join(root, 'x')]);
     expect(r2.status).toBe(1);
     expect(r2.stderr).toMatch(/--data .*missing: no such folder/);
+  });
+});
+
+describe('the demo summary', () => {
+  // the reference run's metrics.json as a template; the figures are set below
+  const template = JSON.parse(readFileSync(resolve(__dirname, '..', '..', 'docs', 'demo', 'metrics.json'), 'utf8')) as DemoMetrics;
+  const lines = (f: { psnr: number; util: number; loss: number; share: number }) => {
+    const m = structuredClone(template);
+    m.tokenizer.psnr = f.psnr;
+    m.tokenizer.codebookUtilization = f.util;
+    m.transformer.heldOutLoss = f.loss;
+    m.classConsistency.share = f.share;
+    m.targets = checkTargets(m);
+    return summaryLines(m).join('\n');
+  };
+  it('says "above the bound" for a held-out loss above its bound and "below target" for figures below theirs', () => {
+    const bound = template.transformer.heldOutLossBound;
+    const bad = lines({ psnr: 19.5, util: 0.3, loss: bound + 0.1, share: 0.2 });
+    expect(bad).toMatch(new RegExp(`held-out loss ${(bound + 0.1).toFixed(3)} nats/token \\(bound 0\\.8 \\* ln\\(\\d+\\) = [\\d.]+: above the bound\\)`));
+    expect(bad).not.toMatch(/loss[^\n]*below target/);
+    expect(bad).toMatch(/PSNR 19\.50 dB \(target >= 20: below target\)/);
+    expect(bad).toMatch(/= 30\.0% \(target >= 50\.0%: below target\)/);
+    expect(bad).toMatch(/target >= 40\.0%: below target/);
+    const good = lines({ psnr: 21, util: 0.7, loss: bound - 0.1, share: 0.6 });
+    expect(good).toMatch(/: ok\), training loss/);
+    expect(good).not.toMatch(/below target|above the bound/);
   });
 });
 
