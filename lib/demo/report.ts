@@ -11,7 +11,13 @@ export interface DemoMetrics {
   version: 1;
   createdAt: string;
   data: { source: string; kind: 'idx' | 'image-folder'; classes: string[]; trainImages: number; heldOutImages: number; imageSize: number };
-  environment: { libtorch: string; device: string; threads: number; cpus: number; node: string; lpips: boolean; lpipsNote: string };
+  environment: {
+    libtorch: string; device: string; threads: number; cpus: number; node: string; lpips: boolean; lpipsNote: string;
+    /** The CPU (model name, and family/model on Linux): seeded figures repeat on the same CPU, not across CPUs. */
+    cpu: string;
+    /** BLAS and allocator settings from the environment (`npm run demo` sets them), null when unset. */
+    tuning: Record<string, string | null>;
+  };
   tokenizer: {
     steps: number; batchSize: number; nEmbed: number; tokens: [number, number];
     psnr: number; ssim: number; codebookUsed: number; codebookUtilization: number;

@@ -17,7 +17,7 @@ import { tensor, Transformer } from '../../dist/index.js';
 import { run } from '../support/run.js';
 
 const BIN = resolve(__dirname, '..', '..', 'bin', 'ibq.js');
-const ibq = (args: string[], env: Record<string, string> = {}) =>
+const ibq = (args: string[], env: Record<string, string | undefined> = {}) =>
   run(process.execPath, [BIN, ...args], { timeout: 120_000, env: { ...process.env, ...env } });
 
 const num = z.number().refine(Number.isFinite, 'finite');
@@ -31,7 +31,8 @@ const MetricsSchema = z.strictObject({
   }),
   environment: z.strictObject({
     libtorch: z.string(), device: z.string(), threads: z.number().int().positive(), cpus: z.number().int().positive(),
-    node: z.string(), lpips: z.boolean(), lpipsNote: z.string(),
+    node: z.string(), lpips: z.boolean(), lpipsNote: z.string(), cpu: z.string().min(1),
+    tuning: z.record(z.string(), z.string().nullable()),
   }),
   tokenizer: z.strictObject({
     steps: z.number().int().positive(), batchSize: z.number().int().positive(), nEmbed: z.number().int().min(256),
@@ -110,7 +111,7 @@ describe('ibq demo', () => {
   it('runs the whole pipeline on the bundled Fashion-MNIST subset with a few steps and writes the three files', async () => {
     const out = join(root, 'fashion');
     const started = Date.now() - 5000;
-    const r = await ibq(['demo', '--max-steps', '3', '--max-images', '200', '--per-class', '2', '--out', out], { IBQ_DEMO_SETUP_START: String(started) });
+    const r = await ibq(['demo', '--max-steps', '3', '--max-images', '200', '--per-class', '2', '--out', out], { IBQ_DEMO_SETUP_START: String(started), OPENBLAS_NUM_THREADS: '1', MALLOC_TRIM_THRESHOLD_: undefined });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/LPIPS (on|off)/);
     expect(r.stdout).toMatch(/PSNR [\d.]+ dB/);
@@ -123,6 +124,9 @@ describe('ibq demo', () => {
     expect(m.transformer.steps).toBe(3);
     expect(m.tokenizer.tokens).toEqual([16, 16]);
     expect(m.timings.setupAndBuild!).toBeGreaterThanOrEqual(5);
+    // the BLAS / allocator settings it ran with are recorded
+    expect(m.environment.tuning.OPENBLAS_NUM_THREADS).toBe('1');
+    expect(m.environment.tuning.MALLOC_TRIM_THRESHOLD_).toBeNull();
     expect(m.files.tokenizerCheckpoint).toBe(join(out, 'tokenizer', 'last.ckpt'));
     // the nearest-class-mean judge is far above chance on real held-out Fashion-MNIST even fitted on 200 images
     expect(m.classConsistency.classifierAccuracyOnRealHeldOut).toBeGreaterThan(0.4);
