@@ -161,7 +161,7 @@ export async function trainDemoTransformer(
  * training loss (cross-entropy of model(z[:, :-1], c) against z), without label dropout, one native call per
  * batch (Transformer.lossAndGrads with no gradients asked for).
  */
-export async function heldOutTokenLoss(model: Transformer, data: { tokens: Tensor; labels: Tensor }, batchSize = 100): Promise<number> {
+export async function heldOutTokenLoss(model: Transformer, data: { tokens: Tensor; labels: Tensor }, batchSize = 32): Promise<number> {
   const [N, L] = data.tokens.shape as [number, number];
   const tok = (await data.tokens.data()) as BigInt64Array;
   const lab = (await data.labels.data()) as BigInt64Array;
