@@ -1,9 +1,10 @@
 // No call of ours blocks the event loop for more than 50 ms: the largest delay perf_hooks.monitorEventLoopDelay
 // (1 ms resolution) sees during training (in-memory data, checkpoints on the way), sampling, generation,
 // tokenizer evaluation and an explicit checkpoint save. Measured in a child process (event_loop_child.mjs) whose
-// loop runs nothing else, so vitest's own work does not count. Delays that are not ours (the OS handing both
-// cores to other processes, as on a busy CI machine) do not repeat at the same place, while a blocking call does
-// every time: a phase over the bound is measured again, up to three times, and the smallest maximum counts.
+// loop runs nothing else, so vitest's own work does not count; its JS thread (only that thread) runs at a higher
+// priority where allowed, so other processes on a busy CI machine delay it less. Delays that are not ours still
+// do not repeat at the same place, while a blocking call does every time: a phase over the bound is measured
+// again, up to three times, and the smallest maximum counts.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
