@@ -32,7 +32,7 @@ export {
 } from './data/images.js';
 // ---- evaluation ----
 export {
-  evaluateTokenizer, evaluateSamples, FidInception, LPIPS, clamp, featureStats, FeatureMoments, frechetDistance,
+  evaluateTokenizer, evaluateSamples, FidInception, LPIPS, clamp, clampAsync, featureStats, FeatureMoments, frechetDistance,
   inceptionScore, imageQuality, psnr, ssim, codebookUsage, CodebookUsage, MissingWeightsError, INCEPTION_NOTE, LPIPS_WEIGHTS,
   LPIPS_WEIGHTS_ENV,
   type EvalWeights, type GaussianStats, type TokenizerMetrics, type SampleMetrics, type EvaluableTokenizer,

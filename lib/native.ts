@@ -14,7 +14,8 @@ import { isMainThread } from 'node:worker_threads';
 /** What every native model handle provides (see native/bindings/module_handle.h). */
 export interface ModuleHandleNative {
   stateDict(): [string, TensorHandle][];
-  snapshot(): Promise<[string, TensorHandle][]>;
+  /** `skip`: key prefixes left out (not copied). */
+  snapshot(skip?: readonly string[]): Promise<[string, TensorHandle][]>;
   /** `skip`: key prefixes that are not the model's own (neither loaded nor reported as unexpected). */
   loadStateDict(entries: [string, TensorHandle][], strict: boolean, skip?: readonly string[]): Promise<LoadResult>;
   parameterNames(): string[];
@@ -90,6 +91,8 @@ export interface TransformerNative extends ModuleHandleNative {
 }
 export interface TransformerNative {
   TransformerHandle: new (config: object, seed?: number, device?: string) => TransformerNative;
+  /** The same model created on a worker thread (random initialisation of a large model takes seconds). */
+  buildTransformer(config: object, seed?: number, device?: string): Promise<TransformerNative>;
   /** The full config (defaults filled in, validated) plus parameterCount and the preset it equals ('' if none). */
   transformerConfig(config: object | string): Record<string, number | boolean | null | string>;
   /** The official transformer_config.params field names (native/ibq/transformer.h, for_each_field). */
@@ -134,6 +137,8 @@ export interface NativeAddon extends TransformerNative {
   setNumThreads(n: number): void;
   TensorHandle: new () => TensorHandle;
   tensorFromData(data: ArrayBufferView, shape: number[], dtype: string, device?: string, raw?: boolean): TensorHandle;
+  /** t[rows] along dim 0 on t's device (as `dtype` when given), copied on a worker thread. RangeError for a bad row. */
+  selectRows(t: TensorHandle, rows: BigInt64Array, dtype?: string): Promise<TensorHandle>;
   testOps: {
     matmulLoop(size: number, iters: number, opts?: JobOptions & { queued?: boolean }): Promise<number>;
     fail(message: string, async?: boolean): Promise<never>;
@@ -163,6 +168,8 @@ export interface NativeAddon extends TransformerNative {
 
   // ---- tokenizer area: handles of native/bindings/{tokenizer,ibq_quantizer,vector_quantizer}.cpp ----
   TokenizerHandle: new (config: object, device?: string, seed?: number) => TokenizerHandleNative;
+  /** The same model created on a worker thread. */
+  buildTokenizer(config: object, device?: string, seed?: number): Promise<TokenizerHandleNative>;
   IBQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<IBQOutputName>;
   VectorQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<VQOutputName>;
   // ---- end of tokenizer area ----
@@ -176,6 +183,9 @@ export interface NativeAddon extends TransformerNative {
     inceptionScore(logits: TensorHandle, splits: number): Promise<{ mean: number; std: number }>;
     ssimPsnr(a: TensorHandle, b: TensorHandle, symmetric: boolean): Promise<{ ssim: TensorHandle; psnr: TensorHandle }>;
     clamp(x: TensorHandle, lo: number, hi: number): TensorHandle;
+    clampAsync(x: TensorHandle, lo: number, hi: number): Promise<TensorHandle>;
+    /** float [B, C, H, W] -> uint8 [B, H, W, C] as the official sample script converts (toUint8Images). */
+    samplePixels(x: TensorHandle): Promise<TensorHandle>;
     codebookUsage(indices: TensorHandle, nEmbed: number): Promise<{ histogram: TensorHandle; used: number; utilization: number }>;
     FeatureMomentsHandle: new () => {
       add(features: TensorHandle): Promise<void>;
@@ -191,6 +201,8 @@ export interface NativeAddon extends TransformerNative {
     options: object,
     seed?: number,
   ) => TokenizerTrainerNative;
+  /** The same trainer created on a worker thread, after the tokenizer's queued jobs. */
+  buildTokenizerTrainer(tokenizer: { moduleRef(): unknown }, lossconfig: object, options: object, seed?: number): Promise<TokenizerTrainerNative>;
   // ---- end of tokenizer training ----
 }
 

@@ -47,10 +47,10 @@ export abstract class Module<H extends ModuleHandleNative = ModuleHandleNative> 
 
   /**
    * The same copies as stateDict(), made on a worker thread after the model's queued jobs: for checkpoints of
-   * large models without blocking the event loop.
+   * large models without blocking the event loop. `skip`: key prefixes left out (not copied).
    */
-  async snapshot(): Promise<StateDict> {
-    return entriesToStateDict(await this.native.snapshot());
+  async snapshot(opts: { skip?: readonly string[] } = {}): Promise<StateDict> {
+    return entriesToStateDict(await this.native.snapshot(opts.skip ?? []));
   }
 
   /**

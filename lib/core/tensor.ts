@@ -187,6 +187,14 @@ export function tensor(data: TypedArray | number[] | bigint[] | boolean[], shape
   return new Tensor(native.tensorFromData(view, shape, dtype, opts.device, !!opts.raw));
 }
 
+/**
+ * @internal Rows `rows` of `t` along its first dimension (index_select, on t's device), converted to `dtype`
+ * when given: a copy made on a worker thread. RangeError for a row outside [0, t.shape[0]).
+ */
+export async function selectRows(t: Tensor, rows: readonly number[], dtype?: DType): Promise<Tensor> {
+  return wrap(await native.selectRows(t.handle, BigInt64Array.from(rows, (r) => BigInt(r)), dtype));
+}
+
 /** @internal Wraps a native handle returned by a native call. */
 export function wrap(h: TensorHandle): Tensor {
   return new Tensor(h);

@@ -5,7 +5,7 @@
  * same images (the order of each epoch is lib/train/sampler.ts's).
  */
 import { describe } from '../core/errors.js';
-import { Tensor, tensor } from '../core/tensor.js';
+import { selectRows, Tensor, tensor } from '../core/tensor.js';
 import { listImages, type ImageList } from './image_files.js';
 import { decodeImage } from './images.js';
 import { mixSeed, mulberry32 } from '../core/random.js';
@@ -26,6 +26,8 @@ export interface TrainDataset {
   readonly description: string;
   /** Images [indices.length, 3, size, size]; `epoch` seeds the random crops of a training set. */
   load(indices: number[], epoch: number): Promise<Tensor>;
+  /** Releases what the dataset holds (a Tensor data set: its reference to the images). */
+  dispose?(): void;
 }
 
 class FileDataset implements TrainDataset {
@@ -67,22 +69,21 @@ class FileDataset implements TrainDataset {
 
 class TensorDataset implements TrainDataset {
   readonly skipped = 0;
-  readonly #data: Float32Array;
-  readonly #shape: number[];
+  /** The caller's images (the same memory, not a copy): their dispose() does not end a run that uses them. */
+  readonly #data: Tensor;
   constructor(t: Tensor, readonly description: string) {
     if (t.shape.length !== 4 || t.shape[1] !== 3) throw new RangeError(`data: expected images [N, 3, H, W], got [${t.shape.join(', ')}]`);
-    this.#data = (t.dtype === 'float32' ? t.dataSync() : Float32Array.from(t.dataSync() as ArrayLike<number>)) as Float32Array;
-    this.#shape = t.shape;
+    this.#data = t.to(t.device);
   }
   get length(): number {
-    return this.#shape[0]!;
+    return this.#data.shape[0]!;
   }
-  async load(indices: number[]): Promise<Tensor> {
-    const [, c, h, w] = this.#shape as [number, number, number, number];
-    const per = c * h * w;
-    const out = new Float32Array(indices.length * per);
-    indices.forEach((i, k) => out.set(this.#data.subarray(i * per, (i + 1) * per), k * per));
-    return tensor(out, [indices.length, c, h, w]);
+  /** The batch, gathered (and converted to float32) on a worker thread. */
+  load(indices: number[]): Promise<Tensor> {
+    return selectRows(this.#data, indices, 'float32');
+  }
+  dispose(): void {
+    this.#data.dispose();
   }
 }
 

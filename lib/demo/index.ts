@@ -6,7 +6,7 @@
  * (5) class consistency of the samples by a nearest-class-mean pixel classifier fitted on the real training
  * images; (6) metrics.json with every figure, the settings and the timings.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 
@@ -53,6 +53,26 @@ export class DemoInterrupted extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'DemoInterrupted';
+  }
+}
+
+/**
+ * Environment variables `npm run demo` sets (package.json): one OpenBLAS thread (libtorch's own threads already
+ * use both cores; OpenBLAS's extra threads spun in sched_yield) and glibc malloc keeping freed memory instead of
+ * returning it to the system and faulting it in again every step. Recorded in metrics.json.
+ */
+const TUNING_ENV = ['OPENBLAS_NUM_THREADS', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_'];
+
+/** The CPU's model name, with its family and model on Linux (e.g. 'AMD EPYC (family 26, model 2)'). */
+function cpuName(): string {
+  const name = cpus()[0]?.model?.trim() || 'unknown';
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const field = (k: string) => new RegExp(`^${k}\\s*:\\s*(\\S+)`, 'm').exec(info)?.[1];
+    const family = field('cpu family'), model = field('model');
+    return family && model ? `${name} (family ${family}, model ${model})` : name;
+  } catch {
+    return name;
   }
 }
 
@@ -178,7 +198,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoMetrics> {
       source: data.source.path, kind: data.source.kind, classes: data.classes, trainImages: data.train.labels.length,
       heldOutImages: data.test.labels.length, imageSize: s.imageSize,
     },
-    environment: { libtorch: inf.libtorch, device, threads, cpus: threads, node: process.version, lpips: lpips !== undefined, lpipsNote },
+    environment: {
+      libtorch: inf.libtorch, device, threads, cpus: threads, node: process.version, lpips: lpips !== undefined, lpipsNote,
+      cpu: cpuName(), tuning: Object.fromEntries(TUNING_ENV.map((k) => [k, process.env[k] ?? null])),
+    },
     ...parts,
     sampling: { ...s.sampling, samples: sm.labels.length },
     targets: checkTargets(parts),

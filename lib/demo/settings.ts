@@ -91,6 +91,6 @@ export function defaultSettings(): DemoSettings {
       steps: 300,
       batchSize: 32,
     },
-    sampling: { perClass: 10, cfgScale: 3.0, temperature: 0.7, topK: 0, topP: 1.0, seed: 1 },
+    sampling: { perClass: 10, cfgScale: 2.0, temperature: 0.7, topK: 0, topP: 1.0, seed: 1 },
   };
 }

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 
 import {
-  clamp, CodebookUsage, generate, imageQuality, tensor, tokensFromTensor, trainTokenizer, trainTransformer,
+  clampAsync, CodebookUsage, generate, imageQuality, tensor, tokensFromTensor, trainTokenizer, trainTransformer,
   type Tensor, type Tokenizer, type Transformer,
 } from '../index.js';
 import type { LabelledImages } from './data.js';
@@ -98,7 +98,7 @@ export async function evaluateDemoTokenizer(tok: Tokenizer, test: LabelledImages
       const o = await tok.forward(x);
       // metrics on the CPU, next to the originals (the tokenizer may run on another device)
       const xrec = onCpu(o.xrec), indices = onCpu(o.indices);
-      const rec = clamp(xrec, -1, 1);
+      const rec = await clampAsync(xrec, -1, 1);
       const q = await imageQuality(x, rec, { range: 'symmetric' });
       psnr += q.psnr.reduce((a, b) => a + b, 0);
       ssim += q.ssim.reduce((a, b) => a + b, 0);
@@ -158,9 +158,10 @@ export async function trainDemoTransformer(
 
 /**
  * Stage 3c: mean next-token cross-entropy (nats per token) on held-out token maps, eval mode: the official
- * training loss (cross-entropy of model(z[:, :-1], c) against z), from teacher-forced logits (forward only).
+ * training loss (cross-entropy of model(z[:, :-1], c) against z), without label dropout, one native call per
+ * batch (Transformer.lossAndGrads with no gradients asked for).
  */
-export async function heldOutTokenLoss(model: Transformer, data: { tokens: Tensor; labels: Tensor }, batchSize = 100): Promise<number> {
+export async function heldOutTokenLoss(model: Transformer, data: { tokens: Tensor; labels: Tensor }, batchSize = 32): Promise<number> {
   const [N, L] = data.tokens.shape as [number, number];
   const tok = (await data.tokens.data()) as BigInt64Array;
   const lab = (await data.labels.data()) as BigInt64Array;
@@ -168,20 +169,11 @@ export async function heldOutTokenLoss(model: Transformer, data: { tokens: Tenso
   let sum = 0;
   for (let i = 0; i < N; i += batchSize) {
     const n = Math.min(batchSize, N - i);
-    const inp = new BigInt64Array(n * (L - 1));
-    for (let b = 0; b < n; b++) inp.set(tok.subarray((i + b) * L, (i + b + 1) * L - 1), b * (L - 1));
-    const logits = await model.forward(tensor(inp, [n, L - 1]), tensor(lab.subarray(i, i + n), [n]));
-    const V = logits.shape[2]!;
-    const z = (await logits.data()) as Float32Array; // [n, L, V]: position j predicts token j
-    logits.dispose();
-    for (let r = 0; r < n * L; r++) {
-      const row = z.subarray(r * V, (r + 1) * V);
-      let max = -Infinity;
-      for (let v = 0; v < V; v++) if (row[v]! > max) max = row[v]!;
-      let e = 0;
-      for (let v = 0; v < V; v++) e += Math.exp(row[v]! - max);
-      sum += max + Math.log(e) - row[Number(tok[i * L + r])]!;
-    }
+    const tokens = tensor(tok.subarray(i * L, (i + n) * L), [n, L]), labels = tensor(lab.subarray(i, i + n), [n]);
+    const r = await model.lossAndGrads(tokens, labels, { wrt: [], labelDropout: false });
+    sum += r.loss * n * L;
+    tokens.dispose();
+    labels.dispose();
   }
   return sum / (N * L);
 }

@@ -2,7 +2,7 @@
 export { FidInception, INCEPTION_NOTE, type InceptionFeatures, type InceptionInput } from './inception.js';
 export { LPIPS } from './lpips.js';
 export {
-  clamp, codebookUsage, CodebookUsage, FeatureMoments, featureStats, frechetDistance, imageQuality, inceptionScore,
+  clamp, clampAsync, codebookUsage, CodebookUsage, FeatureMoments, featureStats, frechetDistance, imageQuality, inceptionScore,
   psnr, ssim, type GaussianStats,
 } from './metrics.js';
 export { type EvalWeights } from './networks.js';

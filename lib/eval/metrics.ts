@@ -109,6 +109,11 @@ export function clamp(x: Tensor, lo: number, hi: number): Tensor {
   return wrap(native.metrics.clamp(checkTensor(x, 'x').handle, checkNumber(lo, 'lo'), checkNumber(hi, 'hi')));
 }
 
+/** clamp() computed on a worker thread (large batches without blocking the event loop). */
+export async function clampAsync(x: Tensor, lo: number, hi: number): Promise<Tensor> {
+  return wrap(await native.metrics.clampAsync(checkTensor(x, 'x').handle, checkNumber(lo, 'lo'), checkNumber(hi, 'hi')));
+}
+
 /** Codebook usage counts accumulated over batches of indices. */
 export class CodebookUsage {
   readonly histogram: Float64Array;

@@ -10,7 +10,7 @@ import { listImages } from '../data/image_files.js';
 import { checkInt } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
 import { INCEPTION_NOTE } from './inception.js';
-import { clamp, CodebookUsage, FeatureMoments, frechetDistance, imageQuality } from './metrics.js';
+import { clampAsync, CodebookUsage, FeatureMoments, frechetDistance, imageQuality } from './metrics.js';
 import { loadNetworks, type EvalWeights } from './networks.js';
 import type { LpipsNetName } from './weights.js';
 
@@ -109,7 +109,7 @@ export async function evaluateTokenizer(o: EvaluateTokenizerOptions): Promise<To
     for await (const { images, indices } of batches(o, total)) {
       o.signal?.throwIfAborted();
       const raw = await o.tokenizer.decode(indices);
-      const xrec = clamp(raw, -1, 1);
+      const xrec = await clampAsync(raw, -1, 1);
       if (raw !== images) raw.dispose();
       try {
         for (const [x, acc] of nets.inception ? ([[images, real], [xrec, rec]] as const) : []) {

@@ -51,6 +51,31 @@ class Bytes {
     this.buf.writeInt32LE(v, this.n);
     this.n += 4;
   }
+  /** A str: BINUNICODE (0x58), u32 length, the UTF-8 bytes. */
+  utf8(s: string): void {
+    if (s.length < 64 && this.ascii(s)) return;
+    const len = Buffer.byteLength(s, 'utf8');
+    this.ensure(5 + len);
+    this.buf[this.n++] = 0x58;
+    this.buf.writeUInt32LE(len, this.n);
+    this.n += 4;
+    this.n += this.buf.write(s, this.n, len, 'utf8');
+  }
+  /** utf8() of a short ASCII string byte by byte (most keys and names); false, writing nothing, for others. */
+  private ascii(s: string): boolean {
+    const n = s.length;
+    this.ensure(5 + n);
+    const b = this.buf, o = this.n + 5;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) return false;
+      b[o + i] = c;
+    }
+    b[this.n] = 0x58;
+    b.writeUInt32LE(n, this.n + 1);
+    this.n = o + n;
+    return true;
+  }
   f64be(v: number): void {
     this.ensure(8);
     this.buf.writeDoubleBE(v, this.n);
@@ -87,8 +112,31 @@ export interface PickledTensors {
   storages: Tensor[];
 }
 
-/** Pickles `root` (protocol 2); every Tensor gets its own storage record (the same Tensor object shares one). */
-export function pickleForTorch(root: unknown, where = 'value'): PickledTensors {
+/** Longest stretch (ms) the pickler runs before it lets the event loop run. */
+const SLICE_MS = 5;
+
+/**
+ * Pickles `root` (protocol 2); every Tensor gets its own storage record (the same Tensor object shares one).
+ * The work is done in slices of a few milliseconds between which the event loop runs (a training checkpoint
+ * holds thousands of values), so `root` must not change until the Promise settles.
+ */
+export async function pickleForTorch(root: unknown, where = 'value'): Promise<PickledTensors> {
+  let deadline = performance.now() + SLICE_MS;
+  const steps = pickleSteps(root, where, () => performance.now() > deadline);
+  for (let r = steps.next(); ; r = steps.next()) {
+    if (r.done) return r.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    deadline = performance.now() + SLICE_MS;
+  }
+}
+
+/** Runs a pickling generator to its end without pausing (small nested values). */
+function drain(g: Generator<void, void, void>): void {
+  for (let r = g.next(); !r.done; r = g.next());
+}
+
+/** The pickler: writes `root`, pausing (a bare yield) after an item of a container once `pause()` says so. */
+function* pickleSteps(root: unknown, where: string, pause: () => boolean): Generator<void, PickledTensors, void> {
   const out = new Bytes();
   const memo = new Map<unknown, number>();
   const storages: Tensor[] = [];
@@ -103,15 +151,13 @@ export function pickleForTorch(root: unknown, where = 'value'): PickledTensors {
     if (i < 256) out.u8(0x68, i);
     else (out.u8(0x6a), out.u32(i));
   };
-  const str = (s: string) => {
-    const b = Buffer.from(s, 'utf8');
-    out.u8(0x58);
-    out.u32(b.length);
-    out.raw(b);
-  };
+  const str = (s: string) => out.utf8(s);
+  const globals = new Map<string, Buffer>();
   const globalRef = (module: string, name: string) => {
-    out.u8(0x63);
-    out.raw(Buffer.from(`${module}\n${name}\n`, 'latin1'));
+    const k = `${module}\n${name}\n`;
+    let b = globals.get(k);
+    if (!b) globals.set(k, (b = Buffer.from(`\x63${k}`, 'latin1')));
+    out.raw(b);
   };
   const int = (v: number | bigint) => {
     if (typeof v === 'number' && v >= 0 && v < 256) return out.u8(0x4b, v);
@@ -138,22 +184,30 @@ export function pickleForTorch(root: unknown, where = 'value'): PickledTensors {
     items.forEach((f) => f());
     out.u8(0x74);
   };
+  /** tupleOf(v.map(int)) without the closures. */
+  const intTuple = (v: readonly number[]) => {
+    if (v.length === 0) return out.u8(0x29);
+    if (v.length > 3) out.u8(0x28);
+    for (const d of v) int(d);
+    out.u8(v.length > 3 ? 0x74 : [0x85, 0x86, 0x87][v.length - 1]!);
+  };
   const bytesValue = (b: Uint8Array) => {
     // protocol 2 has no bytes opcode: _codecs.encode(latin-1 text, 'latin1'), as Python writes it
     globalRef('_codecs', 'encode');
     tupleOf([() => str(Buffer.from(b).toString('latin1')), () => str('latin1')]);
     out.u8(0x52);
   };
-  const setItems = (entries: [unknown, unknown][], depth: number, path: string) => {
+  function* setItems(entries: [unknown, unknown][], depth: number, path: string): Generator<void, void, void> {
     for (let i = 0; i < entries.length; i += 1000) {
       out.u8(0x28);
       for (const [k, v] of entries.slice(i, i + 1000)) {
-        write(k, depth, path);
-        write(v, depth, `${path}.${String(k)}`);
+        yield* write(k, depth, path);
+        yield* write(v, depth, `${path}.${String(k)}`);
+        if (pause()) yield;
       }
       out.u8(0x75);
     }
-  };
+  }
   const tensor = (t: Tensor, path: string) => {
     const dtype = t.dtype;
     const cls = STORAGE_OF_DTYPE[dtype];
@@ -171,11 +225,19 @@ export function pickleForTorch(root: unknown, where = 'value'): PickledTensors {
     for (let i = shape.length - 1; i >= 0; --i) (stride[i] = acc), (acc *= Math.max(shape[i], 1));
     globalRef('torch._utils', '_rebuild_tensor_v2');
     out.u8(0x28);
-    tupleOf([() => str('storage'), () => globalRef('torch', cls), () => str(String(key)), () => str('cpu'), () => int(numel)]);
+    // the persistent id ('storage', torch.<Type>Storage, key, 'cpu', numel): tupleOf's bytes, written directly
+    // (a checkpoint holds hundreds of tensors)
+    out.u8(0x28);
+    str('storage');
+    globalRef('torch', cls);
+    str(String(key));
+    str('cpu');
+    int(numel);
+    out.u8(0x74);
     out.u8(0x51); // BINPERSID
     int(0);
-    tupleOf(shape.map((d) => () => int(d)));
-    tupleOf(stride.map((d) => () => int(d)));
+    intTuple(shape);
+    intTuple(stride);
     out.u8(0x89); // requires_grad False
     globalRef('collections', 'OrderedDict');
     out.u8(0x29, 0x52); // OrderedDict()
@@ -201,7 +263,7 @@ export function pickleForTorch(root: unknown, where = 'value'): PickledTensors {
     ]);
     out.u8(0x62); // BUILD
   };
-  function write(v: unknown, depth: number, path: string): void {
+  function* write(v: unknown, depth: number, path: string): Generator<void, void, void> {
     if (depth > MAX_DEPTH) throw new RangeError(`${where}: ${path}: nesting deeper than ${MAX_DEPTH}`);
     if (v === null || v === undefined) return out.u8(0x4e);
     if (v === true) return out.u8(0x88);
@@ -229,14 +291,17 @@ export function pickleForTorch(root: unknown, where = 'value'): PickledTensors {
       globalRef('collections', 'OrderedDict');
       out.u8(0x29, 0x52);
       put(v);
-      return setItems(v.entries, d, path);
+      return yield* setItems(v.entries, d, path);
     }
     if (Array.isArray(v)) {
       out.u8(0x5d);
       put(v);
       for (let i = 0; i < v.length; i += 1000) {
         out.u8(0x28);
-        v.slice(i, i + 1000).forEach((x, j) => write(x, d, `${path}[${i + j}]`));
+        for (const [j, x] of v.slice(i, i + 1000).entries()) {
+          yield* write(x, d, `${path}[${i + j}]`);
+          if (pause()) yield;
+        }
         out.u8(0x65);
       }
       return;
@@ -245,31 +310,31 @@ export function pickleForTorch(root: unknown, where = 'value'): PickledTensors {
       globalRef('__builtin__', 'set');
       out.u8(0x5d);
       out.u8(0x28);
-      for (const x of v) write(x, d, `${path}{}`);
+      for (const x of v) yield* write(x, d, `${path}{}`);
       out.u8(0x65, 0x85, 0x52);
       return put(v);
     }
     if (v instanceof Map) {
       out.u8(0x7d);
       put(v);
-      return setItems([...v], d, path);
+      return yield* setItems([...v], d, path);
     }
     if (v instanceof PyGlobal) return (globalRef(v.module, v.name), put(v)); // a reference, never a call
     if (v instanceof NpDType) return (str(v.name), put(v));
     if (v instanceof PySlice) {
       globalRef('__builtin__', 'slice');
-      tupleOf([() => write(v.start, d, path), () => write(v.stop, d, path), () => write(v.step, d, path)]);
+      tupleOf([() => drain(write(v.start, d, path)), () => drain(write(v.stop, d, path)), () => drain(write(v.step, d, path))]);
       out.u8(0x52);
       return put(v);
     }
     if (v instanceof Opaque && recreatable(v)) {
       const dot = v.__class__.lastIndexOf('.');
       globalRef(v.__class__.slice(0, dot), v.__class__.slice(dot + 1));
-      tupleOf(v.args.map((a, i) => () => write(a, d, `${path}.args[${i}]`)));
+      tupleOf(v.args.map((a, i) => () => drain(write(a, d, `${path}.args[${i}]`))));
       out.u8(v.reduced ? 0x52 : 0x81); // REDUCE | NEWOBJ
       put(v);
-      if (v.items?.length) setItems(v.items as [unknown, unknown][], d, `${path}.items`);
-      if (v.state !== undefined) (write(v.state, d, `${path}.state`), out.u8(0x62)); // BUILD
+      if (v.items?.length) yield* setItems(v.items as [unknown, unknown][], d, `${path}.items`);
+      if (v.state !== undefined) (yield* write(v.state, d, `${path}.state`), out.u8(0x62)); // BUILD
       return;
     }
     const proto = Object.getPrototypeOf(v);
@@ -277,12 +342,12 @@ export function pickleForTorch(root: unknown, where = 'value'): PickledTensors {
       out.u8(0x7d);
       put(v);
       const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
-      return setItems(entries, d, path);
+      return yield* setItems(entries, d, path);
     }
     throw new TypeError(`${where}: ${path}: ${describe(v)} cannot be saved`);
   }
   out.u8(0x80, 2);
-  write(root, 0, 'root');
+  yield* write(root, 0, 'root');
   out.u8(0x2e);
   return { pickle: out.buf.subarray(0, out.n), storages };
 }

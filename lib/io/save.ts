@@ -39,7 +39,7 @@ export async function saveCheckpoint(path: string, input: SaveCheckpointInput): 
   if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) throw new TypeError(`meta: expected an object, got ${describe(meta)}`);
   if ('state_dict' in meta) throw new RangeError(`meta: the key 'state_dict' is reserved for stateDict`);
   const root = new Map<string, unknown>([['state_dict', new OrderedDictValue(entries)], ...Object.entries(meta)]);
-  const { pickle, storages } = pickleForTorch(root, path);
+  const { pickle, storages } = await pickleForTorch(root, path);
   const records: [string, Uint8Array | TensorHandle][] = [['data.pkl', pickle]];
   storages.forEach((t, i) => records.push([`data/${i}`, t.handle]));
   records.push(['byteorder', Buffer.from('little')]);

@@ -105,6 +105,16 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
   }
 
   /**
+   * create() with the random initialisation done on a worker thread: the event loop stays free (a large
+   * tokenizer takes seconds). Same arguments and errors (as a rejection).
+   */
+  static async createAsync(cfg: TokenizerConfig | TokenizerPreset, opts: CreateOptions = {}): Promise<Tokenizer> {
+    const config = resolveConfig(cfg, 'config');
+    if (opts.seed !== undefined) checkInt(opts.seed, 'opts.seed', 0);
+    return new Tokenizer(await native.buildTokenizer(config, opts.device, opts.seed), config);
+  }
+
+  /**
    * A tokenizer with the weights of a checkpoint (a torch.save/Lightning or safetensors file path, told apart
    * by the file's bytes, or a loaded Checkpoint). Without `config`, the architecture is inferred from the
    * weight shapes, completed by the init_args found in the checkpoint's hyper_parameters (OmegaConf or plain)
@@ -125,7 +135,7 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
             plainConfig(ckpt.meta?.hyper_parameters),
             inferTokenizerConfig(new Map([...ckpt.stateDict].map(([k, t]) => [k, t.shape]))),
           );
-    const tok = Tokenizer.create(config, { device: opts.device });
+    const tok = await Tokenizer.createAsync(config, { device: opts.device });
     const sd = opts.ema ? emaStateDict(ckpt.stateDict, tok.parameterNames()) : ckpt.stateDict;
     try {
       tok.loadReport = await tok.loadStateDict(sd, { strict: opts.strict ?? true });

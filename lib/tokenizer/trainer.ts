@@ -111,6 +111,20 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
    * @throws TypeError/RangeError naming a bad field (e.g. disc_loss other than 'hinge' / 'vanilla')
    */
   static create(tokenizer: Tokenizer, lossconfig: LossConfig | { params: LossConfig }, opts: TokenizerTrainerOptions = {}): TokenizerTrainer {
+    const a = TokenizerTrainer.#args(tokenizer, lossconfig, opts);
+    return TokenizerTrainer.#made(new native.TokenizerTrainerHandle(tokenizer, a.loss, a.nativeOpts, a.o.seed), tokenizer, a);
+  }
+
+  /**
+   * create() with the networks (discriminator, LPIPS, EMA copies) built on a worker thread, after the
+   * tokenizer's queued jobs: the event loop stays free. Same arguments and errors (as a rejection).
+   */
+  static async createAsync(tokenizer: Tokenizer, lossconfig: LossConfig | { params: LossConfig }, opts: TokenizerTrainerOptions = {}): Promise<TokenizerTrainer> {
+    const a = TokenizerTrainer.#args(tokenizer, lossconfig, opts);
+    return TokenizerTrainer.#made(await native.buildTokenizerTrainer(tokenizer, a.loss, a.nativeOpts, a.o.seed), tokenizer, a);
+  }
+
+  static #args(tokenizer: Tokenizer, lossconfig: LossConfig | { params: LossConfig }, opts: TokenizerTrainerOptions) {
     if (!tokenizer || typeof (tokenizer as { moduleRef?: unknown }).moduleRef !== 'function') {
       throw new TypeError(`tokenizer: expected a Tokenizer, got ${describe(tokenizer)}`);
     }
@@ -131,8 +145,11 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
       ema_decay: checkNumber(o.emaDecay ?? 0.999, 'opts.emaDecay', 0, 1),
       autocast: checkAutocastDType(o.autocast, 'opts.autocast', tokenizer.device),
     };
-    const handle = new native.TokenizerTrainerHandle(tokenizer, loss, nativeOpts, o.seed);
-    const t = new TokenizerTrainer(handle, tokenizer, loss, { ...o });
+    return { loss, o, nativeOpts };
+  }
+
+  static #made(handle: TokenizerTrainerNative, tokenizer: Tokenizer, a: { loss: ResolvedLossConfig; o: TokenizerTrainerOptions }): TokenizerTrainer {
+    const t = new TokenizerTrainer(handle, tokenizer, a.loss, { ...a.o });
     t.train();
     return t;
   }
@@ -269,12 +286,9 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
    */
   async toCheckpoint(info: TrainerCheckpointInfo): Promise<{ stateDict: StateDict; meta: Record<string, unknown> }> {
     const s: TokenizerTrainerStateNative = await this.native.getState();
-    const stateDict = await this.snapshot();
     // randomly initialised LPIPS weights (perceptual_weight 0 without weights) are not stored: they would pass
     // for LPIPS weights later (--lpips-ckpt, eval) and make up most of a small tokenizer's checkpoint
-    if (!this.#perceptualLoaded) {
-      for (const k of [...stateDict.keys()]) if (k.startsWith(PERCEPTUAL)) (stateDict.get(k)!.dispose(), stateDict.delete(k));
-    }
+    const stateDict = await this.snapshot({ skip: this.#perceptualLoaded ? [] : [PERCEPTUAL] });
     const sched = (this.options.schedulerType ?? 'None') !== 'None';
     const base = this.options.learningRate ?? 1e-4;
     const meta: Record<string, unknown> = {

@@ -15,7 +15,8 @@
  * on stopping (abort) at the same step; a rank that fails tells the others why. Checkpoints record the data
  * position in samples, so a run resumes with any world size, batch size or accumulation.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync, copyFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { appendFile, copyFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { checkInt, describe, IbqError } from '../core/errors.js';
@@ -228,9 +229,9 @@ export function prepareOutDir(s: LoopSettings, isMain = true): void {
 }
 
 /** Keeps the log lines of steps before `globalStep` (a resumed run rewrites the steps after its checkpoint). */
-function trimLog(logPath: string, globalStep: number): void {
+async function trimLog(logPath: string, globalStep: number): Promise<void> {
   if (!existsSync(logPath)) return;
-  const keep = readFileSync(logPath, 'utf8').split('\n').filter((l) => {
+  const keep = (await readFile(logPath, 'utf8')).split('\n').filter((l) => {
     if (!l.trim()) return false;
     try {
       return (JSON.parse(l) as { step?: number }).step! < globalStep;
@@ -239,14 +240,14 @@ function trimLog(logPath: string, globalStep: number): void {
     }
   });
   const tmp = `${logPath}.tmp-${process.pid}`;
-  writeFileSync(tmp, keep.map((l) => l + '\n').join(''));
-  renameSync(tmp, logPath);
+  await writeFile(tmp, keep.map((l) => l + '\n').join(''));
+  await rename(tmp, logPath);
 }
 
-function copyAtomic(src: string, dst: string): void {
+async function copyAtomic(src: string, dst: string): Promise<void> {
   const tmp = `${dst}.tmp-${process.pid}`;
-  copyFileSync(src, tmp);
-  renameSync(tmp, dst);
+  await copyFile(src, tmp);
+  await rename(tmp, dst);
 }
 
 /** Total steps of the run: maxSteps, else maxEpochs (default 1) x steps per epoch. */
@@ -299,13 +300,13 @@ async function loop<B>(
     start = typeof r === 'number' ? r : r.globalStep;
     if (typeof r !== 'number' && r.position) plan.resumeAt(start, r.position);
     lastGood = s.resume;
-    if (main) trimLog(logPath, start);
+    if (main) await trimLog(logPath, start);
   }
   if (dist?.group) await task.attach?.(dist.group);
   const save = async (globalStep: number, file = lastPath) => {
     if (!main) return;
     await task.save(file, { globalStep, epoch: plan.epochOf(globalStep), position: plan.position(globalStep) });
-    if (file !== lastPath) copyAtomic(file, lastPath);
+    if (file !== lastPath) await copyAtomic(file, lastPath);
     lastGood = lastPath;
   };
   const pending = new Map<number, Promise<B>>();
@@ -342,7 +343,7 @@ async function loop<B>(
       const seconds = (performance.now() - t0) / 1000;
       const info: TrainStepInfo = { step, totalSteps, epoch, log: out.log, lr: out.lr, seconds, samplesPerSecond: (n * (dist?.worldSize ?? 1)) / seconds };
       const sps = (n * (dist?.worldSize ?? 1)) / seconds;
-      if (main) appendFileSync(logPath, JSON.stringify({ step, epoch, ...out.log, lr: out.lr, step_time: seconds, samples_per_s: sps, ...task.extraLog?.() }) + '\n');
+      if (main) await appendFile(logPath, JSON.stringify({ step, epoch, ...out.log, lr: out.lr, step_time: seconds, samples_per_s: sps, ...task.extraLog?.() }) + '\n');
       if (plan.endsEpoch(step)) await task.endEpoch?.(epoch);
       if (s.checkpointEvery > 0 && (step + 1) % s.checkpointEvery === 0) {
         await save(step + 1, join(s.outDir, stepCheckpointName(step + 1)));

@@ -94,7 +94,7 @@ export async function trainTokenizer(config: string | IBQConfig | TokenizerTrain
   const totalSteps = plannedSteps(s, perEpoch);
   prepareOutDir(s, dist.isMain);
 
-  const tokenizer = Tokenizer.create(tokCfg, { seed: s.seed, device: dist.device });
+  const tokenizer = await Tokenizer.createAsync(tokCfg, { seed: s.seed, device: dist.device });
   const topts: TokenizerTrainerOptions = {
     learningRate: checkNumber(opts.lr ?? args.learning_rate ?? 1e-4, opts.lr !== undefined ? 'lr' : 'config.learning_rate', 0),
     schedulerType: args.scheduler_type ?? 'None',
@@ -109,7 +109,7 @@ export async function trainTokenizer(config: string | IBQConfig | TokenizerTrain
     autocast: opts.autocast,
     seed: s.seed,
   };
-  const trainer = TokenizerTrainer.create(tokenizer, loss, topts);
+  const trainer = await TokenizerTrainer.createAsync(tokenizer, loss, topts);
   if (opts.init) {
     const ck = await loadCheckpoint(opts.init);
     await trainer.loadStateDict(ck.stateDict, { strict: false });
@@ -147,6 +147,10 @@ export async function trainTokenizer(config: string | IBQConfig | TokenizerTrain
     attach: (group) => trainer.setDataParallel(group),
     extraLog: () => ({ skipped: data.skipped }),
   };
-  const r = await runTrainingLoop(task, s, { ...opts, dist });
-  return { ...r, tokenizer, trainer, skipped: data.skipped };
+  try {
+    const r = await runTrainingLoop(task, s, { ...opts, dist });
+    return { ...r, tokenizer, trainer, skipped: data.skipped };
+  } finally {
+    data.dispose?.();
+  }
 }

@@ -11,7 +11,7 @@
 import { readConfig, type ARTrainingSettings } from '../config/read_config.js';
 import { checkInt, checkNumber } from '../core/errors.js';
 import { checkAutocastDType } from '../core/autocast.js';
-import { tensor, type Tensor } from '../core/tensor.js';
+import { selectRows, type Tensor } from '../core/tensor.js';
 import { Transformer, type TransformerConfig, type TransformerPreset } from '../transformer/transformer.js';
 import { lrWdAnnealing } from '../transformer/schedule.js';
 import { loadTrainState, saveTrainState } from '../transformer/store.js';
@@ -105,7 +105,7 @@ export async function trainTransformer(config: ConfigInput, opts: TrainTransform
   const autocast = checkAutocastDType(opts.autocast, 'autocast', opts.device ?? 'cpu');
   const dist = await distributedContext(opts.distributed, opts.device);
   prepareOutDir(s, dist.isMain);
-  const model = Transformer.create(modelCfg, { seed: s.seed, device: dist.device }).train();
+  const model = (await Transformer.createAsync(modelCfg, { seed: s.seed, device: dist.device })).train();
   const L = model.config.block_size;
 
   const data = await tokenData(opts, dist.isMain);
@@ -115,8 +115,9 @@ export async function trainTransformer(config: ConfigInput, opts: TrainTransform
   if (data.labels.shape.join() !== String(N)) throw new RangeError(`tokens.labels: expected int64 [${N}], got [${data.labels.shape}]`);
 
   opts.onData?.({ sequences: N, cached: data.cached });
-  const allTokens = data.tokens.dataSync() as BigInt64Array;
-  const allLabels = data.labels.dataSync() as BigInt64Array;
+  // the caller's tensors (the same memory, not copies): batches are gathered from them on a worker thread
+  const allTokens = data.tokens.to(data.tokens.device);
+  const allLabels = data.labels.to(data.labels.device);
 
   const itersPerEpoch = loopStepsPerEpoch(N, s, dist, true);
   const maxSteps = s.maxSteps ?? itersPerEpoch * (s.maxEpochs ?? 1);
@@ -135,14 +136,8 @@ export async function trainTransformer(config: ConfigInput, opts: TrainTransform
     length: N,
     dropLast: true,
     async load(indices) {
-      const B = indices.length;
-      const tok = new BigInt64Array(B * L);
-      const lab = new BigInt64Array(B);
-      indices.forEach((row, b) => {
-        tok.set(allTokens.subarray(row * L, (row + 1) * L), b * L);
-        lab[b] = allLabels[row]!;
-      });
-      return { tokens: tensor(tok, [B, L]), labels: tensor(lab, [B]) };
+      const [tokens, labels] = await Promise.all([selectRows(allTokens, indices), selectRows(allLabels, indices)]);
+      return { tokens, labels };
     },
     release: (b) => {
       b.tokens.dispose();
@@ -173,6 +168,11 @@ export async function trainTransformer(config: ConfigInput, opts: TrainTransform
     },
     attach: (group) => model.setDataParallel(group),
   };
-  const r = await runTrainingLoop(task, { ...s, maxSteps, prefetch: Math.min(s.prefetch, 1) }, { ...opts, dist });
-  return { ...r, model, lastLoss };
+  try {
+    const r = await runTrainingLoop(task, { ...s, maxSteps, prefetch: Math.min(s.prefetch, 1) }, { ...opts, dist });
+    return { ...r, model, lastLoss };
+  } finally {
+    allTokens.dispose();
+    allLabels.dispose();
+  }
 }

@@ -8,7 +8,8 @@ import sharp from 'sharp';
 
 import { checkInt, checkOptionKeys, describe } from '../core/errors.js';
 import { saveNpz } from '../io/index.js';
-import { tensor, Tensor } from '../core/tensor.js';
+import { tensor, Tensor, wrap } from '../core/tensor.js';
+import { native } from '../native.js';
 import { checkSampleOptions, SAMPLE_OPTION_KEYS, type SampleOptions, type Transformer } from './transformer.js';
 
 /** The part of the Tokenizer generate() uses (a Tokenizer is one). */
@@ -99,8 +100,11 @@ export async function generate(opts: GenerateOptions): Promise<{ tokens: Tensor;
     const x = await tokenizer.decode(idx);
     idx.dispose();
     if (x.shape.length !== 4) throw new RangeError(`tokenizer.decode: expected [B, C, H, W], got [${x.shape}]`);
-    const u8 = toUint8Images((await x.data()) as Float32Array, x.shape);
+    // toUint8Images' conversion, on a worker thread
+    const px = wrap(await native.metrics.samplePixels(x.handle));
     x.dispose();
+    const u8 = { data: (await px.data()) as Uint8Array, shape: px.shape };
+    px.dispose();
     if (!imgAll) {
       hwc = u8.shape.slice(1);
       imgAll = new Uint8Array(N * hwc[0]! * hwc[1]! * hwc[2]!);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { listImages } from '../data/image_files.js';
 import { loadSafetensors, saveSafetensors } from '../io/index.js';
 import { describe } from '../core/errors.js';
-import { tensor, Tensor } from '../core/tensor.js';
+import { selectRows, tensor, Tensor } from '../core/tensor.js';
 
 /** The part of the Tokenizer this module uses. */
 export interface TokenizerLike {
@@ -124,14 +124,12 @@ export async function tokensFromTensor(
   const N = images.shape[0]!;
   const lab = labels instanceof Tensor ? labels : tensor(BigInt64Array.from(labels, (v) => BigInt(v)), [labels.length]);
   if (lab.shape.length !== 1 || lab.shape[0] !== N) throw new RangeError(`labels: expected ${N} class ids, got shape [${lab.shape}]`);
-  const per = images.shape.slice(1).reduce((a, b) => a * b, 1);
-  const all = (await images.data()) as Float32Array;
   const bs = opts.batchSize ?? 32;
   const batches: Tensor[] = [];
   await inEval(tok, async () => {
     for (let i = 0; i < N; i += bs) {
       const n = Math.min(bs, N - i);
-      const x = tensor(all.subarray(i * per, (i + n) * per), [n, ...images.shape.slice(1)]);
+      const x = await selectRows(images, Array.from({ length: n }, (_, k) => i + k));
       const r = await tok.encode(x);
       r.z_q?.dispose();
       x.dispose();

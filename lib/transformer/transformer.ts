@@ -84,6 +84,16 @@ export class Transformer extends Module<TransformerNative> {
   }
 
   /**
+   * create() with the random initialisation done on a worker thread: the event loop stays free (a large
+   * model takes seconds). Same arguments and errors (as a rejection).
+   */
+  static async createAsync(cfg: TransformerConfig | TransformerPreset | string, opts: { seed?: number; device?: string } = {}): Promise<Transformer> {
+    const full = resolveTransformerConfig(cfg);
+    if (opts.seed !== undefined) checkInt(opts.seed, 'seed', 0, Number.MAX_SAFE_INTEGER);
+    return new Transformer(await native.buildTransformer(full, opts.seed, opts.device));
+  }
+
+  /**
    * Loads weights from an official AR checkpoint (keys under `transformer.`; other modules' keys such as
    * first_stage_model.* are skipped) or a bare state dict. Config: opts.config (object, YAML path or
    * preset), else the checkpoint's hyper_parameters transformer_config, else a preset recognised from the
@@ -105,7 +115,7 @@ export class Transformer extends Module<TransformerNative> {
       }
       cfg = preset;
     }
-    const model = Transformer.create(cfg, { device: opts.device });
+    const model = await Transformer.createAsync(cfg, { device: opts.device });
     await model.loadStateDict(stateDict, { strict: opts.strict ?? true });
     if (classNames && classNames.length === model.config.class_num) model.classNames = classNames;
     return model.eval();

@@ -154,6 +154,26 @@ Napi::Value Clamp(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&] { return TensorHandle::New(info.Env(), at::clamp(x.detach(), lo, hi)); });
 }
 
+// clampAsync(x, lo, hi) -> Promise<Tensor>: the same, computed on a worker thread
+Napi::Value ClampAsync(const Napi::CallbackInfo& info) {
+  auto x = ArgTensor(info[0], "x");
+  double lo = ArgNumber(info[1], "lo"), hi = ArgNumber(info[2], "hi");
+  if (!(lo <= hi)) ThrowRange(info.Env(), "lo, hi: expected lo <= hi");
+  return Submit(info.Env(), [x, lo, hi](JobContext&) -> Finisher {
+    at::Tensor y = at::clamp(x.detach(), lo, hi);
+    return [y](Napi::Env env) -> Napi::Value { return TensorHandle::New(env, y); };
+  });
+}
+
+// samplePixels(x [B, C, H, W]) -> Promise<Tensor uint8 [B, H, W, C]>: the official sample script's conversion
+Napi::Value SamplePixels(const Napi::CallbackInfo& info) {
+  auto x = ArgTensor(info[0], "images");
+  return Submit(info.Env(), [x](JobContext&) -> Finisher {
+    at::Tensor u = M::sample_pixels_uint8(x);
+    return [u](Napi::Env env) -> Napi::Value { return TensorHandle::New(env, u); };
+  });
+}
+
 void InitMetrics(Napi::Env env, Napi::Object exports) {
   auto m = Napi::Object::New(env);
   m.Set("frechetDistance", Napi::Function::New(env, FrechetDistance, "frechetDistance"));
@@ -161,6 +181,8 @@ void InitMetrics(Napi::Env env, Napi::Object exports) {
   m.Set("inceptionScore", Napi::Function::New(env, InceptionScore, "inceptionScore"));
   m.Set("ssimPsnr", Napi::Function::New(env, SsimPsnr, "ssimPsnr"));
   m.Set("clamp", Napi::Function::New(env, Clamp, "clamp"));
+  m.Set("clampAsync", Napi::Function::New(env, ClampAsync, "clampAsync"));
+  m.Set("samplePixels", Napi::Function::New(env, SamplePixels, "samplePixels"));
   m.Set("codebookUsage", Napi::Function::New(env, CodebookUsage, "codebookUsage"));
   FeatureMomentsHandle::Init(env, m);
   exports.Set("metrics", m);

@@ -1,11 +1,16 @@
 // Base of every model's JS handle: the module, its job queue (calls on one model run in order), and the
 // methods all models share: stateDict, loadStateDict, train/eval, device. A model binding derives from
 // ModuleHandle<Its Handle>, sets `module_` in its constructor/factory and adds its own methods with
-// CommonMethods() + its own descriptors in DefineClass.
+// CommonMethods() + its own descriptors in DefineClass. Models can also be built off the JS thread (Build):
+// random initialisation of a large model takes seconds.
 #pragma once
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <functional>
+#include <string>
+
+#include "bindings/addon_data.h"
 #include "bindings/convert.h"
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
@@ -13,6 +18,13 @@
 #include "ibq/state_dict.h"
 
 namespace ibqb {
+
+// The constructor argument of a handle that Build() makes: the constructor then leaves the module unset.
+inline int kBuildMarkerTag = 0;
+inline Napi::Value BuildMarker(Napi::Env env) { return Napi::External<int>::New(env, &kBuildMarkerTag); }
+inline bool IsBuildMarker(const Napi::Value& v) {
+  return v.IsExternal() && v.As<Napi::External<int>>().Data() == &kBuildMarkerTag;
+}
 
 template <class Derived>
 class ModuleHandle : public Napi::ObjectWrap<Derived> {
@@ -24,6 +36,27 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
     return *module_;
   }
   const std::shared_ptr<JobQueue>& queue() const { return queue_; }
+
+  // What a build job hands to the new handle, on the JS thread (sets module_ and what else the handle owns).
+  using Adopt = std::function<void(Derived&)>;
+  // Runs `make` (module creation, seeding, device move) as a job on a worker thread, on `queue` when given (after
+  // that model's queued jobs); resolves with a new handle of the class registered as `ctor_name` (constructed
+  // with BuildMarker(), so its constructor does nothing) given what `make` returned. Errors reject the Promise.
+  static Napi::Promise Build(Napi::Env env, const char* ctor_name, std::function<Adopt()> make,
+                             std::shared_ptr<JobQueue> queue = nullptr) {
+    std::string name = ctor_name;
+    return Submit(
+        env,
+        [make, name](JobContext&) -> Finisher {
+          Adopt adopt = make();
+          return [adopt, name](Napi::Env env) -> Napi::Value {
+            Napi::Object obj = GetAddonData(env).ctors.at(name).New({BuildMarker(env)});
+            adopt(*Derived::Unwrap(obj));
+            return obj;
+          };
+        },
+        JobOptions{std::move(queue)});
+  }
 
   // The module as its own class (module_ is its one owner; nothing else in a handle holds it).
   template <class M>
@@ -74,16 +107,27 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
     check_idle(info.Env(), "stateDict()");
     return Guard(info.Env(), [&] { return StateDictToJs(info.Env(), ibq::state_dict(m)); });
   }
-  // snapshot() -> Promise<[name, Tensor][]>: the same copies, made on a worker thread after the model's queued
-  // jobs (checkpoints of large models without blocking the event loop)
+  // snapshot(skip?: string[]) -> Promise<[name, Tensor][]>: the same copies, made on a worker thread after the
+  // model's queued jobs (checkpoints of large models without blocking the event loop); keys under a `skip` prefix
+  // are left out (not copied)
   Napi::Value Snapshot(const Napi::CallbackInfo& info) {
     module(info.Env());
     auto m = module_;
+    std::vector<std::string> skip;
+    if (info[0].IsArray()) {
+      auto a = info[0].As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) skip.push_back(ArgString(a.Get(i), "skip[]"));
+    }
     return Submit(
         info.Env(),
-        [m](JobContext&) -> Finisher {
-          auto sd = ibq::state_dict(*m);
-          return [sd](Napi::Env env) { return StateDictToJs(env, sd); };
+        [m, skip](JobContext&) -> Finisher {
+          ibq::NamedTensors copies;
+          for (const auto& [k, t] : ibq::state_dict(*m)) {
+            bool skipped = false;
+            for (const auto& p : skip) skipped |= k.rfind(p, 0) == 0;
+            if (!skipped) copies.emplace_back(k, t.detach().clone());
+          }
+          return [copies](Napi::Env env) { return StateDictToJs(env, copies, /*share=*/true); };
         },
         JobOptions{queue_});
   }

@@ -101,9 +101,35 @@ Napi::Value TensorFromData(const Napi::CallbackInfo& info) {
   });
 }
 
+// selectRows(t, rows: BigInt64Array, dtype?: string) -> Promise<Tensor>: t[rows] (index_select along dim 0, on
+// t's device), converted to dtype when given; a copy made on a worker thread (batches of in-memory data sets)
+Napi::Value SelectRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  at::Tensor t = ArgTensor(info[0], "tensor");
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_bigint64_array)
+    ThrowType(env, "rows: expected a BigInt64Array");
+  auto rows = info[1].As<Napi::TypedArray>();
+  std::optional<at::ScalarType> dtype;
+  if (!info[2].IsUndefined() && !info[2].IsNull()) dtype = ArgDType(info[2], "dtype");
+  if (t.dim() < 1) ThrowRange(env, "tensor: expected at least one dimension");
+  const auto* src = reinterpret_cast<const int64_t*>(static_cast<const uint8_t*>(rows.ArrayBuffer().Data()) + rows.ByteOffset());
+  const int64_t n = static_cast<int64_t>(rows.ElementLength()), N = t.size(0);
+  for (int64_t i = 0; i < n; ++i)
+    if (src[i] < 0 || src[i] >= N)
+      ThrowRange(env, "rows[" + std::to_string(i) + "]: " + std::to_string(src[i]) + " is outside [0, " + std::to_string(N) + ")");
+  at::Tensor idx = at::empty({n}, at::kLong);
+  if (n > 0) std::memcpy(idx.data_ptr(), src, static_cast<size_t>(n) * sizeof(int64_t));
+  return Submit(env, [t, idx, dtype](JobContext&) -> Finisher {
+    at::Tensor out = t.index_select(0, idx.to(t.device()));
+    if (dtype && out.scalar_type() != *dtype) out = out.to(*dtype);
+    return [out](Napi::Env env) -> Napi::Value { return TensorHandle::New(env, out); };
+  });
+}
+
 void InitTensor(Napi::Env env, Napi::Object exports) {
   TensorHandle::Init(env, exports);
   exports.Set("tensorFromData", Napi::Function::New(env, TensorFromData, "tensorFromData"));
+  exports.Set("selectRows", Napi::Function::New(env, SelectRows, "selectRows"));
 }
 IBQB_REGISTER("tensor", InitTensor);
 
@@ -182,8 +208,11 @@ Napi::Value TensorHandle::Data(const Napi::CallbackInfo& info) {
   bool raw = ArgBool(info[0], "raw", false);
   at::Tensor t = tensor("tensor");
   return Submit(env, [t, raw](JobContext&) -> Finisher {
+    // the copy JS receives is made here, and the JS thread only wraps it (copying a large tensor there took
+    // tens of milliseconds)
     at::Tensor host = HostCopyForJs(t, raw);
-    return [host, raw](Napi::Env env) { return ToTypedArray(env, host, raw); };
+    if (host.numel() > 0 && host.storage().is_alias_of(t.storage())) host = host.clone();
+    return [host](Napi::Env env) { return WrapTypedArray(env, host); };
   });
 }
 
@@ -248,10 +277,9 @@ at::Tensor HostCopyForJs(const at::Tensor& t, bool raw) {
   return h;
 }
 
-Napi::Value ToTypedArray(Napi::Env env, const at::Tensor& h, bool raw) {
-  size_t n = static_cast<size_t>(h.numel());
-  auto buf = Napi::ArrayBuffer::New(env, n * h.element_size());
-  if (n > 0) std::memcpy(buf.Data(), h.data_ptr(), n * h.element_size());
+namespace {
+// The typed array of h's dtype over `buf` (n elements).
+Napi::Value TypedArrayOver(Napi::Env env, const at::Tensor& h, Napi::ArrayBuffer buf, size_t n) {
   switch (h.scalar_type()) {
     case at::kFloat: return Napi::Float32Array::New(env, n, buf, 0);
     case at::kDouble: return Napi::Float64Array::New(env, n, buf, 0);
@@ -263,6 +291,23 @@ Napi::Value ToTypedArray(Napi::Env env, const at::Tensor& h, bool raw) {
     case at::kByte: return Napi::Uint8Array::New(env, n, buf, 0);
     default: ThrowType(env, "dtype " + DTypeName(h.scalar_type()) + " cannot be read into JS");
   }
+}
+}  // namespace
+
+Napi::Value ToTypedArray(Napi::Env env, const at::Tensor& h, bool) {
+  size_t n = static_cast<size_t>(h.numel());
+  auto buf = Napi::ArrayBuffer::New(env, n * h.element_size());
+  if (n > 0) std::memcpy(buf.Data(), h.data_ptr(), n * h.element_size());
+  return TypedArrayOver(env, h, buf, n);
+}
+
+Napi::Value WrapTypedArray(Napi::Env env, const at::Tensor& h) {
+  size_t n = static_cast<size_t>(h.numel());
+  if (n == 0) return ToTypedArray(env, h, false);
+  auto* keep = new at::Tensor(h);
+  auto buf = Napi::ArrayBuffer::New(
+      env, h.data_ptr(), n * h.element_size(), [](Napi::Env, void*, at::Tensor* t) { delete t; }, keep);
+  return TypedArrayOver(env, h, buf, n);
 }
 
 }  // namespace ibqb

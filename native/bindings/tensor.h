@@ -45,6 +45,9 @@ std::string DTypeName(at::ScalarType t);
 at::Device ArgDevice(const Napi::Value& v, const char* arg);
 // A CPU copy of `t` as the typed array of the dtype table (raw: 16-bit floats as Uint16Array bits).
 Napi::Value ToTypedArray(Napi::Env env, const at::Tensor& t, bool raw);
+// The same without a copy: a typed array over the memory of `t` (CPU, contiguous, of a dtype of the table, shared
+// with no other tensor), which it keeps alive until the typed array is collected.
+Napi::Value WrapTypedArray(Napi::Env env, const at::Tensor& t);
 // Prepares `t` for ToTypedArray off the JS thread (device to CPU, contiguous, dtype conversion).
 at::Tensor HostCopyForJs(const at::Tensor& t, bool raw);
 

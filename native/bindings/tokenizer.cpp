@@ -1,4 +1,5 @@
-// JS handle of the IBQ tokenizer (lib/tokenizer.ts wraps it): new TokenizerHandle(cfg, device?, seed?), and
+// JS handle of the IBQ tokenizer (lib/tokenizer.ts wraps it): new TokenizerHandle(cfg, device?, seed?) or
+// buildTokenizer(cfg, device?, seed?) (created on a worker thread), and
 // forward / encode / decode as one async job each on the model's queue.
 #include <napi.h>
 
@@ -29,23 +30,44 @@ class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
 
   // new TokenizerHandle({ ddconfig, n_embed, embed_dim, beta, use_entropy_loss, ... }, device?, seed?)
   explicit TokenizerHandle(const Napi::CallbackInfo& info) : ModuleHandle<TokenizerHandle>(info) {
-    Napi::Env env = info.Env();
-    auto cfg_obj = ArgObject(info[0], "config");
-    ibq::TokenizerConfig cfg;
-    cfg.ddconfig = ArgDDConfig(cfg_obj.Get("ddconfig"), "config.ddconfig");
-    cfg.quantizer = ArgIBQOptions(cfg_obj, "config");
-    at::Device device = ArgOptDevice(info[1]);
-    MaybeSeed(info[2]);
-    module_ = Guard(env, [&] {
-      auto m = std::make_shared<ibq::TokenizerImpl>(cfg);
-      m->to(device);
-      return std::static_pointer_cast<torch::nn::Module>(m);
+    if (IsBuildMarker(info[0])) return;
+    auto a = ReadArgs(info);
+    module_ = Guard(info.Env(), [&] { return Make(a); });
+  }
+
+  // buildTokenizer(config, device?, seed?) -> Promise<TokenizerHandle>: the same, created on a worker thread
+  static Napi::Value BuildAsync(const Napi::CallbackInfo& info) {
+    auto a = ReadArgs(info);
+    return Build(info.Env(), kName, [a] {
+      auto m = Make(a);
+      return Adopt([m](TokenizerHandle& h) { h.module_ = m; });
     });
   }
 
  protected:
 
  private:
+  struct Args {
+    ibq::TokenizerConfig cfg;
+    at::Device device{at::kCPU};
+    std::optional<uint64_t> seed;
+  };
+  static Args ReadArgs(const Napi::CallbackInfo& info) {
+    auto cfg_obj = ArgObject(info[0], "config");
+    Args a;
+    a.cfg.ddconfig = ArgDDConfig(cfg_obj.Get("ddconfig"), "config.ddconfig");
+    a.cfg.quantizer = ArgIBQOptions(cfg_obj, "config");
+    a.device = ArgOptDevice(info[1]);
+    a.seed = ArgSeed(info[2]);
+    return a;
+  }
+  static std::shared_ptr<torch::nn::Module> Make(const Args& a) {
+    if (a.seed) torch::manual_seed(*a.seed);
+    auto m = std::make_shared<ibq::TokenizerImpl>(a.cfg);
+    m->to(a.device);
+    return m;
+  }
+
   std::shared_ptr<ibq::TokenizerImpl> tok(Napi::Env env) {
     module(env);
     return std::static_pointer_cast<ibq::TokenizerImpl>(module_);
@@ -102,7 +124,10 @@ class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
   }
 };
 
-void InitTokenizer(Napi::Env env, Napi::Object exports) { TokenizerHandle::Init(env, exports); }
+void InitTokenizer(Napi::Env env, Napi::Object exports) {
+  TokenizerHandle::Init(env, exports);
+  exports.Set("buildTokenizer", Napi::Function::New(env, &TokenizerHandle::BuildAsync, "buildTokenizer"));
+}
 IBQB_REGISTER("tokenizer", InitTokenizer);
 
 }  // namespace

@@ -113,9 +113,13 @@ at::Device ArgOptDevice(const Napi::Value& v) {
   return (v.IsUndefined() || v.IsNull()) ? at::Device(at::kCPU) : ArgDevice(v, "device");
 }
 
+std::optional<uint64_t> ArgSeed(const Napi::Value& v) {
+  if (v.IsUndefined() || v.IsNull()) return std::nullopt;
+  return static_cast<uint64_t>(ArgInt(v, "seed", 0, (int64_t(1) << 53) - 1));
+}
+
 void MaybeSeed(const Napi::Value& v) {
-  if (v.IsUndefined() || v.IsNull()) return;
-  torch::manual_seed(static_cast<uint64_t>(ArgInt(v, "seed", 0, (int64_t(1) << 53) - 1)));
+  if (auto seed = ArgSeed(v)) torch::manual_seed(*seed);
 }
 
 at::Device ModuleDevice(const torch::nn::Module& m) {

@@ -3,6 +3,7 @@
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +35,8 @@ Napi::Object OutputsToJs(Napi::Env env, const NamedOutputs& outs);
 at::Device ArgOptDevice(const Napi::Value& v);
 // Seeds torch's default generator when v is a number (module creation is then reproducible).
 void MaybeSeed(const Napi::Value& v);
+// The seed MaybeSeed would apply (none when v is undefined or null), to apply later with torch::manual_seed.
+std::optional<uint64_t> ArgSeed(const Napi::Value& v);
 // The device of a module's first parameter (CPU when it has none).
 at::Device ModuleDevice(const torch::nn::Module& m);
 

@@ -1,11 +1,13 @@
 // JS handle of tokenizer training (lib/tokenizer_trainer.ts wraps it):
-//   new TokenizerTrainerHandle(tokenizerHandle, lossParams, options, seed?)
+//   new TokenizerTrainerHandle(tokenizerHandle, lossParams, options, seed?), or buildTokenizerTrainer(...) with the
+//   same arguments (created on a worker thread)
 // shares the tokenizer's module and job queue; step / lossAndGrads / lpips / state calls are one job each.
 // Option objects use the official snake_case names (lossconfig.params and the model init_args).
 #include <napi.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "bindings/addon_data.h"
 #include "bindings/convert.h"
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
@@ -177,23 +179,61 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
     methods.push_back(InstanceMethod<&TokenizerTrainerHandle::LoadLpipsTorchvision>("loadLpipsTorchvision"));
     methods.push_back(InstanceMethod<&TokenizerTrainerHandle::GetState>("getState"));
     methods.push_back(InstanceMethod<&TokenizerTrainerHandle::SetState>("setState"));
-    exports.Set(kName, DefineClass(env, kName, methods));
+    Napi::Function ctor = DefineClass(env, kName, methods);
+    GetAddonData(env).ctors[kName] = Napi::Persistent(ctor);
+    exports.Set(kName, ctor);
+    exports.Set("buildTokenizerTrainer", Napi::Function::New(env, &TokenizerTrainerHandle::BuildAsync, "buildTokenizerTrainer"));
   }
 
   explicit TokenizerTrainerHandle(const Napi::CallbackInfo& info) : ModuleHandle<TokenizerTrainerHandle>(info) {
-    Napi::Env env = info.Env();
-    ModuleRef ref = ArgModuleRef(info[0], "tokenizer");
-    auto tok = std::dynamic_pointer_cast<ibq::TokenizerImpl>(ref.module);
-    if (!tok) ThrowType(env, "tokenizer: expected a Tokenizer");
-    auto loss = ArgLossOptions(info[1]);
-    auto opts = ArgTrainerOptions(info[2]);
-    MaybeSeed(info[3]);
-    trainer_ = Guard(env, [&] { return std::make_shared<ibq::TokenizerTrainer>(tok, loss, opts); });
-    module_ = trainer_->module().ptr();
-    queue_ = ref.queue;  // calls on the tokenizer and on its trainer run in order
+    if (IsBuildMarker(info[0])) return;
+    auto a = ReadArgs(info);
+    adopt(Guard(info.Env(), [&] { return Make(a); }), a.queue);
+  }
+
+  // buildTokenizerTrainer(tokenizerHandle, lossParams, options, seed?) -> Promise<TokenizerTrainerHandle>: the
+  // same, created on a worker thread after the tokenizer's queued jobs (LPIPS, discriminator, EMA copies)
+  static Napi::Value BuildAsync(const Napi::CallbackInfo& info) {
+    auto a = ReadArgs(info);
+    return Build(
+        info.Env(), kName,
+        [a] {
+          auto t = Make(a);
+          auto queue = a.queue;
+          return Adopt([t, queue](TokenizerTrainerHandle& h) { h.adopt(t, queue); });
+        },
+        a.queue);
   }
 
  private:
+  struct Args {
+    std::shared_ptr<ibq::TokenizerImpl> tok;
+    std::shared_ptr<JobQueue> queue;
+    ibq::VQLossOptions loss;
+    ibq::TrainerOptions opts;
+    std::optional<uint64_t> seed;
+  };
+  static Args ReadArgs(const Napi::CallbackInfo& info) {
+    Args a;
+    ModuleRef ref = ArgModuleRef(info[0], "tokenizer");
+    a.tok = std::dynamic_pointer_cast<ibq::TokenizerImpl>(ref.module);
+    if (!a.tok) ThrowType(info.Env(), "tokenizer: expected a Tokenizer");
+    a.queue = ref.queue;
+    a.loss = ArgLossOptions(info[1]);
+    a.opts = ArgTrainerOptions(info[2]);
+    a.seed = ArgSeed(info[3]);
+    return a;
+  }
+  static std::shared_ptr<ibq::TokenizerTrainer> Make(const Args& a) {
+    if (a.seed) torch::manual_seed(*a.seed);
+    return std::make_shared<ibq::TokenizerTrainer>(a.tok, a.loss, a.opts);
+  }
+  void adopt(std::shared_ptr<ibq::TokenizerTrainer> t, std::shared_ptr<JobQueue> queue) {
+    trainer_ = std::move(t);
+    module_ = trainer_->module().ptr();
+    queue_ = std::move(queue);  // calls on the tokenizer and on its trainer run in order
+  }
+
   std::shared_ptr<ibq::TokenizerTrainer> live(Napi::Env env) {
     module(env);
     return trainer_;

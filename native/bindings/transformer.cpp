@@ -105,21 +105,40 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
 
   // new TransformerHandle(config, seed | undefined, device | undefined): official initialisation.
   explicit TransformerHandle(const Napi::CallbackInfo& info) : ModuleHandle<TransformerHandle>(info) {
-    Napi::Env env = info.Env();
-    auto cfg = ArgConfig(info[0]);
-    bool seeded = !info[1].IsUndefined() && !info[1].IsNull();
-    int64_t seed = seeded ? ArgInt(info[1], "seed", 0, int64_t(1) << 53) : 0;
-    c10::optional<at::Device> device;
-    if (!info[2].IsUndefined() && !info[2].IsNull()) device = ArgDevice(info[2], "device");
-    Guard(env, [&] {
-      if (seeded) at::manual_seed(static_cast<uint64_t>(seed));
-      auto m = std::make_shared<ibq::TransformerImpl>(cfg);
-      if (device) m->to(*device);
-      module_ = m;
+    if (IsBuildMarker(info[0])) return;
+    auto a = ReadArgs(info);
+    module_ = Guard(info.Env(), [&] { return Make(a); });
+  }
+
+  // buildTransformer(config, seed?, device?) -> Promise<TransformerHandle>: the same, created on a worker thread
+  static Napi::Value BuildAsync(const Napi::CallbackInfo& info) {
+    auto a = ReadArgs(info);
+    return Build(info.Env(), kCtor, [a] {
+      auto m = Make(a);
+      return Adopt([m](TransformerHandle& h) { h.module_ = m; });
     });
   }
 
  private:
+  struct Args {
+    ibq::TransformerConfig cfg;
+    std::optional<int64_t> seed;
+    c10::optional<at::Device> device;
+  };
+  static Args ReadArgs(const Napi::CallbackInfo& info) {
+    Args a;
+    a.cfg = ArgConfig(info[0]);
+    if (!info[1].IsUndefined() && !info[1].IsNull()) a.seed = ArgInt(info[1], "seed", 0, int64_t(1) << 53);
+    if (!info[2].IsUndefined() && !info[2].IsNull()) a.device = ArgDevice(info[2], "device");
+    return a;
+  }
+  static std::shared_ptr<torch::nn::Module> Make(const Args& a) {
+    if (a.seed) at::manual_seed(static_cast<uint64_t>(*a.seed));
+    auto m = std::make_shared<ibq::TransformerImpl>(a.cfg);
+    if (a.device) m->to(*a.device);
+    return m;
+  }
+
   std::shared_ptr<ibq::TransformerImpl> live(Napi::Env env) const { return typed<ibq::TransformerImpl>(env); }
 
   void release_extra() override { trainer_.reset(); }
@@ -322,6 +341,7 @@ Napi::Value TransformerConfigFn(const Napi::CallbackInfo& info) {
 
 void InitTransformer(Napi::Env env, Napi::Object exports) {
   TransformerHandle::Init(env, exports);
+  exports.Set("buildTransformer", Napi::Function::New(env, &TransformerHandle::BuildAsync, "buildTransformer"));
   exports.Set("transformerConfig", Napi::Function::New(env, TransformerConfigFn, "transformerConfig"));
   exports.Set("transformerConfigFields", Napi::Function::New(env, TransformerConfigFields, "transformerConfigFields"));
 }

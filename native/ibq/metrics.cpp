@@ -149,6 +149,13 @@ InceptionScore inception_score(const at::Tensor& logits, int64_t splits) {
 
 at::Tensor unit_from_symmetric(const at::Tensor& x) { return (at::clamp(x, -1, 1) + 1) / 2; }
 
+at::Tensor sample_pixels_uint8(const at::Tensor& x) {
+  if (x.dim() != 4) throw ValueError("images: expected [B, C, H, W], got " + std::to_string(x.dim()) + " dimensions");
+  at::Tensor v = x.detach().to(at::kCPU, at::kFloat).add(1.0f).div(2.0f).mul(255.0f);
+  v = at::clamp(at::nan_to_num(v, 0.0, 255.0, 0.0), 0, 255);  // then the cast truncates toward zero
+  return v.to(at::kByte).permute({0, 2, 3, 1}).contiguous();
+}
+
 at::Tensor to_uint8(const at::Tensor& x01) {
   // (x * 255) then a float -> uint8 cast, which truncates toward zero; clamping first keeps it defined.
   return (at::clamp(x01.detach().to(at::kCPU, at::kFloat), 0, 1) * 255.0f).to(at::kByte);

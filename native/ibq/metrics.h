@@ -62,6 +62,9 @@ InceptionScore inception_score(const at::Tensor& logits, int64_t splits = 10);
 at::Tensor unit_from_symmetric(const at::Tensor& x);
 // The uint8 round trip of the official script: [B, C, H, W] in [0, 1] -> uint8 [B, C, H, W] = trunc(255 x).
 at::Tensor to_uint8(const at::Tensor& x01);
+// The official sample script's pixels (chw_to_pillow of generate.py): [B, C, H, W] about [-1, 1] -> uint8
+// [B, H, W, C] = trunc(clip(255 * ((x + 1) / 2), 0, 255)) in float32 arithmetic, NaN -> 0.
+at::Tensor sample_pixels_uint8(const at::Tensor& x);
 // a, b: [B, C, H, W] images in [0, 1] (any float dtype; quantised with to_uint8 first), H, W >= 7.
 // Returns [B] float64 values per image. Identical images give PSNR +inf (as skimage).
 at::Tensor ssim_per_image(const at::Tensor& a, const at::Tensor& b);

@@ -31,8 +31,13 @@ LossGrads transformer_loss_and_grads(TransformerImpl& model, const at::Tensor& t
   auto named = model.named_parameters();
   for (const auto& w : wrt)
     if (!named.contains(w)) throw ValueError("wrt: '" + w + "' is not a parameter of the transformer");
-  for (auto& p : model.parameters()) p.mutable_grad() = at::Tensor();
   LossGrads r;
+  if (wrt.empty()) {  // the loss alone: no graph, no backward
+    at::NoGradGuard no_grad;
+    r.loss = transformer_loss(model, tokens, labels, drop_labels).item<double>();
+    return r;
+  }
+  for (auto& p : model.parameters()) p.mutable_grad() = at::Tensor();
   auto loss = transformer_loss(model, tokens, labels, drop_labels);
   loss.backward();
   r.loss = loss.item<double>();

@@ -120,6 +120,17 @@ describe('bad input', () => {
     expect(() => tensor([1], [1], { device: 'tpu' })).toThrow(/device: expected 'cpu', 'cuda' or 'cuda:N'/);
     expect(() => new (Tensor as never as new (x: unknown) => Tensor)({})).toThrow(TypeError);
   });
+  it('data() returns a copy: writing to it changes neither the tensor nor a later data()', async () => {
+    const t = tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
+    const a = (await t.data()) as Float32Array;
+    a[0] = 99;
+    expect(Array.from((await t.data()) as Float32Array)).toEqual([1, 2, 3, 4]);
+    expect(Array.from(t.dataSync() as Float32Array)).toEqual([1, 2, 3, 4]);
+    // the array outlives the tensor
+    t.dispose();
+    expect(Array.from(a)).toEqual([99, 2, 3, 4]);
+  });
+
   it('a disposed tensor used again is a TypeError', async () => {
     const t = tensor([1, 2], [2]);
     t.dispose();

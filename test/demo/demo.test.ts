@@ -10,13 +10,14 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 
-import { NearestClassMean } from '../../dist/demo/index.js';
+import { NearestClassMean, type DemoMetrics } from '../../dist/demo/index.js';
+import { checkTargets, summaryLines } from '../../dist/demo/report.js';
 import { heldOutTokenLoss } from '../../dist/demo/steps.js';
 import { tensor, Transformer } from '../../dist/index.js';
 import { run } from '../support/run.js';
 
 const BIN = resolve(__dirname, '..', '..', 'bin', 'ibq.js');
-const ibq = (args: string[], env: Record<string, string> = {}) =>
+const ibq = (args: string[], env: Record<string, string | undefined> = {}) =>
   run(process.execPath, [BIN, ...args], { timeout: 120_000, env: { ...process.env, ...env } });
 
 const num = z.number().refine(Number.isFinite, 'finite');
@@ -30,7 +31,8 @@ const MetricsSchema = z.strictObject({
   }),
   environment: z.strictObject({
     libtorch: z.string(), device: z.string(), threads: z.number().int().positive(), cpus: z.number().int().positive(),
-    node: z.string(), lpips: z.boolean(), lpipsNote: z.string(),
+    node: z.string(), lpips: z.boolean(), lpipsNote: z.string(), cpu: z.string().min(1),
+    tuning: z.record(z.string(), z.string().nullable()),
   }),
   tokenizer: z.strictObject({
     steps: z.number().int().positive(), batchSize: z.number().int().positive(), nEmbed: z.number().int().min(256),
@@ -109,7 +111,7 @@ describe('ibq demo', () => {
   it('runs the whole pipeline on the bundled Fashion-MNIST subset with a few steps and writes the three files', async () => {
     const out = join(root, 'fashion');
     const started = Date.now() - 5000;
-    const r = await ibq(['demo', '--max-steps', '3', '--max-images', '200', '--per-class', '2', '--out', out], { IBQ_DEMO_SETUP_START: String(started) });
+    const r = await ibq(['demo', '--max-steps', '3', '--max-images', '200', '--per-class', '2', '--out', out], { IBQ_DEMO_SETUP_START: String(started), OPENBLAS_NUM_THREADS: '1', MALLOC_TRIM_THRESHOLD_: undefined });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/LPIPS (on|off)/);
     expect(r.stdout).toMatch(/PSNR [\d.]+ dB/);
@@ -122,6 +124,9 @@ describe('ibq demo', () => {
     expect(m.transformer.steps).toBe(3);
     expect(m.tokenizer.tokens).toEqual([16, 16]);
     expect(m.timings.setupAndBuild!).toBeGreaterThanOrEqual(5);
+    // the BLAS / allocator settings it ran with are recorded
+    expect(m.environment.tuning.OPENBLAS_NUM_THREADS).toBe('1');
+    expect(m.environment.tuning.MALLOC_TRIM_THRESHOLD_).toBeNull();
     expect(m.files.tokenizerCheckpoint).toBe(join(out, 'tokenizer', 'last.ckpt'));
     // the nearest-class-mean judge is far above chance on real held-out Fashion-MNIST even fitted on 200 images
     expect(m.classConsistency.classifierAccuracyOnRealHeldOut).toBeGreaterThan(0.4);
@@ -186,6 +191,32 @@ describe('ibq demo', () => {
   });
 });
 
+describe('the demo summary', () => {
+  // the reference run's metrics.json as a template; the figures are set below
+  const template = JSON.parse(readFileSync(resolve(__dirname, '..', '..', 'docs', 'demo', 'metrics.json'), 'utf8')) as DemoMetrics;
+  const lines = (f: { psnr: number; util: number; loss: number; share: number }) => {
+    const m = structuredClone(template);
+    m.tokenizer.psnr = f.psnr;
+    m.tokenizer.codebookUtilization = f.util;
+    m.transformer.heldOutLoss = f.loss;
+    m.classConsistency.share = f.share;
+    m.targets = checkTargets(m);
+    return summaryLines(m).join('\n');
+  };
+  it('says "above the bound" for a held-out loss above its bound and "below target" for figures below theirs', () => {
+    const bound = template.transformer.heldOutLossBound;
+    const bad = lines({ psnr: 19.5, util: 0.3, loss: bound + 0.1, share: 0.2 });
+    expect(bad).toMatch(new RegExp(`held-out loss ${(bound + 0.1).toFixed(3)} nats/token \\(bound 0\\.8 \\* ln\\(\\d+\\) = [\\d.]+: above the bound\\)`));
+    expect(bad).not.toMatch(/loss[^\n]*below target/);
+    expect(bad).toMatch(/PSNR 19\.50 dB \(target >= 20: below target\)/);
+    expect(bad).toMatch(/= 30\.0% \(target >= 50\.0%: below target\)/);
+    expect(bad).toMatch(/target >= 40\.0%: below target/);
+    const good = lines({ psnr: 21, util: 0.7, loss: bound - 0.1, share: 0.6 });
+    expect(good).toMatch(/: ok\), training loss/);
+    expect(good).not.toMatch(/below target|above the bound/);
+  });
+});
+
 describe('NearestClassMean', () => {
   it('labels an image with the class of the nearest mean image, ignoring classes without images', () => {
     const size = 2, per = 3 * size * size;
@@ -215,7 +246,8 @@ describe('heldOutTokenLoss', () => {
     const labels = tensor(BigInt64Array.from({ length: N }, (_, i) => BigInt(i % 3)), [N]);
     const ours = await heldOutTokenLoss(model, { tokens: toks, labels }, 3); // uneven batches
     model.eval();
-    const ref = await model.lossAndGrads(toks, labels, { wrt: [], labelDropout: false });
+    // with a gradient asked for: the loss of the graph the training step builds
+    const ref = await model.lossAndGrads(toks, labels, { wrt: ['head.weight'], labelDropout: false });
     expect(Math.abs(ours - ref.loss)).toBeLessThan(1e-5);
     expect(ours).toBeGreaterThan(0);
     model.dispose();

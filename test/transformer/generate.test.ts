@@ -9,6 +9,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { generate, imageGrid, saveSamplesNpz, tensor, toUint8Images, Transformer, type Tensor, type Tokenizer } from '../../dist/index.js';
+import { wrap } from '../../dist/core/tensor.js';
+import { native } from '../../dist/native.js';
 import { fixtureTokenizer, pseudoRandom, TINY_AR, tinyTransformer } from '../support/ar_tiny.js';
 import { HAVE_FIXTURES } from '../support/fixtures.js';
 import { HAVE_TORCH, runPython } from '../support/torch_ref.js';
@@ -35,6 +37,23 @@ sys.stdout.write(np.stack(out).tobytes().hex())`,
     const finite = (i: number) => !Number.isNaN(x[(Math.floor(i / 4000) * 4 + (i % 4)) * 1000 + (Math.floor(i / 4) % 1000)]!);
     const diff = [...data].map((v, i) => (finite(i) && v !== want[i] ? i : -1)).filter((i) => i >= 0);
     expect(diff).toEqual([]);
+  });
+});
+
+describe('the pixel conversion generate runs natively', () => {
+  it('equals toUint8Images value for value (edges, NaN and infinities included)', async () => {
+    const x = new Float32Array(2 * 3 * 20 * 30);
+    x.set(pseudoRandom(x.length, 5, 1.3));
+    x.set([-1, 1, 0, -2, 2, 0.5, 1 / 255, 0.99999994, -0.99999994, 3e-8, NaN, Infinity, -Infinity, -0]);
+    for (let i = 0; i < 512; i++) x[200 + i] = Math.fround(((i % 256) / 255) * 2 - 1 + (i < 256 ? 0 : 1e-7));
+    const t = tensor(x, [2, 3, 20, 30]);
+    const u = wrap(await native.metrics.samplePixels(t.handle));
+    expect(u.dtype).toBe('uint8');
+    expect(u.shape).toEqual([2, 20, 30, 3]);
+    const want = toUint8Images(x, [2, 3, 20, 30]).data;
+    expect(Buffer.from((await u.data()) as Uint8Array).equals(Buffer.from(want))).toBe(true);
+    t.dispose();
+    u.dispose();
   });
 });
 
