@@ -39,6 +39,31 @@ at::Tensor entropy_grad_block(EntropyBlock& e, const at::Tensor& g_row, const at
   return ds;
 }
 
+// Indices, per-position entropies H [N] and sum_i softmax(L_i / T) [K] (the last two with the entropy loss) with
+// libtorch ops on blocks of `rows` positions (any device, products in zc's dtype).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> aten_forward(const at::Tensor& zc, const at::Tensor& Ec, bool entropy,
+                                                            double temperature, int64_t rows) {
+  const int64_t n = zc.size(0), k = Ec.size(0);
+  auto fopt = zc.options().dtype(at::kFloat);
+  auto idx = at::empty({n}, zc.options().dtype(at::kLong));
+  at::Tensor H, pa_sum;
+  if (entropy) {
+    H = at::empty({n}, fopt);
+    pa_sum = at::zeros({k}, fopt);
+  }
+  for (int64_t s = 0; s < n; s += rows) {
+    const int64_t e = std::min(n, s + rows);
+    auto lf = at::mm(zc.slice(0, s, e), Ec.t()).to(at::kFloat);  // [rows, K]
+    // argmax of softmax(logits) (first index among equal probabilities), as the dense path
+    idx.slice(0, s, e).copy_(std::get<1>(at::softmax(lf, 1).max(1)));
+    if (!entropy) continue;
+    auto eb = entropy_block(lf, temperature);
+    H.slice(0, s, e).copy_(-(eb.p * eb.q).sum(-1));
+    pa_sum.add_(eb.p.sum(0));
+  }
+  return {idx, H, pa_sum};
+}
+
 // The logits' share of the gradients with libtorch ops (any device and product dtype `c`): dz [N, D] in dtype c
 // (returned) and dE (float32 [K, D], accumulated), recomputing the logits of `rows` positions at a time.
 at::Tensor aten_backward(const at::Tensor& z, const at::Tensor& E, const at::Tensor& g_zq, bool g_ent,
@@ -97,35 +122,20 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
                                double temperature, int64_t rows, int64_t cdt) {
     compat::AutocastOff no_autocast;
     const auto c = static_cast<at::ScalarType>(cdt);
-    const int64_t n = z.size(0), k = E.size(0);
+    const int64_t n = z.size(0);
     auto zc = z.to(c);
     auto Ec = E.to(c);
     auto fopt = z.options().dtype(at::kFloat);
-    auto idx = at::empty({n}, z.options().dtype(at::kLong));
-    at::Tensor H, pa_sum;
-    if (entropy) {
-      H = at::empty({n}, fopt);
-      pa_sum = at::zeros({k}, fopt);
-    }
+    at::Tensor idx, H, pa_sum;
     const fused::Kernels* kn = fused_kernels(z, E, c);
     FusedForward f;
     if (kn) {
       f = fused_forward(*kn, z, E, entropy, temperature, rows);
       idx = f.indices;
-      if (entropy) {
-        H = f.sample_entropy;
-        pa_sum = f.avg_sum;  // float64
-      }
-    }
-    for (int64_t s = 0; !kn && s < n; s += rows) {
-      const int64_t e = std::min(n, s + rows);
-      auto lf = at::mm(zc.slice(0, s, e), Ec.t()).to(at::kFloat);  // [rows, K]
-      // argmax of softmax(logits) (first index among equal probabilities), as the dense path
-      idx.slice(0, s, e).copy_(std::get<1>(at::softmax(lf, 1).max(1)));
-      if (!entropy) continue;
-      auto eb = entropy_block(lf, temperature);
-      H.slice(0, s, e).copy_(-(eb.p * eb.q).sum(-1));
-      pa_sum.add_(eb.p.sum(0));
+      H = f.sample_entropy;
+      pa_sum = f.avg_sum;  // float64
+    } else {
+      std::tie(idx, H, pa_sum) = aten_forward(zc, Ec, entropy, temperature, rows);
     }
     auto z_q = Ec.index_select(0, idx);
     auto z_q2 = z_q.clone();

@@ -47,9 +47,6 @@ void pack(at::Tensor& B, const at::Tensor& z, const at::Tensor& g, int64_t s, in
   if (g.defined()) B.narrow(1, rp, rows).copy_(g.slice(0, s, s + rows).t());
 }
 
-// Sums over parts, per position, into float64 [rp].
-at::Tensor merge_sums(const at::Tensor& partial) { return partial.sum(0); }
-
 }  // namespace
 
 std::vector<const fused::Kernels*> fused_cpu_kernels() {
@@ -137,7 +134,7 @@ FusedForward fused_forward(const fused::Kernels& kn, const at::Tensor& z_in, con
     each_part(parts, [&](int64_t p, int64_t k0, int64_t k1) {
       kn.entropy_sums(b, k0, k1, {psum[0][p].data_ptr<double>(), psum[1][p].data_ptr<double>(), nullptr});
     });
-    auto S = merge_sums(psum[0]), Bt = merge_sums(psum[1]);
+    auto S = psum[0].sum(0), Bt = psum[1].sum(0);
     // H_i = -sum_j ps_j ((t_j - mt) - log S) = log S - sum_j e_j (t_j - mt) / S
     auto H = (S.log() - Bt / S).to(at::kFloat);
     f.sample_entropy.slice(0, s, s + r).copy_(H.slice(0, 0, r));
@@ -206,11 +203,11 @@ void fused_backward(const fused::Kernels& kn, const at::Tensor& z_in, const at::
       kn.grad_sums(b, k0, k1, {psum[0][p].data_ptr<double>(), psum[1][p].data_ptr<double>(), psum[2][p].data_ptr<double>()});
     });
     if (has_g) {
-      auto S1 = merge_sums(psum[0]).slice(0, 0, r);
+      auto S1 = psum[0].sum(0).slice(0, 0, r);
       cst[3].slice(0, 0, r).copy_(S1.reciprocal());
-      cst[4].slice(0, 0, r).copy_(merge_sums(psum[1]).slice(0, 0, r) / S1);
+      cst[4].slice(0, 0, r).copy_(psum[1].sum(0).slice(0, 0, r) / S1);
     }
-    if (ent) cst[5].slice(0, 0, r).copy_(merge_sums(psum[2]).slice(0, 0, r) / ss);
+    if (ent) cst[5].slice(0, 0, r).copy_(psum[2].sum(0).slice(0, 0, r) / ss);
     dzp.zero_();
     each_part(parts, [&](int64_t p, int64_t k0, int64_t k1) {
       kn.grads(b, k0, k1, scratch[p].data_ptr<float>(), dzp[p].data_ptr<double>(), dEp);
