@@ -84,7 +84,12 @@ describe('evaluateTokenizer', () => {
       sumUnclamped += (await lpips[0].forward(data[b], recs[b])).dataSync().reduce((s, v) => s + v, 0);
     }
     expect(m.lpips.vgg).toBeCloseTo(sum / 3, 6);
-    expect(Math.abs(m.lpips.vgg! - sumUnclamped / 3)).toBeGreaterThan(1e-5);
+    // the LPIPS nets are randomly initialised (libtorch's default generator is seeded nondeterministically), so
+    // how much clamping moves their value varies from run to run (seen: 9e-6 .. 1e-4): the reported value must
+    // be the clamped one, far closer to it than to the unclamped one
+    const dClamped = Math.abs(m.lpips.vgg! - sum / 3), dUnclamped = Math.abs(m.lpips.vgg! - sumUnclamped / 3);
+    expect(dUnclamped).toBeGreaterThan(1e-6);
+    expect(dUnclamped).toBeGreaterThan(10 * dClamped);
     // rFID over all features of both sets
     const feats = async (ts: Tensor[]) => {
       const all: number[] = [];
@@ -94,7 +99,7 @@ describe('evaluateTokenizer', () => {
     const fd = await frechetDistance(await feats(data), await feats(recs));
     expect(Math.abs(m.rFID - fd.value)).toBeLessThanOrEqual(1e-6 * Math.max(1, fd.value));
     expect(m.utilization).toBe(5 / 16);
-  });
+  }, 300_000); // LPIPS (VGG16, AlexNet) and Inception on 3 images: > 120 s on 2 busy cores
 
   it('Inception weights named but missing: MissingWeightsError before any image is encoded', async () => {
     const tok: EvaluableTokenizer = {

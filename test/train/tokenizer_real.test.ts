@@ -66,5 +66,5 @@ describe('tokenizer training on Fashion-MNIST', () => {
     );
     expect(after.l1).toBeLessThanOrEqual(0.5 * before.l1);
     expect(after.used).toBeGreaterThan(1);
-  }, 600_000);
+  }, 900_000); // ~200 s on 2 quiet cores, 3x that beside a build
 });
