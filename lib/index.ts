@@ -1,4 +1,4 @@
-/** ibq-native: IBQ tokenizer and autoregressive generator on libtorch. See DESIGN.md for the API contract. */
+/** ibq-native: IBQ tokenizer and autoregressive generator on libtorch. README.md gives the API; docs/architecture.md the design. */
 export { info, setNumThreads, type Info } from './core/info.js';
 export { tensor, Tensor, DTYPES, type DType, type TypedArray, type TensorOptions, type DataOptions } from './core/tensor.js';
 export {

@@ -62,6 +62,7 @@ export interface NativeInfo {
   workers: number;
   libtorchDir?: string;
   quantizerKernels: string[];
+  onednn: boolean;
 }
 
 // ---- AR transformer: native/bindings/transformer.cpp ----

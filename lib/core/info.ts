@@ -14,6 +14,13 @@ export interface Info {
    * variable IBQ_QUANTIZER_KERNEL picks one ('avx512', 'avx2') or the libtorch-op path ('aten').
    */
   quantizerKernels: string[];
+  /**
+   * Whether libtorch runs its convolutions and bfloat16 products on oneDNN. False when libtorch has no oneDNN,
+   * or when DNNL_MAX_CPU_ISA / ONEDNN_MAX_CPU_ISA limits oneDNN below AVX512_CORE on a CPU with AVX-512:
+   * libtorch 1.13 would still send bfloat16 work to oneDNN, which fails there, so the addon turns libtorch's
+   * oneDNN use off at load and every op runs on libtorch's own kernels, bfloat16 ones as on an AVX2-only CPU.
+   */
+  onednn: boolean;
 }
 
 /** What the addon runs on. */
@@ -21,7 +28,7 @@ export function info(): Info {
   const i = native.info();
   return {
     libtorch: i.libtorch, cuda: i.cuda, cudaDevices: i.cudaDevices, threads: i.threads,
-    quantizerKernels: [...i.quantizerKernels],
+    quantizerKernels: [...i.quantizerKernels], onednn: i.onednn,
   };
 }
 

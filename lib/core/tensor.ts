@@ -1,7 +1,7 @@
 /**
  * Tensor: a handle to a libtorch tensor (CPU or CUDA memory owned by native code, reported to V8 as
  * external memory). Data crosses into JS only through `data()` / `dataSync()`, as the typed arrays of the
- * DESIGN.md dtype table.
+ * dtype table of docs/architecture.md.
  */
 import { inspect } from 'node:util';
 

@@ -14,7 +14,7 @@ import { clampAsync, CodebookUsage, FeatureMoments, frechetDistance, imageQualit
 import { loadNetworks, type EvalWeights } from './networks.js';
 import type { LpipsNetName } from './weights.js';
 
-/** What evaluateTokenizer needs of a tokenizer (the Tokenizer class of DESIGN.md has it). */
+/** What evaluateTokenizer needs of a tokenizer (the Tokenizer class has it). */
 export interface EvaluableTokenizer {
   encode(x: Tensor): Promise<{ indices: Tensor; z_q: Tensor }>;
   decode(indices: Tensor): Promise<Tensor>;

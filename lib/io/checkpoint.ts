@@ -17,7 +17,7 @@ import { finalize } from './py_values.js';
 import { UnsupportedTensor } from './unsupported.js';
 import { zipIndex, type ZipEntryInfo } from './zip_index.js';
 
-/** What loadCheckpoint returns (DESIGN.md). */
+/** What loadCheckpoint returns (docs/architecture.md). */
 export interface Checkpoint {
   /** The 'state_dict' entry (or the whole file when it is a plain dict of tensors), in file order. */
   stateDict: Map<string, Tensor>;
@@ -84,7 +84,7 @@ function describeKey(k: unknown): string {
  *   their stored dtype) and meta (every other entry; nested tensors stay Tensors, OmegaConf and other
  *   non-allow-listed objects are `{ __class__, args, state }` with shared references and cycles kept).
  * @throws Error naming the file and the problem for a missing, truncated or malformed file, and for a
- *   state_dict tensor whose dtype is outside the DESIGN.md table.
+ *   state_dict tensor whose dtype is outside the dtype table of docs/architecture.md.
  */
 export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   const size = await fileSize(path);

@@ -72,7 +72,7 @@ export interface PickleContext {
   tensors: TensorRef[];
 }
 
-/** torch storage class -> [our dtype name, element size]; null dtype: outside DESIGN.md's table. */
+/** torch storage class -> [our dtype name, element size]; null dtype: outside the dtype table of docs/architecture.md. */
 export const STORAGE_TYPES: Record<string, [string | null, number]> = {
   FloatStorage: ['float32', 4], DoubleStorage: ['float64', 8], HalfStorage: ['float16', 2],
   BFloat16Storage: ['bfloat16', 2], LongStorage: ['int64', 8], IntStorage: ['int32', 4],

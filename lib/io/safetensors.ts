@@ -98,7 +98,7 @@ export async function readSafetensorsMetadata(path: string): Promise<Record<stri
 
 /**
  * Writes a .safetensors file atomically (temporary file, fsync, rename), tensors in the map's order.
- * @param tensors name -> Tensor (dtypes of the DESIGN.md table)
+ * @param tensors name -> Tensor (dtypes of the dtype table of docs/architecture.md)
  * @param metadata optional string -> string map stored as `__metadata__`
  */
 export async function saveSafetensors(path: string, tensors: Map<string, Tensor>, metadata?: Record<string, string>): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * A tensor of a dtype outside DESIGN.md's table (int16, complex, quantized) found outside the
+ * A tensor of a dtype outside the dtype table of docs/architecture.md (int16, complex, quantized) found outside the
  * state_dict of a checkpoint: it loads as this placeholder, and using it throws an Error naming the key
  * and the dtype.
  */

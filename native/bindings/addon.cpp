@@ -6,6 +6,7 @@
 #include "bindings/addon_data.h"
 #include "bindings/jobs.h"
 #include "bindings/registry.h"
+#include "ibq/onednn_isa.h"
 
 namespace ibqb {
 namespace {
@@ -42,6 +43,7 @@ static Napi::Value ShutdownJs(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  ibq::apply_onednn_isa_limit();  // before any libtorch op (see onednn_isa.h)
   ibqb::GetAddonData(env);
   ibqb::InitJobs(env);
   ibqb::InitAll(env, exports);

@@ -23,6 +23,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   auto kernels = Napi::Array::New(env);
   for (const auto* kn : ibq::fused_cpu_kernels()) kernels.Set(kernels.Length(), Napi::String::New(env, kn->name));
   out.Set("quantizerKernels", kernels);
+  out.Set("onednn", Napi::Boolean::New(env, at::hasMKLDNN() && at::globalContext().userEnabledMkldnn()));
 #ifdef IBQ_TORCH_LIBDIR
   out.Set("libtorchDir", Napi::String::New(env, IBQ_TORCH_LIBDIR));
 #endif

@@ -25,7 +25,7 @@ inline NamedOutputs Outputs(const ibq::IBQOutput& o) {
 }
 inline NamedOutputs Outputs(const ibq::VQOutput& o) { return {{"z_q", o.z_q}, {"loss", o.loss}, {"indices", o.indices}}; }
 
-// The scalar a quantizer's lossAndGrads differentiates (DESIGN.md): sum(z_q * gradOut) + w_q * quant_loss +
+// The scalar a quantizer's lossAndGrads differentiates (IBQuantizer.lossAndGrads in lib/tokenizer/quantizer.ts): sum(z_q * gradOut) + w_q * quant_loss +
 // w_e * entropy_loss (IBQ) or sum(z_q * gradOut) + loss (VQ).
 inline at::Tensor Objective(const ibq::IBQOutput& o, const at::Tensor& g, double wq, double we) {
   return (o.z_q * g).sum() + wq * o.quant_loss + we * o.entropy_loss;

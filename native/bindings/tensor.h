@@ -1,5 +1,5 @@
 // The JS handle of an at::Tensor (wrapped by the Tensor class of lib/tensor.ts), and the dtype table of
-// DESIGN.md: which typed array carries which dtype in and out.
+// docs/architecture.md (Tensors and dtypes): which typed array carries which dtype in and out.
 #pragma once
 #include <napi.h>
 #include <torch/torch.h>

@@ -78,6 +78,7 @@ at::Tensor aten_backward(const at::Tensor& z, const at::Tensor& E, const at::Ten
   auto Ec = E.to(c);
   auto gc = g_zq.defined() ? g_zq.to(c) : at::Tensor();
   at::Tensor dE_lg = low ? at::zeros({k, d}, fopt) : dE;
+  const auto Ec32 = low ? Ec.to(at::kFloat) : at::Tensor();  // E rounded to c, in float32
   for (int64_t s = 0; s < n; s += rows) {
     const int64_t e = std::min(n, s + rows);
     auto zb = zc.slice(0, s, e);
@@ -104,10 +105,16 @@ at::Tensor aten_backward(const at::Tensor& z, const at::Tensor& E, const at::Ten
     lt = d1t = at::Tensor();
     auto dl = dlf.to(c);
     dlf = at::Tensor();
-    dz.slice(0, s, e).copy_(at::mm(dl, Ec));
     if (low) {
-      dE_lg.addmm_(dl.t().to(at::kFloat), zb.to(at::kFloat));
+      // Products of dtype-c operands accumulated in float32, then rounded to c once, as oneDNN's bfloat16 gemm
+      // does. libtorch 1.13's own bfloat16 gemm (CPUs without AVX-512, where oneDNN is not used for it) rounds
+      // the running sum to bfloat16 after every term when the right operand is not transposed, which over
+      // n_embed terms costs several bfloat16 units; these products do not depend on it.
+      auto dlf32 = dl.to(at::kFloat);
+      dz.slice(0, s, e).copy_(at::mm(dlf32, Ec32));
+      dE_lg.addmm_(dlf32.t(), zb.to(at::kFloat));
     } else {
+      dz.slice(0, s, e).copy_(at::mm(dl, Ec));
       dE_lg.addmm_(dl.t(), zb);
     }
   }
