@@ -3,7 +3,7 @@
     {
       "target_name": "ibq_native",
       "sources": [
-        "<!@(node -e \"const fs=require('fs');for(const d of ['native/ibq','native/bindings'])for(const f of fs.readdirSync(d).sort())if(f.endsWith('.cpp'))console.log(d+'/'+f)\")"
+        "<!@(node -e \"const fs=require('fs');for(const d of ['native/ibq','native/bindings'])for(const f of fs.readdirSync(d,{recursive:true}).sort())if(f.endsWith('.cpp'))console.log(d+'/'+f)\")"
       ],
       "include_dirs": [
         "native",

@@ -96,7 +96,7 @@ export interface TransformerNative {
   buildTransformer(config: object, seed?: number, device?: string): Promise<TransformerNative>;
   /** The full config (defaults filled in, validated) plus parameterCount and the preset it equals ('' if none). */
   transformerConfig(config: object | string): Record<string, number | boolean | null | string>;
-  /** The official transformer_config.params field names (native/ibq/transformer.h, for_each_field). */
+  /** The official transformer_config.params field names (native/ibq/transformer/transformer.h, for_each_field). */
   transformerConfigFields(): string[];
 }
 // ---- end AR transformer ----------------------------------------------------------------------------
@@ -145,14 +145,14 @@ export interface NativeAddon extends TransformerNative {
     fail(message: string, async?: boolean): Promise<never>;
   };
 
-  // ---- checkpoints and files: native/bindings/tensor_io.cpp, native/ibq/tensor_io.h ----
+  // ---- checkpoints and files: native/bindings/tensor_io.cpp, native/ibq/io/tensor_io.h ----
   io: {
     /** The bytes of a record of a torch.save zip archive (name relative to the archive folder). */
     zipRecord(path: string, name: string): Promise<Buffer>;
     /**
      * Reads storages (zip records, or byte ranges of a plain file) once each and returns one tensor per
      * view; views of one storage share its memory. `mappable` storages (uncompressed bytes, aligned, no byte
-     * swap) are memory-mapped copy-on-write instead of read (native/ibq/tensor_io.h; IBQ_NO_MMAP=1 reads).
+     * swap) are memory-mapped copy-on-write instead of read (native/ibq/io/tensor_io.h; IBQ_NO_MMAP=1 reads).
      */
     loadTensors(
       path: string,

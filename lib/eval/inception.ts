@@ -1,5 +1,5 @@
 /**
- * The FID Inception v3 of pytorch-fid (native/ibq/inception.h): FIDInceptionA/C/E blocks, 1008-way fc,
+ * The FID Inception v3 of pytorch-fid (native/ibq/eval/inception.h): FIDInceptionA/C/E blocks, 1008-way fc,
  * 2048-d pool3 features; inputs resized to 299x299 (bilinear, align_corners false) and scaled to [-1, 1].
  * This is the PyTorch port; the ADM evaluator runs the TensorFlow graph, whose numbers differ slightly.
  */

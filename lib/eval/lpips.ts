@@ -1,6 +1,6 @@
 /**
  * LPIPS (Zhang et al. 2018; official `lpips` package v0.1 / taming-transformers), VGG16 and AlexNet
- * backbones (native/ibq/lpips.h). State-dict keys are the official ones (`net.slice1.0.weight`,
+ * backbones (native/ibq/eval/lpips.h). State-dict keys are the official ones (`net.slice1.0.weight`,
  * `lin0.model.1.weight`, `scaling_layer.shift`).
  */
 import { checkString } from '../core/errors.js';

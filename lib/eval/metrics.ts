@@ -1,5 +1,5 @@
 /**
- * Metric functions (native/ibq/metrics.h): Frechet distance, feature statistics, Inception Score, SSIM/PSNR as
+ * Metric functions (native/ibq/eval/metrics.h): Frechet distance, feature statistics, Inception Score, SSIM/PSNR as
  * the official IBQ evaluation, codebook usage. Usable on their own (e.g. by the demo) and by evaluate*.
  */
 import { checkInt, checkNumber } from '../core/errors.js';

@@ -4,7 +4,7 @@
  * the pickle is parsed here, then ONE native call reads the storages it names and builds every tensor.
  * Stored (uncompressed) records, which is how torch.save writes them, are not read but memory-mapped
  * copy-on-write: loading a multi-GB checkpoint costs neither a copy nor resident memory until the tensors
- * are used (native/ibq/tensor_io.h).
+ * are used (native/ibq/io/tensor_io.h).
  */
 import { native } from '../native.js';
 import { Tensor, wrap } from '../core/tensor.js';

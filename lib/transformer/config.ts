@@ -15,7 +15,7 @@ export const TRANSFORMER_PRESETS: readonly TransformerPreset[] = ['B', 'L', 'XL'
 
 /** Official GPT arguments that this model ignores, as the official GPT does (accepted, not used). */
 const IGNORED_FIELDS = ['embd_pdrop', 'n_unmasked', 'max_batch_size', 'max_seq_len', 'use_pretrained_codebook', 'codebook_ckpt_path', 'n_codebook_embd'];
-/** The config's fields come from the native config (native/ibq/transformer.h, the one list), plus the ignored ones. */
+/** The config's fields come from the native config (native/ibq/transformer/transformer.h, the one list), plus the ignored ones. */
 const KNOWN = new Set([...native.transformerConfigFields(), ...IGNORED_FIELDS]);
 
 /** The transformer_config.params of an official AR YAML (readConfig's `transformer`). */

@@ -1,7 +1,7 @@
 /**
  * TransformerConfig: the official `transformer_config.params` of an AR YAML (GPT.__init__ arguments of
  * src/IBQ/modules/transformer/llama.py). A type only (lib/config reads it from YAML files, lib/transformer
- * resolves it); the field list at run time is the native one (native/ibq/transformer.h, for_each_field).
+ * resolves it); the field list at run time is the native one (native/ibq/transformer/transformer.h, for_each_field).
  */
 export interface TransformerConfig {
   vocab_size: number;

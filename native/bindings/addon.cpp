@@ -6,7 +6,7 @@
 #include "bindings/addon_data.h"
 #include "bindings/jobs.h"
 #include "bindings/registry.h"
-#include "ibq/onednn_isa.h"
+#include "ibq/core/onednn_isa.h"
 
 namespace ibqb {
 namespace {

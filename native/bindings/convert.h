@@ -3,7 +3,7 @@
 #pragma once
 #include <napi.h>
 
-#include "ibq/state_dict.h"
+#include "ibq/io/state_dict.h"
 
 namespace ibqb {
 

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <sstream>
 
-#include "ibq/distributed.h"
-#include "ibq/errors.h"
+#include "ibq/distributed/distributed.h"
+#include "ibq/core/errors.h"
 
 namespace ibqb {
 

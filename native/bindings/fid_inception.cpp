@@ -7,7 +7,7 @@
 #include "bindings/module_handle.h"
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
-#include "ibq/inception.h"
+#include "ibq/eval/inception.h"
 
 namespace ibqb {
 namespace {

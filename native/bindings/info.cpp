@@ -5,8 +5,8 @@
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
 #include "bindings/registry.h"
-#include "ibq/compat.h"
-#include "ibq/quantizer_fused.h"
+#include "ibq/core/compat.h"
+#include "ibq/quantizer/quantizer_fused.h"
 
 namespace ibqb {
 namespace {

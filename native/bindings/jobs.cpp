@@ -12,7 +12,7 @@
 
 #include "bindings/addon_data.h"
 #include "bindings/errors.h"
-#include "ibq/errors.h"
+#include "ibq/core/errors.h"
 
 namespace ibqb {
 namespace {

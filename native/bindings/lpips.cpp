@@ -7,7 +7,7 @@
 #include "bindings/module_handle.h"
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
-#include "ibq/lpips.h"
+#include "ibq/eval/lpips.h"
 
 namespace ibqb {
 namespace {

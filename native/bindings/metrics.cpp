@@ -6,7 +6,7 @@
 #include "bindings/jobs.h"
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
-#include "ibq/metrics.h"
+#include "ibq/eval/metrics.h"
 
 namespace ibqb {
 namespace {

@@ -15,7 +15,7 @@
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
 #include "bindings/module_ref.h"
-#include "ibq/state_dict.h"
+#include "ibq/io/state_dict.h"
 
 namespace ibqb {
 

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "ibq/distributed.h"
+#include "ibq/distributed/distributed.h"
 
 namespace ibqb {
 

@@ -8,9 +8,9 @@
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
 #include "bindings/tokenizer_args.h"
-#include "ibq/compat.h"
-#include "ibq/quantizer.h"
-#include "ibq/vq_quantizer.h"
+#include "ibq/core/compat.h"
+#include "ibq/quantizer/quantizer.h"
+#include "ibq/quantizer/vq_quantizer.h"
 
 namespace ibqb {
 

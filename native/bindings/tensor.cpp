@@ -6,7 +6,7 @@
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
 #include "bindings/registry.h"
-#include "ibq/errors.h"
+#include "ibq/core/errors.h"
 
 namespace ibqb {
 namespace {

@@ -11,7 +11,7 @@
 #include "bindings/jobs.h"
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
-#include "ibq/tensor_io.h"
+#include "ibq/io/tensor_io.h"
 
 namespace ibqb {
 namespace {

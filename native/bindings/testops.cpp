@@ -4,7 +4,7 @@
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
 #include "bindings/registry.h"
-#include "ibq/testops.h"
+#include "ibq/core/testops.h"
 
 namespace ibqb {
 namespace {

@@ -8,8 +8,8 @@
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
 #include "bindings/tokenizer_args.h"
-#include "ibq/compat.h"
-#include "ibq/tokenizer.h"
+#include "ibq/core/compat.h"
+#include "ibq/tokenizer/tokenizer.h"
 
 namespace ibqb {
 namespace {

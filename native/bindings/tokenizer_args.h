@@ -10,10 +10,10 @@
 
 #include "bindings/convert.h"
 #include "bindings/jobs.h"
-#include "ibq/compat.h"
-#include "ibq/quantizer.h"
-#include "ibq/vq_quantizer.h"
-#include "ibq/vqgan.h"
+#include "ibq/core/compat.h"
+#include "ibq/quantizer/quantizer.h"
+#include "ibq/quantizer/vq_quantizer.h"
+#include "ibq/tokenizer/vqgan.h"
 
 namespace ibqb {
 

@@ -17,8 +17,8 @@
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
 #include "bindings/tokenizer_args.h"
-#include "ibq/errors.h"
-#include "ibq/tokenizer_trainer.h"
+#include "ibq/core/errors.h"
+#include "ibq/tokenizer/tokenizer_trainer.h"
 
 namespace ibqb {
 namespace {

@@ -10,13 +10,13 @@
 #include "bindings/process_group.h"
 #include "bindings/registry.h"
 #include "bindings/tensor.h"
-#include "ibq/errors.h"
-#include "ibq/transformer.h"
+#include "ibq/core/errors.h"
+#include "ibq/transformer/transformer.h"
 #include <cstring>
 #include <type_traits>
 
-#include "ibq/transformer_sample.h"
-#include "ibq/transformer_train.h"
+#include "ibq/transformer/transformer_sample.h"
+#include "ibq/transformer/transformer_train.h"
 
 namespace ibqb {
 namespace {

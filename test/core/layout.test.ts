@@ -66,6 +66,18 @@ describe('lib layout', () => {
     expect(cycles(new Map([['a.ts', ['b.ts']], ['b.ts', ['c.ts']], ['c.ts', ['a.ts']]]))).toEqual([['a.ts', 'b.ts', 'c.ts', 'a.ts']]);
   });
 
+  // quantizer/ has its own folder natively (lib/tokenizer/quantizer.ts): the dense, chunked and fused kernels
+  it('native/ibq is in folders by concept, named as those of lib/ (plus core/ and quantizer/), with no Node-API', () => {
+    const NATIVE = join(ROOT, 'native', 'ibq');
+    const libFolders = new Set(readdirSync(LIB).filter((f) => statSync(join(LIB, f)).isDirectory()));
+    const entries = readdirSync(NATIVE);
+    expect(entries.filter((f) => statSync(join(NATIVE, f)).isFile()), 'files at the root of native/ibq').toEqual([]);
+    for (const d of entries) expect(['core', 'quantizer'].includes(d) || libFolders.has(d), `native/ibq/${d}`).toBe(true);
+    const sources = files(NATIVE, /\.(h|cpp)$/);
+    expect(sources.length).toBeGreaterThan(40);
+    for (const f of sources) expect(readFileSync(f, 'utf8'), relative(ROOT, f)).not.toMatch(/#include\s*[<"]napi\.h/);
+  });
+
   it('test files are grouped in the folders of lib/', () => {
     const libFolders = new Set(readdirSync(LIB).filter((f) => statSync(join(LIB, f)).isDirectory()));
     for (const f of files(join(ROOT, 'test'), /\.test\.ts$/)) {

@@ -1,4 +1,4 @@
-// Memory-mapped loading (native/ibq/tensor_io.h): stored zip records, legacy byte ranges and safetensors
+// Memory-mapped loading (native/ibq/io/tensor_io.h): stored zip records, legacy byte ranges and safetensors
 // data are viewed in place, copy-on-write. Loaded tensors keep their values when the file is replaced
 // atomically by saveCheckpoint / saveSafetensors, and equal what a plain read (IBQ_NO_MMAP=1) gives.
 import { mkdtempSync, rmSync } from 'node:fs';

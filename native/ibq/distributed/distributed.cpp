@@ -1,0 +1,222 @@
+#include "ibq/distributed/distributed_impl.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+#include <thread>
+
+#if defined(USE_C10D_NCCL)
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+#include "ibq/core/errors.h"
+
+namespace ibq::dist {
+namespace {
+
+using std::chrono::milliseconds;
+
+std::string where(const GroupOptions& o) { return o.master_addr + ":" + std::to_string(o.master_port); }
+
+std::string seconds(double s) {
+  std::ostringstream os;
+  os << s;
+  return os.str();
+}
+
+// The local address the kernel would use to reach the master (a UDP "connect" sends nothing); Gloo binds its
+// device there, so ranks on other hosts (or network namespaces) can reach this one.
+std::string local_address_towards(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || !res)
+    throw DistError("MASTER_ADDR '" + host + "' does not resolve to an IPv4 address");
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  std::string out;
+  if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
+    sockaddr_in me{};
+    socklen_t len = sizeof(me);
+    char buf[INET_ADDRSTRLEN] = {0};
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&me), &len) == 0 && inet_ntop(AF_INET, &me.sin_addr, buf, sizeof(buf)))
+      out = buf;
+  }
+  if (fd >= 0) close(fd);
+  freeaddrinfo(res);
+  if (out.empty()) throw DistError("no route from this host to MASTER_ADDR " + host);
+  return out;
+}
+
+std::string first_line(const std::string& s) {
+  auto pos = s.find('\n');
+  return pos == std::string::npos ? s : s.substr(0, pos);
+}
+
+void wait_work(const c10::intrusive_ptr<c10d::Work>& w) {
+  w->wait();
+}
+
+}  // namespace
+
+ProcessGroup::ProcessGroup(const GroupOptions& o) : opts_(o), impl_(std::make_unique<Impl>()) {
+  if (o.world_size < 1) throw ValueError("world_size: expected an integer >= 1, got " + std::to_string(o.world_size));
+  if (o.rank < 0 || o.rank >= o.world_size)
+    throw ValueError("rank: expected an integer in [0, " + std::to_string(o.world_size - 1) + "], got " + std::to_string(o.rank));
+  if (o.master_port < 1 || o.master_port > 65535)
+    throw ValueError("master_port: expected an integer in [1, 65535], got " + std::to_string(o.master_port));
+  if (!(o.timeout_s > 0)) throw ValueError("timeout: expected a positive number of seconds");
+  const auto timeout = milliseconds(static_cast<int64_t>(std::ceil(o.timeout_s * 1000)));
+  impl_->device = at::Device(o.device);
+  const bool cuda = impl_->device.is_cuda();
+  const std::string me = "rank " + std::to_string(o.rank);
+
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(o.master_port);
+  so.isServer = o.rank == 0;
+  so.numWorkers = static_cast<size_t>(o.world_size);
+  so.waitWorkers = true;
+  so.timeout = timeout;
+  try {
+    impl_->store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
+  } catch (const std::exception& e) {
+    const std::string msg = e.what();
+    if (o.rank == 0 && (msg.find("in use") != std::string::npos || msg.find("listen") != std::string::npos))
+      throw DistError(me + ": cannot host the rendezvous at " + where(o) + ": the port is in use or the address is not "
+                      "this host's (set MASTER_PORT to a free port; " + first_line(msg) + ")");
+    throw DistError(me + ": the rendezvous at " + where(o) + " failed within " + seconds(o.timeout_s) +
+                    " s (master unreachable, or not all " + std::to_string(o.world_size) + " ranks joined): " +
+                    first_line(msg));
+  }
+  try {
+    if (cuda) {
+#if defined(USE_C10D_NCCL)
+      c10::cuda::set_device(impl_->device.index() < 0 ? 0 : impl_->device.index());
+      auto no = c10d::ProcessGroupNCCL::Options::create();
+      no->timeout = timeout;
+      auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, o.rank, o.world_size, no);
+      impl_->pg = compat::as_process_group(impl_->store, nccl, true);
+#else
+      throw DistError(me + ": device " + o.device + " needs NCCL, but this build of libtorch has no CUDA/NCCL");
+#endif
+    } else {
+      auto go = c10d::ProcessGroupGloo::Options::create(timeout);
+      go->devices.push_back(o.gloo_interface.empty()
+                                ? c10d::ProcessGroupGloo::createDeviceForHostname(local_address_towards(o.master_addr, o.master_port))
+                                : c10d::ProcessGroupGloo::createDeviceForInterface(o.gloo_interface));
+      auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, o.rank, o.world_size, go);
+      impl_->pg = compat::as_process_group(impl_->store, gloo, false);
+    }
+  } catch (const DistError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw DistError(me + ": joining the process group at " + where(o) + " failed: " + first_line(e.what()));
+  }
+}
+
+ProcessGroup::~ProcessGroup() {
+  if (failed_ && impl_) {
+    impl_->pg.release();
+    impl_->store.release();
+  }
+}
+
+at::Device ProcessGroup::device() const { return impl_->device; }
+
+void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors, int root) {
+  if (tensors.empty()) return;
+  try {
+    c10d::broadcast_coalesced(impl_->pg, tensors, size_t(256) << 20, root);
+  } catch (const std::exception& e) {
+    raise("broadcast", e.what());
+  }
+}
+
+void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors) {
+  for (const auto& t : tensors) {
+    std::vector<at::Tensor> one{t};
+    try {
+      wait_work(impl_->pg->allreduce(one));
+    } catch (const std::exception& e) {
+      raise("all_reduce", e.what());
+    }
+  }
+}
+
+std::vector<double> ProcessGroup::all_reduce_sum(const std::vector<double>& values) {
+  if (values.empty()) return {};
+  auto t = torch::tensor(values, torch::dtype(at::kDouble)).to(impl_->device);
+  all_reduce_sum(std::vector<at::Tensor>{t});
+  t = t.cpu();
+  return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+}
+
+void ProcessGroup::barrier() {
+  try {
+    wait_work(impl_->pg->barrier());
+  } catch (const std::exception& e) {
+    raise("barrier", e.what());
+  }
+}
+
+void ProcessGroup::report_failure(const std::string& why) noexcept {
+  try {
+    const std::string v = why.empty() ? "failed" : why;
+    impl_->store->set("ibq/failed/" + std::to_string(opts_.rank), std::vector<uint8_t>(v.begin(), v.end()));
+  } catch (...) {
+  }
+}
+
+// Which peers stopped: each survivor of a failed collective marks itself alive; ranks that reported a failure
+// say why; ranks with neither mark within a few seconds are gone. A store that does not answer means rank 0
+// (its host) is gone.
+std::string ProcessGroup::who_failed() {
+  auto& st = *impl_->store;
+  const auto key = [](const char* what, int r) { return std::string("ibq/") + what + "/" + std::to_string(r); };
+  try {
+    st.set(key("alive", opts_.rank), std::vector<uint8_t>{1});
+    const auto deadline = std::chrono::steady_clock::now() + milliseconds(std::min<int64_t>(3000, int64_t(opts_.timeout_s * 1000)));
+    std::vector<std::string> failed, gone;
+    while (true) {
+      failed.clear();
+      gone.clear();
+      for (int r = 0; r < opts_.world_size; ++r) {
+        if (r == opts_.rank) continue;
+        if (st.check({key("failed", r)})) {
+          auto v = st.get(key("failed", r));
+          failed.push_back("rank " + std::to_string(r) + " failed: " + std::string(v.begin(), v.end()));
+        } else if (!st.check({key("alive", r)})) {
+          gone.push_back(std::to_string(r));
+        }
+      }
+      if (gone.empty() || std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    std::string out;
+    for (const auto& f : failed) out += (out.empty() ? "" : "; ") + f;
+    if (!gone.empty()) {
+      std::string list;
+      for (const auto& g : gone) list += (list.empty() ? "" : ", ") + g;
+      out += (out.empty() ? "" : "; ") + std::string(gone.size() > 1 ? "ranks " : "rank ") + list +
+             (gone.size() > 1 ? " are" : " is") + " gone (exited, killed or unreachable)";
+    }
+    return out.empty() ? "no peer reported a failure" : out;
+  } catch (...) {
+    return "rank 0 is gone (the rendezvous store it hosts at " + where(opts_) + " does not answer)";
+  }
+}
+
+void ProcessGroup::raise(const std::string& op, const std::string& cause) {
+  failed_ = true;
+  const std::string who = opts_.world_size > 1 ? who_failed() : "";
+  throw DistError("rank " + std::to_string(opts_.rank) + ": " + op + " failed: " + who + " (c10d: " + first_line(cause) + ")");
+}
+
+}  // namespace ibq::dist

@@ -1,0 +1,39 @@
+// Class-conditional sampling with a static KV cache and classifier-free guidance (official sample_IBQ of
+// src/IBQ/modules/transformer/llama.py, with its top_k_top_p_filtering from HF transformers v3.2).
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+
+#include "ibq/transformer/transformer.h"
+
+namespace ibq {
+
+struct SampleOptions {
+  double cfg_scale = 1.0;    // > 1: guidance (batch doubled with the null class); <= 1: plain conditional
+  double temperature = 1.0;  // > 0 divides the logits; 0 means greedy argmax
+  int64_t top_k = 0;         // 0: off; larger than vocab_size: clamped
+  double top_p = 1.0;        // (0, 1]; 1: off; the most likely token is always kept
+  bool greedy = false;       // argmax (torch.topk(probs, 1)) instead of torch.multinomial
+  std::optional<uint64_t> seed;  // torch.manual_seed(seed) right before sampling; absent: the default generator
+  int64_t steps = -1;            // tokens to generate; -1: block_size
+};
+
+// Throws ValueError naming the option when it is out of range (negative temperature or cfg_scale, top_p
+// outside (0, 1], negative top_k, steps outside [1, block_size]).
+void check_sample_options(const SampleOptions& o, const TransformerConfig& cfg);
+
+// Removes (sets to -inf) logits outside the top_k largest and outside the smallest set whose probability
+// reaches top_p (keeping the most likely token), in place on logits [B, V]; returns it.
+at::Tensor top_k_top_p_filtering(at::Tensor logits, int64_t top_k, double top_p);
+
+// Generates int64 [B, steps] tokens for class ids `labels` (int64 [B] or [B, 1], in [0, class_num)). The
+// model runs in eval mode for the call (its mode is restored). `between(step, total)` runs after every
+// token (progress; it may throw ibq::Aborted). Random draws: one torch.multinomial over [B, vocab] per step,
+// from a generator seeded like torch.manual_seed(seed), so results equal the official loop's.
+at::Tensor transformer_sample(TransformerImpl& model, const at::Tensor& labels, const SampleOptions& opts,
+                      const std::function<void(int64_t, int64_t)>& between);
+
+}  // namespace ibq
