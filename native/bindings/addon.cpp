@@ -1,28 +1,13 @@
-// Addon entry point: creates the per-environment data and runs every IBQB_REGISTER'ed initialiser.
+// Addon entry point: creates the per-environment data and the job system, then adds every binding file's
+// exports, in the order of the list below (exports.h declares them).
 #include <napi.h>
-
-#include <vector>
 
 #include "bindings/addon_data.h"
 #include "bindings/jobs.h"
-#include "bindings/registry.h"
+#include "bindings/exports.h"
 #include "ibq/core/onednn_isa.h"
 
 namespace ibqb {
-namespace {
-
-std::vector<std::pair<const char*, InitFn>>& Registry() {
-  static std::vector<std::pair<const char*, InitFn>> fns;
-  return fns;
-}
-
-}  // namespace
-
-Registrar::Registrar(const char* name, InitFn fn) { Registry().emplace_back(name, fn); }
-
-void InitAll(Napi::Env env, Napi::Object exports) {
-  for (auto& [name, fn] : Registry()) fn(env, exports);
-}
 
 AddonData& GetAddonData(Napi::Env env) {
   auto* d = env.GetInstanceData<AddonData>();
@@ -46,7 +31,11 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ibq::apply_onednn_isa_limit();  // before any libtorch op (see onednn_isa.h)
   ibqb::GetAddonData(env);
   ibqb::InitJobs(env);
-  ibqb::InitAll(env, exports);
+  for (auto init : {ibqb::InitInfo, ibqb::InitTensor, ibqb::InitTensorIo, ibqb::InitIBQuantizer,
+                    ibqb::InitVectorQuantizer, ibqb::InitTokenizer, ibqb::InitTokenizerTrainer, ibqb::InitTransformer,
+                    ibqb::InitProcessGroup, ibqb::InitLpips, ibqb::InitFidInception, ibqb::InitMetrics,
+                    ibqb::InitTestOps})
+    init(env, exports);
   exports.Set("shutdown", Napi::Function::New(env, ShutdownJs, "shutdown"));
   return exports;
 }

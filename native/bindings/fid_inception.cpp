@@ -5,7 +5,7 @@
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
 #include "bindings/module_handle.h"
-#include "bindings/registry.h"
+#include "bindings/exports.h"
 #include "bindings/tensor.h"
 #include "ibq/eval/inception.h"
 
@@ -69,8 +69,9 @@ class FidInceptionHandle : public ModuleHandle<FidInceptionHandle> {
   }
 };
 
-void InitFidInception(Napi::Env env, Napi::Object exports) { FidInceptionHandle::Init(env, exports); }
-IBQB_REGISTER("fid_inception", InitFidInception);
-
 }  // namespace
+
+// Listed in addon.cpp (exports.h).
+void InitFidInception(Napi::Env env, Napi::Object exports) { FidInceptionHandle::Init(env, exports); }
+
 }  // namespace ibqb

@@ -19,8 +19,9 @@ class IBQuantizerHandle : public QuantizerHandle<IBQuantizerHandle, ibq::IBQuant
   }
 };
 
-void InitIBQuantizer(Napi::Env env, Napi::Object exports) { IBQuantizerHandle::Define(env, exports, "IBQuantizerHandle"); }
-IBQB_REGISTER("IBQuantizerHandle", InitIBQuantizer);
-
 }  // namespace
+
+// Listed in addon.cpp (exports.h).
+void InitIBQuantizer(Napi::Env env, Napi::Object exports) { IBQuantizerHandle::Define(env, exports, "IBQuantizerHandle"); }
+
 }  // namespace ibqb

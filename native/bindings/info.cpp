@@ -4,7 +4,7 @@
 
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
-#include "bindings/registry.h"
+#include "bindings/exports.h"
 #include "ibq/core/compat.h"
 #include "ibq/quantizer/quantizer_fused.h"
 
@@ -36,11 +36,12 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+}  // namespace
+
+// Listed in addon.cpp (exports.h).
 void InitInfo(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
 }
-IBQB_REGISTER("info", InitInfo);
 
-}  // namespace
 }  // namespace ibqb

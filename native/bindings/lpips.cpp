@@ -5,7 +5,7 @@
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
 #include "bindings/module_handle.h"
-#include "bindings/registry.h"
+#include "bindings/exports.h"
 #include "bindings/tensor.h"
 #include "ibq/eval/lpips.h"
 
@@ -76,8 +76,9 @@ class LpipsHandle : public ModuleHandle<LpipsHandle> {
   }
 };
 
-void InitLpips(Napi::Env env, Napi::Object exports) { LpipsHandle::Init(env, exports); }
-IBQB_REGISTER("lpips", InitLpips);
-
 }  // namespace
+
+// Listed in addon.cpp (exports.h).
+void InitLpips(Napi::Env env, Napi::Object exports) { LpipsHandle::Init(env, exports); }
+
 }  // namespace ibqb

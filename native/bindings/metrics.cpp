@@ -4,7 +4,7 @@
 
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
-#include "bindings/registry.h"
+#include "bindings/exports.h"
 #include "bindings/tensor.h"
 #include "ibq/eval/metrics.h"
 
@@ -31,7 +31,6 @@ M::GaussianStats ArgStats(const Napi::Value& v, const char* arg) {
   s.n = n.IsUndefined() || n.IsNull() ? 0 : ArgInt(n, (std::string(arg) + ".n").c_str(), 0, int64_t(1) << 50);
   return s;
 }
-
 
 // frechetDistance(stats1, stats2, eps) -> Promise<{ value: number, warning: string }>
 Napi::Value FrechetDistance(const Napi::CallbackInfo& info) {
@@ -174,6 +173,9 @@ Napi::Value SamplePixels(const Napi::CallbackInfo& info) {
   });
 }
 
+}  // namespace
+
+// Listed in addon.cpp (exports.h).
 void InitMetrics(Napi::Env env, Napi::Object exports) {
   auto m = Napi::Object::New(env);
   m.Set("frechetDistance", Napi::Function::New(env, FrechetDistance, "frechetDistance"));
@@ -187,7 +189,5 @@ void InitMetrics(Napi::Env env, Napi::Object exports) {
   FeatureMomentsHandle::Init(env, m);
   exports.Set("metrics", m);
 }
-IBQB_REGISTER("metrics", InitMetrics);
 
-}  // namespace
 }  // namespace ibqb

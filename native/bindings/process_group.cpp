@@ -7,7 +7,7 @@
 #include "bindings/addon_data.h"
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
-#include "bindings/registry.h"
+#include "bindings/exports.h"
 #include "bindings/tensor.h"
 
 namespace ibqb {
@@ -132,10 +132,10 @@ class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
   bool pending_ = false;
 };
 
-void InitProcessGroup(Napi::Env env, Napi::Object exports) { ProcessGroupHandle::Init(env, exports); }
-IBQB_REGISTER("process_group", InitProcessGroup);
-
 }  // namespace
+
+// Listed in addon.cpp (exports.h).
+void InitProcessGroup(Napi::Env env, Napi::Object exports) { ProcessGroupHandle::Init(env, exports); }
 
 std::shared_ptr<ibq::dist::ProcessGroup> ArgProcessGroup(const Napi::Value& v, const char* arg) {
   Napi::Env env = v.Env();

@@ -5,7 +5,7 @@
 
 #include "bindings/addon_data.h"
 #include "bindings/module_handle.h"
-#include "bindings/registry.h"
+#include "bindings/exports.h"
 #include "bindings/tensor.h"
 #include "bindings/tokenizer_args.h"
 #include "ibq/core/compat.h"

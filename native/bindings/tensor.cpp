@@ -5,7 +5,7 @@
 #include "bindings/addon_data.h"
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
-#include "bindings/registry.h"
+#include "bindings/exports.h"
 #include "ibq/core/errors.h"
 
 namespace ibqb {
@@ -126,14 +126,14 @@ Napi::Value SelectRows(const Napi::CallbackInfo& info) {
   });
 }
 
+}  // namespace
+
+// Listed in addon.cpp (exports.h).
 void InitTensor(Napi::Env env, Napi::Object exports) {
   TensorHandle::Init(env, exports);
   exports.Set("tensorFromData", Napi::Function::New(env, TensorFromData, "tensorFromData"));
   exports.Set("selectRows", Napi::Function::New(env, SelectRows, "selectRows"));
 }
-IBQB_REGISTER("tensor", InitTensor);
-
-}  // namespace
 
 void TensorHandle::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, kCtorName,

@@ -9,7 +9,7 @@
 
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
-#include "bindings/registry.h"
+#include "bindings/exports.h"
 #include "bindings/tensor.h"
 #include "ibq/io/tensor_io.h"
 
@@ -124,6 +124,9 @@ Napi::Value WriteFile(const Napi::CallbackInfo& info) {
   });
 }
 
+}  // namespace
+
+// Listed in addon.cpp (exports.h).
 void InitTensorIo(Napi::Env env, Napi::Object exports) {
   auto io = Napi::Object::New(env);
   io.Set("zipRecord", Napi::Function::New(env, ZipRecord, "zipRecord"));
@@ -132,7 +135,5 @@ void InitTensorIo(Napi::Env env, Napi::Object exports) {
   io.Set("writeFile", Napi::Function::New(env, WriteFile, "writeFile"));
   exports.Set("io", io);
 }
-IBQB_REGISTER("io", InitTensorIo);
 
-}  // namespace
 }  // namespace ibqb

@@ -3,7 +3,7 @@
 
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
-#include "bindings/registry.h"
+#include "bindings/exports.h"
 #include "ibq/core/testops.h"
 
 namespace ibqb {
@@ -40,13 +40,14 @@ Napi::Value TestFail(const Napi::CallbackInfo& info) {
   return Guard(env, [&]() -> Napi::Value { ibq::testops::fail_with(msg); });
 }
 
+}  // namespace
+
+// Listed in addon.cpp (exports.h).
 void InitTestOps(Napi::Env env, Napi::Object exports) {
   auto ops = Napi::Object::New(env);
   ops.Set("matmulLoop", Napi::Function::New(env, TestMatmulLoop, "matmulLoop"));
   ops.Set("fail", Napi::Function::New(env, TestFail, "fail"));
   exports.Set("testOps", ops);
 }
-IBQB_REGISTER("testops", InitTestOps);
 
-}  // namespace
 }  // namespace ibqb

@@ -5,7 +5,7 @@
 
 #include "bindings/addon_data.h"
 #include "bindings/module_handle.h"
-#include "bindings/registry.h"
+#include "bindings/exports.h"
 #include "bindings/tensor.h"
 #include "bindings/tokenizer_args.h"
 #include "ibq/core/compat.h"
@@ -124,11 +124,12 @@ class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
   }
 };
 
+}  // namespace
+
+// Listed in addon.cpp (exports.h).
 void InitTokenizer(Napi::Env env, Napi::Object exports) {
   TokenizerHandle::Init(env, exports);
   exports.Set("buildTokenizer", Napi::Function::New(env, &TokenizerHandle::BuildAsync, "buildTokenizer"));
 }
-IBQB_REGISTER("tokenizer", InitTokenizer);
 
-}  // namespace
 }  // namespace ibqb

@@ -14,7 +14,7 @@
 #include "bindings/module_handle.h"
 #include "bindings/process_group.h"
 #include "bindings/module_ref.h"
-#include "bindings/registry.h"
+#include "bindings/exports.h"
 #include "bindings/tensor.h"
 #include "bindings/tokenizer_args.h"
 #include "ibq/core/errors.h"
@@ -443,8 +443,9 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
   std::shared_ptr<ibq::TokenizerTrainer> trainer_;
 };
 
-void InitTokenizerTrainer(Napi::Env env, Napi::Object exports) { TokenizerTrainerHandle::Init(env, exports); }
-IBQB_REGISTER("tokenizer_trainer", InitTokenizerTrainer);
-
 }  // namespace
+
+// Listed in addon.cpp (exports.h).
+void InitTokenizerTrainer(Napi::Env env, Napi::Object exports) { TokenizerTrainerHandle::Init(env, exports); }
+
 }  // namespace ibqb

@@ -8,7 +8,7 @@
 #include "bindings/jobs.h"
 #include "bindings/module_handle.h"
 #include "bindings/process_group.h"
-#include "bindings/registry.h"
+#include "bindings/exports.h"
 #include "bindings/tensor.h"
 #include "ibq/core/errors.h"
 #include "ibq/transformer/transformer.h"
@@ -339,13 +339,14 @@ Napi::Value TransformerConfigFn(const Napi::CallbackInfo& info) {
   });
 }
 
+}  // namespace
+
+// Listed in addon.cpp (exports.h).
 void InitTransformer(Napi::Env env, Napi::Object exports) {
   TransformerHandle::Init(env, exports);
   exports.Set("buildTransformer", Napi::Function::New(env, &TransformerHandle::BuildAsync, "buildTransformer"));
   exports.Set("transformerConfig", Napi::Function::New(env, TransformerConfigFn, "transformerConfig"));
   exports.Set("transformerConfigFields", Napi::Function::New(env, TransformerConfigFields, "transformerConfigFields"));
 }
-IBQB_REGISTER("transformer", InitTransformer);
 
-}  // namespace
 }  // namespace ibqb

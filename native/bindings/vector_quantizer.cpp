@@ -19,8 +19,9 @@ class VectorQuantizerHandle : public QuantizerHandle<VectorQuantizerHandle, ibq:
   }
 };
 
-void InitVectorQuantizer(Napi::Env env, Napi::Object exports) { VectorQuantizerHandle::Define(env, exports, "VectorQuantizerHandle"); }
-IBQB_REGISTER("VectorQuantizerHandle", InitVectorQuantizer);
-
 }  // namespace
+
+// Listed in addon.cpp (exports.h).
+void InitVectorQuantizer(Napi::Env env, Napi::Object exports) { VectorQuantizerHandle::Define(env, exports, "VectorQuantizerHandle"); }
+
 }  // namespace ibqb
