@@ -6,6 +6,7 @@
 #include "bindings/addon_data.h"
 #include "bindings/jobs.h"
 #include "bindings/registry.h"
+#include "ibq/logging.h"
 
 namespace ibqb {
 namespace {
@@ -42,6 +43,7 @@ static Napi::Value ShutdownJs(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  ibq::init_logging();  // once per process (worker_threads load the addon again)
   ibqb::GetAddonData(env);
   ibqb::InitJobs(env);
   ibqb::InitAll(env, exports);
