@@ -42,7 +42,7 @@ export function register(program: Command): void {
     .option('--limit <n>', 'evaluate only the first N images', intArg('--limit'))
     .option('--ema', 'use the EMA weights (model_ema.*)')
     .option('--inception-weights <file>', 'pt_inception-2015-12-05-6726825d.pth (default $IBQ_INCEPTION_WEIGHTS)')
-    .option('--lpips-weights <dir>', 'folder with vgg16-397923af.pth + vgg.pth and/or alexnet-owt-7be5be79.pth + alex.pth')
+    .option('--lpips-weights <dir>', 'folder with vgg16-397923af.pth + vgg.pth and/or alexnet-owt-7be5be79.pth + alex.pth (default $IBQ_LPIPS_WEIGHTS)')
     .option('--json <out>', 'also write the metrics as JSON')
     .action(async (o: { ckpt: string; data: string; config?: string; imageSize: number; batchSize: number; limit?: number;
       ema?: boolean; inceptionWeights?: string; lpipsWeights?: string; json?: string }) => {
