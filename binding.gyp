@@ -8,7 +8,8 @@
       "include_dirs": [
         "native",
         "<!@(node -p \"require('node-addon-api').include_dir\")",
-        "<!@(node scripts/torch-flags.cjs include)"
+        "<!@(node scripts/torch-flags.cjs include)",
+        "native/shim"
       ],
       "defines": [
         "NAPI_VERSION=8",

@@ -31,7 +31,8 @@ const program = new Command('bench')
   .option('--threads <n>', 'intra-op threads of both sides', positiveInt('--threads'), 2)
   .option('--rounds <n>', 'A B rounds per workload (default: per workload)', positiveInt('--rounds'))
   .option('--upstream <dir>', "also time the upstream IBQ project's own modules from this local checkout")
-  .option('--out <dir>', 'results folder (default bench/results, or bench/results/quick with --quick)')
+  .option('--out <dir>', 'results folder (default bench/results, or bench/results/quick with --quick); with --out or --quick ' +
+    'the BENCHMARKS.md of the run is written there, and the repository\'s BENCHMARKS.md is left as it is')
   .showHelpAfterError();
 program.parse();
 const opts = program.opts();

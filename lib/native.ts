@@ -1,10 +1,11 @@
 /**
- * The only module that loads the native addon. It checks the sidecar JSON written at build time (the
- * libtorch the addon was compiled against) before loading, wraps load failures in an actionable error, and
- * types the whole native surface. Everything else in lib/ imports `native` from here.
+ * The only module that loads the native addon. It chooses the addon file (a build from source, else a prebuild
+ * whose libtorch tag matches the libtorch found at run time: chooseAddon), checks the sidecar JSON written at build
+ * time (the libtorch the addon was compiled against) before loading, wraps load failures in an actionable error,
+ * and types the whole native surface. Everything else in lib/ imports `native` from here.
  */
 import { createRequire } from 'node:module';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -293,7 +294,10 @@ export interface LpipsHandleNative extends ModuleHandleNative {
 }
 // ---- end evaluation ----
 
-/** The sidecar cmake (or scripts/prebuild) writes next to the addon. */
+/**
+ * The sidecar JSON next to an addon (CMakeLists.txt writes build/Release/ibq-native.libtorch.json; scripts/prebuild
+ * writes <prebuild>.json): the libtorch it was compiled against and the folder its RUNPATH names.
+ */
 interface Sidecar {
   version: string;
   libdir: string;
@@ -327,54 +331,136 @@ function headerVersion(file: string | undefined): string | undefined {
   return a && b && c ? `${a}.${b}.${c}` : undefined;
 }
 
-function findSidecar(): { path: string; sidecar: Sidecar } | undefined {
-  const candidates = [
-    join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'ibq-native.libtorch.json'),
-    join(root, 'build', 'Release', 'ibq-native.libtorch.json'),
-  ];
-  for (const path of candidates) {
-    if (existsSync(path)) return { path, sidecar: JSON.parse(readFileSync(path, 'utf8')) as Sidecar };
+function readSidecar(path: string): Sidecar | undefined {
+  try {
+    const j = JSON.parse(readFileSync(path, 'utf8')) as Partial<Sidecar>;
+    return typeof j.version === 'string' && typeof j.libdir === 'string' ? (j as Sidecar) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The libtorch that an addon whose RUNPATH is `libdir` gets from the dynamic linker: the first folder holding
+ * libtorch_cpu of LD_LIBRARY_PATH, `libdir`, the system's library folders. Its version comes from the library's
+ * versioned file name (Debian: libtorch_cpu.so.1.13.0), else from the headers beside it (<dir>/../include, as in a
+ * libtorch archive or a Python wheel), else from `versionHeader` when that folder is `libdir`.
+ */
+export function runtimeLibtorch(libdir: string, versionHeader?: string): { dir: string; version?: string } | undefined {
+  const multiarch = process.arch === 'x64' ? 'x86_64-linux-gnu' : process.arch === 'arm64' ? 'aarch64-linux-gnu' : '';
+  const system = [multiarch && `/usr/lib/${multiarch}`, multiarch && `/lib/${multiarch}`, '/usr/lib64', '/usr/lib', '/usr/local/lib'];
+  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':'), libdir, ...system].filter(Boolean);
+  for (const dir of dirs) {
+    let files: string[];
+    try {
+      files = readdirSync(dir).filter((f) => f === 'libtorch_cpu.so' || f.startsWith('libtorch_cpu.so.'));
+    } catch {
+      continue;
+    }
+    if (files.length === 0) continue;
+    for (const f of files) {
+      let real: string;
+      try {
+        real = realpathSync(join(dir, f));
+      } catch {
+        continue; // a dangling link
+      }
+      const m = /\.so\.(\d+\.\d+\.\d+)$/.exec(real);
+      if (m) return { dir, version: m[1] };
+    }
+    const beside = headerVersion(join(dir, '..', 'include', 'torch', 'csrc', 'api', 'include', 'torch', 'version.h'));
+    return { dir, version: beside ?? (dir === libdir ? headerVersion(versionHeader) : undefined) };
   }
   return undefined;
 }
 
-function checkLibtorch(found: { path: string; sidecar: Sidecar } | undefined): void {
-  if (!found) return;
-  const { sidecar } = found;
-  const libOk = existsSync(join(sidecar.libdir, 'libtorch_cpu.so')) || existsSync(join(sidecar.libdir, 'libtorch.so'));
-  const now = headerVersion(sidecar.versionHeader);
-  if (!libOk) {
-    throw new IbqError(
-      'ERR_IBQ_ADDON',
-      `ibq-native was built against libtorch ${sidecar.version} in ${sidecar.libdir}, but no libtorch is there now; ` +
-        REBUILD,
-    );
-  }
-  if (now && now !== sidecar.version) {
-    throw new IbqError(
-      'ERR_IBQ_ADDON',
-      `ibq-native was built against libtorch ${sidecar.version}, but libtorch ${now} is installed in ` +
-        `${sidecar.libdir}; ${REBUILD}`,
-    );
+/** The file-name tag of a prebuild for libtorch `version`: ibq-native.libtorch-1_13_0.napi.glibc.node. */
+export function libtorchTag(version: string): string {
+  return `libtorch-${version.replace(/\./g, '_')}`;
+}
+
+/** The libtorch version a prebuild's file name names, or undefined without a libtorch tag. */
+function taggedVersion(file: string): string | undefined {
+  const tag = file.split('.').find((t) => /^libtorch-\d+(_\d+)*$/.test(t));
+  return tag?.slice('libtorch-'.length).replace(/_/g, '.');
+}
+
+/** node-gyp-build's tag matching (platform-arch folders; napi, abi, libc, ... tags of the file names). */
+interface NodeGypBuildTags {
+  parseTuple(name: string): { name: string } | undefined;
+  matchTuple(platform: string, arch: string): (t: unknown) => boolean;
+  compareTuples(a: unknown, b: unknown): number;
+  parseTags(file: string): { file: string } | undefined;
+  matchTags(runtime: string, abi: string): (t: unknown) => boolean;
+  compareTags(runtime: string): (a: unknown, b: unknown) => number;
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
   }
 }
 
-function load(): NativeAddon {
-  const found = findSidecar();
-  checkLibtorch(found);
-  const require = createRequire(import.meta.url);
-  try {
-    const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeAddon;
-    return nodeGypBuild(root);
-  } catch (err) {
-    const what = found ? `libtorch ${found.sidecar.version} in ${found.sidecar.libdir}` : 'an unknown libtorch';
-    const msg = (err as Error).message;
-    if (/No native build was found/.test(msg)) {
-      throw new IbqError('ERR_IBQ_ADDON', `ibq-native: the native addon is not built; ${REBUILD}.\n(${msg.split('\n')[0]})`);
+/**
+ * The addon file to load from the package at `dir`, as node-gyp-build chooses it with one more rule:
+ *   1. a build from source, build/Release/*.node (not with PREBUILDS_ONLY=1, node-gyp-build's variable), which must
+ *      find the libtorch it was built against (else ERR_IBQ_ADDON naming both versions and how to rebuild);
+ *   2. a prebuild, prebuilds/<platform>-<arch>/<name>.<tags>.node, whose node-gyp-build tags (napi, glibc, ...) fit
+ *      this Node and whose libtorch tag (libtorch-1_13_0) names the version of the libtorch the dynamic linker will
+ *      give it (runtimeLibtorch, from the folder its sidecar records); a prebuild for another libtorch, or with no
+ *      libtorch tag, is never chosen;
+ *   3. none: ERR_IBQ_ADDON "not built", naming the libtorch found and the prebuilds there, and how to build.
+ */
+export function chooseAddon(dir: string): { file: string; kind: 'build' | 'prebuild'; libtorch: string } {
+  const advice = rebuildAdvice(dir);
+  if (!process.env.PREBUILDS_ONLY) {
+    const release = join(dir, 'build', 'Release');
+    const built = listDir(release).find((f) => f.endsWith('.node'));
+    if (built) {
+      const sidecar = readSidecar(join(release, 'ibq-native.libtorch.json'));
+      if (sidecar) {
+        const now = runtimeLibtorch(sidecar.libdir, sidecar.versionHeader);
+        if (!now) {
+          throw new IbqError('ERR_IBQ_ADDON', `ibq-native was built against libtorch ${sidecar.version} in ${sidecar.libdir}, but no libtorch is there now; ${advice}`);
+        }
+        if (now.version && now.version !== sidecar.version) {
+          throw new IbqError('ERR_IBQ_ADDON', `ibq-native was built against libtorch ${sidecar.version}, but libtorch ${now.version} is installed in ${now.dir}; ${advice}`);
+        }
+      }
+      return { file: join(release, built), kind: 'build', libtorch: sidecar?.version ?? 'unknown' };
     }
+  }
+  const ngb = createRequire(import.meta.url)('node-gyp-build') as NodeGypBuildTags;
+  const tuple = listDir(join(dir, 'prebuilds')).map(ngb.parseTuple).filter(ngb.matchTuple(process.platform, process.arch)).sort(ngb.compareTuples)[0];
+  const folder = tuple ? join(dir, 'prebuilds', tuple.name) : undefined;
+  const fitting = folder ? listDir(folder).map(ngb.parseTags).filter(ngb.matchTags('node', process.versions.modules)).sort(ngb.compareTags('node')) : [];
+  const offered: string[] = [];
+  let found: { dir: string; version?: string } | undefined;
+  for (const t of fitting as { file: string }[]) {
+    const version = taggedVersion(t.file);
+    const sidecar = readSidecar(join(folder!, t.file.replace(/\.node$/, '.json')));
+    if (!version || !sidecar || sidecar.version !== version) continue;
+    offered.push(version);
+    const now = runtimeLibtorch(sidecar.libdir, sidecar.versionHeader);
+    found ??= now;
+    if (now?.version === version) return { file: join(folder!, t.file), kind: 'prebuild', libtorch: version };
+  }
+  const where = found ? `libtorch ${found.version ?? '(version unknown)'} in ${found.dir}` : 'no libtorch';
+  const prebuilt = offered.length ? ` and its prebuilt addons (for libtorch ${[...new Set(offered)].join(', ')}) do not fit ${where}` : '';
+  throw new IbqError('ERR_IBQ_ADDON', `ibq-native: the native addon is not built${prebuilt}; ${advice}.`);
+}
+
+function load(): NativeAddon {
+  const choice = chooseAddon(root);
+  try {
+    return createRequire(import.meta.url)(choice.file) as NativeAddon;
+  } catch (err) {
+    const msg = (err as Error).message.split('\n')[0];
     throw new IbqError(
       'ERR_IBQ_ADDON',
-      `ibq-native: the native addon (built against ${what}) failed to load: ${msg.split('\n')[0]}; ${REBUILD}`,
+      `ibq-native: the native addon ${choice.file} (${choice.kind === 'prebuild' ? 'prebuilt' : 'built'} for libtorch ${choice.libtorch}) failed to load: ${msg}; ${REBUILD}`,
     );
   }
 }

@@ -69,6 +69,12 @@ function discover() {
     '  3. on Debian: apt-get install libtorch-dev libgloo-dev (or run scripts/setup as root).');
 }
 
+/** Whether this libtorch logs through glog (C10_USE_GLOG in its c10/macros/cmake_macros.h, as Debian's does). */
+function usesGlog(include) {
+  const h = join(include[0], 'c10', 'macros', 'cmake_macros.h');
+  return existsSync(h) && /^#define C10_USE_GLOG/m.test(readFileSync(h, 'utf8'));
+}
+
 function version(include) {
   const h = join(include[1], 'torch', 'version.h');
   const text = readFileSync(h, 'utf8');
@@ -81,6 +87,7 @@ try {
   const what = process.argv[2] ?? 'json';
   const libs = ['-ltorch', '-ltorch_cpu', '-lc10'];
   if (existsSync(join(t.libdir, 'libtorch_cuda.so'))) libs.push('-ltorch_cuda', '-lc10_cuda');
+  if (usesGlog(t.include)) libs.push('-lglog'); // native/ibq/core/logging.cpp initialises it
   const out = {
     include: t.include.join(' '),
     libdir: t.libdir,

@@ -8,7 +8,8 @@
  */
 import type { Command } from 'commander';
 
-import { DemoInterrupted, runDemo, type DemoUI } from '../demo/index.js';
+import { defaultSettings, DemoInterrupted, runDemo, type DemoUI } from '../demo/index.js';
+import { intArg } from './parse.js';
 import { progressBar, stopSignals } from './progress.js';
 
 /** Environment variable holding the epoch ms at which `npm run demo` started (set by package.json's script). */
@@ -17,18 +18,11 @@ export const SETUP_START_ENV = 'IBQ_DEMO_SETUP_START';
 interface Flags {
   data?: string;
   out: string;
-  maxSteps?: string;
-  maxImages?: string;
-  perClass?: string;
+  maxSteps?: number;
+  maxImages?: number;
+  perClass: number;
   device?: string;
   lpipsWeights?: string;
-}
-
-function int(v: string | undefined, flag: string, min = 1): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new RangeError(`${flag}: expected an integer >= ${min}, got '${v}'`);
-  return n;
 }
 
 function setupStart(): number | undefined {
@@ -43,9 +37,10 @@ export function register(program: Command): void {
     .description('train a small IBQ tokenizer and class-conditional generator on real images; write figures and metrics')
     .option('--data <dir>', 'IDX files (MNIST layout) or an image folder with class sub-folders (default: bundled Fashion-MNIST subset)')
     .option('--out <dir>', 'output folder', 'out/demo')
-    .option('--max-steps <n>', 'cap the training steps of the tokenizer and of the transformer')
-    .option('--max-images <n>', 'cap the training images (quick runs)')
-    .option('--per-class <n>', 'samples per class (default 10)')
+    .option('--max-steps <n>', 'cap the training steps of the tokenizer and of the transformer', intArg('--max-steps'))
+    .option('--max-images <n>', 'cap the training images (quick runs)', intArg('--max-images'))
+    .option('--per-class <n>', 'images sampled per class (samples.png rows, class consistency); not the training set: see --max-images',
+      intArg('--per-class'), defaultSettings().sampling.perClass)
     .option('--device <device>', 'cpu or cuda[:i]')
     .option('--lpips-weights <dir>', 'folder with vgg16-397923af.pth and vgg.pth: turns the LPIPS loss on (default $IBQ_LPIPS_WEIGHTS)')
     .action(async (o: Flags) => {
@@ -53,8 +48,8 @@ export function register(program: Command): void {
       const ui: DemoUI = { bar: (total, unit, fields) => progressBar(total, unit, fields), log: (line) => console.log(line) };
       try {
         await runDemo({
-          data: o.data, out: o.out, maxSteps: int(o.maxSteps, '--max-steps'), maxImages: int(o.maxImages, '--max-images'),
-          perClass: int(o.perClass, '--per-class'), device: o.device, lpipsWeights: o.lpipsWeights, setupStartedAt: setupStart(),
+          data: o.data, out: o.out, maxSteps: o.maxSteps, maxImages: o.maxImages,
+          perClass: o.perClass, device: o.device, lpipsWeights: o.lpipsWeights, setupStartedAt: setupStart(),
           ui, signal: stop.signal,
         });
       } catch (err) {

@@ -11,12 +11,8 @@ import { inceptionWeightsGiven, resolveInceptionWeights } from '../eval/weights.
 import { loadWeightsFile } from '../io/index.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { lpipsProvenance } from '../tokenizer/trainer_state.js';
+import { intArg } from './parse.js';
 
-const int = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: expected a positive integer, got '${v}'`);
-  return n;
-};
 
 const INCEPTION_FLAG = '--inception-weights FILE';
 
@@ -41,12 +37,12 @@ export function register(program: Command): void {
     .requiredOption('--ckpt <file>', 'tokenizer checkpoint (.ckpt / .pth)')
     .requiredOption('--data <dir>', 'validation images (searched recursively)')
     .option('--config <yaml|preset>', 'tokenizer config YAML or preset (IBQ-1024 ... IBQ-262144); default: inferred')
-    .option('--image-size <n>', 'images resized (shorter side) and centre-cropped to this size', int('--image-size'), 256)
-    .option('--batch-size <n>', 'images per batch', int('--batch-size'), 8)
-    .option('--limit <n>', 'evaluate only the first N images', int('--limit'))
+    .option('--image-size <n>', 'images resized (shorter side) and centre-cropped to this size', intArg('--image-size'), 256)
+    .option('--batch-size <n>', 'images per batch', intArg('--batch-size'), 8)
+    .option('--limit <n>', 'evaluate only the first N images', intArg('--limit'))
     .option('--ema', 'use the EMA weights (model_ema.*)')
     .option('--inception-weights <file>', 'pt_inception-2015-12-05-6726825d.pth (default $IBQ_INCEPTION_WEIGHTS)')
-    .option('--lpips-weights <dir>', 'folder with vgg16-397923af.pth + vgg.pth and/or alexnet-owt-7be5be79.pth + alex.pth')
+    .option('--lpips-weights <dir>', 'folder with vgg16-397923af.pth + vgg.pth and/or alexnet-owt-7be5be79.pth + alex.pth (default $IBQ_LPIPS_WEIGHTS)')
     .option('--json <out>', 'also write the metrics as JSON')
     .action(async (o: { ckpt: string; data: string; config?: string; imageSize: number; batchSize: number; limit?: number;
       ema?: boolean; inceptionWeights?: string; lpipsWeights?: string; json?: string }) => {
@@ -87,7 +83,7 @@ export function register(program: Command): void {
     .argument('<samples>', '.npz with uint8 images [N,H,W,3] in arr_0')
     .requiredOption('--ref <npz>', 'reference .npz: mu and sigma, or images in arr_0')
     .option('--inception-weights <file>', 'pt_inception-2015-12-05-6726825d.pth (default $IBQ_INCEPTION_WEIGHTS)')
-    .option('--batch-size <n>', 'images per Inception batch', int('--batch-size'), 50)
+    .option('--batch-size <n>', 'images per Inception batch', intArg('--batch-size'), 50)
     .option('--json <out>', 'also write the metrics as JSON')
     .action(async (samples: string, o: { ref: string; inceptionWeights?: string; batchSize: number; json?: string }) => {
       const inception = resolveInceptionWeights(o.inceptionWeights, INCEPTION_FLAG);

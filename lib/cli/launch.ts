@@ -13,19 +13,15 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 
-interface Flags {
-  nprocPerNode: string;
-  nnodes: string;
-  nodeRank: string;
-  masterAddr: string;
-  masterPort: string;
-  distTimeout: string;
-}
+import { intArg, numberArg } from './parse.js';
 
-function int(v: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n < min || n > max) throw new RangeError(`${flag}: expected an integer in [${min}, ${max}], got '${v}'`);
-  return n;
+interface Flags {
+  nprocPerNode: number;
+  nnodes: number;
+  nodeRank: number;
+  masterAddr: string;
+  masterPort: number;
+  distTimeout: number;
 }
 
 const BIN = fileURLToPath(new URL('../../bin/ibq.js', import.meta.url));
@@ -162,25 +158,24 @@ export function register(program: Command): void {
   program
     .command('launch')
     .description('run an ibq command data-parallel: N processes on this node with the torchrun environment')
-    .requiredOption('--nproc-per-node <n>', 'processes on this node (one per GPU with NCCL)')
-    .option('--nnodes <m>', 'nodes in the run', '1')
-    .option('--node-rank <r>', 'rank of this node in [0, nnodes)', '0')
+    .requiredOption('--nproc-per-node <n>', 'processes on this node (one per GPU with NCCL)', intArg('--nproc-per-node'))
+    .option('--nnodes <m>', 'nodes in the run', intArg('--nnodes'), 1)
+    .option('--node-rank <r>', 'rank of this node in [0, nnodes)', intArg('--node-rank', 0), 0)
     .option('--master-addr <addr>', 'address of node 0 (it hosts the rendezvous store)', '127.0.0.1')
-    .option('--master-port <port>', 'free TCP port on node 0', '29500')
-    .option('--dist-timeout <seconds>', 'rendezvous and collective timeout', '60')
+    .option('--master-port <port>', 'free TCP port on node 0', intArg('--master-port', 1, 65535), 29500)
+    .option('--dist-timeout <seconds>', 'rendezvous and collective timeout', numberArg('--dist-timeout'), 60)
     .argument('<command...>', 'the ibq subcommand and its flags, after --')
     .action(async (command: string[], f: Flags) => {
-      const nnodes = int(f.nnodes, '--nnodes', 1);
-      const distTimeout = Number(f.distTimeout);
-      if (!Number.isFinite(distTimeout) || distTimeout <= 0) throw new RangeError(`--dist-timeout: expected seconds > 0, got '${f.distTimeout}'`);
+      if (!(f.distTimeout > 0)) throw new RangeError(`--dist-timeout: expected seconds > 0, got '${f.distTimeout}'`);
+      if (f.nodeRank >= f.nnodes) throw new RangeError(`--node-rank: expected an integer in [0, ${f.nnodes - 1}], got '${f.nodeRank}'`);
       if (command[0] === 'launch') throw new RangeError('launch: the command to run cannot be launch itself');
       process.exitCode = await launch({
-        nprocPerNode: int(f.nprocPerNode, '--nproc-per-node', 1),
-        nnodes,
-        nodeRank: int(f.nodeRank, '--node-rank', 0, nnodes - 1),
+        nprocPerNode: f.nprocPerNode,
+        nnodes: f.nnodes,
+        nodeRank: f.nodeRank,
         masterAddr: f.masterAddr,
-        masterPort: int(f.masterPort, '--master-port', 1, 65535),
-        distTimeout,
+        masterPort: f.masterPort,
+        distTimeout: f.distTimeout,
         command,
       });
     });

@@ -9,14 +9,18 @@
  */
 import type { Command } from 'commander';
 
-import { readConfig, type IBQConfig, type RunSettings } from '../config/read_config.js';
+import { presetOrYaml, readConfig, type IBQConfig, type RunSettings } from '../config/read_config.js';
+import { findLpipsFiles, LPIPS_WEIGHTS_ENV, missingLpips } from '../eval/weights.js';
 import { loadSafetensors } from '../io/index.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { TOKENIZER_PRESETS } from '../tokenizer/config.js';
+import type { PerceptualSource } from '../tokenizer/trainer.js';
 import { openTokenizer } from './open_tokenizer.js';
 import { resolveTransformerConfig, TRANSFORMER_PRESETS } from '../transformer/config.js';
 import { trainTokenizer, type TrainTokenizerOptions } from '../train/tokenizer.js';
 import { trainTransformer, type ARTrainConfig, type TokenData } from '../train/transformer.js';
-import { addTrainFlags, intFlag, runTraining, trainFlagValues, type TrainFlags } from './train_flags.js';
+import { intFlag } from './parse.js';
+import { addTrainFlags, runTraining, trainFlagValues, type TrainFlags } from './train_flags.js';
 
 /** One warning naming the YAML settings this process does not apply, and what to do instead. */
 function warnRunSettings(run: RunSettings, device: string | undefined, autocastFlag: string | undefined): void {
@@ -41,6 +45,7 @@ function autocastFor(run: RunSettings, flag: TrainFlags): TrainTokenizerOptions[
 interface TokenizerFlags extends TrainFlags {
   config: string;
   data: string;
+  lpipsWeights?: string;
   lpipsVgg16?: string;
   lpipsLin?: string;
   lpipsCkpt?: string;
@@ -58,31 +63,61 @@ interface ArFlags extends TrainFlags {
   imageSize?: string;
 }
 
+/**
+ * The LPIPS weights the flags give: --lpips-weights DIR (else $IBQ_LPIPS_WEIGHTS) holding vgg16-397923af.pth and
+ * vgg.pth, the two files named (--lpips-vgg16 FILE --lpips-lin FILE), or a checkpoint's loss.perceptual_loss.*
+ * (--lpips-ckpt); undefined when none is given (fine with perceptual_weight 0).
+ */
+function perceptualSource(o: TokenizerFlags): PerceptualSource | undefined {
+  const files = o.lpipsVgg16 !== undefined || o.lpipsLin !== undefined;
+  const ways = [o.lpipsWeights !== undefined && '--lpips-weights', files && '--lpips-vgg16/--lpips-lin', o.lpipsCkpt !== undefined && '--lpips-ckpt'];
+  const given = ways.filter((w): w is string => typeof w === 'string');
+  if (given.length > 1) throw new RangeError(`${given.join(', ')}: give the LPIPS weights one way`);
+  if (files) {
+    if (o.lpipsVgg16 === undefined || o.lpipsLin === undefined) throw new RangeError('--lpips-vgg16 and --lpips-lin go together');
+    return { vgg16: o.lpipsVgg16, lin: o.lpipsLin };
+  }
+  if (o.lpipsCkpt !== undefined) return o.lpipsCkpt;
+  const dir = o.lpipsWeights ?? process.env[LPIPS_WEIGHTS_ENV];
+  if (!dir) return undefined;
+  const found = findLpipsFiles('vgg', dir);
+  if (found) return { vgg16: found.backbone, lin: found.lin };
+  // a folder named on the command line must hold them; $IBQ_LPIPS_WEIGHTS without them is as if unset
+  if (o.lpipsWeights !== undefined) throw missingLpips('vgg', dir, '--lpips-weights DIR');
+  return undefined;
+}
+
+/** --config of train-tokenizer: a YAML (with its trainer/data settings) or a preset name (the model's init_args only). */
+function tokenizerConfig(config: string): { cfg: IBQConfig | string; run: RunSettings } {
+  if (presetOrYaml(config, TOKENIZER_PRESETS, '--config') === 'preset') return { cfg: config, run: {} };
+  const cfg = readConfig(config);
+  return { cfg: withClip(cfg, cfg.run), run: cfg.run };
+}
+
 function registerTokenizer(program: Command): void {
   const cmd = program
     .command('train-tokenizer')
-    .description('train an IBQ tokenizer (official VQLPIPSWithDiscriminator objective) from an official-layout YAML')
-    .requiredOption('--config <yaml>', 'official-layout YAML (e.g. configs/IBQ/gpu/imagenet_ibqgan_16384.yaml)')
+    .description('train an IBQ tokenizer (official VQLPIPSWithDiscriminator objective) from an official-layout YAML or a preset')
+    .requiredOption('--config <yaml|preset>', `official-layout YAML (e.g. configs/IBQ/gpu/imagenet_ibqgan_16384.yaml) or ${TOKENIZER_PRESETS.join(', ')}`)
     .requiredOption('--data <dir|filelist>', 'images: ImageNet root (train/<wnid>/*.JPEG), class folders, a flat folder or a filelist');
   addTrainFlags(cmd, 'checkpoints/tokenizer')
-    .option('--lpips-vgg16 <file>', 'torchvision vgg16 weights (vgg16-397923af.pth) for the LPIPS loss')
-    .option('--lpips-lin <file>', 'LPIPS v0.1 lin layers (vgg.pth)')
-    .option('--lpips-ckpt <file>', 'a tokenizer training checkpoint holding loss.perceptual_loss.*')
+    .option('--lpips-weights <dir>', `LPIPS loss weights: folder with vgg16-397923af.pth and vgg.pth (default $${LPIPS_WEIGHTS_ENV})`)
+    .option('--lpips-vgg16 <file>', 'LPIPS loss weights as two files: torchvision vgg16 weights (vgg16-397923af.pth), with --lpips-lin')
+    .option('--lpips-lin <file>', 'LPIPS v0.1 lin layers (vgg.pth), with --lpips-vgg16')
+    .option('--lpips-ckpt <file>', 'LPIPS loss weights from a tokenizer training checkpoint holding loss.perceptual_loss.*')
     .option('--init <file>', 'start from these weights (tokenizer keys, and loss.* / model_ema.* when present)')
     .option('--image-size <n>', 'training image side (default: the YAML train size or ddconfig.resolution)')
     .action(async (o: TokenizerFlags) => {
-      const cfg = readConfig(o.config);
-      if ((o.lpipsVgg16 === undefined) !== (o.lpipsLin === undefined)) throw new RangeError('--lpips-vgg16 and --lpips-lin go together');
+      const { cfg, run } = tokenizerConfig(o.config);
+      const perceptual = perceptualSource(o);
       const v = trainFlagValues(o);
-      const run = cfg.run;
       warnRunSettings(run, o.device, o.autocast);
-      const maxEpochs = v.maxEpochs ?? (v.maxSteps === undefined ? run.maxEpochs ?? 1 : undefined);
       await runTraining(
         { loss: 'train/total_loss', rec: 'train/reconstruct_loss', disc: 'train/disc_loss' },
-        ({ signal, onStep }) => trainTokenizer(withClip(cfg, run), {
-          ...v, maxEpochs, batchSize: v.batchSize ?? run.batchSize ?? 4, signal, onStep,
+        ({ signal, onStep }) => trainTokenizer(cfg, {
+          ...v, batchSize: v.batchSize ?? run.batchSize ?? 4, signal, onStep,
           data: o.data,
-          perceptual: o.lpipsVgg16 ? { vgg16: o.lpipsVgg16, lin: o.lpipsLin! } : o.lpipsCkpt,
+          perceptual,
           init: o.init,
           imageSize: intFlag(o.imageSize, '--image-size') ?? run.imageSize,
           autocast: autocastFor(run, o),

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 
 import { checkAutocastDType, type AutocastDType } from '../core/autocast.js';
 import type { TrainLoopOptions, TrainLoopResult, TrainStepInfo } from '../train/loop.js';
+import { intArg, intFlag, numberFlag } from './parse.js';
 import { progressBar, stopSignals, type Bar } from './progress.js';
 
 export interface TrainFlags {
@@ -16,9 +17,9 @@ export interface TrainFlags {
   maxSteps?: string;
   maxEpochs?: string;
   batchSize?: string;
-  seed: string;
-  checkpointEvery: string;
-  accumulateGradBatches: string;
+  seed: number;
+  checkpointEvery: number;
+  accumulateGradBatches: number;
   lr?: string;
   autocast?: string;
   device?: string;
@@ -33,28 +34,12 @@ export function addTrainFlags(cmd: Command, out: string): Command {
     .option('--max-steps <n>', 'stop after n steps in all (counting the steps of a resumed run)')
     .option('--max-epochs <n>', 'epochs (without --max-steps; default: trainer.max_epochs of the YAML, else 1)')
     .option('--batch-size <n>', 'samples per step (default: data.init_args.batch_size of the YAML)')
-    .option('--seed <n>', 'seed of the initialisation, data order and augmentation', '0')
-    .option('--checkpoint-every <n>', 'write step=N.ckpt and refresh last.ckpt every n steps (0: only at the end)', '1000')
-    .option('--accumulate-grad-batches <n>', 'micro-batches of --batch-size per optimizer update (gradients summed)', '1')
+    .option('--seed <n>', 'seed of the initialisation, data order and augmentation', intArg('--seed', 0, 2 ** 32 - 1), 0)
+    .option('--checkpoint-every <n>', 'write step=N.ckpt and refresh last.ckpt every n steps (0: only at the end)', intArg('--checkpoint-every', 0), 1000)
+    .option('--accumulate-grad-batches <n>', 'micro-batches of --batch-size per optimizer update (gradients summed)', intArg('--accumulate-grad-batches'), 1)
     .option('--lr <x>', 'base learning rate (default: learning_rate of the YAML)')
     .option('--autocast <dtype>', 'mixed precision: bfloat16 (CPU, CUDA) or float16 (CUDA)')
     .option('--device <device>', 'cpu or cuda[:i]');
-}
-
-/** A whole number >= min from a flag value (RangeError naming the flag). */
-export function intFlag(v: string | undefined, flag: string, min = 1): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < min) throw new RangeError(`${flag}: expected an integer >= ${min}, got '${v}'`);
-  return n;
-}
-
-/** A finite number >= min from a flag value (RangeError naming the flag). */
-export function numberFlag(v: string | undefined, flag: string, min = -Infinity): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < min) throw new RangeError(`${flag}: expected a number >= ${min}, got '${v}'`);
-  return n;
 }
 
 export interface TrainFlagValues extends Omit<TrainLoopOptions, 'batchSize'> {
@@ -80,9 +65,9 @@ export function trainFlagValues(o: TrainFlags): TrainFlagValues {
     maxSteps,
     maxEpochs: intFlag(o.maxEpochs, '--max-epochs'),
     batchSize: intFlag(o.batchSize, '--batch-size'),
-    seed: intFlag(o.seed, '--seed', 0),
-    checkpointEvery: intFlag(o.checkpointEvery, '--checkpoint-every', 0),
-    accumulateGradBatches: intFlag(o.accumulateGradBatches, '--accumulate-grad-batches'),
+    seed: o.seed,
+    checkpointEvery: o.checkpointEvery,
+    accumulateGradBatches: o.accumulateGradBatches,
     lr: numberFlag(o.lr, '--lr', 0),
     autocast,
     device: o.device,
@@ -119,7 +104,8 @@ export async function runTraining<R extends TrainLoopResult>(
       console.error(`ibq: stopped at step ${r.globalStep}; checkpoint ${r.lastCheckpoint ?? '-'} (continue with --resume)`);
       process.exitCode = stop.exitCode ?? 130;
     }
-    console.log(JSON.stringify({ globalStep: r.globalStep, epoch: r.epoch, stopped: r.stopped, checkpoint: r.lastCheckpoint ?? null, log: r.logPath, ...summary(r) }));
+    // every rank reports where it stopped; only global rank 0 writes the log and checkpoints, the others name none
+    console.log(JSON.stringify({ globalStep: r.globalStep, epoch: r.epoch, stopped: r.stopped, checkpoint: r.lastCheckpoint ?? null, log: r.logPath ?? null, ...summary(r) }));
     return r;
   } finally {
     bar?.stop();

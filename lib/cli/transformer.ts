@@ -15,14 +15,8 @@ import { Transformer } from '../transformer/transformer.js';
 import { resolveTransformerConfig, TRANSFORMER_PRESETS } from '../transformer/config.js';
 import { progressBar, stopSignals } from './progress.js';
 import { openTokenizer } from './open_tokenizer.js';
+import { numberArg } from './parse.js';
 
-function num(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n)) throw new RangeError(`--${name}: expected a number, got '${v}'`);
-    return n;
-  };
-}
 
 /**
  * '0,1,2' | 'all' | class names ('coat,sneaker', the checkpoint's class_names; ids and names may be mixed)
@@ -93,16 +87,16 @@ export function register(program: Command): void {
     .option('--tokenizer-config <yaml|preset>', 'tokenizer config (default: the AR YAML first stage, else inferred)')
     .option('--ema', 'use the tokenizer EMA weights (model_ema.*)')
     .option('--classes <list>', "class ids '0,1,2', class names 'coat,sneaker' (those the checkpoint records) or 'all'", 'all')
-    .option('--per-class <n>', 'samples per class', num('per-class'), 1)
-    .option('--cfg-scale <x>', 'classifier-free guidance scale (<= 1: none)', num('cfg-scale'), 1.0)
-    .option('--temperature <t>', 'softmax temperature (0: greedy)', num('temperature'), 1.0)
-    .option('--top-k <k>', 'top-k filtering (0: off)', num('top-k'), 0)
-    .option('--top-p <p>', 'nucleus filtering in (0, 1]', num('top-p'), 1.0)
-    .option('--seed <s>', 'torch.manual_seed of the first batch (batch at sample i: seed + i; with --chunk I/N: seed * N + I + i)', num('seed'), 42)
-    .option('--batch-size <n>', 'images per native sampling call', num('batch-size'), 50)
+    .option('--per-class <n>', 'samples per class', numberArg('--per-class'), 1)
+    .option('--cfg-scale <x>', 'classifier-free guidance scale (<= 1: none)', numberArg('--cfg-scale'), 1.0)
+    .option('--temperature <t>', 'softmax temperature (0: greedy)', numberArg('--temperature'), 1.0)
+    .option('--top-k <k>', 'top-k filtering (0: off)', numberArg('--top-k'), 0)
+    .option('--top-p <p>', 'nucleus filtering in (0, 1]', numberArg('--top-p'), 1.0)
+    .option('--seed <s>', 'torch.manual_seed of the first batch (batch at sample i: seed + i; with --chunk I/N: seed * N + I + i)', numberArg('--seed'), 42)
+    .option('--batch-size <n>', 'images per native sampling call', numberArg('--batch-size'), 50)
     .option('--out <dir>', 'output folder', 'samples')
     .option('--npz', 'write samples[_I].npz: arr_0 uint8 [N, H, W, 3] (ADM evaluator layout; needs --tokenizer)')
-    .option('--grid-max <n>', 'images in grid[-IofN].png (0: no grid)', num('grid-max'), 64)
+    .option('--grid-max <n>', 'images in grid[-IofN].png (0: no grid)', numberArg('--grid-max'), 64)
     .option('--chunk <I/N>', 'process the I-th of N parts of the class list (0-based)')
     .option('--device <d>', "'cpu' or 'cuda[:N]'")
     .action(async (o) => {

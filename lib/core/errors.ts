@@ -95,8 +95,8 @@ export const ERROR_CODES = {
   ERR_IBQ_INVALID_ARGUMENT: 'a native argument check failed',
   /** libtorch raised an error (message: its first lines). */
   ERR_IBQ_NATIVE: 'libtorch raised an error',
-  /** The model was disposed before the call. */
-  ERR_IBQ_DISPOSED: 'the model has been disposed',
+  /** A call on a model or tensor after its dispose() (a TypeError). */
+  ERR_IBQ_DISPOSED: 'the model or tensor has been disposed',
   /** A synchronous call on a model while one of its jobs runs (await the job first). */
   ERR_IBQ_BUSY: 'the model is busy with a running job',
   /** Training stopped on a NaN/inf loss or gradient norm. */

@@ -5,7 +5,7 @@
  */
 import { inspect } from 'node:util';
 
-import { checkShape, checkString, describe } from './errors.js';
+import { checkShape, checkString, describe, withCode } from './errors.js';
 import { native, withStack, type TensorHandle } from '../native.js';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool';
@@ -36,7 +36,7 @@ export class Tensor {
 
   /** @internal The native handle, for passing to native calls. Throws if disposed. */
   get handle(): TensorHandle {
-    if (this.#h.disposed()) throw new TypeError('tensor: the tensor has been disposed');
+    if (this.#h.disposed()) throw withCode(new TypeError('tensor: the tensor has been disposed'), 'ERR_IBQ_DISPOSED');
     return this.#h;
   }
 

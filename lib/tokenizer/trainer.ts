@@ -76,7 +76,8 @@ const LPIPS_HELP =
   "(loadPerceptual('<ckpt>'); CLI --lpips-ckpt FILE), or give the torchvision VGG16 weights 'vgg16-397923af.pth' " +
   "(https://download.pytorch.org/models/vgg16-397923af.pth) and the LPIPS v0.1 lin layers 'vgg.pth', which ship " +
   'with the upstream LPIPS repository (https://github.com/richzhang/PerceptualSimilarity, lpips/weights/v0.1/vgg.pth): ' +
-  'loadPerceptual({ vgg16, lin }) (CLI: --lpips-vgg16 FILE --lpips-lin FILE)';
+  'loadPerceptual({ vgg16, lin }) (CLI: --lpips-weights DIR or $IBQ_LPIPS_WEIGHTS, a folder holding both files; or ' +
+  '--lpips-vgg16 FILE --lpips-lin FILE; the training scripts: LPIPS_VGG16 and LPIPS_LIN)';
 
 export interface TrainerCheckpointInfo {
   epoch: number;

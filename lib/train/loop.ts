@@ -95,7 +95,8 @@ export interface TrainLoopResult {
   stopped: 'done' | 'aborted';
   /** The checkpoint holding the final state (`<outDir>/last.ckpt`), when one was written or resumed from. */
   lastCheckpoint?: string;
-  logPath: string;
+  /** `<outDir>/log.jsonl`; absent on the ranks that write no log (all but global rank 0). */
+  logPath?: string;
 }
 
 /** One step's outcome as the model's trainer reports it. */
@@ -355,5 +356,5 @@ async function loop<B>(
   } finally {
     for (const p of pending.values()) p.then((b) => task.release(b), () => undefined);
   }
-  return { globalStep: step, epoch: plan.epochOf(step), stopped, lastCheckpoint: lastGood, logPath };
+  return { globalStep: step, epoch: plan.epochOf(step), stopped, lastCheckpoint: lastGood, logPath: main ? logPath : undefined };
 }

@@ -4,21 +4,22 @@
  * steps, epochs, checkpoints, resume, abort, log). Batches are decoded with sharp while the native step runs.
  */
 
-import { readConfig, type IBQConfig } from '../config/read_config.js';
+import { presetOrYaml, readConfig, type IBQConfig, type RunSettings } from '../config/read_config.js';
 import { makeDataset, type TokenizerDataInput } from '../data/tokenizer_data.js';
 import { checkInt, checkNumber, describe } from '../core/errors.js';
 import { distributedContext } from '../distributed/context.js';
 import { loadCheckpoint } from '../io/index.js';
 import type { Tensor } from '../core/tensor.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
-import { resolveTokenizerConfig, type ResolvedTokenizerConfig } from '../tokenizer/config.js';
+import { resolveTokenizerConfig, tokenizerPreset, TOKENIZER_PRESETS, type ResolvedTokenizerConfig, type TokenizerPreset } from '../tokenizer/config.js';
 import {
   NonFiniteLossError, TokenizerTrainer, type PerceptualSource, type SchedulerType, type TokenizerTrainerOptions,
 } from '../tokenizer/trainer.js';
 import { resolveLossConfig, type ResolvedLossConfig } from '../tokenizer/trainer_state.js';
 import {
-  loopSettings, loopStepsPerEpoch, plannedSteps, prepareOutDir, runTrainingLoop, type LoopTask, type TrainLoopOptions, type TrainLoopResult,
+  loopSettings, loopStepsPerEpoch, plannedSteps, prepareOutDir, runTrainingLoop, type LoopTask, type TrainLoopResult,
 } from './loop.js';
+import { withRunDefaults, type TrainOptionsFromConfig } from './run_defaults.js';
 
 /** The official `model.init_args` of a tokenizer YAML (architecture, lossconfig and optimisation settings). */
 export interface TokenizerTrainConfig {
@@ -37,7 +38,11 @@ export interface TokenizerTrainConfig {
   [k: string]: unknown;
 }
 
-export interface TrainTokenizerOptions extends TrainLoopOptions {
+/**
+ * batchSize and maxEpochs default to the YAML's data.init_args.batch_size and trainer.max_epochs when the config
+ * is a YAML path or a readConfig() result (a preset or an init_args object has none: then batchSize is required).
+ */
+export interface TrainTokenizerOptions extends TrainOptionsFromConfig {
   /** Training images: a folder (ImageNet layout, class folders or flat), a filelist, a Tensor or { length, batch }. */
   data: TokenizerDataInput;
   /** LPIPS weights when perceptual_weight > 0 and no resume checkpoint provides them. */
@@ -59,19 +64,25 @@ export interface TrainTokenizerResult extends TrainLoopResult {
   skipped: number;
 }
 
-function initArgs(config: string | IBQConfig | TokenizerTrainConfig): TokenizerTrainConfig {
+type TokenizerConfigInput = string | IBQConfig | TokenizerTrainConfig;
+
+/** The official init_args of `config` (a YAML path, a preset name, a readConfig() result or init_args) and the YAML's run settings. */
+function initArgs(config: TokenizerConfigInput): { args: TokenizerTrainConfig; run?: RunSettings } {
+  if (typeof config === 'string' && presetOrYaml(config, TOKENIZER_PRESETS, 'config') === 'preset') {
+    return { args: tokenizerPreset(config as TokenizerPreset) as TokenizerTrainConfig };
+  }
   const c = typeof config === 'string' ? readConfig(config) : config;
   if (c && typeof c === 'object' && 'raw' in c && 'path' in c) {
     const args = ((c as IBQConfig).raw as { model?: { init_args?: unknown } }).model?.init_args;
     if (!args || typeof args !== 'object' || !('lossconfig' in args)) {
       throw new RangeError(`${(c as IBQConfig).path}: model.init_args holds no tokenizer lossconfig`);
     }
-    return args as TokenizerTrainConfig;
+    return { args: args as TokenizerTrainConfig, run: (c as IBQConfig).run };
   }
   if (!c || typeof c !== 'object' || !('ddconfig' in c)) {
-    throw new TypeError(`config: expected a YAML path, readConfig() result or the official init_args, got ${describe(config)}`);
+    throw new TypeError(`config: expected a YAML path, a preset name, a readConfig() result or the official init_args, got ${describe(config)}`);
   }
-  return c as TokenizerTrainConfig;
+  return { args: c as TokenizerTrainConfig };
 }
 
 /**
@@ -81,8 +92,9 @@ function initArgs(config: string | IBQConfig | TokenizerTrainConfig): TokenizerT
  * ERR_IBQ_OUT_DIR_IN_USE / ERR_IBQ_NO_CHECKPOINT for the output folder (see TrainLoopOptions), and the LPIPS help
  * message when perceptual weights are missing.
  */
-export async function trainTokenizer(config: string | IBQConfig | TokenizerTrainConfig, opts: TrainTokenizerOptions): Promise<TrainTokenizerResult> {
-  const args = initArgs(config);
+export async function trainTokenizer(config: TokenizerConfigInput, options: TrainTokenizerOptions): Promise<TrainTokenizerResult> {
+  const { args, run } = initArgs(config);
+  const opts = withRunDefaults(options, run, typeof config === 'string' ? config : (config as IBQConfig)?.path ?? 'the config');
   const tokCfg: ResolvedTokenizerConfig = resolveTokenizerConfig(args, 'config');
   const loss: ResolvedLossConfig = resolveLossConfig(args.lossconfig, 'config.lossconfig');
   const s = loopSettings(opts);

@@ -8,7 +8,7 @@
  * cadence, resume, abort and the log are the shared training loop's (lib/train/loop.ts).
  */
 
-import { readConfig, type ARTrainingSettings } from '../config/read_config.js';
+import { readConfig, type ARTrainingSettings, type RunSettings } from '../config/read_config.js';
 import { checkInt, checkNumber } from '../core/errors.js';
 import { checkAutocastDType } from '../core/autocast.js';
 import { selectRows, type Tensor } from '../core/tensor.js';
@@ -17,7 +17,8 @@ import { lrWdAnnealing } from '../transformer/schedule.js';
 import { loadTrainState, saveTrainState } from '../transformer/store.js';
 import { tokensFromImages, tokensFromTensor, type TokenizerLike } from '../transformer/tokens.js';
 import { distributedContext } from '../distributed/context.js';
-import { loopSettings, loopStepsPerEpoch, prepareOutDir, runTrainingLoop, type LoopTask, type TrainLoopOptions, type TrainLoopResult } from './loop.js';
+import { loopSettings, loopStepsPerEpoch, prepareOutDir, runTrainingLoop, type LoopTask, type TrainLoopResult } from './loop.js';
+import { withRunDefaults, type TrainOptionsFromConfig } from './run_defaults.js';
 
 /** The official AR model's init_args: transformer_config.params and the optimisation settings. */
 export interface ARTrainConfig extends ARTrainingSettings {
@@ -33,7 +34,11 @@ export interface TokenData {
   classes?: string[];
 }
 
-export interface TrainTransformerOptions extends TrainLoopOptions {
+/**
+ * batchSize and maxEpochs default to the YAML's data.init_args.batch_size and trainer.max_epochs when the config
+ * is a YAML path (a preset or a config object has none: then batchSize is required).
+ */
+export interface TrainTransformerOptions extends TrainOptionsFromConfig {
   tokens?: TokenData;
   /** Frozen tokenizer that encodes `data` or `images`. */
   tokenizer?: TokenizerLike;
@@ -62,11 +67,11 @@ export interface TrainTransformerResult extends TrainLoopResult {
 
 type ConfigInput = ARTrainConfig | TransformerConfig | TransformerPreset | string;
 
-function splitConfig(config: ConfigInput): { model: TransformerConfig | TransformerPreset | string; train: ARTrainingSettings } {
+function splitConfig(config: ConfigInput): { model: TransformerConfig | TransformerPreset | string; train: ARTrainingSettings; run?: RunSettings } {
   if (typeof config === 'string' && /\.ya?ml$/i.test(config)) {
     const c = readConfig(config);
     if (!c.transformer) throw new RangeError(`config: ${config} has no model.init_args.transformer_config.params`);
-    return { model: c.transformer, train: c.arTraining ?? {} };
+    return { model: c.transformer, train: c.arTraining ?? {}, run: c.run };
   }
   if (typeof config === 'object' && config !== null && 'transformer_config' in config) {
     const { transformer_config: tc, ...train } = config;
@@ -96,10 +101,11 @@ async function tokenData(opts: TrainTransformerOptions, isMain: boolean): Promis
  *   checkpoint when the loss is not finite (nothing is saved for that step); ERR_IBQ_OUT_DIR_IN_USE /
  *   ERR_IBQ_NO_CHECKPOINT for the output folder
  */
-export async function trainTransformer(config: ConfigInput, opts: TrainTransformerOptions): Promise<TrainTransformerResult> {
+export async function trainTransformer(config: ConfigInput, options: TrainTransformerOptions): Promise<TrainTransformerResult> {
+  const { model: modelCfg, train, run } = splitConfig(config);
+  const opts = withRunDefaults(options, run, typeof config === 'string' ? config : 'the config');
   const s = loopSettings(opts);
   const clip = checkNumber(opts.clip ?? 1.0, 'clip', 0);
-  const { model: modelCfg, train } = splitConfig(config);
   const peakLr = checkNumber(opts.lr ?? train.learning_rate ?? 1e-4, opts.lr !== undefined ? 'lr' : 'learning_rate', 0);
   const wd = checkNumber(train.weight_decay ?? 1e-2, 'weight_decay', 0);
   const autocast = checkAutocastDType(opts.autocast, 'autocast', opts.device ?? 'cpu');

@@ -5,6 +5,7 @@
 #include "bindings/addon_data.h"
 #include "bindings/jobs.h"
 #include "bindings/exports.h"
+#include "ibq/core/logging.h"
 #include "ibq/core/onednn_isa.h"
 
 namespace ibqb {
@@ -28,6 +29,7 @@ static Napi::Value ShutdownJs(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  ibq::init_logging();            // once per process (worker_threads load the addon again)
   ibq::apply_onednn_isa_limit();  // before any libtorch op (see onednn_isa.h)
   ibqb::GetAddonData(env);
   ibqb::InitJobs(env);

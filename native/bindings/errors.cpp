@@ -85,6 +85,11 @@ Napi::Value MakeError(Napi::Env env, const ErrorInfo& info) {
 
 void ThrowType(Napi::Env env, const std::string& message) { throw Napi::TypeError::New(env, message); }
 void ThrowRange(Napi::Env env, const std::string& message) { throw Napi::RangeError::New(env, message); }
+void ThrowDisposed(Napi::Env env, const std::string& message) {
+  auto err = Napi::TypeError::New(env, message);
+  err.Set("code", Napi::String::New(env, "ERR_IBQ_DISPOSED"));
+  throw err;
+}
 
 int64_t ArgInt(const Napi::Value& v, const char* arg, int64_t min, int64_t max) {
   Napi::Env env = v.Env();

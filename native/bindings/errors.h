@@ -34,6 +34,8 @@ auto Guard(Napi::Env env, Fn&& fn) -> decltype(fn()) {
 
 [[noreturn]] void ThrowType(Napi::Env env, const std::string& message);
 [[noreturn]] void ThrowRange(Napi::Env env, const std::string& message);
+// A TypeError with code ERR_IBQ_DISPOSED: a call on a model or tensor whose dispose() ran.
+[[noreturn]] void ThrowDisposed(Napi::Env env, const std::string& message);
 
 // Argument readers: each throws a TypeError/RangeError naming `arg` when the value is not of the form.
 int64_t ArgInt(const Napi::Value& v, const char* arg, int64_t min, int64_t max);

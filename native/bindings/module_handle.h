@@ -32,7 +32,7 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
   explicit ModuleHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Derived>(info) {}
 
   torch::nn::Module& module(Napi::Env env) const {
-    if (!module_) ThrowType(env, "model: the model has been disposed or was never created");
+    if (!module_) ThrowDisposed(env, "model: the model has been disposed or was never created");
     return *module_;
   }
   const std::shared_ptr<JobQueue>& queue() const { return queue_; }

@@ -49,7 +49,7 @@ ModuleRef ArgModuleRef(const Napi::Value& v, const char* arg) {
     if (!registry().count(p)) ThrowType(env, what);
     out = *p;
   }
-  if (!out.module) ThrowType(env, std::string(arg) + ": the model has been disposed");
+  if (!out.module) ThrowDisposed(env, std::string(arg) + ": the model has been disposed");
   return out;
 }
 

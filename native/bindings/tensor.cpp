@@ -178,7 +178,7 @@ void TensorHandle::release() {
 }
 
 const at::Tensor& TensorHandle::tensor(const char* arg) const {
-  if (!t_) ThrowType(env_, std::string(arg) + ": the tensor has been disposed");
+  if (!t_) ThrowDisposed(env_, std::string(arg) + ": the tensor has been disposed");
   return *t_;
 }
 

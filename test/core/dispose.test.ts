@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { Transformer } from '../../dist/index.js';
+import { tensor, Transformer } from '../../dist/index.js';
 import { run } from '../support/run.js';
 
 const MB = 2 ** 20;
@@ -33,5 +33,17 @@ describe('dispose() frees native memory at once', () => {
     const out = await p;
     expect(out.shape).toEqual([2, 16]);
     expect(() => tr.stateDict()).toThrow(/disposed/);
+  });
+
+  it('calls after dispose() are TypeErrors with code ERR_IBQ_DISPOSED (models, their async calls, tensors)', async () => {
+    const tr = Transformer.create({ vocab_size: 64, block_size: 16, n_layer: 1, n_head: 2, n_embd: 32, class_num: 2, multiple_of: 32 }, { seed: 1 });
+    tr.dispose();
+    const sync = (() => { try { tr.stateDict(); } catch (e) { return e; } })() as Error & { code?: string };
+    expect(sync).toBeInstanceOf(TypeError);
+    expect(sync.code).toBe('ERR_IBQ_DISPOSED');
+    await expect(tr.sample({ labels: [0], greedy: true })).rejects.toMatchObject({ name: 'TypeError', code: 'ERR_IBQ_DISPOSED' });
+    const t = tensor([1, 2], [2]);
+    t.dispose();
+    expect(() => t.dataSync()).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_IBQ_DISPOSED' }));
   });
 });

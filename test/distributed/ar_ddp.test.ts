@@ -72,6 +72,13 @@ describe('AR training: data-parallel launch', () => {
     const dp = await ibq(['launch', '--nproc-per-node', '2', '--master-port', String(port), '--', ...common(join(root, 'dp'), B)]);
     expectOk(dp, 'launch');
     expect(dp.stdout).toMatch(/^\[rank 0\] /m);
+    // no logging noise from libtorch on any rank (glog's uninitialised banner, the Reducer's hint about a flag we set)
+    expect(dp.stderr).not.toMatch(/Logging before InitGoogleLogging|find_unused_parameters/);
+    // each rank reports its stop; only rank 0, which writes them, names the log and the checkpoint
+    const results = new Map(dp.stdout.split('\n').filter((l) => l.includes('"globalStep"'))
+      .map((l) => [l.slice(0, 8), JSON.parse(l.replace(/^\[rank \d\] /, ''))]));
+    expect(results.get('[rank 0]')).toMatchObject({ globalStep: 5, log: join(root, 'dp', 'log.jsonl'), checkpoint: join(root, 'dp', 'last.ckpt') });
+    expect(results.get('[rank 1]')).toMatchObject({ globalStep: 5, log: null, checkpoint: null });
     const one = await ibq(common(join(root, 'one'), 2 * B));
     expectOk(one, 'one process');
     const acc = await ibq([...common(join(root, 'acc'), B), '--accumulate-grad-batches', '2']);

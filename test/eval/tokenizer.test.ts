@@ -173,7 +173,7 @@ describe('ibq eval-tokenizer / eval-samples CLI', () => {
       expect(r.stdout + r.stderr).not.toMatch(/weights\.inception|weights\.lpips|batchSize/);
       const bad = await run(process.execPath, [bin, 'eval-tokenizer', '--ckpt', join(dir, 'tok.ckpt'), '--data', join(dir, 'img'), '--batch-size', '0'], { env });
       expect(bad.status).toBe(1);
-      expect(bad.stderr).toMatch(/--batch-size: expected a positive integer, got '0'/);
+      expect(bad.stderr).toMatch(/--batch-size: expected an integer >= 1, got '0'/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

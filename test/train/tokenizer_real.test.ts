@@ -56,7 +56,7 @@ describe('tokenizer training on Fashion-MNIST', () => {
     const init = Tokenizer.create(r.tokenizer.config, { seed: 3 });
     before = await heldOut(init, test);
     const after = await heldOut(r.tokenizer, test);
-    const lines = readFileSync(r.logPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(r.logPath!, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.length).toBe(300);
     expect(lines.every((l) => Number.isFinite(l['train/total_loss']) && Number.isFinite(l['train/disc_loss']))).toBe(true);
     console.log(

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 
 #define IBQ_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -121,6 +122,41 @@ class AutocastOff {
 
  private:
   c10::impl::ExcludeDispatchKeyGuard guard_;
+};
+
+// ---- warnings: c10 keeps one warning handler per thread. 1.13: c10::Warning::{get,set}_warning_handler and
+// process(location, msg, verbatim); 2.x: c10::WarningUtils::{get,set}_warning_handler and process(const Warning&).
+
+// While alive, the calling thread's TORCH_WARN messages for which `drop(message)` is true are discarded; the
+// others go to the handler that was installed before.
+class WarningFilter : public c10::WarningHandler {
+ public:
+  using Predicate = bool (*)(const std::string& message);
+  explicit WarningFilter(Predicate drop) : drop_(drop), prev_(get()) { set(this); }
+  ~WarningFilter() override { set(prev_); }
+  WarningFilter(const WarningFilter&) = delete;
+  WarningFilter& operator=(const WarningFilter&) = delete;
+
+#if IBQ_TORCH_AT_LEAST(2, 0)
+  void process(const c10::Warning& w) override {
+    if (!drop_(w.msg())) prev_->process(w);
+  }
+#else
+  void process(const c10::SourceLocation& where, const std::string& msg, const bool verbatim) override {
+    if (!drop_(msg)) prev_->process(where, msg, verbatim);
+  }
+#endif
+
+ private:
+#if IBQ_TORCH_AT_LEAST(2, 0)
+  static c10::WarningHandler* get() { return c10::WarningUtils::get_warning_handler(); }
+  static void set(c10::WarningHandler* h) { c10::WarningUtils::set_warning_handler(h); }
+#else
+  static c10::WarningHandler* get() { return c10::Warning::get_warning_handler(); }
+  static void set(c10::WarningHandler* h) { c10::Warning::set_warning_handler(h); }
+#endif
+  Predicate drop_;
+  c10::WarningHandler* prev_;
 };
 
 }  // namespace ibq::compat

@@ -17,6 +17,14 @@ constexpr int64_t kFirstBucketBytes = int64_t(1) << 20;  // DDP's _DEFAULT_FIRST
 
 std::vector<at::Tensor> buffers_of(torch::nn::Module& m) { return m.buffers(/*recurse=*/true); }
 
+// The Reducer's hint "find_unused_parameters=True was specified in DDP constructor, but did not find any unused
+// parameters ..." tells a PyTorch user to drop a constructor flag they chose. Here the flag is not the user's: it is
+// set so that configurations whose steps leave some parameters without gradients train at all; the hint would
+// only be noise on every rank (and the traversal it mentions is a cost we accept for that).
+bool is_unused_parameters_hint(const std::string& msg) {
+  return msg.rfind("find_unused_parameters=True was specified", 0) == 0;
+}
+
 }  // namespace
 
 DataParallel::DataParallel(std::shared_ptr<ProcessGroup> pg, std::shared_ptr<torch::nn::Module> module,
@@ -85,6 +93,7 @@ void DataParallel::sync_module_states() {
 void DataParallel::backward(size_t group, const at::Tensor& loss, const std::vector<at::Tensor>& inputs, bool sync) {
   if (group >= reducers_->list.size()) throw ValueError("group: no parameter group " + std::to_string(group));
   auto& reducer = reducers_->list[group];
+  compat::WarningFilter quiet(is_unused_parameters_hint);
   try {
     if (sync && reducer) reducer->prepare_for_backward({loss});
     if (inputs.empty()) {

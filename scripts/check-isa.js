@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// Checks that an x86-64 addon runs on any x86-64 CPU: every function holding AVX, AVX2 or AVX-512 instructions
+// (VEX/EVEX-encoded `v...` instructions, `k...` mask instructions, ymm/zmm registers) must be one of the fused
+// quantizer kernels (namespaces ibq::fused::avx2 and ibq::fused::avx512), which run only after a CPUID check
+// (native/ibq/quantizer/quantizer_fused.cpp). Anything else (a -march=native build, an AVX flag leaking into another file,
+// an inline function of a kernel file that the linker kept for everyone) fails the check.
+// Usage: node scripts/check-isa.js FILE.node [--json]   (needs objdump; run it before the file is stripped)
+import { spawnSync } from 'node:child_process';
+
+const KERNEL_NAMESPACES = { avx2: 'ibq::fused::avx2::', avx512: 'ibq::fused::avx512::' };
+const VECTOR = /%[yz]mm\d+|%k[0-7]\b|\{%k[0-7]\}/;
+const MNEMONIC = /^\s*[0-9a-f]+:\s+((?:v|k)[a-z0-9]+)\s/;
+
+/** { kernels: { avx2: n, avx512: n }, offenders: [function names] } of the disassembly of `file`. */
+export function scanIsa(file) {
+  const r = spawnSync('objdump', ['-d', '--no-show-raw-insn', '-C', file], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (r.error) throw new Error(`check-isa: cannot run objdump (${r.error.message}); install binutils`);
+  if (r.status !== 0) throw new Error(`check-isa: objdump ${file} failed: ${r.stderr.trim()}`);
+  const kernels = { avx2: 0, avx512: 0 };
+  const offenders = new Set();
+  let fn = '';
+  let counted = false;
+  for (const line of r.stdout.split('\n')) {
+    const head = /^[0-9a-f]+ <(.*)>:$/.exec(line);
+    if (head) {
+      fn = head[1];
+      counted = false;
+      continue;
+    }
+    if (!VECTOR.test(line) && !MNEMONIC.test(line)) continue;
+    const isa = Object.keys(KERNEL_NAMESPACES).find((k) => fn.includes(KERNEL_NAMESPACES[k]));
+    if (!isa) offenders.add(fn || '(no symbol)');
+    else if (!counted) {
+      kernels[isa]++;
+      counted = true;
+    }
+  }
+  return { kernels, offenders: [...offenders] };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const file = process.argv[2];
+  if (!file) {
+    console.error('usage: node scripts/check-isa.js FILE.node [--json]');
+    process.exit(2);
+  }
+  const r = scanIsa(file);
+  if (process.argv.includes('--json')) console.log(JSON.stringify(r));
+  if (r.offenders.length) {
+    console.error(`check-isa: ${file}: AVX/AVX2/AVX-512 instructions outside the run-time dispatched kernels, in:\n  ` +
+      r.offenders.slice(0, 20).join('\n  ') + (r.offenders.length > 20 ? `\n  ... (${r.offenders.length} functions)` : '') +
+      '\n(compile without -march=native or -mavx* flags; only native/ibq/quantizer_fused_avx*.cpp may use them, by target pragma)');
+    process.exit(1);
+  }
+  if (r.kernels.avx2 === 0 || r.kernels.avx512 === 0) {
+    console.error(`check-isa: ${file}: no AVX2 or no AVX-512 kernel functions found (${JSON.stringify(r.kernels)}): not an x86-64 build of the addon, or stripped`);
+    process.exit(1);
+  }
+  if (!process.argv.includes('--json')) {
+    console.log(`check-isa: ${file}: baseline x86-64 outside the kernels; vector code only in ${r.kernels.avx2} AVX2 and ${r.kernels.avx512} AVX-512 kernel functions`);
+  }
+}
