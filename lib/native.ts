@@ -176,7 +176,7 @@ export interface NativeAddon extends TransformerNative {
   VectorQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<VQOutputName>;
   // ---- end of tokenizer area ----
 
-  // ---- evaluation: native/bindings/{fid_inception,lpips,metrics}.cpp, native/ibq/{inception,lpips,metrics}.h ----
+  // ---- evaluation: native/bindings/{fid_inception,lpips,metrics}.cpp, native/ibq/eval/{inception,lpips,metrics}.h ----
   FidInceptionHandle: new () => FidInceptionHandleNative;
   LpipsHandle: new (net: 'vgg' | 'alex') => LpipsHandleNative;
   metrics: {

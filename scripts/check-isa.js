@@ -49,7 +49,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   if (r.offenders.length) {
     console.error(`check-isa: ${file}: AVX/AVX2/AVX-512 instructions outside the run-time dispatched kernels, in:\n  ` +
       r.offenders.slice(0, 20).join('\n  ') + (r.offenders.length > 20 ? `\n  ... (${r.offenders.length} functions)` : '') +
-      '\n(compile without -march=native or -mavx* flags; only native/ibq/quantizer_fused_avx*.cpp may use them, by target pragma)');
+      '\n(compile without -march=native or -mavx* flags; only native/ibq/quantizer/quantizer_fused_avx*.cpp may use them, by target pragma)');
     process.exit(1);
   }
   if (r.kernels.avx2 === 0 || r.kernels.avx512 === 0) {
