@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { IbqError } from './core/errors.js';
+import { abortError, IbqError } from './core/errors.js';
 import { isMainThread } from 'node:worker_threads';
 
 /** What every native model handle provides (see native/bindings/module_handle.h). */
@@ -386,10 +386,15 @@ function stackedCall(fn: (...a: unknown[]) => unknown, self: unknown): (...a: un
     const site: { stack?: string } = {};
     Error.captureStackTrace(site, wrapped);
     return r.catch((err: unknown) => {
-      throw withStack(err, site.stack);
+      throw withStack(ownError(err), site.stack);
     });
   };
   return wrapped;
+}
+
+/** A native job's error as lib/ makes it: a job stopped by its abort flag rejects with abortError() (the one aborted error). */
+function ownError(err: unknown): unknown {
+  return (err as { code?: unknown })?.code === 'ERR_IBQ_ABORTED' ? abortError() : err;
 }
 
 /** `err` with the frames of `stack` (a captured call site) in place of its own; other values as they are. */

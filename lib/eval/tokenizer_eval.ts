@@ -7,7 +7,7 @@
  */
 import { listImages } from '../data/image_files.js';
 
-import { checkInt } from '../core/errors.js';
+import { checkInt, throwIfAborted } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
 import { INCEPTION_NOTE } from './inception.js';
 import { clampAsync, CodebookUsage, FeatureMoments, frechetDistance, imageQuality } from './metrics.js';
@@ -107,7 +107,7 @@ export async function evaluateTokenizer(o: EvaluateTokenizerOptions): Promise<To
   let ssimSum = 0, psnrSum = 0, nBatches = 0, nImages = 0;
   try {
     for await (const { images, indices } of batches(o, total)) {
-      o.signal?.throwIfAborted();
+      throwIfAborted(o.signal);
       const raw = await o.tokenizer.decode(indices);
       const xrec = await clampAsync(raw, -1, 1);
       if (raw !== images) raw.dispose();
