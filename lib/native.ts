@@ -73,11 +73,14 @@ export interface TransformerNative extends ModuleHandleNative {
     opts: JobOptions & { cfgScale: number; temperature: number; topK: number; topP: number; greedy: boolean; seed?: number; steps?: number },
   ): Promise<TensorHandle>;
   lossAndGrads(tokens: TensorHandle, labels: TensorHandle, wrt: string[], dropLabels: boolean): Promise<{ loss: number; grads: [string, TensorHandle][] }>;
-  /** accumulate: micro-batches in `tokens` (rows divisible by it); nonfiniteRanks: data-parallel ranks whose loss was not finite. */
+  /**
+   * accumulate: the micro-batches' loss divisor (and most micro-batches); microBatch: rows of each (the last may be
+   * smaller; absent: accumulate near-equal ones); nonfiniteRanks: data-parallel ranks whose loss was not finite.
+   */
   trainStep(
     tokens: TensorHandle,
     labels: TensorHandle,
-    opts: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16'; accumulate?: number },
+    opts: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16'; accumulate?: number; microBatch?: number },
   ): Promise<{ loss: number; gradNorm: number; nonfiniteRanks: number[] }>;
   /** Collective: broadcasts weights and buffers from rank 0; later trainSteps average gradients (null: off). */
   setDataParallel(pg: ProcessGroupNative | null, opts?: { bucketCapMb?: number }): Promise<void>;
@@ -228,7 +231,9 @@ export interface TokenizerTrainerNative extends ModuleHandleNative {
   step(
     x: TensorHandle,
     globalStep: number,
+    /** Micro-batches' divisor (and most micro-batches); microBatch: rows of each (0 / absent: accumulate near-equal ones). */
     accumulate?: number,
+    microBatch?: number,
   ): Promise<{ log: Record<string, number>; nonfinite: '' | 'generator' | 'discriminator'; nonfiniteRanks: number[]; lr: [number, number] }>;
   /** Collective: broadcasts parameters and buffers from rank 0; later steps average gradients (null: off). */
   setDataParallel(pg: ProcessGroupNative | null, opts?: { bucketCapMb?: number }): Promise<void>;

@@ -123,7 +123,7 @@ export async function trainTokenizer(config: string | IBQConfig | TokenizerTrain
     release: (x) => x.dispose(),
     size: (x) => x.shape[0]!,
     async step(x, step, info) {
-      const r = await trainer.step(x, { globalStep: step, accumulate: info.accumulate }).then(
+      const r = await trainer.step(x, { globalStep: step, accumulate: info.accumulate, microBatch: info.microBatch }).then(
         (log) => ({ log, nonFinite: undefined as string | undefined }),
         (err) => {
           if (err instanceof NonFiniteLossError) {

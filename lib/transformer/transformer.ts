@@ -207,8 +207,11 @@ export class Transformer extends Module<TransformerNative> {
     return { loss: r.loss, grads: entriesToStateDict(r.grads) };
   }
 
-  /** @internal One AdamW step (lib/train/transformer.ts). */
-  trainStep(tokens: Tensor, labels: Tensor, o: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16'; accumulate?: number }) {
+  /**
+   * @internal One AdamW step (lib/train/transformer.ts); accumulation as TokenizerTrainer.step: micro-batches of
+   * `microBatch` rows (at most `accumulate`), each mean loss / accumulate.
+   */
+  trainStep(tokens: Tensor, labels: Tensor, o: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16'; accumulate?: number; microBatch?: number }) {
     return this.native.trainStep(tokens.handle, labels.handle, o);
   }
   /** @internal Data-parallel training over a process group (a collective: broadcasts weights from rank 0). */
