@@ -142,6 +142,8 @@ export interface NativeAddon extends TransformerNative {
   tensorFromData(data: ArrayBufferView, shape: number[], dtype: string, device?: string, raw?: boolean): TensorHandle;
   /** t[rows] along dim 0 on t's device (as `dtype` when given), copied on a worker thread. RangeError for a bad row. */
   selectRows(t: TensorHandle, rows: BigInt64Array, dtype?: string): Promise<TensorHandle>;
+  /** The tensors one after another along dim 0, copied on a worker thread. RangeError for ones that do not stack. */
+  catRows(tensors: TensorHandle[]): Promise<TensorHandle>;
   testOps: {
     matmulLoop(size: number, iters: number, opts?: JobOptions & { queued?: boolean }): Promise<number>;
     fail(message: string, async?: boolean): Promise<never>;
@@ -262,7 +264,8 @@ export type TokenizerOutputName =
 export interface TokenizerHandleNative extends ModuleHandleNative {
   forward(x: TensorHandle, opts?: AutocastOptions): Promise<Record<TokenizerOutputName, TensorHandle>>;
   encode(x: TensorHandle, opts?: AutocastOptions): Promise<{ indices: TensorHandle; z_q: TensorHandle }>;
-  decode(indices: TensorHandle, opts?: AutocastOptions): Promise<TensorHandle>;
+  /** float32 [B, C, H, W]; samplePixels: uint8 [B, H, W, C] by the official sample script's conversion, in the same job. */
+  decode(indices: TensorHandle, opts?: AutocastOptions & { samplePixels?: boolean }): Promise<TensorHandle>;
 }
 export interface QuantizerHandleNative<Out extends string> extends ModuleHandleNative {
   forward(z: TensorHandle, opts?: AutocastOptions): Promise<Record<Out, TensorHandle>>;
