@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { appendFile, copyFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { checkInt, describe, IbqError } from '../core/errors.js';
+import { checkInt, checkSignal, describe, IbqError } from '../core/errors.js';
 import type { DistributedContext, DistributedOption } from '../distributed/context.js';
 import type { ProcessGroup } from '../distributed/process_group.js';
 import { BatchPlan, epochPlan, samplesPerRank, type DataPosition } from './sampler.js';
@@ -182,6 +182,7 @@ export function loopSettings(opts: TrainLoopOptions): LoopSettings {
   if (opts.overwrite !== undefined && typeof opts.overwrite !== 'boolean') throw new TypeError(`overwrite: expected a boolean, got ${describe(opts.overwrite)}`);
   if (r && opts.overwrite) throw new RangeError('resume and overwrite: give one of them, not both');
   if (opts.onStep !== undefined && typeof opts.onStep !== 'function') throw new TypeError(`onStep: expected a function, got ${describe(opts.onStep)}`);
+  checkSignal(opts.signal);
   return {
     outDir: opts.outDir,
     batchSize: checkInt(opts.batchSize, 'batchSize', 1),

@@ -4,7 +4,7 @@
 // reject with what it threw, is not called again, and stops the native job.
 import { describe, expect, it } from 'vitest';
 
-import { evaluateTokenizer, FidInception, generate, IbqError, tensor, Tokenizer, Transformer } from '../../dist/index.js';
+import { evaluateTokenizer, FidInception, generate, IbqError, tensor, Tokenizer, trainTransformer, Transformer } from '../../dist/index.js';
 
 const AR = { vocab_size: 64, block_size: 64, n_layer: 1, n_head: 2, n_embd: 32, class_num: 4, multiple_of: 32 };
 // long enough to abort while it runs: 1024 tokens of a 4-layer model
@@ -66,8 +66,14 @@ describe('aborts', () => {
 
   it('a signal that is not an AbortSignal is a TypeError naming it', async () => {
     const tr = Transformer.create(AR, { seed: 1 });
-    await expect(tr.sample({ labels: [0], signal: { aborted: 'no' } as never })).rejects.toThrow(/signal: expected an AbortSignal/);
+    const tok = Tokenizer.create(TOK, { seed: 1 });
+    const notASignal = { aborted: 'no' } as never;
+    await expect(tr.sample({ labels: [0], signal: notASignal })).rejects.toThrow(/^signal: expected an AbortSignal/);
+    await expect(evaluateTokenizer({ tokenizer: tok, data: [], signal: notASignal })).rejects.toThrow(/^signal: expected an AbortSignal/);
+    await expect(trainTransformer({ transformer_config: { params: AR } }, { outDir: '/nonexistent/never-written', batchSize: 1, signal: notASignal }))
+      .rejects.toThrow(/^signal: expected an AbortSignal/);
     tr.dispose();
+    tok.dispose();
   });
 });
 
