@@ -7,7 +7,7 @@ export {
   plainConfig, loadWeightsFile, type WeightsFormat, type Checkpoint, type SaveCheckpointInput,
 } from './io/index.js';
 export {
-  Transformer, checkSampleOptions, type SampleOptions, type TransformerConfig, type TransformerPreset,
+  Transformer, checkSampleOptions, type SampleOptions, type TransformerConfig, type TransformerPreset, type TransformerLoadResult,
 } from './transformer/transformer.js';
 export { resolveTransformerConfig, transformerParameterCount, TRANSFORMER_PRESETS } from './transformer/config.js';
 export {
@@ -28,7 +28,7 @@ export {
   type DDConfig, type ResolvedTokenizerConfig,
 } from './tokenizer/config.js';
 export {
-  decodeImage, loadImage, loadImages, decodeToPng, DEFAULT_MAX_PIXELS, type Crop, type ImageInput, type LoadImageOptions,
+  decodeImage, loadImage, loadImages, decodeToPng, DEFAULT_MAX_PIXELS, defaultMaxPixels, type Crop, type ImageInput, type LoadImageOptions,
 } from './data/images.js';
 // ---- evaluation ----
 export {

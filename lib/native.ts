@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { IbqError } from './core/errors.js';
+import { abortError, IbqError } from './core/errors.js';
 import { isMainThread } from 'node:worker_threads';
 
 /** What every native model handle provides (see native/bindings/module_handle.h). */
@@ -75,11 +75,14 @@ export interface TransformerNative extends ModuleHandleNative {
     opts: JobOptions & { cfgScale: number; temperature: number; topK: number; topP: number; greedy: boolean; seed?: number; steps?: number },
   ): Promise<TensorHandle>;
   lossAndGrads(tokens: TensorHandle, labels: TensorHandle, wrt: string[], dropLabels: boolean): Promise<{ loss: number; grads: [string, TensorHandle][] }>;
-  /** accumulate: micro-batches in `tokens` (rows divisible by it); nonfiniteRanks: data-parallel ranks whose loss was not finite. */
+  /**
+   * accumulate: the micro-batches' loss divisor (and most micro-batches); microBatch: rows of each (the last may be
+   * smaller; absent: accumulate near-equal ones); nonfiniteRanks: data-parallel ranks whose loss was not finite.
+   */
   trainStep(
     tokens: TensorHandle,
     labels: TensorHandle,
-    opts: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16'; accumulate?: number },
+    opts: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16'; accumulate?: number; microBatch?: number },
   ): Promise<{ loss: number; gradNorm: number; nonfiniteRanks: number[] }>;
   /** Collective: broadcasts weights and buffers from rank 0; later trainSteps average gradients (null: off). */
   setDataParallel(pg: ProcessGroupNative | null, opts?: { bucketCapMb?: number }): Promise<void>;
@@ -141,6 +144,8 @@ export interface NativeAddon extends TransformerNative {
   tensorFromData(data: ArrayBufferView, shape: number[], dtype: string, device?: string, raw?: boolean): TensorHandle;
   /** t[rows] along dim 0 on t's device (as `dtype` when given), copied on a worker thread. RangeError for a bad row. */
   selectRows(t: TensorHandle, rows: BigInt64Array, dtype?: string): Promise<TensorHandle>;
+  /** The tensors one after another along dim 0, copied on a worker thread. RangeError for ones that do not stack. */
+  catRows(tensors: TensorHandle[]): Promise<TensorHandle>;
   testOps: {
     matmulLoop(size: number, iters: number, opts?: JobOptions & { queued?: boolean }): Promise<number>;
     fail(message: string, async?: boolean): Promise<never>;
@@ -230,7 +235,9 @@ export interface TokenizerTrainerNative extends ModuleHandleNative {
   step(
     x: TensorHandle,
     globalStep: number,
+    /** Micro-batches' divisor (and most micro-batches); microBatch: rows of each (0 / absent: accumulate near-equal ones). */
     accumulate?: number,
+    microBatch?: number,
   ): Promise<{ log: Record<string, number>; nonfinite: '' | 'generator' | 'discriminator'; nonfiniteRanks: number[]; lr: [number, number] }>;
   /** Collective: broadcasts parameters and buffers from rank 0; later steps average gradients (null: off). */
   setDataParallel(pg: ProcessGroupNative | null, opts?: { bucketCapMb?: number }): Promise<void>;
@@ -259,7 +266,8 @@ export type TokenizerOutputName =
 export interface TokenizerHandleNative extends ModuleHandleNative {
   forward(x: TensorHandle, opts?: AutocastOptions): Promise<Record<TokenizerOutputName, TensorHandle>>;
   encode(x: TensorHandle, opts?: AutocastOptions): Promise<{ indices: TensorHandle; z_q: TensorHandle }>;
-  decode(indices: TensorHandle, opts?: AutocastOptions): Promise<TensorHandle>;
+  /** float32 [B, C, H, W]; samplePixels: uint8 [B, H, W, C] by the official sample script's conversion, in the same job. */
+  decode(indices: TensorHandle, opts?: AutocastOptions & { samplePixels?: boolean }): Promise<TensorHandle>;
 }
 export interface QuantizerHandleNative<Out extends string> extends ModuleHandleNative {
   forward(z: TensorHandle, opts?: AutocastOptions): Promise<Record<Out, TensorHandle>>;
@@ -473,10 +481,15 @@ function stackedCall(fn: (...a: unknown[]) => unknown, self: unknown): (...a: un
     const site: { stack?: string } = {};
     Error.captureStackTrace(site, wrapped);
     return r.catch((err: unknown) => {
-      throw withStack(err, site.stack);
+      throw withStack(ownError(err), site.stack);
     });
   };
   return wrapped;
+}
+
+/** A native job's error as lib/ makes it: a job stopped by its abort flag rejects with abortError() (the one aborted error). */
+function ownError(err: unknown): unknown {
+  return (err as { code?: unknown })?.code === 'ERR_IBQ_ABORTED' ? abortError() : err;
 }
 
 /** `err` with the frames of `stack` (a captured call site) in place of its own; other values as they are. */

@@ -1,6 +1,7 @@
 /** Argument checks shared by the public API: each error names the argument and the expected form. */
 
 export function describe(v: unknown): string {
+  if (v === undefined) return 'nothing (the value is missing)';
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
@@ -50,33 +51,6 @@ export function checkOptionKeys(o: object, allowed: readonly string[], name = 'o
     const camel = k.replace(/[_-]+([a-z0-9])/gi, (_, c: string) => c.toUpperCase());
     const near = allowed.find((a) => a.toLowerCase() === camel.toLowerCase());
     throw new TypeError(`${name}.${k}: unknown option (${near ? `did you mean ${near}?` : `expected one of ${allowed.join(', ')}`})`);
-  }
-}
-
-/**
- * Int32Array(1) flag that native code polls, set when `signal` aborts. Throws the signal's reason if it has
- * already aborted. The listener is removed by `release()` (call it when the job has settled), so one signal
- * can serve any number of calls without piling up listeners.
- */
-export function abortFlag(signal: AbortSignal | undefined): { flag: Int32Array; release(): void } | undefined {
-  if (!signal) return undefined;
-  if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean') {
-    throw new TypeError(`signal: expected an AbortSignal, got ${describe(signal)}`);
-  }
-  signal.throwIfAborted();
-  const flag = new Int32Array(1);
-  const onAbort = () => (flag[0] = 1);
-  signal.addEventListener('abort', onAbort, { once: true });
-  return { flag, release: () => signal.removeEventListener('abort', onAbort) };
-}
-
-/** Runs `job(flag)` with an abort flag for `signal`, removing the signal's listener when it settles. */
-export async function withAbort<T>(signal: AbortSignal | undefined, job: (flag: Int32Array | undefined) => Promise<T>): Promise<T> {
-  const a = abortFlag(signal);
-  try {
-    return await job(a?.flag);
-  } finally {
-    a?.release();
   }
 }
 
@@ -140,4 +114,31 @@ export function withCode<E extends Error>(err: E, code: ErrorCode): E & { code: 
   const e = err as E & { code?: string };
   if (e.code === undefined) Object.defineProperty(e, 'code', { value: code, enumerable: true, writable: true, configurable: true });
   return e as E & { code: string };
+}
+
+/**
+ * The one error of an aborted call: every API call taking an AbortSignal rejects with it, whether the signal
+ * fired before the call or while it ran (`code` ERR_IBQ_ABORTED, `name` 'AbortError'; `cause`: the signal's
+ * reason when it has one). Native jobs that stop on their abort flag reject with it too (lib/native.ts).
+ */
+export function abortError(signal?: AbortSignal): IbqError {
+  const reason = signal?.reason;
+  const e = new IbqError('ERR_IBQ_ABORTED', 'the operation was aborted', reason === undefined ? undefined : { cause: reason });
+  e.name = 'AbortError';
+  return e;
+}
+
+/** Throws abortError(signal) when `signal` has fired (the DOMException of signal.throwIfAborted() is not ours). */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortError(signal);
+}
+
+/** `signal` checked to be an AbortSignal (or undefined): TypeError naming `name` otherwise. */
+export function checkSignal(signal: unknown, name = 'signal'): AbortSignal | undefined {
+  if (signal === undefined) return undefined;
+  if (signal === null || typeof signal !== 'object' || typeof (signal as AbortSignal).aborted !== 'boolean' ||
+      typeof (signal as AbortSignal).addEventListener !== 'function') {
+    throw new TypeError(`${name}: expected an AbortSignal, got ${describe(signal)}`);
+  }
+  return signal as AbortSignal;
 }

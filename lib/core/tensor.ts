@@ -195,6 +195,12 @@ export async function selectRows(t: Tensor, rows: readonly number[], dtype?: DTy
   return wrap(await native.selectRows(t.handle, BigInt64Array.from(rows, (r) => BigInt(r)), dtype));
 }
 
+/** The tensors one after another along dim 0 (same dtype and trailing sizes), copied on a worker thread. */
+export async function catRows(tensors: readonly Tensor[]): Promise<Tensor> {
+  if (!Array.isArray(tensors)) throw new TypeError(`tensors: expected an array of Tensors, got ${describe(tensors)}`);
+  return wrap(await native.catRows(tensors.map((t, i) => tensorArg(t, `tensors[${i}]`))));
+}
+
 /** @internal Wraps a native handle returned by a native call. */
 export function wrap(h: TensorHandle): Tensor {
   return new Tensor(h);

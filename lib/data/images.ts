@@ -13,14 +13,25 @@ import type { Tensor } from '../core/tensor.js';
 export type ImageInput = string | Buffer | Uint8Array;
 
 /**
- * Default `maxPixels` (width x height of an input, before any resizing): 50 megapixels, enough for a
- * 48-megapixel phone photo; a 10000 x 10000 upload is refused from its header, before it is decoded.
+ * Default `maxPixels` (width x height of an input, before any resizing): 4096 x 4096 = 16.8 megapixels, a
+ * 12-megapixel phone photo with room to spare. Decoding holds about 3.5 MB per megapixel of input while it runs
+ * (the full-size RGB pixels; README "Images from untrusted sources"), so one image at this limit takes about
+ * 60 MB. `IBQ_MAX_PIXELS` in the environment sets another default (e.g. for the CLI); `maxPixels` sets it per call.
  */
-export const DEFAULT_MAX_PIXELS = 50_000_000;
+export const DEFAULT_MAX_PIXELS = 4096 * 4096;
+
+/** The default maxPixels: `IBQ_MAX_PIXELS` when set (a positive integer), else DEFAULT_MAX_PIXELS. */
+export function defaultMaxPixels(): number {
+  const env = process.env.IBQ_MAX_PIXELS;
+  if (env === undefined || env === '') return DEFAULT_MAX_PIXELS;
+  const n = Number(env);
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`IBQ_MAX_PIXELS: expected a positive integer, got ${JSON.stringify(env)}`);
+  return n;
+}
 
 /** Options of loadImage / loadImages. */
 export interface LoadImageOptions {
-  /** Largest accepted input, in pixels (width x height), checked on the header before decoding. */
+  /** Largest accepted input, in pixels (width x height), checked on the header before decoding (default defaultMaxPixels()). */
   maxPixels?: number;
 }
 
@@ -28,11 +39,25 @@ const LOAD_OPTION_KEYS = ['maxPixels'] as const;
 
 /** Validates LoadImageOptions (unknown keys rejected); returns maxPixels. */
 export function checkLoadOptions(opts: unknown, name = 'opts'): number {
-  if (opts === undefined) return DEFAULT_MAX_PIXELS;
+  if (opts === undefined) return defaultMaxPixels();
   if (opts === null || typeof opts !== 'object') throw new TypeError(`${name}: expected an object, got ${describe(opts)}`);
   checkOptionKeys(opts, LOAD_OPTION_KEYS, name);
   const m = (opts as LoadImageOptions).maxPixels;
-  return m === undefined ? DEFAULT_MAX_PIXELS : checkInt(m, `${name}.maxPixels`, 1, Number.MAX_SAFE_INTEGER);
+  return m === undefined ? defaultMaxPixels() : checkInt(m, `${name}.maxPixels`, 1, Number.MAX_SAFE_INTEGER);
+}
+
+/** The side images are resized and cropped to (the same bound as encodeImages' imageSize). */
+function checkSize(size: unknown): number {
+  return checkInt(size, 'size', 1, 16384);
+}
+
+function checkCrop(crop: unknown): Crop {
+  if (crop === 'centre') return crop;
+  const c = crop as { fx?: unknown; fy?: unknown };
+  if (c && typeof c === 'object' && typeof c.fx === 'number' && typeof c.fy === 'number' && c.fx >= 0 && c.fx < 1 && c.fy >= 0 && c.fy < 1) {
+    return crop as Crop;
+  }
+  throw new TypeError(`crop: expected 'centre' or { fx, fy } with fractions in [0, 1), got ${describe(crop)}`);
 }
 
 function label(input: ImageInput, i: number): string {
@@ -60,16 +85,20 @@ async function bytesOf(input: ImageInput, i: number): Promise<Buffer | Uint8Arra
  * albumentations SmallestMaxSize(size) — the shorter side resized to `size`, bilinear — then CenterCrop (`crop`
  * 'centre': evaluation, tokenizing, encodeImages) or RandomCrop (fractions: training), then x / 127.5 - 1.
  * Every path that turns image files into model input uses this function.
- * @throws Error naming the file when it cannot be read; IbqError ERR_IBQ_BAD_IMAGE when the bytes are not a
- *   decodable image; IbqError ERR_IBQ_IMAGE_TOO_LARGE when width x height > opts.maxPixels (default
- *   DEFAULT_MAX_PIXELS), from the header, before decoding
+ * @throws TypeError / RangeError for a bad `size` or `crop`; Error naming the file when it cannot be read; IbqError
+ *   ERR_IBQ_BAD_IMAGE when the bytes are not a decodable image; IbqError ERR_IBQ_IMAGE_TOO_LARGE when width x
+ *   height > opts.maxPixels (default defaultMaxPixels()), from the header, before decoding
  */
 export async function decodeImage(input: ImageInput, size: number, crop: Crop = 'centre', i = 0, opts?: LoadImageOptions): Promise<Float32Array> {
+  checkSize(size);
+  checkCrop(crop);
   const maxPixels = checkLoadOptions(opts);
   const bytes = await bytesOf(input, i);
   let header: Metadata;
   try {
-    header = await sharp(bytes, { failOn: 'error' }).metadata();
+    // the header alone (no pixels are decoded): sharp's own pixel limit (268 megapixels) would refuse a larger
+    // header as an undecodable image, where it is one too large (ours is checked below)
+    header = await sharp(bytes, { failOn: 'error', limitInputPixels: false }).metadata();
   } catch (err) {
     throw new IbqError('ERR_IBQ_BAD_IMAGE', `${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${(err as Error).message}`, { cause: err });
   }
@@ -112,6 +141,7 @@ export async function loadImages(inputs: ImageInput[], size: number, opts?: Load
   if (!Array.isArray(inputs) || inputs.length === 0) {
     throw new TypeError(`inputs: expected a non-empty array of paths or Buffers, got ${describe(inputs)}`);
   }
+  checkSize(size);
   checkLoadOptions(opts);
   const per = 3 * size * size;
   const out = new Float32Array(inputs.length * per);

@@ -3,7 +3,8 @@
  * 2048-d pool3 features; inputs resized to 299x299 (bilinear, align_corners false) and scaled to [-1, 1].
  * This is the PyTorch port; the ADM evaluator runs the TensorFlow graph, whose numbers differ slightly.
  */
-import { checkInt, withAbort, checkString } from '../core/errors.js';
+import { checkInt, checkString } from '../core/errors.js';
+import { runJob } from '../core/job.js';
 import { loadCheckpoint } from '../io/index.js';
 import { Module } from '../core/module.js';
 import { native, type FidInceptionHandleNative } from '../native.js';
@@ -58,8 +59,8 @@ export class FidInception extends Module<FidInceptionHandleNative> {
     if (!(images instanceof Tensor)) throw new TypeError('images: expected a Tensor');
     const input = opts.input === undefined ? 'unit' : checkString(opts.input, 'input');
     const batchSize = opts.batchSize === undefined ? 50 : checkInt(opts.batchSize, 'batchSize', 1);
-    const r = await withAbort(opts.signal, (abortFlag) =>
-      this.native.forward(images.handle, { input: input as InceptionInput, batchSize, onProgress: opts.onProgress, abortFlag }));
+    const r = await runJob(opts, (hooks) => this.native.forward(images.handle, { input: input as InceptionInput, batchSize, ...hooks }),
+      (r) => [r.pool3, r.logits, r.logitsUnbiased].forEach((h) => h.dispose()));
     return { pool3: wrap(r.pool3), logits: wrap(r.logits), logitsUnbiased: wrap(r.logitsUnbiased) };
   }
 }

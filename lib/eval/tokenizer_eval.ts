@@ -7,7 +7,7 @@
  */
 import { listImages } from '../data/image_files.js';
 
-import { checkInt } from '../core/errors.js';
+import { checkInt, checkSignal, describe, throwIfAborted } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
 import { INCEPTION_NOTE } from './inception.js';
 import { clampAsync, CodebookUsage, FeatureMoments, frechetDistance, imageQuality } from './metrics.js';
@@ -95,6 +95,8 @@ export async function evaluateTokenizer(o: EvaluateTokenizerOptions): Promise<To
     throw new TypeError('tokenizer: expected a Tokenizer (encode, decode)');
   const nEmbed = checkInt(o.nEmbed ?? o.tokenizer.config?.n_embed, 'nEmbed (or tokenizer.config.n_embed)', 1);
   const fileCount = !isFileList(o.data) ? undefined : typeof o.data === 'string' ? listImages(o.data, 'val').paths.length : o.data.length;
+  checkSignal(o.signal);
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError(`onProgress: expected a function, got ${describe(o.onProgress)}`);
   const limit = o.limit === undefined ? undefined : checkInt(o.limit, 'limit', 1);
   const total = fileCount === undefined ? limit : Math.min(fileCount, limit ?? Infinity);
   // rFID and LPIPS are skipped (and say why) when their weights are not named; PSNR, SSIM and utilization
@@ -107,7 +109,7 @@ export async function evaluateTokenizer(o: EvaluateTokenizerOptions): Promise<To
   let ssimSum = 0, psnrSum = 0, nBatches = 0, nImages = 0;
   try {
     for await (const { images, indices } of batches(o, total)) {
-      o.signal?.throwIfAborted();
+      throwIfAborted(o.signal);
       const raw = await o.tokenizer.decode(indices);
       const xrec = await clampAsync(raw, -1, 1);
       if (raw !== images) raw.dispose();

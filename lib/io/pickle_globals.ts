@@ -1,6 +1,6 @@
 /**
  * The allow-list of the safe unpickler: the only globals whose REDUCE/NEWOBJ/BUILD are interpreted
- * (tensor rebuilds, OrderedDict/defaultdict, set/frozenset/slice, torch.Size/device, _codecs.encode, numpy
+ * (tensor rebuilds, OrderedDict/defaultdict and Lightning's AttributeDict as dicts, set/frozenset/slice, torch.Size/device, _codecs.encode, numpy
  * scalars, dtypes and arrays). Nothing is ever executed: interpreting means building plain JS values. Any
  * other global becomes an `Opaque` object `{ __class__: 'module.Name', args, state }`.
  */
@@ -201,16 +201,30 @@ function dictFrom(args: unknown[], ctx: PickleContext): Map<unknown, unknown> {
   return m;
 }
 
+/**
+ * dict subclasses read as the dicts they are (attribute access aside): Lightning pickles `hyper_parameters` as
+ * an AttributeDict, whose module moved between versions.
+ */
+const DICT_CLASSES = new Set([
+  'collections.OrderedDict', 'collections.defaultdict', 'builtins.dict',
+  'pytorch_lightning.utilities.parsing.AttributeDict', 'lightning.fabric.utilities.data.AttributeDict',
+  'lightning.pytorch.utilities.parsing.AttributeDict', 'lightning_fabric.utilities.data.AttributeDict',
+]);
+
 /** REDUCE: an allow-listed call, or an opaque object recording the call. */
 export function callGlobal(fn: unknown, args: unknown[], ctx: PickleContext): unknown {
   if (fn instanceof PyGlobal) {
     const name = fn.fullName;
     if (name === 'copyreg.__newobj__') return newObject(args[0], args.slice(1), undefined, ctx);
     if (name === 'copyreg._reconstructor') {
-      return newObject(args[0], [], undefined, ctx);
+      // protocols 0 and 1: (cls, base, state of the base), for a dict subclass its items
+      const o = newObject(args[0], [], undefined, ctx);
+      if (o instanceof Map && args[2] instanceof Map) for (const [k, v] of args[2]) o.set(k, v);
+      return o;
     }
     const call = CALLS[name];
     if (call) return call(args, ctx);
+    if (DICT_CLASSES.has(name)) return dictFrom(args, ctx);
     const o = new Opaque(name, args);
     o.reduced = true;
     return o;
@@ -222,9 +236,8 @@ export function callGlobal(fn: unknown, args: unknown[], ctx: PickleContext): un
 export function newObject(cls: unknown, args: unknown[], kwargs: unknown, ctx: PickleContext): unknown {
   if (cls instanceof PyGlobal) {
     const name = cls.fullName;
-    if (name === 'collections.OrderedDict' || name === 'collections.defaultdict' || /^builtins\.(set|frozenset|dict)$/.test(name)) {
-      return name.endsWith('set') ? new Set() : new Map();
-    }
+    if (DICT_CLASSES.has(name)) return new Map();
+    if (name === 'builtins.set' || name === 'builtins.frozenset') return new Set();
     if (name === 'torch.Size') return CALLS[name](args, ctx);
     const o = new Opaque(name, args);
     if (kwargs !== undefined) o.kwargs = kwargs;

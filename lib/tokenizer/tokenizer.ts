@@ -185,10 +185,19 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
   }
 
   /**
+   * Images as the official sample script saves them, uint8 [B, H, W, 3] ((x + 1) / 2 * 255 clipped and truncated
+   * in float32), from int64 indices [B, h, w]: decode() and the conversion in one native job, so the float
+   * images never reach JavaScript (generate() uses it).
+   */
+  async decodePixels(indices: Tensor): Promise<Tensor> {
+    return wrap(await this.native.decode(tensorArg(indices, 'indices'), { samplePixels: true }));
+  }
+
+  /**
    * Loads images (paths or encoded bytes: JPEG incl. CMYK, PNG, WebP, greyscale; type from the bytes), resizes
    * the shorter side to imageSize and centre-crops, scales to [-1, 1] and encodes them.
    * opts.maxPixels: largest accepted input (width x height, checked on the header before decoding; default
-   * DEFAULT_MAX_PIXELS, 50 megapixels).
+   * defaultMaxPixels(): 4096 x 4096, or IBQ_MAX_PIXELS).
    * @returns indices int64 [B, S/f, S/f] and the images float32 [B, 3, S, S]
    * @throws TypeError for an unknown option key; IbqError ERR_IBQ_BAD_IMAGE (undecodable input) or
    *   ERR_IBQ_IMAGE_TOO_LARGE (more than maxPixels), naming the input

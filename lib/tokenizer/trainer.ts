@@ -207,18 +207,28 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
    * One official training step on a batch [B, C, H, W] in [-1, 1] (float32): discriminator update, then
    * generator update, schedulers, EMA. Resolves to the log dictionary (official names, e.g. 'train/total_loss',
    * 'train/disc_loss'). Rejects with NonFiniteLossError (naming the step) when a loss is NaN/inf; that update
-   * is then skipped. `accumulate` (default 1): the batch holds that many micro-batches (near-equal sizes); each optimizer's gradients are accumulated over them (each its own forward, loss / accumulate) before
-   * its one update, and the log is their mean. After setDataParallel, gradients and the log are also averaged
-   * over the ranks and a non-finite loss on any rank stops every rank (NonFiniteLossError.ranks names them).
+   * is then skipped. Gradient accumulation (Lightning's accumulate_grad_batches): the batch holds micro-batches of
+   * `microBatch` images (the last one may be smaller; at most `accumulate` of them, fewer at an epoch's end), or
+   * without `microBatch` `accumulate` near-equal ones; each optimizer's gradients are accumulated over them (each
+   * its own forward, its mean loss / accumulate whatever the number of micro-batches, as Lightning weighs an
+   * epoch's last update) before its one update, and the log is their mean. After setDataParallel, gradients and
+   * the log are also averaged over the ranks and a non-finite loss on any rank stops every rank
+   * (NonFiniteLossError.ranks names them).
    */
-  async step(batch: Tensor, opts: { globalStep?: number; accumulate?: number } = {}): Promise<Record<string, number>> {
+  async step(batch: Tensor, opts: { globalStep?: number; accumulate?: number; microBatch?: number } = {}): Promise<Record<string, number>> {
     this.#checkReady();
     const gs = checkInt(opts.globalStep ?? this.globalStep, 'opts.globalStep', 0);
     const acc = checkInt(opts.accumulate ?? 1, 'opts.accumulate', 1);
-    if (batch?.shape?.[0] !== undefined && batch.shape[0] < acc) {
-      throw new RangeError(`opts.accumulate: ${acc} micro-batches need at least as many images, the batch has ${batch.shape[0]}`);
+    const micro = opts.microBatch === undefined ? undefined : checkInt(opts.microBatch, 'opts.microBatch', 1);
+    const rows = batch?.shape?.[0];
+    if (rows !== undefined && micro === undefined && rows < acc) {
+      throw new RangeError(`opts.accumulate: ${acc} near-equal micro-batches need at least as many images, the batch has ${rows}` +
+        ' (give opts.microBatch for an epoch\'s last, smaller update)');
     }
-    const r = await this.native.step(tensorArg(batch, 'batch'), gs, acc);
+    if (rows !== undefined && micro !== undefined && Math.ceil(rows / micro) > acc) {
+      throw new RangeError(`opts.microBatch: ${rows} images make ${Math.ceil(rows / micro)} micro-batches of ${micro}, more than opts.accumulate ${acc}`);
+    }
+    const r = await this.native.step(tensorArg(batch, 'batch'), gs, acc, micro);
     this.#lr = r.lr;
     if (r.nonfinite) throw new NonFiniteLossError(gs, r.nonfinite, r.log, r.nonfiniteRanks);
     this.globalStep = gs + 1;

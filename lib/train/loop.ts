@@ -19,10 +19,10 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { appendFile, copyFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { checkInt, describe, IbqError } from '../core/errors.js';
+import { checkInt, checkSignal, describe, IbqError } from '../core/errors.js';
 import type { DistributedContext, DistributedOption } from '../distributed/context.js';
 import type { ProcessGroup } from '../distributed/process_group.js';
-import { BatchPlan, samplesPerRank, stepsPerEpoch, type DataPosition } from './sampler.js';
+import { BatchPlan, epochPlan, samplesPerRank, type DataPosition } from './sampler.js';
 
 /** Options every training run takes (trainTokenizer and trainTransformer add their own). */
 export interface TrainLoopOptions {
@@ -57,7 +57,9 @@ export interface TrainLoopOptions {
   onStep?(s: TrainStepInfo): void;
   /**
    * Micro-batches of batchSize per optimizer update, their gradients summed (Lightning's accumulate_grad_batches;
-   * default 1). The update sees batchSize x accumulateGradBatches (x world size) samples.
+   * default 1). The update sees batchSize x accumulateGradBatches (x world size) samples. An epoch's last update
+   * takes the samples left (fewer micro-batches or a smaller last one), each micro-batch's mean loss divided by
+   * accumulateGradBatches as in every update, as Lightning weighs it.
    */
   accumulateGradBatches?: number;
   /**
@@ -111,7 +113,7 @@ export interface StepOutcome {
 export interface LoopTask<B> {
   /** Training samples. */
   readonly length: number;
-  /** Leave out an incomplete last batch of each epoch (default false: a smaller last batch). */
+  /** Leave out an incomplete last micro-batch of each epoch (default false: a smaller last micro-batch). */
   readonly dropLast?: boolean;
   /** The batch of these sample indices; `epoch` seeds augmentation. */
   load(indices: number[], epoch: number): Promise<B>;
@@ -119,8 +121,11 @@ export interface LoopTask<B> {
   release(batch: B): void;
   /** Samples in a batch. */
   size(batch: B): number;
-  /** One optimizer update at global step `step`; the batch holds `accumulate` micro-batches. */
-  step(batch: B, step: number, info: { epoch: number; stepsPerEpoch: number; totalSteps: number; accumulate: number }): Promise<StepOutcome>;
+  /**
+   * One optimizer update at global step `step`; the batch holds micro-batches of `microBatch` samples, `accumulate`
+   * of them except at an epoch's end (fewer, or a smaller last one); each one's loss / accumulate.
+   */
+  step(batch: B, step: number, info: { epoch: number; stepsPerEpoch: number; totalSteps: number; accumulate: number; microBatch: number }): Promise<StepOutcome>;
   /** Data-parallel: attach the trainer to the group (a collective; after restore, before the first step). */
   attach?(group: ProcessGroup): Promise<void>;
   /** After the last step of (0-based) `epoch`. */
@@ -178,6 +183,7 @@ export function loopSettings(opts: TrainLoopOptions): LoopSettings {
   if (opts.overwrite !== undefined && typeof opts.overwrite !== 'boolean') throw new TypeError(`overwrite: expected a boolean, got ${describe(opts.overwrite)}`);
   if (r && opts.overwrite) throw new RangeError('resume and overwrite: give one of them, not both');
   if (opts.onStep !== undefined && typeof opts.onStep !== 'function') throw new TypeError(`onStep: expected a function, got ${describe(opts.onStep)}`);
+  checkSignal(opts.signal);
   return {
     outDir: opts.outDir,
     batchSize: checkInt(opts.batchSize, 'batchSize', 1),
@@ -199,12 +205,17 @@ function shardPadding(v: unknown): 'pad' | 'trim' {
 }
 
 /**
- * Optimizer updates per epoch for each rank: the rank's shard of n samples in steps of batchSize x
- * accumulateGradBatches samples (Lightning's per-rank len(dataloader) / accumulate_grad_batches).
+ * Each rank's epoch: its shard of n samples in updates of batchSize x accumulateGradBatches samples, the last one
+ * taking what is left (Lightning's per-rank ceil(len(dataloader) / accumulate_grad_batches) updates; epochPlan).
  */
+export function loopEpochPlan(n: number, s: LoopSettings, dist: Pick<DistributedContext, 'rank' | 'worldSize'>, dropLast = false) {
+  const samples = samplesPerRank(n, { ...dist, trim: s.shardPadding === 'trim' });
+  return { samples, ...epochPlan(samples, s.batchSize, s.accumulate, dropLast) };
+}
+
+/** Optimizer updates per epoch for each rank (loopEpochPlan). */
 export function loopStepsPerEpoch(n: number, s: LoopSettings, dist: Pick<DistributedContext, 'rank' | 'worldSize'>, dropLast = false): number {
-  const per = samplesPerRank(n, { ...dist, trim: s.shardPadding === 'trim' });
-  return stepsPerEpoch(per, s.batchSize * s.accumulate, dropLast);
+  return loopEpochPlan(n, s, dist, dropLast).steps;
 }
 
 /**
@@ -270,13 +281,13 @@ export async function runTrainingLoop<B>(
   const shard = { rank: dist?.rank ?? 0, worldSize: dist?.worldSize ?? 1, trim: s.shardPadding === 'trim' };
   const main = dist?.isMain ?? true;
   const rows = s.batchSize * s.accumulate;
-  const perEpoch = loopStepsPerEpoch(task.length, s, shard, task.dropLast ?? false);
-  if (perEpoch < 1) {
-    throw new RangeError(`batchSize: ${s.batchSize}${s.accumulate > 1 ? ` x accumulateGradBatches ${s.accumulate}` : ''} exceeds the ` +
-      `${samplesPerRank(task.length, shard)} training samples${shard.worldSize > 1 ? ` of each of ${shard.worldSize} ranks` : ''}`);
+  const epoch = loopEpochPlan(task.length, s, shard, task.dropLast ?? false);
+  if (epoch.steps < 1) {
+    throw new RangeError(`batchSize: ${s.batchSize} exceeds the ${epoch.samples} training samples` +
+      `${shard.worldSize > 1 ? ` of each of ${shard.worldSize} ranks` : ''} (incomplete batches are left out)`);
   }
   try {
-    return await loop(task, s, opts, { dist, shard, main, rows, perEpoch });
+    return await loop(task, s, opts, { dist, shard, main, rows, perEpoch: epoch.steps, used: epoch.used });
   } catch (err) {
     dist?.fail(err);
     throw err;
@@ -287,7 +298,7 @@ async function loop<B>(
   task: LoopTask<B>,
   s: LoopSettings,
   opts: Pick<TrainLoopOptions, 'signal' | 'onStep'>,
-  c: { dist?: DistributedContext; shard: { rank: number; worldSize: number; trim: boolean }; main: boolean; rows: number; perEpoch: number },
+  c: { dist?: DistributedContext; shard: { rank: number; worldSize: number; trim: boolean }; main: boolean; rows: number; perEpoch: number; used: number },
 ): Promise<TrainLoopResult> {
   const { dist, main, rows, perEpoch } = c;
   const totalSteps = plannedSteps(s, perEpoch);
@@ -295,7 +306,7 @@ async function loop<B>(
   const lastPath = join(s.outDir, LAST_CHECKPOINT);
   let lastGood: string | undefined;
   let start = 0;
-  const plan = new BatchPlan(task.length, rows, s.seed, perEpoch, c.shard);
+  const plan = new BatchPlan(task.length, rows, s.seed, perEpoch, c.shard, c.used);
   if (s.resume !== undefined) {
     const r = await task.restore(s.resume);
     start = typeof r === 'number' ? r : r.globalStep;
@@ -336,7 +347,7 @@ async function loop<B>(
       const n = task.size(batch); // before release() disposes the batch
       let out: StepOutcome;
       try {
-        out = await task.step(batch, step, { epoch, stepsPerEpoch: perEpoch, totalSteps, accumulate: s.accumulate });
+        out = await task.step(batch, step, { epoch, stepsPerEpoch: perEpoch, totalSteps, accumulate: s.accumulate, microBatch: s.batchSize });
       } finally {
         task.release(batch);
       }

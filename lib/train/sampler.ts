@@ -19,11 +19,14 @@ export function epochOrder(n: number, seed: number, epoch: number): number[] {
 }
 
 /**
- * Steps (batches) per epoch for n samples in batches of `batchSize`: with `dropLast` the incomplete last batch
- * is left out (every batch is full), else it is a smaller last batch.
+ * The updates of an epoch of `samples` samples (one rank's) in micro-batches of `microBatch`, `accumulate` of them
+ * per update (Lightning's accumulate_grad_batches). The last update takes what is left, fewer micro-batches or a
+ * smaller last one, as Lightning ends an epoch's accumulation at its last batch; with `dropLast` (the dataloader's
+ * drop_last) an incomplete last micro-batch is left out. `used`: the samples the updates take.
  */
-export function stepsPerEpoch(n: number, batchSize: number, dropLast: boolean): number {
-  return dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
+export function epochPlan(samples: number, microBatch: number, accumulate: number, dropLast: boolean): { used: number; steps: number } {
+  const used = dropLast ? Math.floor(samples / microBatch) * microBatch : samples;
+  return { used, steps: Math.ceil(used / (microBatch * accumulate)) };
 }
 
 /** A process's place in a data-parallel run (rank 0 of 1 for one process). */
@@ -57,7 +60,8 @@ export interface DataPosition {
 
 /**
  * Sample indices of global step `step` (0-based), caching the current and previous epoch's order. A step takes
- * `batchSize` samples of this rank's shard (batchSize: the per-step rows, micro-batches included).
+ * `batchSize` samples of this rank's shard (batchSize: the per-step rows, micro-batches included), the first
+ * `used` of each epoch's shard at most (epochPlan: the epoch's last step takes what is left).
  */
 export class BatchPlan {
   readonly #orders = new Map<number, number[]>();
@@ -69,6 +73,7 @@ export class BatchPlan {
     readonly seed: number,
     readonly stepsPerEpoch: number,
     readonly shard: Shard = { rank: 0, worldSize: 1 },
+    readonly used = Infinity,
   ) {}
 
   /** Continue at global step `step` from `pos` (as position() recorded it, possibly with another world size). */
@@ -108,6 +113,6 @@ export class BatchPlan {
       order = shardOrder(epochOrder(this.n, this.seed, epoch), this.shard);
       this.#orders.set(epoch, order);
     }
-    return { epoch, indices: order.slice(batch * this.batchSize, (batch + 1) * this.batchSize) };
+    return { epoch, indices: order.slice(batch * this.batchSize, Math.min((batch + 1) * this.batchSize, this.used)) };
   }
 }

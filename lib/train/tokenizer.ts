@@ -135,7 +135,7 @@ export async function trainTokenizer(config: TokenizerConfigInput, options: Trai
     release: (x) => x.dispose(),
     size: (x) => x.shape[0]!,
     async step(x, step, info) {
-      const r = await trainer.step(x, { globalStep: step, accumulate: info.accumulate }).then(
+      const r = await trainer.step(x, { globalStep: step, accumulate: info.accumulate, microBatch: info.microBatch }).then(
         (log) => ({ log, nonFinite: undefined as string | undefined }),
         (err) => {
           if (err instanceof NonFiniteLossError) {

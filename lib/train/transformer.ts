@@ -152,7 +152,7 @@ export async function trainTransformer(config: ConfigInput, options: TrainTransf
     size: (b) => b.labels.shape[0]!,
     async step(b, step, info) {
       ({ lr, wd: wdNow } = lrWdAnnealing(step, sched));
-      const r = await model.trainStep(b.tokens, b.labels, { lr, weightDecay: wdNow, clip, autocast, accumulate: info.accumulate });
+      const r = await model.trainStep(b.tokens, b.labels, { lr, weightDecay: wdNow, clip, autocast, accumulate: info.accumulate, microBatch: info.microBatch });
       const log = { loss: r.loss, grad_norm: r.gradNorm, wd: wdNow };
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
         const where = r.nonfiniteRanks.length ? ` on rank ${r.nonfiniteRanks.join(', ')}` : '';

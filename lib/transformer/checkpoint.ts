@@ -15,19 +15,32 @@ export type CheckpointLike = string | { stateDict: StateDict; meta?: Record<stri
 
 const PREFIX = 'transformer.';
 
-/** The transformer's own weights: the `transformer.` keys without the prefix, or all keys when none has it. */
-export function transformerStateDict(sd: StateDict): StateDict {
+/**
+ * The transformer's own weights: the `transformer.` keys without the prefix, or all keys when none has it;
+ * `skipped`: the other keys (the frozen tokenizer's first_stage_model.*, ...), not the transformer's.
+ */
+export function transformerStateDict(sd: StateDict): { stateDict: StateDict; skipped: string[] } {
   const keys = [...sd.keys()];
-  if (!keys.some((k) => k.startsWith(PREFIX))) return sd;
-  return new Map(keys.filter((k) => k.startsWith(PREFIX)).map((k) => [k.slice(PREFIX.length), sd.get(k)!]));
+  if (!keys.some((k) => k.startsWith(PREFIX))) return { stateDict: sd, skipped: [] };
+  return {
+    stateDict: new Map(keys.filter((k) => k.startsWith(PREFIX)).map((k) => [k.slice(PREFIX.length), sd.get(k)!])),
+    skipped: keys.filter((k) => !k.startsWith(PREFIX)),
+  };
 }
 
-/** transformer_config.params from Lightning hyper_parameters (config.transformer_config or transformer_config). */
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Map);
+
+/**
+ * The transformer config of Lightning hyper_parameters: `transformer_config` (or `config.transformer_config`)
+ * in the official form `{ target, params }`, or flat (the params themselves, as ARTrainConfig allows).
+ */
 export function configFromMeta(meta: Record<string, unknown> | undefined): TransformerConfig | undefined {
-  const hp = plainConfig(meta?.hyper_parameters) as Record<string, any> | undefined;
-  const tc = hp?.config?.transformer_config ?? hp?.transformer_config;
-  const params = tc?.params;
-  return params && typeof params === 'object' && !Array.isArray(params) ? (params as TransformerConfig) : undefined;
+  const hp = plainConfig(meta?.hyper_parameters);
+  if (!isObject(hp)) return undefined;
+  const tc = (isObject(hp.config) ? hp.config.transformer_config : undefined) ?? hp.transformer_config;
+  if (!isObject(tc)) return undefined;
+  if ('params' in tc || 'target' in tc) return isObject(tc.params) ? (tc.params as unknown as TransformerConfig) : undefined;
+  return tc as unknown as TransformerConfig;
 }
 
 /** hyper_parameters.class_names of an AR checkpoint (the names of the training data's class ids), if any. */
@@ -44,7 +57,15 @@ function isStateDict(v: unknown): v is StateDict {
 export async function loadCheckpointLike(
   src: CheckpointLike,
   config: TransformerConfig | TransformerPreset | string | undefined,
-): Promise<{ stateDict: StateDict; config?: TransformerConfig | TransformerPreset | string; classNames?: string[] }> {
+): Promise<{
+  stateDict: StateDict;
+  config?: TransformerConfig | TransformerPreset | string;
+  classNames?: string[];
+  /** Keys of other modules, not loaded. */
+  skipped: string[];
+  /** Wrapper prefix removed from every key ('module.', '_orig_mod.'), '' when none. */
+  stripped: string;
+}> {
   let sd: StateDict;
   let meta: Record<string, unknown> | undefined;
   if (typeof src === 'string') {
@@ -58,5 +79,7 @@ export async function loadCheckpointLike(
     throw new TypeError(`checkpoint: expected a path, a Checkpoint or a Map<string, Tensor>, got ${describe(src)}`);
   }
   const cfg = config !== undefined ? config : configFromMeta(meta);
-  return { stateDict: transformerStateDict(stripWrapperPrefixes(sd).stateDict), config: cfg, classNames: classNamesFromMeta(meta) };
+  const { stateDict: bare, stripped } = stripWrapperPrefixes(sd);
+  const own = transformerStateDict(bare);
+  return { stateDict: own.stateDict, skipped: own.skipped, stripped, config: cfg, classNames: classNamesFromMeta(meta) };
 }

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 
 import { checkInt, checkOptionKeys, describe } from '../core/errors.js';
 import { saveNpz } from '../io/index.js';
-import { tensor, Tensor, wrap } from '../core/tensor.js';
+import { catRows, tensor, Tensor, wrap } from '../core/tensor.js';
 import { native } from '../native.js';
 import { checkSampleOptions, SAMPLE_OPTION_KEYS, type SampleOptions, type Transformer } from './transformer.js';
 
@@ -16,7 +16,21 @@ import { checkSampleOptions, SAMPLE_OPTION_KEYS, type SampleOptions, type Transf
 export interface TokenDecoder {
   /** int64 [B, h, w] in [0, n_embed) -> float32 [B, 3, h * f, w * f], about [-1, 1]. */
   decode(indices: Tensor): Promise<Tensor>;
+  /** decode() and the sample script's uint8 conversion in one call (Tokenizer.decodePixels); optional. */
+  decodePixels?(indices: Tensor): Promise<Tensor>;
   readonly config?: { n_embed?: number };
+}
+
+/** uint8 [B, H, W, 3] images of `indices`, converted on a worker thread (toUint8Images' rule). */
+async function decodePixels(tokenizer: TokenDecoder, indices: Tensor): Promise<Tensor> {
+  if (typeof tokenizer.decodePixels === 'function') return tokenizer.decodePixels(indices);
+  const x = await tokenizer.decode(indices);
+  try {
+    if (x.shape.length !== 4) throw new RangeError(`tokenizer.decode: expected [B, C, H, W], got [${x.shape}]`);
+    return wrap(await native.metrics.samplePixels(x.handle));
+  } finally {
+    x.dispose();
+  }
 }
 
 export interface GenerateOptions extends Omit<SampleOptions, 'onProgress'> {
@@ -92,26 +106,24 @@ export async function generate(opts: GenerateOptions): Promise<{ tokens: Tensor;
   }
   const N = sample.labels.length;
   const tokAll = new BigInt64Array(N * L);
-  let imgAll: Uint8Array | undefined;
-  let hwc: number[] = [];
-  for await (const { offset, labels, tokens } of sampleBatches(transformer, { ...sample, batchSize, onProgress })) {
-    tokAll.set(tokens, offset * L);
-    const idx = tensor(tokens, [labels.length, side, side]);
-    const x = await tokenizer.decode(idx);
-    idx.dispose();
-    if (x.shape.length !== 4) throw new RangeError(`tokenizer.decode: expected [B, C, H, W], got [${x.shape}]`);
-    // toUint8Images' conversion, on a worker thread
-    const px = wrap(await native.metrics.samplePixels(x.handle));
-    x.dispose();
-    const u8 = { data: (await px.data()) as Uint8Array, shape: px.shape };
-    px.dispose();
-    if (!imgAll) {
-      hwc = u8.shape.slice(1);
-      imgAll = new Uint8Array(N * hwc[0]! * hwc[1]! * hwc[2]!);
+  // the images stay native: batches are decoded to uint8 in one job each and joined on a worker thread (no large
+  // buffer or copy on the JS thread, whatever N)
+  const parts: Tensor[] = [];
+  try {
+    for await (const { offset, labels, tokens } of sampleBatches(transformer, { ...sample, batchSize, onProgress })) {
+      tokAll.set(tokens, offset * L);
+      const idx = tensor(tokens, [labels.length, side, side]);
+      try {
+        parts.push(await decodePixels(tokenizer, idx));
+      } finally {
+        idx.dispose();
+      }
     }
-    imgAll.set(u8.data, offset * hwc[0]! * hwc[1]! * hwc[2]!);
+    const images = parts.length === 1 ? parts.pop()! : await catRows(parts);
+    return { tokens: tensor(tokAll, [N, L]), images };
+  } finally {
+    for (const p of parts) p.dispose();
   }
-  return { tokens: tensor(tokAll, [N, L]), images: tensor(imgAll!, [N, ...hwc], { dtype: 'uint8' }) };
 }
 
 function checkImages(images: Tensor): [number, number, number, number] {

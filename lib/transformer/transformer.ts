@@ -4,8 +4,9 @@
  * names them (`tok_emb.weight`, `blocks.0.attention.wqkv.weight`, `head.weight`, ...); official AR
  * checkpoints keep them under `transformer.`, which fromCheckpoint strips.
  */
-import { checkInt, withAbort, checkNumber, checkOptionKeys, describe } from '../core/errors.js';
-import { native, type ProcessGroupNative, type TransformerNative } from '../native.js';
+import { checkInt, checkNumber, checkOptionKeys, describe } from '../core/errors.js';
+import { runJob } from '../core/job.js';
+import { native, type LoadResult, type ProcessGroupNative, type TransformerNative } from '../native.js';
 import { Module, type StateDict, stateDictEntries, entriesToStateDict } from '../core/module.js';
 import { Tensor, tensor, wrap } from '../core/tensor.js';
 import { presetFromShapes, resolveTransformerConfig, type TransformerConfig, type TransformerPreset } from './config.js';
@@ -62,6 +63,14 @@ function labelTensor(labels: Tensor | number[], name = 'labels'): Tensor {
   return tensor(labels as number[], [labels.length], { dtype: 'int64' });
 }
 
+/** What Transformer.fromCheckpoint loaded (`loadReport`). */
+export interface TransformerLoadResult extends LoadResult {
+  /** Keys of other modules that were not loaded (an official AR checkpoint's first_stage_model.*, ...). */
+  skipped: string[];
+  /** Wrapper prefix removed from every key ('module.' of DDP, '_orig_mod.' of torch.compile), when there was one. */
+  strippedPrefix?: string;
+}
+
 /** What fromCheckpoint accepts: a path (needs the checkpoint loader), a loaded checkpoint, or a state dict. */
 export type { CheckpointLike } from './checkpoint.js';
 import { loadCheckpointLike, type CheckpointLike } from './checkpoint.js';
@@ -103,7 +112,7 @@ export class Transformer extends Module<TransformerNative> {
     pathOrCkpt: CheckpointLike,
     opts: { config?: TransformerConfig | TransformerPreset | string; strict?: boolean; device?: string } = {},
   ): Promise<Transformer> {
-    const { stateDict, config, classNames } = await loadCheckpointLike(pathOrCkpt, opts.config);
+    const { stateDict, config, classNames, skipped, stripped } = await loadCheckpointLike(pathOrCkpt, opts.config);
     let cfg = config;
     if (!cfg) {
       const preset = presetFromShapes(stateDict);
@@ -116,10 +125,19 @@ export class Transformer extends Module<TransformerNative> {
       cfg = preset;
     }
     const model = await Transformer.createAsync(cfg, { device: opts.device });
-    await model.loadStateDict(stateDict, { strict: opts.strict ?? true });
+    try {
+      const r = await model.loadStateDict(stateDict, { strict: opts.strict ?? true });
+      model.loadReport = { ...r, skipped, ...(stripped ? { strippedPrefix: stripped } : {}) };
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
     if (classNames && classNames.length === model.config.class_num) model.classNames = classNames;
     return model.eval();
   }
+
+  /** What fromCheckpoint loaded: missing / unexpected / mismatched keys, the keys of other modules, the wrapper prefix removed. */
+  loadReport?: TransformerLoadResult;
 
   /**
    * Names of the class ids, index = id (from the checkpoint's hyper_parameters.class_names: the class
@@ -156,13 +174,18 @@ export class Transformer extends Module<TransformerNative> {
    * Generates int64 [B, block_size] token maps (flattened h x w) for `labels` with a static KV cache: the
    * class token is prefilled, then one token per step, all in one native call off the event loop.
    * @throws RangeError for labels outside [0, class_num), negative temperature/cfgScale, topP outside (0, 1];
-   *   AbortError when `signal` fires
+   *   an IbqError ERR_IBQ_ABORTED (name 'AbortError') when `signal` has fired or fires; what `onProgress` threw
+   *   when it throws (the sampling stops there)
    */
   async sample(opts: SampleOptions): Promise<Tensor> {
     const o = checkSampleOptions(opts, this.config.class_num);
     const labels = labelTensor(opts.labels);
-    const h = await withAbort(opts.signal, (abortFlag) => this.native.sample(labels.handle, { ...o, onProgress: opts.onProgress, abortFlag }));
-    return wrap(h);
+    try {
+      const h = await runJob(opts, (hooks) => this.native.sample(labels.handle, { ...o, ...hooks }), (h) => h.dispose());
+      return wrap(h);
+    } finally {
+      labels.dispose();
+    }
   }
 
   /**
@@ -184,8 +207,11 @@ export class Transformer extends Module<TransformerNative> {
     return { loss: r.loss, grads: entriesToStateDict(r.grads) };
   }
 
-  /** @internal One AdamW step (lib/train/transformer.ts). */
-  trainStep(tokens: Tensor, labels: Tensor, o: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16'; accumulate?: number }) {
+  /**
+   * @internal One AdamW step (lib/train/transformer.ts); accumulation as TokenizerTrainer.step: micro-batches of
+   * `microBatch` rows (at most `accumulate`), each mean loss / accumulate.
+   */
+  trainStep(tokens: Tensor, labels: Tensor, o: { lr: number; weightDecay: number; clip: number; autocast?: 'bfloat16' | 'float16'; accumulate?: number; microBatch?: number }) {
     return this.native.trainStep(tokens.handle, labels.handle, o);
   }
   /** @internal Data-parallel training over a process group (a collective: broadcasts weights from rank 0). */

@@ -70,6 +70,61 @@ class Pool {
   std::vector<std::thread> threads_;
 };
 
+// Frees the tensors the JS thread hands over (ReleaseOnWorker) on a thread of its own: freeing hundreds of MB
+// takes milliseconds the event loop should not wait for, and the job pool may be busy for seconds. Never
+// destroyed; stop() (process exit) waits for a free in progress and leaves the rest.
+class Releaser {
+ public:
+  static Releaser* instance(bool create) {
+    static std::atomic<Releaser*> r{nullptr};
+    static std::once_flag once;
+    if (create) std::call_once(once, [] { r.store(new Releaser()); });
+    return r.load();
+  }
+  // false: stopped (the caller keeps `t` alive for good).
+  bool post(at::Tensor& t) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return false;
+      queue_.push_back(std::move(t));
+    }
+    cv_.notify_one();
+    return true;
+  }
+  void stop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    stopped_ = true;
+    cv_.notify_all();
+    idle_.wait(lock, [this] { return !freeing_; });
+  }
+
+ private:
+  Releaser() { std::thread([this] { loop(); }).detach(); }
+  void loop() {
+    for (;;) {
+      at::Tensor t;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stopped_ || !queue_.empty(); });
+        if (stopped_) return;
+        t = std::move(queue_.front());
+        queue_.pop_front();
+        freeing_ = true;
+      }
+      t.reset();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        freeing_ = false;
+      }
+      idle_.notify_all();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_, idle_;
+  std::deque<at::Tensor> queue_;
+  bool stopped_ = false, freeing_ = false;
+};
+
 }  // namespace
 
 class JobQueue : public std::enable_shared_from_this<JobQueue> {
@@ -247,7 +302,8 @@ void Dispatch(Napi::Env env, Napi::Function, std::nullptr_t*, Message* msg) {
   try {
     st.on_progress.Call({Napi::Number::New(env, double(msg->step)), Napi::Number::New(env, double(msg->total))});
   } catch (const Napi::Error&) {
-    // an exception thrown by a user's progress callback does not stop the job
+    // not ours to handle here: lib/core/job.ts wraps the callbacks of the API, stopping the job and rejecting
+    // its call with what a callback threw
   }
 }
 
@@ -350,7 +406,10 @@ Napi::Promise Submit(Napi::Env env, Work work, const JobOptions& opts) {
 
 void Shutdown(Napi::Env env, bool process_exiting) {
   auto* data = env.GetInstanceData<AddonData>();
-  if (process_exiting) g_exiting.store(true);
+  if (process_exiting) {
+    g_exiting.store(true);
+    if (auto* r = Releaser::instance(false)) r->stop();
+  }
   if (!data || !data->jobs) return;
   auto jobs = std::static_pointer_cast<EnvJobs>(data->jobs);
   std::unique_lock<std::mutex> lock(jobs->mu);
@@ -365,6 +424,12 @@ void InitJobs(Napi::Env env) {
   // while the completer still exists.
   GetEnvJobs(env);
   env.AddCleanupHook([env] { Shutdown(env, false); });
+}
+
+void ReleaseOnWorker(at::Tensor t) {
+  constexpr size_t kLarge = size_t(1) << 20;
+  if (!t.defined() || !t.has_storage() || t.storage().nbytes() < kLarge) return;
+  if (g_exiting.load() || !Releaser::instance(true)->post(t)) new at::Tensor(std::move(t));  // kept: exit() follows
 }
 
 void SetIntraOpThreads(int n) {

@@ -2,6 +2,7 @@
 // Jobs submitted to one JobQueue (one per model) run one at a time, in submission order. A job's lambda
 // holds (by value) every at::Tensor it uses, so disposing the JS handles while it runs is safe.
 #pragma once
+#include <ATen/Tensor.h>
 #include <napi.h>
 
 #include <atomic>
@@ -55,6 +56,11 @@ void InitJobs(Napi::Env env);
 // abort flag reads as set) and awaited; their Promises never settle. `process_exiting` (the main thread's
 // 'exit'): besides, no queued task of any environment starts any more, since exit() follows.
 void Shutdown(Napi::Env env, bool process_exiting);
+
+// Drops `t` (a JS handle's tensor: dispose(), or the garbage collector's finalizer) on a thread of the addon when
+// it holds 1 MB or more, so that freeing its memory does not hold up the event loop; smaller ones are dropped here.
+// While the process exits, large ones are kept (exit() follows).
+void ReleaseOnWorker(at::Tensor t);
 
 // Intra-op threads libtorch uses inside jobs (applied on each worker before a job runs).
 void SetIntraOpThreads(int n);

@@ -30,6 +30,7 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   Napi::Value Data(const Napi::CallbackInfo& info);
   Napi::Value To(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  // Drops the tensor (a large one is freed off the JS thread: ReleaseOnWorker).
   void release();
 
   std::optional<at::Tensor> t_;

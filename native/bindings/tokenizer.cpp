@@ -9,6 +9,7 @@
 #include "bindings/tensor.h"
 #include "bindings/tokenizer_args.h"
 #include "ibq/core/compat.h"
+#include "ibq/eval/metrics.h"
 #include "ibq/tokenizer/tokenizer.h"
 
 namespace ibqb {
@@ -106,18 +107,25 @@ class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
   }
 
   // decode(indices, { autocast? }) -> Promise<Tensor [B, out_ch, H, W]>
+  // decode(indices, { autocast?, samplePixels? }): float32 [B, C, H, W]; samplePixels: the official sample
+  // script's uint8 [B, H, W, C] instead, converted in the same job (the float images never reach JS)
   Napi::Value Decode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto m = tok(env);
     at::Tensor indices = ArgTensor(info[0], "indices");
     auto ac = ArgAutocast(info[1]);
+    bool pixels = info[1].IsObject() && ArgBool(info[1].As<Napi::Object>().Get("samplePixels"), "samplePixels", false);
     return Submit(
         env,
-        [m, indices, ac](JobContext&) -> Finisher {
+        [m, indices, ac, pixels](JobContext&) -> Finisher {
           torch::NoGradGuard no_grad;
           const auto dev = ModuleDevice(*m);
-          ibq::compat::AutocastGuard autocast(ac, dev);
-          at::Tensor img = m->decode(indices.to(dev)).to(at::kFloat);
+          at::Tensor img;
+          {
+            ibq::compat::AutocastGuard autocast(ac, dev);
+            img = m->decode(indices.to(dev)).to(at::kFloat);
+          }
+          if (pixels) img = ibq::metrics::sample_pixels_uint8(img);
           return [img](Napi::Env env) -> Napi::Value { return TensorHandle::New(env, img); };
         },
         JobOptions{queue()});

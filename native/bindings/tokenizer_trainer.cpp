@@ -241,7 +241,7 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
   // The trainer owns the optimizers, LPIPS, discriminator and EMA: dispose() releases them with module_.
   void release_extra() override { trainer_.reset(); }
 
-  // step(x, globalStep, accumulate?) -> Promise<{ log: Record<string, number>,
+  // step(x, globalStep, accumulate?, microBatch?) -> Promise<{ log: Record<string, number>,
   //   nonfinite: '' | 'generator' | 'discriminator', nonfiniteRanks: number[] }>
   Napi::Value Step(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -249,10 +249,11 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
     at::Tensor x = ArgTensor(info[0], "batch");
     int64_t gs = ArgInt(info[1], "globalStep", 0, int64_t(1) << 53);
     int64_t acc = info[2].IsUndefined() ? 1 : ArgInt(info[2], "accumulate", 1, 1 << 20);
+    int64_t micro = info[3].IsUndefined() ? 0 : ArgInt(info[3], "microBatch", 1, int64_t(1) << 40);
     return Submit(
         env,
-        [t, x, gs, acc](JobContext&) -> Finisher {
-          auto r = t->step(x, gs, acc);
+        [t, x, gs, acc, micro](JobContext&) -> Finisher {
+          auto r = t->step(x, gs, acc, micro);
           return [r](Napi::Env env) -> Napi::Value {
             auto o = Napi::Object::New(env);
             o.Set("log", LogToJs(env, r.log));

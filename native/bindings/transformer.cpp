@@ -217,7 +217,8 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     return *trainer_;
   }
 
-  // trainStep(tokens, labels, { lr, weightDecay, clip, autocast?, accumulate? }) -> Promise<{ loss, gradNorm, nonfiniteRanks }>
+  // trainStep(tokens, labels, { lr, weightDecay, clip, autocast?, accumulate?, microBatch? })
+  //   -> Promise<{ loss, gradNorm, nonfiniteRanks }>
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto g = live(env);
@@ -228,12 +229,13 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     double clip = ArgNumber(o.Get("clip"), "clip");
     auto autocast = ArgAutocast(o);
     int64_t acc = o.Has("accumulate") && !o.Get("accumulate").IsUndefined() ? ArgInt(o.Get("accumulate"), "accumulate", 1, 1 << 20) : 1;
+    int64_t micro = o.Has("microBatch") && !o.Get("microBatch").IsUndefined() ? ArgInt(o.Get("microBatch"), "microBatch", 1, int64_t(1) << 40) : 0;
     auto* t = &Guard(env, [&]() -> ibq::TransformerTrainer& { return trainer(info.Env()); });
     auto keep = trainer_;
     return Submit(
         env,
-        [g, keep, t, tokens, labels, lr, wd, clip, autocast, acc](JobContext&) -> Finisher {
-          auto r = t->step(tokens, labels, lr, wd, clip, autocast, acc);
+        [g, keep, t, tokens, labels, lr, wd, clip, autocast, acc, micro](JobContext&) -> Finisher {
+          auto r = t->step(tokens, labels, lr, wd, clip, autocast, acc, micro);
           return [r](Napi::Env env) {
             auto o = Napi::Object::New(env);
             o.Set("loss", Napi::Number::New(env, r.loss));

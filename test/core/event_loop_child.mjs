@@ -57,6 +57,15 @@ const phases = {
     g.tokens.dispose();
     g.images.dispose();
   },
+  // a service under load: 16 generate() calls at once on one transformer and one tokenizer
+  generate16: async () => {
+    const calls = Array.from({ length: 16 }, (_, k) =>
+      generate({ transformer, tokenizer, labels: Array.from({ length: 8 }, (_, i) => (i + k) % CLASSES), seed: k, batchSize: 4 }));
+    for (const g of await Promise.all(calls)) {
+      g.tokens.dispose();
+      g.images.dispose();
+    }
+  },
   // the held-out evaluation of the demo and of `ibq eval-tokenizer` on in-memory batches
   evaluateTokenizer: async () => {
     await evaluateTokenizer({ tokenizer, data: evalBatches });
@@ -82,7 +91,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const maxMs = {};
 for (const [name, run] of Object.entries(phases)) {
   const wanted = only.length === 0 || only.includes(name);
-  if (!wanted && !(name === 'trainTransformer' && (only.includes('sample') || only.includes('generate')))) continue;
+  if (!wanted && !(name === 'trainTransformer' && ['sample', 'generate', 'generate16'].some((p) => only.includes(p)))) continue;
   globalThis.gc?.(); // the garbage of the set-up (and of earlier phases) is not this phase's
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { setNumThreads } from '../../dist/index.js';
-import { abortFlag } from '../../dist/core/errors.js';
+import { runJob } from '../../dist/core/job.js';
 import { native } from '../../dist/native.js';
 
 describe('native jobs', () => {
@@ -50,7 +50,7 @@ describe('native jobs', () => {
     expect(steps).toEqual([1, 2, 3, 4, 5]);
 
     const ac = new AbortController();
-    const p = native.testOps.matmulLoop(256, 1_000_000, { abortFlag: abortFlag(ac.signal)!.flag });
+    const p = runJob({ signal: ac.signal }, (hooks) => native.testOps.matmulLoop(256, 1_000_000, hooks));
     setTimeout(() => ac.abort(), 50);
     const err = await p.catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);

@@ -1,11 +1,14 @@
-// Images from untrusted sources: a pixel limit checked on the header before decoding, a stable code for
-// undecodable input, unknown option keys rejected.
+// Images from untrusted sources: a pixel limit checked on the header before decoding (any claimed size, also
+// beyond sharp's own limit), a default that fits a service (IBQ_MAX_PIXELS sets another) and the memory per
+// megapixel README states, a stable code for undecodable input, missing arguments named, unknown option keys
+// rejected.
 import { deflateSync } from 'node:zlib';
 
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 
-import { DEFAULT_MAX_PIXELS, loadImage, loadImages, Tokenizer } from '../../dist/index.js';
+import { decodeImage, DEFAULT_MAX_PIXELS, loadImage, loadImages, Tokenizer } from '../../dist/index.js';
+import { run } from '../support/run.js';
 
 function crc32(buf: Buffer): number {
   let c = ~0;
@@ -40,7 +43,67 @@ describe('image input limits', () => {
     const huge = pngHeader(10000, 10000);
     expect((await sharp(huge).metadata()).width).toBe(10000); // a valid header
     expect(await codeOf(loadImages([huge], 32))).toBe('ERR_IBQ_IMAGE_TOO_LARGE');
-    await expect(loadImage(huge, 32)).rejects.toThrow(/inputs\[0\].*10000x10000.*maxPixels 50000000/);
+    await expect(loadImage(huge, 32)).rejects.toThrow(/inputs\[0\].*10000x10000.*maxPixels 16777216/);
+  });
+
+  it('a header claiming more than sharp itself opens (20000 x 20000, 70000 x 70000) is too large, not undecodable', async () => {
+    for (const side of [20000, 70000]) {
+      expect(await codeOf(loadImages([pngHeader(side, side)], 32)), String(side)).toBe('ERR_IBQ_IMAGE_TOO_LARGE');
+      expect(await codeOf(loadImages([pngHeader(side, side)], 32, { maxPixels: 2 ** 40 })), String(side)).toBe('ERR_IBQ_BAD_IMAGE');
+    }
+    await expect(loadImage(pngHeader(20000, 20000), 32)).rejects.toThrow(/20000x20000 = 400000000 pixels, more than maxPixels/);
+  });
+
+  it('the default fits a service (4096 x 4096); IBQ_MAX_PIXELS sets another', async () => {
+    expect(DEFAULT_MAX_PIXELS).toBe(4096 * 4096);
+    expect(await codeOf(loadImages([pngHeader(4097, 4096)], 32))).toBe('ERR_IBQ_IMAGE_TOO_LARGE');
+    const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } }).png().toBuffer();
+    const saved = process.env.IBQ_MAX_PIXELS;
+    try {
+      process.env.IBQ_MAX_PIXELS = String(64 * 48 - 1);
+      expect(await codeOf(loadImages([png], 16))).toBe('ERR_IBQ_IMAGE_TOO_LARGE');
+      expect((await loadImages([png], 16, { maxPixels: 64 * 48 })).length).toBe(3 * 16 * 16); // the option wins
+      process.env.IBQ_MAX_PIXELS = String(64 * 48);
+      expect((await loadImages([png], 16)).length).toBe(3 * 16 * 16);
+      process.env.IBQ_MAX_PIXELS = 'lots';
+      await expect(loadImages([png], 16)).rejects.toThrow(/IBQ_MAX_PIXELS: expected a positive integer, got "lots"/);
+    } finally {
+      if (saved === undefined) delete process.env.IBQ_MAX_PIXELS;
+      else process.env.IBQ_MAX_PIXELS = saved;
+    }
+  });
+
+  it('decoding holds at most 4 MB per megapixel of input (README: about 3.5), measured as peak RSS', async () => {
+    // a 4000 x 4000 PNG of one colour: a few KB uploaded, 16 megapixels decoded
+    const code = `
+      import sharp from 'sharp';
+      import { decodeImage } from ${JSON.stringify(new URL('../../dist/index.js', import.meta.url).href)};
+      const png = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#808080' } }).png().toBuffer();
+      await decodeImage(await sharp({ create: { width: 64, height: 64, channels: 3, background: '#000' } }).png().toBuffer(), 256);
+      globalThis.gc();
+      const before = process.memoryUsage().rss;
+      let peak = before;
+      const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 2);
+      const x = await decodeImage(png, 256);
+      clearInterval(timer);
+      peak = Math.max(peak, process.memoryUsage().rss);
+      console.log(JSON.stringify({ bytes: png.length, values: x.length, mbPerMegapixel: (peak - before) / 1e6 / 16 }));`;
+    const r = await run(process.execPath, ['--expose-gc', '--input-type=module', '-e', code], { timeout: 120_000, cwd: new URL('../..', import.meta.url).pathname });
+    expect(r.status, r.stderr).toBe(0);
+    const m = JSON.parse(r.stdout.trim()) as { bytes: number; values: number; mbPerMegapixel: number };
+    expect(m.values).toBe(3 * 256 * 256);
+    expect(m.bytes).toBeLessThan(100_000);
+    console.log(`decoding a ${m.bytes}-byte 4000 x 4000 PNG: ${m.mbPerMegapixel.toFixed(2)} MB of RSS per megapixel`);
+    expect(m.mbPerMegapixel).toBeLessThanOrEqual(4);
+    expect(m.mbPerMegapixel).toBeGreaterThan(2); // the full-size RGB pixels (3 bytes each) are held: the measure sees them
+  }, 120_000);
+
+  it('a missing argument is named and said to be missing', async () => {
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } }).png().toBuffer();
+    await expect(loadImages([png], undefined as never)).rejects.toThrow(/^size: expected an integer, got nothing \(the value is missing\)$/);
+    await expect(decodeImage(png, undefined as never)).rejects.toThrow(TypeError);
+    await expect(loadImages([undefined as never], 8)).rejects.toThrow(/^inputs\[0\]: expected a path or a Buffer, got nothing \(the value is missing\)$/);
+    await expect(decodeImage(png, 8, 'middle' as never)).rejects.toThrow(/^crop: expected 'centre' or \{ fx, fy \}/);
   });
 
   it('maxPixels counts width x height of the input; under it the image loads', async () => {

@@ -5,6 +5,7 @@
 
 #include "ibq/core/compat.h"
 #include "ibq/core/errors.h"
+#include "ibq/train/accumulate.h"
 
 namespace ibq {
 namespace {
@@ -129,18 +130,15 @@ void TokenizerTrainer::set_data_parallel(std::shared_ptr<dist::ProcessGroup> pg,
       std::move(pg), module_.ptr(), std::vector<std::vector<at::Tensor>>{opt_gen_->params(), opt_disc_->params()}, o);
 }
 
-StepResult TokenizerTrainer::step(const at::Tensor& x_in, int64_t global_step, int64_t accumulate) {
+StepResult TokenizerTrainer::step(const at::Tensor& x_in, int64_t global_step, int64_t accumulate, int64_t micro_batch) {
   auto& m = *module_;
   m.train(true);
   const auto dev = device_of(m);
   const at::Tensor x = x_in.to(dev, at::kFloat);
-  if (accumulate < 1 || x.dim() < 1 || x.size(0) < accumulate)
-    throw ValueError("accumulate: expected an integer in [1, batch size = " + std::to_string(x.dim() ? x.size(0) : 0) +
-                     "], got " + std::to_string(accumulate));
-  // near-equal micro-batches (sizes differ by at most one when the batch size does not divide)
-  const auto xs = at::tensor_split(x, accumulate, 0);
+  const auto xs = x.split_with_sizes(micro_batch_sizes(x.dim() ? x.size(0) : 0, accumulate, micro_batch, "images"));
   const size_t n = xs.size();
-  const double inv = 1.0 / static_cast<double>(n);
+  // each micro-batch's loss / accumulate, also when an epoch's tail has fewer micro-batches (Lightning)
+  const double inv = 1.0 / static_cast<double>(accumulate);
   const at::Tensor last_layer = m.tokenizer->decoder->conv_out->weight;
   auto* dp = data_parallel.get();
   StepResult result;
@@ -154,7 +152,7 @@ StepResult TokenizerTrainer::step(const at::Tensor& x_in, int64_t global_step, i
     return dp ? !result.nonfinite_ranks.empty() : local_bad;
   };
   const auto backward = [&](size_t group, const at::Tensor& loss, bool sync, const std::vector<at::Tensor>& inputs) {
-    const at::Tensor l = n > 1 ? loss * inv : loss;
+    const at::Tensor l = accumulate > 1 ? loss * inv : loss;
     if (dp) {
       dp->backward(group, l, inputs, sync);
     } else if (inputs.empty()) {

@@ -80,15 +80,15 @@ class TokenizerTrainer {
                    const TrainerOptions& opts);
 
   // One official training step on images x [B, C, H, W] in [-1, 1] at `global_step` (completed steps so far).
-  // Puts the module in train mode. `accumulate` > 1: x holds that many micro-batches (near-equal: at::tensor_split);
-  // each optimizer's gradients are accumulated over them (each micro-batch loss / accumulate, its own forward,
-  // the generator losses through the updated discriminator) before its one update; the log is the micro-batch
-  // mean. With `data_parallel` set, gradients are also averaged over the ranks (on the last micro-batch only,
+  // Puts the module in train mode. x holds the micro-batches of ibq/train/accumulate.h (micro_batch rows each, at most
+  // `accumulate` of them; micro_batch 0: `accumulate` near-equal ones); each optimizer's gradients are accumulated
+  // over them (each micro-batch loss / accumulate, its own forward, the generator losses through the updated
+  // discriminator) before its one update; the log is the micro-batch mean. With `data_parallel` set, gradients are also averaged over the ranks (on the last micro-batch only,
   // as DDP's no_sync), the log is averaged over the ranks, every rank stops when one rank's loss is not finite,
   // and the buffers are broadcast from rank 0 after the step.
-  // Errors: ibq::ValueError for bad images (see TokenizerImpl::forward) or a B not divisible by accumulate;
-  // ibq::dist::DistError when a collective fails.
-  StepResult step(const at::Tensor& x, int64_t global_step, int64_t accumulate = 1);
+  // Errors: ibq::ValueError for bad images (see TokenizerImpl::forward) or micro-batches that do not fit
+  // (micro_batch_sizes); ibq::dist::DistError when a collective fails.
+  StepResult step(const at::Tensor& x, int64_t global_step, int64_t accumulate = 1, int64_t micro_batch = 0);
 
   // The loss of optimizer_idx 0 (generator) or 1 (discriminator) at global_step, in the module's current mode,
   // and its gradients w.r.t. the named parameters (training-module names, e.g. "decoder.conv_out.weight",

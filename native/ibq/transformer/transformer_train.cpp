@@ -6,6 +6,7 @@
 
 #include "ibq/core/compat.h"
 #include "ibq/core/errors.h"
+#include "ibq/train/accumulate.h"
 
 namespace ibq {
 namespace {
@@ -71,20 +72,18 @@ void TransformerTrainer::set_data_parallel(std::shared_ptr<dist::ProcessGroup> p
 }
 
 StepResult TransformerTrainer::step(const at::Tensor& tokens, const at::Tensor& labels, double lr, double weight_decay,
-                                    double clip, c10::optional<at::ScalarType> autocast, int64_t accumulate) {
+                                    double clip, c10::optional<at::ScalarType> autocast, int64_t accumulate,
+                                    int64_t micro_batch) {
   if (!(lr >= 0)) throw ValueError("lr: expected a number >= 0");
   if (!(weight_decay >= 0)) throw ValueError("weight_decay: expected a number >= 0");
-  if (accumulate < 1 || tokens.dim() < 1 || tokens.size(0) < accumulate)
-    throw ValueError("accumulate: expected an integer in [1, rows = " + std::to_string(tokens.dim() ? tokens.size(0) : 0) +
-                     "], got " + std::to_string(accumulate));
+  const auto sizes = micro_batch_sizes(tokens.dim() ? tokens.size(0) : 0, accumulate, micro_batch, "tokens");
   auto& groups = opt_->param_groups();
   static_cast<torch::optim::AdamWOptions&>(groups[0].options()).lr(lr).weight_decay(weight_decay);
   static_cast<torch::optim::AdamWOptions&>(groups[1].options()).lr(lr).weight_decay(0);
   opt_->zero_grad();
-  // accumulate near-equal micro-batches (sizes differ by at most one when the rows do not divide)
-  const auto ts = at::tensor_split(tokens, accumulate, 0);
+  const auto ts = tokens.split_with_sizes(sizes);
   const bool per_row_labels = labels.dim() >= 1 && labels.size(0) == tokens.size(0);
-  const auto ls = per_row_labels ? at::tensor_split(labels, accumulate, 0) : std::vector<at::Tensor>(ts.size(), labels);
+  const auto ls = per_row_labels ? labels.split_with_sizes(sizes) : std::vector<at::Tensor>(ts.size(), labels);
   const size_t n = ts.size();
   auto* dp = data_parallel.get();
   StepResult r;
@@ -103,7 +102,8 @@ StepResult TransformerTrainer::step(const at::Tensor& tokens, const at::Tensor& 
       bad = true;
       break;
     }
-    if (n > 1) loss = loss / static_cast<double>(n);
+    // each micro-batch's loss / accumulate, also when an epoch's tail has fewer micro-batches (Lightning)
+    if (accumulate > 1) loss = loss / static_cast<double>(accumulate);
     if (i + 1 < n) {
       if (dp) dp->backward(0, loss, {}, /*sync=*/false);
       else loss.backward();

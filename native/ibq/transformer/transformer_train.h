@@ -45,13 +45,14 @@ class TransformerTrainer {
   // One training step in the model's current mode: loss, backward, clip to `clip` (<= 0: no clipping),
   // AdamW update with learning rate `lr` and weight decay `weight_decay` on the decayed group. `autocast`:
   // mixed precision of the forward pass (bfloat16 on the CPU; float16 or bfloat16 on CUDA).
-  // `accumulate` > 1: tokens/labels hold that many micro-batches (near-equal: at::tensor_split), whose gradients
-  // (each loss / accumulate) are summed before the one update; the loss is their mean. With `data_parallel`
+  // tokens/labels hold the micro-batches of ibq/train/accumulate.h (micro_batch rows each, at most `accumulate` of them;
+  // micro_batch 0: `accumulate` near-equal ones), whose gradients (each loss / accumulate) are summed before the
+  // one update; the loss is their mean. With `data_parallel`
   // set, gradients are averaged over the ranks (last micro-batch only, as DDP's no_sync), the loss is the mean
   // over ranks, all ranks skip the update when one rank's loss is not finite (nonfinite_ranks), and buffers are
   // broadcast from rank 0 after the step. A non-finite loss without data parallelism also skips the update.
   StepResult step(const at::Tensor& tokens, const at::Tensor& labels, double lr, double weight_decay, double clip,
-                  c10::optional<at::ScalarType> autocast = c10::nullopt, int64_t accumulate = 1);
+                  c10::optional<at::ScalarType> autocast = c10::nullopt, int64_t accumulate = 1, int64_t micro_batch = 0);
 
   // Data-parallel training over a process group (null: one process): one parameter group, all parameters.
   void set_data_parallel(std::shared_ptr<dist::ProcessGroup> pg, const dist::DataParallelOptions& opts = {});
