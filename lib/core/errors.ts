@@ -61,8 +61,8 @@ export function checkOptionKeys(o: object, allowed: readonly string[], name = 'o
 export const ERROR_CODES = {
   /** A long call stopped because its AbortSignal fired (err.name 'AbortError'). */
   ERR_IBQ_ABORTED: 'the operation was aborted by its AbortSignal',
-  /** A file is not a readable checkpoint / safetensors / npy file, or its contents do not fit the model. */
-  ERR_IBQ_BAD_CHECKPOINT: 'unreadable or unsuitable checkpoint file',
+  /** A file is not a readable checkpoint / safetensors / npy file (damaged, truncated, or another format). */
+  ERR_IBQ_BAD_CHECKPOINT: 'unreadable checkpoint, safetensors or numpy file',
   /** A tensor argument has the wrong shape (native check). */
   ERR_IBQ_SHAPE: 'a tensor has the wrong shape',
   /** A native argument check failed (range, dtype, device). */
@@ -73,13 +73,13 @@ export const ERROR_CODES = {
   ERR_IBQ_DISPOSED: 'the model or tensor has been disposed',
   /** A synchronous call on a model while one of its jobs runs (await the job first). */
   ERR_IBQ_BUSY: 'the model is busy with a running job',
-  /** Training stopped on a NaN/inf loss or gradient norm. */
+  /** A NaN/inf loss or gradient norm: TrainingDivergedError (TokenizerTrainer.step, and the runs, which stop). */
   ERR_IBQ_NON_FINITE: 'training diverged (non-finite loss)',
   /** A training output folder already holds a run and neither resume nor overwrite was asked for. */
   ERR_IBQ_OUT_DIR_IN_USE: 'the output folder holds another training run',
   /** resume was asked for but there is no checkpoint to resume from. */
   ERR_IBQ_NO_CHECKPOINT: 'no checkpoint to resume from',
-  /** Weights a computation needs (LPIPS, FID Inception) were not found. */
+  /** Weights a computation needs (LPIPS for evaluation or training, FID Inception) were not found: MissingWeightsError. */
   ERR_IBQ_MISSING_WEIGHTS: 'required pretrained weights are missing',
   /** An image could not be decoded or is larger than allowed. */
   ERR_IBQ_BAD_IMAGE: 'an image could not be decoded or is too large',
@@ -106,6 +106,49 @@ export class IbqError extends Error {
     super(message, options);
     this.code = code;
     this.name = 'IbqError';
+  }
+}
+
+/**
+ * A weight file a computation needs (LPIPS, FID Inception) is not there: code ERR_IBQ_MISSING_WEIGHTS. `file` is
+ * the expected name, `url` where it is published.
+ */
+export class MissingWeightsError extends IbqError {
+  constructor(
+    message: string,
+    readonly file: string,
+    readonly url: string,
+  ) {
+    super('ERR_IBQ_MISSING_WEIGHTS', message);
+    this.name = 'MissingWeightsError';
+  }
+}
+
+/**
+ * A loss or gradient norm became NaN/inf (code ERR_IBQ_NON_FINITE): thrown by TokenizerTrainer.step for that
+ * step (the update is skipped) and by the training runs, which stop there (`lastCheckpoint` set: the last good
+ * checkpoint, or null when none was written). `step` is the global step; `what` names the quantity (and the
+ * ranks); `ranks` (data-parallel) are those whose value was not finite; `log` the step's logged values.
+ */
+export class TrainingDivergedError extends IbqError {
+  readonly ranks: number[];
+  readonly log: Record<string, number>;
+  readonly lastCheckpoint: string | null | undefined;
+  constructor(
+    readonly step: number,
+    readonly what: string,
+    opts: { ranks?: number[]; log?: Record<string, number>; lastCheckpoint?: string | null } = {},
+  ) {
+    const ranks = opts.ranks ?? [];
+    const where = ranks.length ? ` on rank ${ranks.join(', ')}` : '';
+    super('ERR_IBQ_NON_FINITE', opts.lastCheckpoint === undefined
+      ? `non-finite ${what} at global step ${step}${where}`
+      : `training diverged: non-finite ${what}${where} at global step ${step}; stopped. Nothing was saved for that step. ` +
+        `Last good checkpoint: ${opts.lastCheckpoint ?? 'none (no checkpoint was written)'}`);
+    this.name = 'TrainingDivergedError';
+    this.ranks = ranks;
+    this.log = opts.log ?? {};
+    this.lastCheckpoint = opts.lastCheckpoint;
   }
 }
 

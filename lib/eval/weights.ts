@@ -5,6 +5,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { MissingWeightsError } from '../core/errors.js';
+
 export type LpipsNetName = 'vgg' | 'alex';
 
 /** pytorch-fid's FID Inception weights (a port of the TF graph of 2015-12-05). */
@@ -31,17 +33,7 @@ export const LPIPS_WEIGHTS: Record<LpipsNetName, { backbone: string; backboneUrl
 };
 export const LPIPS_WEIGHTS_ENV = 'IBQ_LPIPS_WEIGHTS';
 
-/** A weight file the evaluation needs is not there. `file` is the expected name, `url` where it is published. */
-export class MissingWeightsError extends Error {
-  constructor(
-    message: string,
-    readonly file: string,
-    readonly url: string,
-  ) {
-    super(message);
-    this.name = 'MissingWeightsError';
-  }
-}
+export { MissingWeightsError };
 
 function isFile(p: string): boolean {
   return existsSync(p) && statSync(p).isFile();

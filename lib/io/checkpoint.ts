@@ -8,7 +8,7 @@
  */
 import { native } from '../native.js';
 import { Tensor, wrap } from '../core/tensor.js';
-import { fileSize, readRange, withPath } from './files.js';
+import { fileSize, readRange, badFile } from './files.js';
 import { loadLegacy } from './legacy.js';
 import { unpickle } from './pickle.js';
 import { TensorRef, type PickleContext, type StorageRef } from './pickle_globals.js';
@@ -94,7 +94,7 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
     const parsed = isZip ? await parseZip(path, size) : await loadLegacy(path, size);
     return await buildCheckpoint(path, parsed);
   } catch (err) {
-    throw withPath(path, err);
+    throw badFile(path, err);
   }
 }
 

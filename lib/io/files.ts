@@ -4,7 +4,7 @@ import { access, open, rename, unlink, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-import { checkString } from '../core/errors.js';
+import { checkString, withCode } from '../core/errors.js';
 
 /** Re-throws `err` as an Error that names `path` (keeps TypeError/RangeError classes). */
 export function withPath(path: string, err: unknown): Error {
@@ -13,6 +13,16 @@ export function withPath(path: string, err: unknown): Error {
   const msg = `${path}: ${e.message.split('\n').slice(0, 6).join('\n')}`;
   const Cls = e instanceof RangeError ? RangeError : e instanceof TypeError ? TypeError : Error;
   return new Cls(msg, { cause: e });
+}
+
+/**
+ * withPath for the readers of checkpoint, safetensors and numpy files: a file that cannot be parsed gets the
+ * code ERR_IBQ_BAD_CHECKPOINT (argument errors, TypeError / RangeError, and errors that carry a code already,
+ * e.g. ENOENT, keep theirs).
+ */
+export function badFile(path: string, err: unknown): Error {
+  const e = withPath(path, err);
+  return e instanceof TypeError || e instanceof RangeError ? e : withCode(e, 'ERR_IBQ_BAD_CHECKPOINT');
 }
 
 /** Size of a regular file; a clear Error when it is missing or not a file. */

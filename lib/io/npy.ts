@@ -12,7 +12,7 @@ import yazl from 'yazl';
 import { describe } from '../core/errors.js';
 import { native } from '../native.js';
 import { tensor, Tensor, wrap, type DType } from '../core/tensor.js';
-import { fileSize, readRange, withPath, writeAtomic } from './files.js';
+import { fileSize, readRange, badFile, writeAtomic } from './files.js';
 import { decodeArray, fortranToC, parseNpDType, shapeNumel } from './numpy_values.js';
 import { contiguousStrides } from './pickle_globals.js';
 import { openZip, readZipEntry, zipEntries } from './zip_index.js';
@@ -96,7 +96,7 @@ export async function loadNpy(path: string): Promise<Tensor> {
     const [handle] = await native.io.loadTensors(path, false, [['', h.dataOffset, h.nbytes, h.dtype, h.bigEndian]], [[0, h.shape, strides, 0]]);
     return wrap(handle);
   } catch (err) {
-    throw withPath(path, err);
+    throw badFile(path, err);
   }
 }
 
@@ -139,7 +139,7 @@ export async function loadNpz(path: string): Promise<Map<string, Tensor>> {
     }
     return out;
   } catch (err) {
-    throw withPath(path, err);
+    throw badFile(path, err);
   } finally {
     zf.close();
   }

@@ -8,7 +8,7 @@ import { describe } from '../core/errors.js';
 import { stateDictEntries } from '../core/module.js';
 import { native } from '../native.js';
 import { Tensor, wrap, type DType } from '../core/tensor.js';
-import { fileSize, readRange, withPath, writeAtomic } from './files.js';
+import { fileSize, readRange, badFile, writeAtomic } from './files.js';
 import { contiguousStrides } from './pickle_globals.js';
 
 /** safetensors dtype -> [our dtype, element size]. */
@@ -83,7 +83,7 @@ export async function loadSafetensors(path: string): Promise<Map<string, Tensor>
     const handles = entries.length ? await native.io.loadTensors(path, false, storages, views) : [];
     return new Map(entries.map((e, i) => [e.name, wrap(handles[i])]));
   } catch (err) {
-    throw withPath(path, err);
+    throw badFile(path, err);
   }
 }
 

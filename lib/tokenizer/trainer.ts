@@ -8,7 +8,7 @@
  * (`encoder.*`, `loss.perceptual_loss.*`, `loss.discriminator.*`, `quantize.*`, `model_ema.*`).
  */
 import { basename } from 'node:path';
-import { checkInt, checkNumber, describe } from '../core/errors.js';
+import { checkInt, checkNumber, describe, MissingWeightsError, TrainingDivergedError } from '../core/errors.js';
 import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../io/index.js';
 import { Module, stateDictEntries, type LoadResult, type StateDict } from '../core/module.js';
 import { native, type ProcessGroupNative, type TokenizerTrainerNative, type TokenizerTrainerStateNative } from '../native.js';
@@ -56,18 +56,8 @@ export interface TokenizerTrainerOptions {
 /** LPIPS weights: a tokenizer checkpoint holding loss.perceptual_loss.*, or torchvision vgg16 + LPIPS lin files. */
 export type PerceptualSource = string | Checkpoint | { vgg16: string; lin: string };
 
-export class NonFiniteLossError extends Error {
-  constructor(
-    readonly step: number,
-    readonly which: 'generator' | 'discriminator',
-    readonly log: Record<string, number>,
-    /** Data-parallel: the ranks whose loss was not finite (all ranks stop). */
-    readonly ranks: number[] = [],
-  ) {
-    super(`non-finite ${which} loss at global step ${step}${ranks.length ? ` on rank ${ranks.join(', ')}` : ''}`);
-    this.name = 'NonFiniteLossError';
-  }
-}
+/** The error TokenizerTrainer.step rejects with on a NaN/inf loss: TrainingDivergedError (one class per event). */
+export { TrainingDivergedError as NonFiniteLossError };
 
 const PERCEPTUAL = 'loss.perceptual_loss.';
 const LPIPS_HELP =
@@ -200,20 +190,20 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
   }
 
   #checkReady(): void {
-    if (this.lossconfig.perceptual_weight > 0 && !this.#perceptualLoaded) throw new Error(LPIPS_HELP);
+    if (this.lossconfig.perceptual_weight > 0 && !this.#perceptualLoaded) throw new MissingWeightsError(LPIPS_HELP, 'vgg16-397923af.pth, vgg.pth', 'https://download.pytorch.org/models/vgg16-397923af.pth');
   }
 
   /**
    * One official training step on a batch [B, C, H, W] in [-1, 1] (float32): discriminator update, then
    * generator update, schedulers, EMA. Resolves to the log dictionary (official names, e.g. 'train/total_loss',
-   * 'train/disc_loss'). Rejects with NonFiniteLossError (naming the step) when a loss is NaN/inf; that update
+   * 'train/disc_loss'). Rejects with TrainingDivergedError (ERR_IBQ_NON_FINITE, naming the step) when a loss is NaN/inf; that update
    * is then skipped. Gradient accumulation (Lightning's accumulate_grad_batches): the batch holds micro-batches of
    * `microBatch` images (the last one may be smaller; at most `accumulate` of them, fewer at an epoch's end), or
    * without `microBatch` `accumulate` near-equal ones; each optimizer's gradients are accumulated over them (each
    * its own forward, its mean loss / accumulate whatever the number of micro-batches, as Lightning weighs an
    * epoch's last update) before its one update, and the log is their mean. After setDataParallel, gradients and
    * the log are also averaged over the ranks and a non-finite loss on any rank stops every rank
-   * (NonFiniteLossError.ranks names them).
+   * (TrainingDivergedError.ranks names them).
    */
   async step(batch: Tensor, opts: { globalStep?: number; accumulate?: number; microBatch?: number } = {}): Promise<Record<string, number>> {
     this.#checkReady();
@@ -230,7 +220,7 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
     }
     const r = await this.native.step(tensorArg(batch, 'batch'), gs, acc, micro);
     this.#lr = r.lr;
-    if (r.nonfinite) throw new NonFiniteLossError(gs, r.nonfinite, r.log, r.nonfiniteRanks);
+    if (r.nonfinite) throw new TrainingDivergedError(gs, `${r.nonfinite} loss`, { ranks: r.nonfiniteRanks, log: r.log });
     this.globalStep = gs + 1;
     return r.log;
   }

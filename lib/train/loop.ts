@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { appendFile, copyFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { checkInt, checkSignal, describe, IbqError } from '../core/errors.js';
+import { checkInt, checkSignal, describe, IbqError, TrainingDivergedError } from '../core/errors.js';
 import type { DistributedContext, DistributedOption } from '../distributed/context.js';
 import type { ProcessGroup } from '../distributed/process_group.js';
 import { BatchPlan, epochPlan, samplesPerRank, type DataPosition } from './sampler.js';
@@ -105,8 +105,8 @@ export interface TrainLoopResult {
 export interface StepOutcome {
   log: Record<string, number>;
   lr: number;
-  /** What was not finite ('generator loss', 'loss NaN, gradient norm NaN', ...); the step was not applied. */
-  nonFinite?: string;
+  /** What was not finite ('generator loss', 'loss (loss NaN, gradient norm NaN)', ...) and on which ranks; the step was not applied. */
+  nonFinite?: { what: string; ranks: number[] };
 }
 
 /** What the loop needs from a model's trainer. */
@@ -141,15 +141,7 @@ export interface LoopTask<B> {
   extraLog?(): Record<string, number>;
 }
 
-/** Raised when a loss or gradient norm is NaN/inf: code ERR_IBQ_NON_FINITE; `step` is the global step. */
-export class TrainingDivergedError extends IbqError {
-  constructor(readonly step: number, readonly what: string, readonly lastCheckpoint: string | undefined) {
-    super('ERR_IBQ_NON_FINITE',
-      `training diverged: non-finite ${what} at global step ${step}; stopped. Nothing was saved for that step. ` +
-      `Last good checkpoint: ${lastCheckpoint ?? 'none (no checkpoint was written)'}`);
-    this.name = 'TrainingDivergedError';
-  }
-}
+export { TrainingDivergedError };
 
 export const LAST_CHECKPOINT = 'last.ckpt';
 export const LOG_FILE = 'log.jsonl';
@@ -351,7 +343,9 @@ async function loop<B>(
       } finally {
         task.release(batch);
       }
-      if (out.nonFinite !== undefined) throw new TrainingDivergedError(step, out.nonFinite, lastGood);
+      if (out.nonFinite !== undefined) {
+        throw new TrainingDivergedError(step, out.nonFinite.what, { ranks: out.nonFinite.ranks, log: out.log, lastCheckpoint: lastGood ?? null });
+      }
       const seconds = (performance.now() - t0) / 1000;
       const info: TrainStepInfo = { step, totalSteps, epoch, log: out.log, lr: out.lr, seconds, samplesPerSecond: (n * (dist?.worldSize ?? 1)) / seconds };
       const sps = (n * (dist?.worldSize ?? 1)) / seconds;

@@ -6,14 +6,14 @@
 
 import { presetOrYaml, readConfig, type IBQConfig, type RunSettings } from '../config/read_config.js';
 import { makeDataset, type TokenizerDataInput } from '../data/tokenizer_data.js';
-import { checkInt, checkNumber, describe } from '../core/errors.js';
+import { checkInt, checkNumber, describe, TrainingDivergedError } from '../core/errors.js';
 import { distributedContext } from '../distributed/context.js';
 import { loadCheckpoint } from '../io/index.js';
 import type { Tensor } from '../core/tensor.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { resolveTokenizerConfig, tokenizerPreset, TOKENIZER_PRESETS, type ResolvedTokenizerConfig, type TokenizerPreset } from '../tokenizer/config.js';
 import {
-  NonFiniteLossError, TokenizerTrainer, type PerceptualSource, type SchedulerType, type TokenizerTrainerOptions,
+  TokenizerTrainer, type PerceptualSource, type SchedulerType, type TokenizerTrainerOptions,
 } from '../tokenizer/trainer.js';
 import { resolveLossConfig, type ResolvedLossConfig } from '../tokenizer/trainer_state.js';
 import {
@@ -136,11 +136,9 @@ export async function trainTokenizer(config: TokenizerConfigInput, options: Trai
     size: (x) => x.shape[0]!,
     async step(x, step, info) {
       const r = await trainer.step(x, { globalStep: step, accumulate: info.accumulate, microBatch: info.microBatch }).then(
-        (log) => ({ log, nonFinite: undefined as string | undefined }),
+        (log) => ({ log, nonFinite: undefined as { what: string; ranks: number[] } | undefined }),
         (err) => {
-          if (err instanceof NonFiniteLossError) {
-            return { log: err.log, nonFinite: `${err.which} loss${err.ranks.length ? ` on rank ${err.ranks.join(', ')}` : ''}` };
-          }
+          if (err instanceof TrainingDivergedError) return { log: err.log, nonFinite: { what: err.what, ranks: err.ranks } };
           throw err;
         },
       );

@@ -155,8 +155,7 @@ export async function trainTransformer(config: ConfigInput, options: TrainTransf
       const r = await model.trainStep(b.tokens, b.labels, { lr, weightDecay: wdNow, clip, autocast, accumulate: info.accumulate, microBatch: info.microBatch });
       const log = { loss: r.loss, grad_norm: r.gradNorm, wd: wdNow };
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
-        const where = r.nonfiniteRanks.length ? ` on rank ${r.nonfiniteRanks.join(', ')}` : '';
-        return { log, lr, nonFinite: `loss${where} (loss ${r.loss}, gradient norm ${r.gradNorm})` };
+        return { log, lr, nonFinite: { what: `loss (loss ${r.loss}, gradient norm ${r.gradNorm})`, ranks: r.nonfiniteRanks } };
       }
       lastLoss = r.loss;
       return { log, lr };

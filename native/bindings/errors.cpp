@@ -71,6 +71,18 @@ Napi::Value MakeError(Napi::Env env, const ErrorInfo& info) {
       err = Napi::Error::New(env, info.message);
       code = "ERR_IBQ_DISTRIBUTED";
       break;
+    case ErrorInfo::kDisposed:
+      err = Napi::TypeError::New(env, info.message);
+      code = "ERR_IBQ_DISPOSED";
+      break;
+    case ErrorInfo::kBusy:
+      err = Napi::Error::New(env, info.message);
+      code = "ERR_IBQ_BUSY";
+      break;
+    case ErrorInfo::kShuttingDown:
+      err = Napi::Error::New(env, info.message);
+      code = "ERR_IBQ_SHUTTING_DOWN";
+      break;
     case ErrorInfo::kAbort:
       err = Napi::Error::New(env, info.message);
       err.Set("name", Napi::String::New(env, "AbortError"));
@@ -85,10 +97,8 @@ Napi::Value MakeError(Napi::Env env, const ErrorInfo& info) {
 
 void ThrowType(Napi::Env env, const std::string& message) { throw Napi::TypeError::New(env, message); }
 void ThrowRange(Napi::Env env, const std::string& message) { throw Napi::RangeError::New(env, message); }
-void ThrowDisposed(Napi::Env env, const std::string& message) {
-  auto err = Napi::TypeError::New(env, message);
-  err.Set("code", Napi::String::New(env, "ERR_IBQ_DISPOSED"));
-  throw err;
+void ThrowCoded(Napi::Env env, ErrorInfo::Kind kind, const std::string& message) {
+  throw Napi::Error(env, MakeError(env, {kind, message}));
 }
 
 int64_t ArgInt(const Napi::Value& v, const char* arg, int64_t min, int64_t max) {

@@ -7,9 +7,10 @@
 
 namespace ibqb {
 
-// What a caught exception becomes in JS: the class and the message (first lines, no C++ backtrace).
+// What a caught exception (or a refused call) becomes in JS: the class, the code and the message (first lines,
+// no C++ backtrace). MakeError is the one place that assigns the codes of lib/core/errors.ts (ERROR_CODES).
 struct ErrorInfo {
-  enum Kind { kError, kTypeError, kRangeError, kShape, kAbort, kDistributed } kind = kError;
+  enum Kind { kError, kTypeError, kRangeError, kShape, kAbort, kDistributed, kDisposed, kBusy, kShuttingDown } kind = kError;
   std::string message;
 };
 
@@ -34,8 +35,12 @@ auto Guard(Napi::Env env, Fn&& fn) -> decltype(fn()) {
 
 [[noreturn]] void ThrowType(Napi::Env env, const std::string& message);
 [[noreturn]] void ThrowRange(Napi::Env env, const std::string& message);
-// A TypeError with code ERR_IBQ_DISPOSED: a call on a model or tensor whose dispose() ran.
-[[noreturn]] void ThrowDisposed(Napi::Env env, const std::string& message);
+// Throws MakeError(kind, message): e.g. kDisposed (a TypeError with code ERR_IBQ_DISPOSED: a call on a model or
+// tensor whose dispose() ran), kBusy (ERR_IBQ_BUSY), kShuttingDown (ERR_IBQ_SHUTTING_DOWN).
+[[noreturn]] void ThrowCoded(Napi::Env env, ErrorInfo::Kind kind, const std::string& message);
+[[noreturn]] inline void ThrowDisposed(Napi::Env env, const std::string& message) {
+  ThrowCoded(env, ErrorInfo::kDisposed, message);
+}
 
 // Argument readers: each throws a TypeError/RangeError naming `arg` when the value is not of the form.
 int64_t ArgInt(const Napi::Value& v, const char* arg, int64_t min, int64_t max);

@@ -361,9 +361,7 @@ Napi::Promise Submit(Napi::Env env, Work work, const JobOptions& opts) {
   {
     std::lock_guard<std::mutex> lock(jobs->mu);
     if (jobs->closing) {
-      Napi::Error e = Napi::Error::New(env, "ibq-native: the environment is shutting down; no new native calls");
-      e.Set("code", Napi::String::New(env, "ERR_IBQ_SHUTTING_DOWN"));
-      throw e;
+      ThrowCoded(env, ErrorInfo::kShuttingDown, "ibq-native: the environment is shutting down; no new native calls");
     }
   }
   auto job = std::make_unique<Job>(env);

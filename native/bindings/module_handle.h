@@ -89,9 +89,7 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
   // (Error with code ERR_IBQ_BUSY): await the job first. Asynchronous calls are queued in order instead.
   void check_idle(Napi::Env env, const char* what) const {
     if (!QueueBusy(queue_)) return;
-    auto err = Napi::Error::New(env, std::string(what) + ": the model is busy with a running job; await it first");
-    err.Set("code", Napi::String::New(env, "ERR_IBQ_BUSY"));
-    throw err;
+    ThrowCoded(env, ErrorInfo::kBusy, std::string(what) + ": the model is busy with a running job; await it first");
   }
 
   // What a derived handle owns besides module_ (optimizer or trainer state); released by dispose().

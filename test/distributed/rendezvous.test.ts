@@ -57,7 +57,7 @@ describe('process group errors', () => {
     for (const [r, x] of runs.entries()) {
       expect(x.code, `rank ${r}: ${x.stderr.slice(-1500)}`).toBe(3);
       const e = JSON.parse(readFileSync(join(root, `rank${r}.error.json`), 'utf8'));
-      expect(e, JSON.stringify(e)).toMatchObject({ step: 1, name: "NonFiniteLossError", ranks: [1] });
+      expect(e, JSON.stringify(e)).toMatchObject({ step: 1, name: "TrainingDivergedError", code: "ERR_IBQ_NON_FINITE", ranks: [1] });
       expect(e.message).toMatch(/non-finite discriminator loss at global step 1 on rank 1/);
     }
   }, 120_000);

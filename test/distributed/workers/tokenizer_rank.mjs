@@ -31,7 +31,7 @@ for (let s = 0; s < job.steps; s++) {
     try {
       await trainer.step(x);
     } catch (e) {
-      writeFileSync(`${job.out}/rank${rank}.error.json`, JSON.stringify({ step: s, name: e.name, message: e.message, ranks: e.ranks }));
+      writeFileSync(`${job.out}/rank${rank}.error.json`, JSON.stringify({ step: s, name: e.name, code: e.code, message: e.message, ranks: e.ranks }));
       process.exit(3);
     }
   } else if (job.mode === 'ddp') {
