@@ -1,0 +1,99 @@
+/**
+ * The addon's whole surface, one file per native class (native/bindings/exports.h lists the binding files);
+ * lib/native.ts loads the addon and types it as NativeAddon.
+ */
+import type { JobOptions, NativeInfo, TensorHandle } from './handles.js';
+import type { FidInceptionHandleNative, GaussianStatsNative, LpipsHandleNative } from './eval.js';
+import type { ProcessGroupNative } from './process_group.js';
+import type { IBQOutputName, QuantizerHandleNative, TokenizerHandleNative, VQOutputName } from './tokenizer.js';
+import type { TokenizerTrainerNative } from './tokenizer_trainer.js';
+import type { TransformerAddon } from './transformer.js';
+
+export type * from './handles.js';
+export type * from './eval.js';
+export type * from './process_group.js';
+export type * from './tokenizer.js';
+export type * from './tokenizer_trainer.js';
+export type * from './transformer.js';
+
+export interface NativeAddon extends TransformerAddon {
+  ProcessGroupHandle: new () => ProcessGroupNative;
+  info(): NativeInfo;
+  /**
+   * Stops this environment's native jobs: no new ones, queued ones never start, running ones are cancelled
+   * and awaited (their Promises never settle). `processExiting`: the process is about to call exit().
+   */
+  shutdown(processExiting: boolean): void;
+  setNumThreads(n: number): void;
+  TensorHandle: new () => TensorHandle;
+  tensorFromData(data: ArrayBufferView, shape: number[], dtype: string, device?: string, raw?: boolean): TensorHandle;
+  /** t[rows] along dim 0 on t's device (as `dtype` when given), copied on a worker thread. RangeError for a bad row. */
+  selectRows(t: TensorHandle, rows: BigInt64Array, dtype?: string): Promise<TensorHandle>;
+  /** The tensors one after another along dim 0, copied on a worker thread. RangeError for ones that do not stack. */
+  catRows(tensors: TensorHandle[]): Promise<TensorHandle>;
+  testOps: {
+    matmulLoop(size: number, iters: number, opts?: JobOptions & { queued?: boolean }): Promise<number>;
+    fail(message: string, async?: boolean): Promise<never>;
+  };
+
+  // ---- checkpoints and files: native/bindings/tensor_io.cpp, native/ibq/io/tensor_io.h ----
+  io: {
+    /** The bytes of a record of a torch.save zip archive (name relative to the archive folder). */
+    zipRecord(path: string, name: string): Promise<Buffer>;
+    /**
+     * Reads storages (zip records, or byte ranges of a plain file) once each and returns one tensor per
+     * view; views of one storage share its memory. `mappable` storages (uncompressed bytes, aligned, no byte
+     * swap) are memory-mapped copy-on-write instead of read (native/ibq/io/tensor_io.h; IBQ_NO_MMAP=1 reads).
+     */
+    loadTensors(
+      path: string,
+      zip: boolean,
+      storages: [record: string, fileOffset: number, nbytes: number, dtype: string, byteswap: boolean, mappable?: boolean][],
+      tensors: [storage: number, sizes: number[], strides: number[], offset: number][],
+    ): Promise<TensorHandle[]>;
+    /** Writes a torch.save zip archive (PyTorchStreamWriter; adds "version"), then fsyncs it. */
+    writeZip(path: string, records: [name: string, data: Uint8Array | TensorHandle][]): Promise<void>;
+    /** Writes bytes and tensor bytes one after another to `path`, then fsyncs it. */
+    writeFile(path: string, parts: (Uint8Array | TensorHandle)[]): Promise<void>;
+  };
+  // ---- end checkpoints and files ----
+
+  // ---- tokenizer area: handles of native/bindings/{tokenizer,ibq_quantizer,vector_quantizer}.cpp ----
+  TokenizerHandle: new (config: object, device?: string, seed?: number) => TokenizerHandleNative;
+  /** The same model created on a worker thread. */
+  buildTokenizer(config: object, device?: string, seed?: number): Promise<TokenizerHandleNative>;
+  IBQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<IBQOutputName>;
+  VectorQuantizerHandle: new (options: object, device?: string, seed?: number) => QuantizerHandleNative<VQOutputName>;
+  // ---- end of tokenizer area ----
+
+  // ---- evaluation: native/bindings/{fid_inception,lpips,metrics}.cpp, native/ibq/eval/{inception,lpips,metrics}.h ----
+  FidInceptionHandle: new () => FidInceptionHandleNative;
+  LpipsHandle: new (net: 'vgg' | 'alex') => LpipsHandleNative;
+  metrics: {
+    frechetDistance(stats1: GaussianStatsNative, stats2: GaussianStatsNative, eps?: number): Promise<{ value: number; warning: string }>;
+    featureStats(features: TensorHandle): Promise<GaussianStatsNative & { n: number }>;
+    inceptionScore(logits: TensorHandle, splits: number): Promise<{ mean: number; std: number }>;
+    ssimPsnr(a: TensorHandle, b: TensorHandle, symmetric: boolean): Promise<{ ssim: TensorHandle; psnr: TensorHandle }>;
+    clamp(x: TensorHandle, lo: number, hi: number): TensorHandle;
+    clampAsync(x: TensorHandle, lo: number, hi: number): Promise<TensorHandle>;
+    /** float [B, C, H, W] -> uint8 [B, H, W, C] as the official sample script converts (toUint8Images). */
+    samplePixels(x: TensorHandle): Promise<TensorHandle>;
+    codebookUsage(indices: TensorHandle, nEmbed: number): Promise<{ histogram: TensorHandle; used: number; utilization: number }>;
+    FeatureMomentsHandle: new () => {
+      add(features: TensorHandle): Promise<void>;
+      stats(): Promise<GaussianStatsNative & { n: number }>;
+      count(): number;
+    };
+  };
+  // ---- end evaluation ----
+  // ---- tokenizer training: native/bindings/tokenizer_trainer.cpp ----
+  TokenizerTrainerHandle: new (
+    tokenizer: { moduleRef(): unknown },
+    lossconfig: object,
+    options: object,
+    seed?: number,
+  ) => TokenizerTrainerNative;
+  /** The same trainer created on a worker thread, after the tokenizer's queued jobs. */
+  buildTokenizerTrainer(tokenizer: { moduleRef(): unknown }, lossconfig: object, options: object, seed?: number): Promise<TokenizerTrainerNative>;
+  // ---- end of tokenizer training ----
+}
