@@ -141,6 +141,15 @@ std::string ArgString(const Napi::Value& v, const char* arg) {
   return v.As<Napi::String>().Utf8Value();
 }
 
+std::vector<std::string> ArgStrings(const Napi::Value& v, const char* arg) {
+  std::vector<std::string> out;
+  if (v.IsUndefined() || v.IsNull()) return out;
+  if (!v.IsArray()) ThrowType(v.Env(), std::string(arg) + ": expected an array of strings");
+  auto a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(ArgString(a.Get(i), (std::string(arg) + "[]").c_str()));
+  return out;
+}
+
 std::vector<int64_t> ArgShape(const Napi::Value& v, const char* arg) {
   Napi::Env env = v.Env();
   if (!v.IsArray()) ThrowType(env, std::string(arg) + ": expected an array of non-negative integers");

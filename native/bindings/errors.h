@@ -47,6 +47,8 @@ int64_t ArgInt(const Napi::Value& v, const char* arg, int64_t min, int64_t max);
 double ArgNumber(const Napi::Value& v, const char* arg);
 bool ArgBool(const Napi::Value& v, const char* arg, bool fallback);
 std::string ArgString(const Napi::Value& v, const char* arg);
+// An array of strings; undefined or null: empty.
+std::vector<std::string> ArgStrings(const Napi::Value& v, const char* arg);
 std::vector<int64_t> ArgShape(const Napi::Value& v, const char* arg);
 Napi::Object ArgObject(const Napi::Value& v, const char* arg);
 Napi::Function ArgFunction(const Napi::Value& v, const char* arg);

@@ -58,6 +58,22 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
         JobOptions{std::move(queue)});
   }
 
+  // A handle whose model is Derived::Make(Derived::ReadArgs(info)) (static members of the derived handle): its
+  // constructor body (Construct: nothing for a BuildMarker) and its asynchronous factory (BuildFrom, on a
+  // worker thread, resolving with a new handle of the class registered as `ctor_name`).
+  void Construct(const Napi::CallbackInfo& info) {
+    if (IsBuildMarker(info[0])) return;
+    auto a = Derived::ReadArgs(info);
+    module_ = Guard(info.Env(), [&] { return Derived::Make(a); });
+  }
+  static Napi::Value BuildFrom(const Napi::CallbackInfo& info, const char* ctor_name) {
+    auto a = Derived::ReadArgs(info);
+    return Build(info.Env(), ctor_name, [a] {
+      auto m = Derived::Make(a);
+      return Adopt([m](Derived& h) { h.module_ = m; });
+    });
+  }
+
   // The module as its own class (module_ is its one owner; nothing else in a handle holds it).
   template <class M>
   std::shared_ptr<M> typed(Napi::Env env) const {
@@ -111,19 +127,13 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
   Napi::Value Snapshot(const Napi::CallbackInfo& info) {
     module(info.Env());
     auto m = module_;
-    std::vector<std::string> skip;
-    if (info[0].IsArray()) {
-      auto a = info[0].As<Napi::Array>();
-      for (uint32_t i = 0; i < a.Length(); ++i) skip.push_back(ArgString(a.Get(i), "skip[]"));
-    }
+    auto skip = ArgStrings(info[0], "skip");
     return Submit(
         info.Env(),
         [m, skip](JobContext&) -> Finisher {
           ibq::NamedTensors copies;
           for (const auto& [k, t] : ibq::state_dict(*m)) {
-            bool skipped = false;
-            for (const auto& p : skip) skipped |= k.rfind(p, 0) == 0;
-            if (!skipped) copies.emplace_back(k, t.detach().clone());
+            if (!ibq::has_prefix(k, skip)) copies.emplace_back(k, t.detach().clone());
           }
           return [copies](Napi::Env env) { return StateDictToJs(env, copies, /*share=*/true); };
         },
@@ -137,11 +147,7 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
     auto sd = ArgStateDict(info[0], "stateDict");
     bool strict = ArgBool(info[1], "strict", true);
     auto m = module_;
-    std::vector<std::string> skip;
-    if (info[2].IsArray()) {
-      auto a = info[2].As<Napi::Array>();
-      for (uint32_t i = 0; i < a.Length(); ++i) skip.push_back(ArgString(a.Get(i), "skip[]"));
-    }
+    auto skip = ArgStrings(info[2], "skip");
     return Submit(
         env,
         [m, sd, strict, skip](JobContext&) -> Finisher {

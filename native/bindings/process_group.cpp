@@ -146,4 +146,18 @@ std::shared_ptr<ibq::dist::ProcessGroup> ArgProcessGroup(const Napi::Value& v, c
   return Napi::ObjectWrap<ProcessGroupHandle>::Unwrap(v.As<Napi::Object>())->group(env);
 }
 
+DataParallelArgs ArgDataParallel(const Napi::CallbackInfo& info) {
+  DataParallelArgs a;
+  if (!info[0].IsNull() && !info[0].IsUndefined()) a.group = ArgProcessGroup(info[0], "processGroup");
+  if (info[1].IsObject() && info[1].As<Napi::Object>().Has("bucketCapMb"))
+    a.options.bucket_cap_mb = ArgInt(info[1].As<Napi::Object>().Get("bucketCapMb"), "bucketCapMb", 1, 1 << 16);
+  return a;
+}
+
+Napi::Array RanksToJs(Napi::Env env, const std::vector<int>& ranks) {
+  auto out = Napi::Array::New(env, ranks.size());
+  for (size_t i = 0; i < ranks.size(); ++i) out.Set(uint32_t(i), Napi::Number::New(env, ranks[i]));
+  return out;
+}
+
 }  // namespace ibqb

@@ -18,6 +18,8 @@ namespace {
 constexpr const char* kName = "TokenizerHandle";
 
 class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
+  friend class ModuleHandle<TokenizerHandle>;
+
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
     auto methods = CommonMethods();
@@ -31,19 +33,11 @@ class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
 
   // new TokenizerHandle({ ddconfig, n_embed, embed_dim, beta, use_entropy_loss, ... }, device?, seed?)
   explicit TokenizerHandle(const Napi::CallbackInfo& info) : ModuleHandle<TokenizerHandle>(info) {
-    if (IsBuildMarker(info[0])) return;
-    auto a = ReadArgs(info);
-    module_ = Guard(info.Env(), [&] { return Make(a); });
+    Construct(info);
   }
 
   // buildTokenizer(config, device?, seed?) -> Promise<TokenizerHandle>: the same, created on a worker thread
-  static Napi::Value BuildAsync(const Napi::CallbackInfo& info) {
-    auto a = ReadArgs(info);
-    return Build(info.Env(), kName, [a] {
-      auto m = Make(a);
-      return Adopt([m](TokenizerHandle& h) { h.module_ = m; });
-    });
-  }
+  static Napi::Value BuildAsync(const Napi::CallbackInfo& info) { return BuildFrom(info, kName); }
 
  protected:
 

@@ -258,9 +258,7 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
             auto o = Napi::Object::New(env);
             o.Set("log", LogToJs(env, r.log));
             o.Set("nonfinite", r.nonfinite);
-            auto ranks = Napi::Array::New(env, r.nonfinite_ranks.size());
-            for (size_t i = 0; i < r.nonfinite_ranks.size(); ++i) ranks.Set(uint32_t(i), Napi::Number::New(env, r.nonfinite_ranks[i]));
-            o.Set("nonfiniteRanks", ranks);
+            o.Set("nonfiniteRanks", RanksToJs(env, r.nonfinite_ranks));
             auto lr = Napi::Array::New(env, 2);
             lr.Set(0u, r.lr_gen);
             lr.Set(1u, r.lr_disc);
@@ -276,15 +274,11 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
   Napi::Value SetDataParallel(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto t = live(env);
-    std::shared_ptr<ibq::dist::ProcessGroup> pg;
-    if (!info[0].IsNull() && !info[0].IsUndefined()) pg = ArgProcessGroup(info[0], "processGroup");
-    ibq::dist::DataParallelOptions dpo;
-    if (info[1].IsObject() && info[1].As<Napi::Object>().Has("bucketCapMb"))
-      dpo.bucket_cap_mb = ArgInt(info[1].As<Napi::Object>().Get("bucketCapMb"), "bucketCapMb", 1, 1 << 16);
+    auto dp = ArgDataParallel(info);
     return Submit(
         env,
-        [t, pg, dpo](JobContext&) -> Finisher {
-          t->set_data_parallel(pg, dpo);
+        [t, dp](JobContext&) -> Finisher {
+          t->set_data_parallel(dp.group, dp.options);
           return [](Napi::Env env) { return env.Undefined(); };
         },
         JobOptions{queue_});

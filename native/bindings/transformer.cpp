@@ -83,6 +83,8 @@ std::vector<std::string> ArgStrings(const Napi::Value& v, const char* arg) {
 }
 
 class TransformerHandle : public ModuleHandle<TransformerHandle> {
+  friend class ModuleHandle<TransformerHandle>;
+
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
     auto methods = CommonMethods();
@@ -105,19 +107,11 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
 
   // new TransformerHandle(config, seed | undefined, device | undefined): official initialisation.
   explicit TransformerHandle(const Napi::CallbackInfo& info) : ModuleHandle<TransformerHandle>(info) {
-    if (IsBuildMarker(info[0])) return;
-    auto a = ReadArgs(info);
-    module_ = Guard(info.Env(), [&] { return Make(a); });
+    Construct(info);
   }
 
   // buildTransformer(config, seed?, device?) -> Promise<TransformerHandle>: the same, created on a worker thread
-  static Napi::Value BuildAsync(const Napi::CallbackInfo& info) {
-    auto a = ReadArgs(info);
-    return Build(info.Env(), kCtor, [a] {
-      auto m = Make(a);
-      return Adopt([m](TransformerHandle& h) { h.module_ = m; });
-    });
-  }
+  static Napi::Value BuildAsync(const Napi::CallbackInfo& info) { return BuildFrom(info, kCtor); }
 
  private:
   struct Args {
@@ -240,9 +234,7 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
             auto o = Napi::Object::New(env);
             o.Set("loss", Napi::Number::New(env, r.loss));
             o.Set("gradNorm", Napi::Number::New(env, r.grad_norm));
-            auto ranks = Napi::Array::New(env, r.nonfinite_ranks.size());
-            for (size_t i = 0; i < r.nonfinite_ranks.size(); ++i) ranks.Set(uint32_t(i), Napi::Number::New(env, r.nonfinite_ranks[i]));
-            o.Set("nonfiniteRanks", ranks);
+            o.Set("nonfiniteRanks", RanksToJs(env, r.nonfinite_ranks));
             return o;
           };
         },
@@ -254,17 +246,13 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
   Napi::Value SetDataParallel(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto g = live(env);
-    std::shared_ptr<ibq::dist::ProcessGroup> pg;
-    if (!info[0].IsNull() && !info[0].IsUndefined()) pg = ArgProcessGroup(info[0], "processGroup");
-    ibq::dist::DataParallelOptions dpo;
-    if (info[1].IsObject() && info[1].As<Napi::Object>().Has("bucketCapMb"))
-      dpo.bucket_cap_mb = ArgInt(info[1].As<Napi::Object>().Get("bucketCapMb"), "bucketCapMb", 1, 1 << 16);
+    auto dp = ArgDataParallel(info);
     auto* t = &Guard(env, [&]() -> ibq::TransformerTrainer& { return trainer(info.Env()); });
     auto keep = trainer_;
     return Submit(
         env,
-        [g, keep, t, pg, dpo](JobContext&) -> Finisher {
-          t->set_data_parallel(pg, dpo);
+        [g, keep, t, dp](JobContext&) -> Finisher {
+          t->set_data_parallel(dp.group, dp.options);
           return [](Napi::Env env) { return env.Undefined(); };
         },
         JobOptions{queue_});

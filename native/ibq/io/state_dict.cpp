@@ -31,6 +31,12 @@ void list(std::ostringstream& os, const char* what, const std::vector<std::strin
 
 }  // namespace
 
+bool has_prefix(const std::string& key, const std::vector<std::string>& prefixes) {
+  for (const auto& p : prefixes)
+    if (key.rfind(p, 0) == 0) return true;
+  return false;
+}
+
 NamedTensors state_dict(const torch::nn::Module& module) {
   NamedTensors out;
   collect(module, "", out);
@@ -74,9 +80,7 @@ LoadResult load_state_dict(torch::nn::Module& module, const NamedTensors& input,
     copies.emplace_back(dst, src);
   }
   for (const auto& [k, v] : input) {
-    bool skipped = false;
-    for (const auto& p : skip_prefixes) skipped |= k.rfind(p, 0) == 0;
-    if (!skipped && !own_keys.count(k)) r.unexpected.push_back(k);
+    if (!has_prefix(k, skip_prefixes) && !own_keys.count(k)) r.unexpected.push_back(k);
   }
   if (strict && !r.ok()) throw ValueError(r.describe());
   torch::NoGradGuard no_grad;

@@ -15,6 +15,9 @@ using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 // (share memory with the module); callers clone when they need a snapshot.
 NamedTensors state_dict(const torch::nn::Module& module);
 
+// Whether `key` starts with one of `prefixes` (state-dict keys of other modules, e.g. 'loss.', 'model_ema.').
+bool has_prefix(const std::string& key, const std::vector<std::string>& prefixes);
+
 struct ShapeMismatch {
   std::string key;
   std::vector<int64_t> expected, got;
