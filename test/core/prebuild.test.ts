@@ -1,7 +1,6 @@
 // Prebuilt addons: which file the loader takes (a build from source, else a prebuild whose libtorch tag is the
 // libtorch found at run time; never one for another libtorch), and the check that a prebuild runs on any x86-64 CPU.
 // The whole install (pack, install with no compiler, rebuild from source) is scripts/ci-pack-test.sh in CI.
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chooseAddon, libtorchTag, native } from '../../dist/native.js';
 // @ts-expect-error: a plain JavaScript script without types
 import { scanIsa } from '../../scripts/check-isa.js';
+import { run } from '../support/run.js';
 
 const root = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 const platform = `${process.platform}-${process.arch}`;
@@ -96,16 +96,16 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('baselin
     expect(r.kernels.avx512).toBeGreaterThan(0);
   });
 
-  it('the check finds AVX code in a function of another file (what -march=native or -mavx2 would leave)', () => {
+  it('the check finds AVX code in a function of another file (what -march=native or -mavx2 would leave)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ibq-isa-'));
     writeFileSync(join(dir, 'leak.cpp'),
       'extern "C" float leaky_sum(const float* a, int n) { float s = 0; for (int i = 0; i < n; ++i) s += a[i] * a[i]; return s; }\n');
-    const cc = spawnSync('c++', ['-O3', '-ffast-math', '-mavx2', '-fPIC', '-shared', '-o', join(dir, 'leak.so'), join(dir, 'leak.cpp')], { encoding: 'utf8' });
+    const cc = await run('c++', ['-O3', '-ffast-math', '-mavx2', '-fPIC', '-shared', '-o', join(dir, 'leak.so'), join(dir, 'leak.cpp')]);
     expect(cc.status, cc.stderr).toBe(0);
     expect(scanIsa(join(dir, 'leak.so')).offenders).toContain('leaky_sum');
     // the same code for the baseline passes
     copyFileSync(join(dir, 'leak.cpp'), join(dir, 'plain.cpp'));
-    expect(spawnSync('c++', ['-O3', '-ffast-math', '-fPIC', '-shared', '-o', join(dir, 'plain.so'), join(dir, 'plain.cpp')]).status).toBe(0);
+    expect((await run('c++', ['-O3', '-ffast-math', '-fPIC', '-shared', '-o', join(dir, 'plain.so'), join(dir, 'plain.cpp')])).status).toBe(0);
     expect(scanIsa(join(dir, 'plain.so')).offenders).toEqual([]);
   });
 });
