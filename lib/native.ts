@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import type { FieldTable } from './config/fields.js';
 import { IbqError } from './core/errors.js';
 import { isMainThread } from 'node:worker_threads';
 
@@ -93,10 +94,8 @@ export interface TransformerNative {
   TransformerHandle: new (config: object, seed?: number, device?: string) => TransformerNative;
   /** The same model created on a worker thread (random initialisation of a large model takes seconds). */
   buildTransformer(config: object, seed?: number, device?: string): Promise<TransformerNative>;
-  /** The full config (defaults filled in, validated) plus parameterCount and the preset it equals ('' if none). */
+  /** A preset's config, or the (validated) config given, plus parameterCount and the preset it equals ('' if none). */
   transformerConfig(config: object | string): Record<string, number | boolean | null | string>;
-  /** The official transformer_config.params field names (native/ibq/transformer.h, for_each_field). */
-  transformerConfigFields(): string[];
 }
 // ---- end AR transformer ----------------------------------------------------------------------------
 
@@ -129,6 +128,12 @@ export interface ProcessGroupNative {
 export interface NativeAddon extends TransformerNative {
   ProcessGroupHandle: new () => ProcessGroupNative;
   info(): NativeInfo;
+  /**
+   * The one declaration of each config (C++ for_each_field, native/bindings/config_fields.cpp): ddconfig,
+   * ibq_quantizer, vq_quantizer, lossconfig, tokenizer_trainer, transformer. lib/ uses the generated copies
+   * (lib/tokenizer/config_fields.ts, lib/transformer/config_fields.ts); the generator and the test read this.
+   */
+  configFields(): Record<string, FieldTable>;
   /**
    * Stops this environment's native jobs: no new ones, queued ones never start, running ones are cancelled
    * and awaited (their Promises never settle). `processExiting`: the process is about to call exit().
