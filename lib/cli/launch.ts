@@ -13,6 +13,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 
+import { PORT_RANGE, rankRange } from '../distributed/ranges.js';
+
 interface Flags {
   nprocPerNode: string;
   nnodes: string;
@@ -171,15 +173,16 @@ export function register(program: Command): void {
     .argument('<command...>', 'the ibq subcommand and its flags, after --')
     .action(async (command: string[], f: Flags) => {
       const nnodes = int(f.nnodes, '--nnodes', 1);
+      const nodes = rankRange(nnodes);
       const distTimeout = Number(f.distTimeout);
       if (!Number.isFinite(distTimeout) || distTimeout <= 0) throw new RangeError(`--dist-timeout: expected seconds > 0, got '${f.distTimeout}'`);
       if (command[0] === 'launch') throw new RangeError('launch: the command to run cannot be launch itself');
       process.exitCode = await launch({
         nprocPerNode: int(f.nprocPerNode, '--nproc-per-node', 1),
         nnodes,
-        nodeRank: int(f.nodeRank, '--node-rank', 0, nnodes - 1),
+        nodeRank: int(f.nodeRank, '--node-rank', nodes.min, nodes.max),
         masterAddr: f.masterAddr,
-        masterPort: int(f.masterPort, '--master-port', 1, 65535),
+        masterPort: int(f.masterPort, '--master-port', PORT_RANGE.min, PORT_RANGE.max),
         distTimeout,
         command,
       });

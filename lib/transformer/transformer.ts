@@ -32,10 +32,26 @@ export interface SampleOptions {
   signal?: AbortSignal;
 }
 
-/** Checks sample options in TS (clear messages before any native call); returns the filled-in values. */
 export const SAMPLE_OPTION_KEYS = ['labels', 'cfgScale', 'temperature', 'topK', 'topP', 'greedy', 'seed', 'onProgress', 'signal'] as const;
 
-export function checkSampleOptions(o: SampleOptions, classNum: number) {
+/** Sample options as checkSampleOptions returns them: valid, with the defaults filled in. */
+export interface CheckedSampleOptions {
+  labels: number[];
+  cfgScale: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  greedy: boolean;
+  seed?: number;
+  onProgress?(step: number, total: number): void;
+  signal?: AbortSignal;
+}
+
+/**
+ * The one check of sample options (the bindings only convert them, the core asserts): unknown keys, types and
+ * ranges, with messages naming the option; returns them with the defaults filled in.
+ */
+export function checkSampleOptions(o: SampleOptions, classNum: number): CheckedSampleOptions {
   if (o === null || typeof o !== 'object') throw new TypeError(`options: expected an object, got ${describe(o)}`);
   checkOptionKeys(o, SAMPLE_OPTION_KEYS);
   if (!Array.isArray(o.labels) || o.labels.length === 0) {
@@ -52,7 +68,7 @@ export function checkSampleOptions(o: SampleOptions, classNum: number) {
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
     throw new TypeError(`onProgress: expected a function, got ${describe(o.onProgress)}`);
   }
-  return { cfgScale, temperature, topK, topP, greedy, seed };
+  return { labels: o.labels, cfgScale, temperature, topK, topP, greedy, seed, onProgress: o.onProgress, signal: o.signal };
 }
 
 /** Class ids as an int64 [B] tensor (accepts a Tensor, number[] or bigint[]). */
@@ -159,10 +175,14 @@ export class Transformer extends Module<TransformerNative> {
    *   AbortError when `signal` fires
    */
   async sample(opts: SampleOptions): Promise<Tensor> {
-    const o = checkSampleOptions(opts, this.config.class_num);
-    const labels = labelTensor(opts.labels);
-    const h = await withAbort(opts.signal, (abortFlag) => this.native.sample(labels.handle, { ...o, onProgress: opts.onProgress, abortFlag }));
-    return wrap(h);
+    return this.sampleChecked(checkSampleOptions(opts, this.config.class_num));
+  }
+
+  /** @internal sample() with options checkSampleOptions returned (generate() checks all its labels once). */
+  async sampleChecked(o: CheckedSampleOptions): Promise<Tensor> {
+    const { labels, signal, ...rest } = o;
+    const t = labelTensor(labels);
+    return wrap(await withAbort(signal, (abortFlag) => this.native.sample(t.handle, { ...rest, abortFlag })));
   }
 
   /**

@@ -198,5 +198,15 @@ describe('one validation contract', () => {
     expectInternal(() => new native.TokenizerHandle({ ...base, ddconfig: { ...base.ddconfig, ch: 40 } }), /^internal error: ddconfig: GroupNorm/);
     expectInternal(() => new native.IBQuantizerHandle({ n_embed: 0, embed_dim: 2 }), /^internal error: ibq_quantizer\.n_embed = 0/);
     expectInternal(() => native.transformerConfig({ vocab_size: 16, block_size: 15 }), /^internal error: transformer: block_size 15/);
+    const tr = new native.TransformerHandle({ vocab_size: 16, block_size: 4, n_layer: 1, n_head: 2, n_embd: 16, class_num: 3, multiple_of: 16 }, 0);
+    const labels = tensor([0], [1], { dtype: 'int64' });
+    const err = await tr.sample(labels.handle, { cfgScale: 1, temperature: -1, topK: 0, topP: 1, greedy: false }).catch((e: Error) => e);
+    expect(err).not.toBeInstanceOf(RangeError);
+    expect((err as Error).message).toMatch(/^internal error: sample options out of range/);
+    tr.dispose();
+    const pg = new native.ProcessGroupHandle();
+    const perr = await pg.init({ masterAddr: '127.0.0.1', masterPort: 70000, worldSize: 2, rank: 0, timeoutSeconds: 1 }).catch((e: Error) => e);
+    expect((perr as Error & { code?: string }).code).toBe('ERR_IBQ_NATIVE');
+    expect((perr as Error).message).toMatch(/^internal error: process group options out of range/);
   });
 });
