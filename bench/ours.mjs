@@ -56,7 +56,7 @@ function quantInputs(p) {
 
 async function makeTrainer(p, sd) {
   const tok = Tokenizer.create(tokConfig(p), { seed: 0 });
-  const trainer = TokenizerTrainer.create(tok, p.lossconfig, { seed: 0 });
+  const trainer = TokenizerTrainer.create(tok, p.lossconfig, { seed: 0, useEma: true }); // as the reference (LitEma)
   if (sd) {
     await trainer.loadStateDict(sd, { strict: true });
   } else {
@@ -88,7 +88,7 @@ async function parity(w, p, dir) {
     const { indices, z_q } = await tok.encode(inputs.get('x'));
     out.set('indices', indices).set('z_q', z_q).set('xrec', await tok.decode(indices));
   } else if (w.startsWith('quantizer')) {
-    const q = new IBQuantizer({ n_embed: p.K, embed_dim: p.D, ...(p.chunk ? { quantizer_chunk: p.chunk } : {}) });
+    const q = new IBQuantizer({ n_embed: p.K, embed_dim: p.D, use_entropy_loss: true, ...(p.chunk ? { quantizer_chunk: p.chunk } : {}) });
     await q.loadStateDict(weights, { strict: true });
     const r = await q.lossAndGrads(inputs.get('z'), inputs.get('grad_out'), { quant_loss_weight: 1.0, entropy_loss_weight: 0.05 });
     for (const k of ['z_q', 'quant_loss', 'sample_entropy', 'avg_entropy', 'entropy_loss', 'indices']) out.set(k, r.outputs[k]);
@@ -140,7 +140,7 @@ async function time(w, p) {
     };
     [times, base] = await timed(() => run(x), p.warmup, p.reps, () => run(xw));
   } else if (w.startsWith('quantizer')) {
-    const q = new IBQuantizer({ n_embed: p.K, embed_dim: p.D }, { seed: 0 });
+    const q = new IBQuantizer({ n_embed: p.K, embed_dim: p.D, use_entropy_loss: true }, { seed: 0 });
     const [z, g] = quantInputs(p);
     const run = async () => {
       const r = await q.lossAndGrads(z, g, { quant_loss_weight: 1.0, entropy_loss_weight: 0.05 });

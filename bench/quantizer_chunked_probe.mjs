@@ -26,7 +26,7 @@ async function child([mode, nEmbed, positions, threads, repeats]) {
   setNumThreads(Number(threads));
   const K = Number(nEmbed), D = 256, N = Number(positions);
   const chunk = mode === 'dense' || mode === 'auto' ? mode : Number(mode);
-  const q = new IBQuantizer({ n_embed: K, embed_dim: D, quantizer_chunk: chunk }, { seed: 1 });
+  const q = new IBQuantizer({ n_embed: K, embed_dim: D, use_entropy_loss: true, quantizer_chunk: chunk }, { seed: 1 });
   // latents at the codebook's scale / 16 so that softmax and the entropy terms are not saturated
   let s = 12345;
   const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296 - 0.5) * 3.4;
@@ -50,7 +50,7 @@ async function trainStepChild([mode, lpips, threads]) {
   setNumThreads(Number(threads));
   const cfg = { ...tokenizerPreset('IBQ-262144'), quantizer_chunk: mode === 'dense' || mode === 'auto' ? mode : Number(mode) };
   const tok = Tokenizer.create(cfg, { seed: 1 });
-  const trainer = TokenizerTrainer.create(tok, cfg.lossconfig);
+  const trainer = TokenizerTrainer.create(tok, cfg.lossconfig, { useEma: cfg.use_ema }); // the preset's use_ema (true)
   await trainer.loadPerceptual(lpips);
   let s = 7;
   const x = tensor(Float32Array.from({ length: 3 * 256 * 256 }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2147483648) - 1), [1, 3, 256, 256]);

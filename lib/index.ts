@@ -27,6 +27,12 @@ export {
   tokenizerPreset, TOKENIZER_PRESETS, inferTokenizerConfig, resolveTokenizerConfig, type TokenizerPreset, type TokenizerConfig,
   type DDConfig, type ResolvedTokenizerConfig,
 } from './tokenizer/config.js';
+// the one declaration of each tokenizer-side config (generated from the C++ for_each_field lists)
+export {
+  DDCONFIG_FIELDS, IBQ_QUANTIZER_FIELDS, VQ_QUANTIZER_FIELDS, LOSS_CONFIG_FIELDS, TOKENIZER_TRAINER_FIELDS,
+  type TokenizerTrainerFields,
+} from './tokenizer/config_fields.js';
+export { type FieldSpec, type FieldTable } from './config/fields.js';
 export {
   decodeImage, loadImage, loadImages, decodeToPng, DEFAULT_MAX_PIXELS, defaultMaxPixels, type Crop, type ImageInput, type LoadImageOptions,
 } from './data/images.js';
@@ -42,7 +48,7 @@ export {
   TokenizerTrainer, NonFiniteLossError, type TokenizerTrainerOptions, type SchedulerType, type PerceptualSource,
   type TrainerCheckpointInfo,
 } from './tokenizer/trainer.js';
-export { resolveLossConfig, LossConfigSchema, type LossConfig, type ResolvedLossConfig } from './tokenizer/trainer_state.js';
+export { resolveLossConfig, type LossConfig, type ResolvedLossConfig } from './tokenizer/trainer_state.js';
 export {
   trainTokenizer, type TokenizerTrainConfig, type TrainTokenizerOptions, type TrainTokenizerResult,
 } from './train/tokenizer.js';

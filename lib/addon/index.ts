@@ -2,6 +2,7 @@
  * The addon's whole surface, one file per native class (native/bindings/exports.h lists the binding files);
  * lib/native.ts loads the addon and types it as NativeAddon.
  */
+import type { FieldTable } from '../config/fields.js';
 import type { JobOptions, NativeInfo, TensorHandle } from './handles.js';
 import type { FidInceptionHandleNative, GaussianStatsNative, LpipsHandleNative } from './eval.js';
 import type { ProcessGroupNative } from './process_group.js';
@@ -19,6 +20,12 @@ export type * from './transformer.js';
 export interface NativeAddon extends TransformerAddon {
   ProcessGroupHandle: new () => ProcessGroupNative;
   info(): NativeInfo;
+  /**
+   * The one declaration of each config (C++ for_each_field, native/bindings/config_fields.cpp): ddconfig,
+   * ibq_quantizer, vq_quantizer, lossconfig, tokenizer_trainer, transformer. lib/ uses the generated copies
+   * (lib/tokenizer/config_fields.ts, lib/transformer/config_fields.ts); the generator and the test read this.
+   */
+  configFields(): Record<string, FieldTable>;
   /**
    * Stops this environment's native jobs: no new ones, queued ones never start, running ones are cancelled
    * and awaited (their Promises never settle). `processExiting`: the process is about to call exit().

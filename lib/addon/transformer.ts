@@ -34,8 +34,6 @@ export interface TransformerAddon {
   TransformerHandle: new (config: object, seed?: number, device?: string) => TransformerNative;
   /** The same model created on a worker thread (random initialisation of a large model takes seconds). */
   buildTransformer(config: object, seed?: number, device?: string): Promise<TransformerNative>;
-  /** The full config (defaults filled in, validated) plus parameterCount and the preset it equals ('' if none). */
+  /** A preset's config, or the (validated) config given, plus parameterCount and the preset it equals ('' if none). */
   transformerConfig(config: object | string): Record<string, number | boolean | null | string>;
-  /** The official transformer_config.params field names (native/ibq/transformer/transformer.h, for_each_field). */
-  transformerConfigFields(): string[];
 }

@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 
+import { PORT_RANGE } from '../distributed/ranges.js';
 import { intArg, numberArg } from './parse.js';
 
 interface Flags {
@@ -162,7 +163,7 @@ export function register(program: Command): void {
     .option('--nnodes <m>', 'nodes in the run', intArg('--nnodes'), 1)
     .option('--node-rank <r>', 'rank of this node in [0, nnodes)', intArg('--node-rank', 0), 0)
     .option('--master-addr <addr>', 'address of node 0 (it hosts the rendezvous store)', '127.0.0.1')
-    .option('--master-port <port>', 'free TCP port on node 0', intArg('--master-port', 1, 65535), 29500)
+    .option('--master-port <port>', 'free TCP port on node 0', intArg('--master-port', PORT_RANGE.min, PORT_RANGE.max), 29500)
     .option('--dist-timeout <seconds>', 'rendezvous and collective timeout', numberArg('--dist-timeout'), 60)
     .argument('<command...>', 'the ibq subcommand and its flags, after --')
     .action(async (command: string[], f: Flags) => {

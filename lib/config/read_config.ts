@@ -1,16 +1,17 @@
 /**
  * readConfig: YAML files in the official configs/IBQ/gpu/*.yaml layout (LightningCLI: model.class_path and
- * model.init_args). The tokenizer part is the official `model.init_args` of a tokenizer YAML, or the
- * `first_stage_config.params` of a transformer YAML. The transformer part is the official
- * `model.init_args.transformer_config.params` of an AR YAML (Net2NetTransformer), with the optimisation fields
- * of init_args next to it. The parsed YAML stays available as `raw`.
+ * model.init_args). It returns the model sections as written; each model folder resolves its own (lib/tokenizer:
+ * resolveTokenizerConfig, lib/transformer: resolveTransformerConfig). The tokenizer part is the official
+ * `model.init_args` of a tokenizer YAML, or the `first_stage_config.params` of a transformer YAML. The transformer
+ * part is the official `model.init_args.transformer_config.params` of an AR YAML (Net2NetTransformer), with the
+ * optimisation fields of init_args next to it. The parsed YAML stays available as `raw`.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
 
 import { checkString } from '../core/errors.js';
-import { resolveTokenizerConfig, type ResolvedTokenizerConfig } from '../tokenizer/config.js';
+import type { TokenizerConfig } from '../tokenizer/config_types.js';
 import type { TransformerConfig } from '../transformer/config_types.js';
 
 /**
@@ -43,8 +44,13 @@ export interface IBQConfig {
   raw: Record<string, unknown>;
   /** `model.class_path`, e.g. 'src.IBQ.models.ibqgan.IBQ'. */
   classPath?: string;
-  /** The tokenizer's init_args with defaults filled in; absent when the file describes no tokenizer. */
-  tokenizer?: ResolvedTokenizerConfig;
+  /**
+   * The tokenizer's init_args as written (validated, with defaults filled in, when a Tokenizer is made from it:
+   * resolveTokenizerConfig); absent when the file describes no tokenizer.
+   */
+  tokenizer?: TokenizerConfig;
+  /** Where `tokenizer` is in the file: 'model.init_args' or 'model.init_args.first_stage_config.params'. */
+  tokenizerSection?: string;
   /**
    * `model.init_args.transformer_config.params` of an AR YAML, as written (validated when a Transformer is
    * made from it: resolveTransformerConfig); absent when the file describes no AR model.
@@ -109,8 +115,8 @@ const LayoutSchema = z.looseObject({
 
 /**
  * Reads an official-layout YAML.
- * @throws Error naming the file when it cannot be read or parsed; TypeError/RangeError naming the field
- *   (e.g. `model.init_args.ddconfig.ch`) when the tokenizer part is malformed.
+ * @throws Error naming the file when it cannot be read or parsed; RangeError naming the field when a section is
+ *   not a mapping or a run setting is malformed.
  */
 export function readConfig(yamlPath: string): IBQConfig {
   checkString(yamlPath, 'yamlPath');
@@ -128,9 +134,12 @@ export function readConfig(yamlPath: string): IBQConfig {
   const args = model.init_args ?? {};
   const out: IBQConfig = { path: yamlPath, raw: raw as Record<string, unknown>, classPath: model.class_path, run: runSettings(raw, yamlPath) };
   const firstStage = (args.first_stage_config as { params?: unknown } | undefined)?.params;
-  if ('ddconfig' in args) out.tokenizer = resolveTokenizerConfig(args, `${yamlPath}: model.init_args`);
-  else if (firstStage && typeof firstStage === 'object' && 'ddconfig' in firstStage) {
-    out.tokenizer = resolveTokenizerConfig(firstStage, `${yamlPath}: model.init_args.first_stage_config.params`);
+  if ('ddconfig' in args) {
+    out.tokenizer = args as TokenizerConfig;
+    out.tokenizerSection = 'model.init_args';
+  } else if (firstStage && typeof firstStage === 'object' && 'ddconfig' in firstStage) {
+    out.tokenizer = firstStage as TokenizerConfig;
+    out.tokenizerSection = 'model.init_args.first_stage_config.params';
   }
   const tc = args.transformer_config as { params?: unknown } | undefined;
   if (tc !== undefined) {

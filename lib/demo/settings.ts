@@ -4,38 +4,31 @@
  * Llama-AdaLN transformer (official transformer_config.params), tuned to finish on two CPU cores in a few
  * minutes. `--max-steps` caps both training stages.
  */
+import type {
+  LossConfig, ResolvedDDConfig, ResolvedIBQuantizerOptions, ResolvedTokenizerTrainerFields,
+} from '../tokenizer/config_fields.js';
+import type { ResolvedTransformerConfig } from '../transformer/config_fields.js';
+
 export interface DemoSettings {
   imageSize: number;
   seed: number;
   tokenizer: {
     /** Official tokenizer init_args (ddconfig, n_embed, embed_dim, learning_rate, lossconfig, ...). */
-    config: {
-      ddconfig: {
-        double_z: boolean; z_channels: number; resolution: number; in_channels: number; out_ch: number; ch: number;
-        ch_mult: number[]; num_res_blocks: number; attn_resolutions: number[]; dropout: number;
+    config: Omit<ResolvedIBQuantizerOptions, 'quantizer_chunk'> &
+      Pick<ResolvedTokenizerTrainerFields, 'learning_rate' | 'scheduler_type' | 'use_ema'> & {
+        ddconfig: ResolvedDDConfig;
+        warmup_epochs: number;
+        lossconfig: { target: string; params: LossConfig };
       };
-      n_embed: number;
-      embed_dim: number;
-      beta: number;
-      use_entropy_loss: boolean;
-      entropy_temperature: number;
-      sample_minimization_weight: number;
-      batch_maximization_weight: number;
-      learning_rate: number;
-      scheduler_type: 'None' | 'linear-warmup' | 'linear-warmup_cosine-decay';
-      warmup_epochs: number;
-      use_ema: boolean;
-      lossconfig: { target: string; params: Record<string, number | boolean | string> };
-    };
     steps: number;
     batchSize: number;
   };
   transformer: {
     /** Official transformer_config.params (vocab_size, block_size and class_num are filled in from the data). */
-    config: {
-      n_layer: number; n_head: number; n_embd: number; multiple_of: number; class_dropout_prob: number;
-      token_drop: number; resid_dropout_p: number; ffn_dropout_p: number;
-    };
+    config: Pick<
+      ResolvedTransformerConfig,
+      'n_layer' | 'n_head' | 'n_embd' | 'multiple_of' | 'class_dropout_prob' | 'token_drop' | 'resid_dropout_p' | 'ffn_dropout_p'
+    >;
     learning_rate: number;
     weight_decay: number;
     /** Warm-up epochs (official wp). */

@@ -3,6 +3,7 @@
  * (RANK may instead come from NODE_RANK x LOCAL_WORLD_SIZE + LOCAL_RANK), IBQ_DIST_TIMEOUT (seconds, `ibq launch
  * --dist-timeout`, default 60) and GLOO_SOCKET_IFNAME. `ibq launch` sets all of them.
  */
+import { PORT_RANGE, rankRange } from './ranges.js';
 
 export interface DistributedEnv {
   masterAddr: string;
@@ -37,10 +38,11 @@ export function distributedEnv(env: NodeJS.ProcessEnv = process.env): Distribute
   if (worldSize === undefined || worldSize === 1) return undefined;
   const masterAddr = env.MASTER_ADDR;
   if (!masterAddr) throw new RangeError('MASTER_ADDR: expected the address of the rank-0 host (WORLD_SIZE > 1 is set)');
-  const masterPort = intVar(env, 'MASTER_PORT', 1, 65535);
+  const masterPort = intVar(env, 'MASTER_PORT', PORT_RANGE.min, PORT_RANGE.max);
   if (masterPort === undefined) throw new RangeError('MASTER_PORT: expected a free TCP port on the rank-0 host (WORLD_SIZE > 1 is set)');
-  const localRank = intVar(env, 'LOCAL_RANK', 0, worldSize - 1) ?? 0;
-  let rank = intVar(env, 'RANK', 0, worldSize - 1);
+  const ranks = rankRange(worldSize);
+  const localRank = intVar(env, 'LOCAL_RANK', ranks.min, ranks.max) ?? 0;
+  let rank = intVar(env, 'RANK', ranks.min, ranks.max);
   if (rank === undefined) {
     const nodeRank = intVar(env, 'NODE_RANK', 0) ?? intVar(env, 'GROUP_RANK', 0);
     const perNode = intVar(env, 'LOCAL_WORLD_SIZE', 1);

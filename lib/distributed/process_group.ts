@@ -7,6 +7,7 @@
 import { checkInt, checkNumber, checkString, IbqError } from '../core/errors.js';
 import { native, type ProcessGroupNative } from '../native.js';
 import type { DistributedEnv } from './env.js';
+import { PORT_RANGE, rankRange } from './ranges.js';
 
 /**
  * A collective or the rendezvous failed: a rank is gone or failed, a timeout, a port in use, no master
@@ -49,11 +50,12 @@ export class ProcessGroup {
    */
   static async init(o: ProcessGroupOptions): Promise<ProcessGroup> {
     const worldSize = checkInt(o.worldSize, 'worldSize', 1);
+    const ranks = rankRange(worldSize);
     const opts = {
       masterAddr: checkString(o.masterAddr, 'masterAddr'),
-      masterPort: checkInt(o.masterPort, 'masterPort', 1, 65535),
+      masterPort: checkInt(o.masterPort, 'masterPort', PORT_RANGE.min, PORT_RANGE.max),
       worldSize,
-      rank: checkInt(o.rank, 'rank', 0, worldSize - 1),
+      rank: checkInt(o.rank, 'rank', ranks.min, ranks.max),
       timeoutSeconds: checkNumber(o.timeoutSeconds ?? 60, 'timeoutSeconds', 0.001),
       device: o.device === undefined ? undefined : checkString(o.device, 'device'),
       glooInterface: o.glooInterface === undefined ? undefined : checkString(o.glooInterface, 'glooInterface'),

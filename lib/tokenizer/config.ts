@@ -1,66 +1,31 @@
 /**
  * TokenizerConfig: the official `model.init_args` of an IBQ tokenizer YAML (configs/IBQ/gpu/imagenet_ibqgan_*.yaml
- * of the official repo), validated with zod; presets for the four released sizes; and inference of the
+ * of the official repo), resolved against the one declaration of its parts (lib/tokenizer/config_fields.ts,
+ * generated from the C++ for_each_field lists); presets for the four released sizes; and inference of the
  * architecture from a state dict's shapes (so an official checkpoint loads with no YAML).
  */
-import { z } from 'zod';
+import { readConfig } from '../config/read_config.js';
+import { fieldValue, resolveFields } from '../config/fields.js';
+import { describe } from '../core/errors.js';
+import { DDCONFIG_FIELDS, IBQ_QUANTIZER_FIELDS, VQ_QUANTIZER_FIELDS, type ResolvedDDConfig } from './config_fields.js';
 
-const int = (min = 0) => z.number().int().min(min);
+export type { DDConfig, ResolvedDDConfig } from './config_fields.js';
+export type { QuantizerChunk, ResolvedTokenizerConfig, TokenizerConfig, TokenizerLossconfig } from './config_types.js';
+import type { ResolvedTokenizerConfig } from './config_types.js';
 
-/** The official `ddconfig` (VQGAN Encoder/Decoder arguments). */
-export const DDConfigSchema = z.looseObject({
-  double_z: z.boolean().default(false),
-  z_channels: int(1),
-  resolution: int(1),
-  in_channels: int(1).default(3),
-  out_ch: int(1).default(3),
-  ch: int(1),
-  ch_mult: z.array(int(1)).min(1).max(12),
-  num_res_blocks: int(1),
-  attn_resolutions: z.array(int(1)).default([]),
-  dropout: z.number().min(0).lt(1).default(0),
-});
-
-/**
- * How the IBQ quantizer computes its [positions, n_embed] part (not an official field; absent means 'auto'):
- * 'dense' builds the dense logits / softmax / one-hot tensors (the reference, as the official module);
- * a positive integer r runs the chunked path, r positions per block, memory O(r * n_embed + n_embed) and the
- * same values and gradients up to float32 rounding order; 'auto' takes the chunked path (about 3 * 2^22 logits
- * per block) when positions * n_embed >= 2^22, else the dense one.
- */
-export const QuantizerChunkSchema = z.union([z.literal('auto'), z.literal('dense'), int(1)]);
-export type QuantizerChunk = z.output<typeof QuantizerChunkSchema>;
-
-/** A quantizer_chunk value checked: TypeError / RangeError naming `name` otherwise. */
-export function checkQuantizerChunk(v: unknown, name: string): QuantizerChunk {
-  if (typeof v === 'number' || typeof v === 'string') {
-    const r = QuantizerChunkSchema.safeParse(v);
-    if (r.success) return r.data;
-    throw new RangeError(`${name}: expected 'auto', 'dense' or a positive integer, got ${JSON.stringify(v)}`);
-  }
-  throw new TypeError(`${name}: expected 'auto', 'dense' or a positive integer, got ${v === null ? 'null' : typeof v}`);
+/** A ddconfig checked field by field against its declaration (unknown keys are errors), defaults filled in. */
+function ddconfigFields(v: unknown, arg: string): ResolvedDDConfig {
+  return resolveFields<ResolvedDDConfig>(DDCONFIG_FIELDS, v, arg, { what: 'ddconfig (the VQGAN Encoder / Decoder arguments)', unknown: 'error' });
 }
 
-/** The official `model.init_args` of a tokenizer YAML; fields the tokenizer does not use are kept as given. */
-export const TokenizerConfigSchema = z.looseObject({
-  ddconfig: DDConfigSchema,
-  n_embed: int(1),
-  embed_dim: int(1),
-  beta: z.number().default(0.25),
-  use_entropy_loss: z.boolean().default(false),
-  entropy_temperature: z.number().positive().default(0.01),
-  sample_minimization_weight: z.number().default(1.0),
-  batch_maximization_weight: z.number().default(1.0),
-  l2_normalize: z.boolean().default(false),
-  /** See QuantizerChunkSchema (optional; absent: 'auto'). */
-  quantizer_chunk: QuantizerChunkSchema.optional(),
-  lossconfig: z.looseObject({ target: z.string().optional(), params: z.record(z.string(), z.unknown()).optional() }).optional(),
-});
-
-export type DDConfig = z.input<typeof DDConfigSchema>;
-export type TokenizerConfig = z.input<typeof TokenizerConfigSchema>;
-/** A config with every default filled in (what a Tokenizer holds). */
-export type ResolvedTokenizerConfig = z.output<typeof TokenizerConfigSchema>;
+/** The rule between ddconfig fields: GroupNorm(32) divides ch and every ch * ch_mult[i]. */
+function checkGroupNorm(dd: ResolvedDDConfig, arg: string): void {
+  const groups = (channels: number, what: string) => {
+    if (channels % 32 !== 0) throw new RangeError(`${what}: GroupNorm(32) needs a channel count divisible by 32, got ${channels}`);
+  };
+  groups(dd.ch, `${arg}.ch`);
+  dd.ch_mult.forEach((m, i) => groups(dd.ch * m, `${arg}.ch * ch_mult[${i}] = ${dd.ch} * ${m}`));
+}
 
 export const TOKENIZER_PRESETS = ['IBQ-1024', 'IBQ-8192', 'IBQ-16384', 'IBQ-262144'] as const;
 export type TokenizerPreset = (typeof TOKENIZER_PRESETS)[number];
@@ -131,16 +96,36 @@ export function isPresetName(v: unknown): v is TokenizerPreset {
 }
 
 /**
- * Validates a config (official field names) and fills the defaults. Errors name the field:
- * `config.ddconfig.ch_mult[1]: ...`. GroupNorm(32) divisibility is checked natively at creation.
+ * Validates a config (official field names) and fills the defaults: ddconfig and the quantizer fields against
+ * their declarations, l2_normalize; other init_args are kept as given. Errors name the field:
+ * `config.ddconfig.ch_mult[1]: ...`.
  */
 export function resolveTokenizerConfig(cfg: unknown, arg = 'config'): ResolvedTokenizerConfig {
-  const r = TokenizerConfigSchema.safeParse(cfg);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
-  const Err = issue.code === 'invalid_type' ? TypeError : RangeError;
-  throw new Err(`${arg}${path}: ${issue.message}`);
+  if (cfg === null || typeof cfg !== 'object' || Array.isArray(cfg)) {
+    throw new TypeError(`${arg}: expected the tokenizer config (the official model.init_args), got ${describe(cfg)}`);
+  }
+  const c = cfg as Record<string, unknown>;
+  // every field first, then the rules between fields
+  const ddconfig = ddconfigFields(c.ddconfig, `${arg}.ddconfig`);
+  const q = resolveFields<ResolvedTokenizerConfig>(IBQ_QUANTIZER_FIELDS, c, arg, { what: 'the tokenizer config', unknown: 'keep' });
+  const lc = c.lossconfig;
+  if (lc !== undefined && (lc === null || typeof lc !== 'object' || Array.isArray(lc))) {
+    throw new TypeError(`${arg}.lossconfig: expected { target, params }, got ${describe(lc)}`);
+  }
+  q.ddconfig = ddconfig;
+  q.l2_normalize = fieldValue(VQ_QUANTIZER_FIELDS.l2_normalize, c.l2_normalize, `${arg}.l2_normalize`) as boolean;
+  checkGroupNorm(ddconfig, `${arg}.ddconfig`);
+  return q;
+}
+
+/**
+ * The tokenizer config of an official-layout YAML (model.init_args, or first_stage_config.params of an AR YAML),
+ * resolved; errors name the file and the field.
+ */
+export function tokenizerConfigFromYaml(path: string, arg = 'config'): ResolvedTokenizerConfig {
+  const c = readConfig(path);
+  if (!c.tokenizer) throw new RangeError(`${arg}: ${path} holds no tokenizer config (model.init_args.ddconfig)`);
+  return resolveTokenizerConfig(c.tokenizer, `${path}: ${c.tokenizerSection}`);
 }
 
 /** The parts that define the architecture and the weights' shapes. */
@@ -218,7 +203,11 @@ export function configFromTokenizerMeta(hyperParameters: unknown, inferred: Reso
     (c) => c && typeof c === 'object' && !Array.isArray(c) && c.ddconfig && typeof c.ddconfig === 'object',
   );
   if (!found) return inferred;
-  const r = TokenizerConfigSchema.safeParse({ ...inferred, ...found, ddconfig: { ...inferred.ddconfig, ...found.ddconfig } });
-  if (!r.success) return inferred;
-  return JSON.stringify(architecture(r.data)) === JSON.stringify(architecture(inferred)) ? r.data : inferred;
+  let r: ResolvedTokenizerConfig;
+  try {
+    r = resolveTokenizerConfig({ ...inferred, ...found, ddconfig: { ...inferred.ddconfig, ...found.ddconfig } });
+  } catch {
+    return inferred;
+  }
+  return JSON.stringify(architecture(r)) === JSON.stringify(architecture(inferred)) ? r : inferred;
 }

@@ -3,7 +3,8 @@
  * Sec. 3) and VectorQuantizer (taming-transformers `VectorQuantizer2`), with their codebook as the state-dict
  * key `embedding.weight` [n_embed, embed_dim]. Each call is one native job on the model's queue.
  */
-import { checkInt, checkNumber, describe } from '../core/errors.js';
+import { checkNumber } from '../core/errors.js';
+import { fieldDefault, resolveFields } from '../config/fields.js';
 import { Module } from '../core/module.js';
 import {
   native,
@@ -15,33 +16,19 @@ import {
 } from '../native.js';
 import { Tensor, tensorArg, wrap, wrapAll } from '../core/tensor.js';
 import { checkAutocast } from '../core/autocast.js';
-import { checkQuantizerChunk, type QuantizerChunk } from './config.js';
+import type { QuantizerChunk } from './config_types.js';
+import {
+  IBQ_QUANTIZER_FIELDS, VQ_QUANTIZER_FIELDS, type IBQuantizerOptions, type ResolvedIBQuantizerOptions,
+  type VectorQuantizerOptions,
+} from './config_fields.js';
 
+export type { IBQuantizerOptions, VectorQuantizerOptions } from './config_fields.js';
 
 export interface CreateOptions {
   /** 'cpu' (default), 'cuda', 'cuda:N'. */
   device?: string;
   /** Seeds torch's generator before the random initialisation. */
   seed?: number;
-}
-
-/** Constructor arguments of IBQuantizer (official names; n_e/e_dim of the official module = n_embed/embed_dim). */
-export interface IBQuantizerOptions {
-  n_embed: number;
-  embed_dim: number;
-  /** Weight of the codebook term mean((z_q_hard - sg(z))^2) in quant_loss (default 0.25). */
-  beta?: number;
-  /** Computes sample_entropy, avg_entropy, entropy_loss (default true; else they are 0). */
-  use_entropy_loss?: boolean;
-  entropy_temperature?: number;
-  sample_minimization_weight?: number;
-  batch_maximization_weight?: number;
-  /**
-   * 'dense' (the reference: dense [positions, n_embed] logits, softmax and one-hot), a positive integer
-   * (chunked: that many positions per block, memory O(block * n_embed + n_embed), same values and gradients
-   * up to float32 rounding order), or 'auto' (default: chunked when positions * n_embed >= 2^22).
-   */
-  quantizer_chunk?: QuantizerChunk;
 }
 
 /** forward() of IBQuantizer: every tensor float32 unless noted (z_q is bfloat16 under autocast). */
@@ -92,16 +79,11 @@ export class IBQuantizer extends Quantizer<IBQOutputName, IBQuantizerOutput> {
   readonly options: Required<IBQuantizerOptions>;
 
   constructor(options: IBQuantizerOptions, create: CreateOptions = {}) {
-    if (options === null || typeof options !== 'object') throw new TypeError(`options: expected an object, got ${describe(options)}`);
+    const r = resolveFields<ResolvedIBQuantizerOptions>(IBQ_QUANTIZER_FIELDS, options, 'options', {
+      what: 'the IBQuantizer options', unknown: 'error',
+    });
     const o: Required<IBQuantizerOptions> = {
-      n_embed: checkInt(options.n_embed, 'options.n_embed', 1),
-      embed_dim: checkInt(options.embed_dim, 'options.embed_dim', 1),
-      beta: checkNumber(options.beta ?? 0.25, 'options.beta'),
-      use_entropy_loss: options.use_entropy_loss ?? true,
-      entropy_temperature: checkNumber(options.entropy_temperature ?? 0.01, 'options.entropy_temperature', Number.MIN_VALUE),
-      sample_minimization_weight: checkNumber(options.sample_minimization_weight ?? 1.0, 'options.sample_minimization_weight'),
-      batch_maximization_weight: checkNumber(options.batch_maximization_weight ?? 1.0, 'options.batch_maximization_weight'),
-      quantizer_chunk: checkQuantizerChunk(options.quantizer_chunk ?? 'auto', 'options.quantizer_chunk'),
+      ...r, quantizer_chunk: r.quantizer_chunk ?? (fieldDefault(IBQ_QUANTIZER_FIELDS.quantizer_chunk) as QuantizerChunk),
     };
     super(new native.IBQuantizerHandle(o, create.device, create.seed));
     this.options = o;
@@ -125,16 +107,6 @@ export class IBQuantizer extends Quantizer<IBQOutputName, IBQuantizerOutput> {
   }
 }
 
-export interface VectorQuantizerOptions {
-  n_embed: number;
-  embed_dim: number;
-  beta?: number;
-  /** true (default, as the official): loss = mean((sg(z_q)-z)^2) + beta * mean((z_q-sg(z))^2). */
-  legacy?: boolean;
-  /** Nearest entry by distance between L2-normalised vectors (default false). */
-  l2_normalize?: boolean;
-}
-
 export interface VectorQuantizerOutput {
   /** [B, D, H, W]: z + sg(E[idx] - z). */
   z_q: Tensor;
@@ -148,14 +120,9 @@ export class VectorQuantizer extends Quantizer<VQOutputName, VectorQuantizerOutp
   readonly options: Required<VectorQuantizerOptions>;
 
   constructor(options: VectorQuantizerOptions, create: CreateOptions = {}) {
-    if (options === null || typeof options !== 'object') throw new TypeError(`options: expected an object, got ${describe(options)}`);
-    const o: Required<VectorQuantizerOptions> = {
-      n_embed: checkInt(options.n_embed, 'options.n_embed', 1),
-      embed_dim: checkInt(options.embed_dim, 'options.embed_dim', 1),
-      beta: checkNumber(options.beta ?? 0.25, 'options.beta'),
-      legacy: options.legacy ?? true,
-      l2_normalize: options.l2_normalize ?? false,
-    };
+    const o = resolveFields<Required<VectorQuantizerOptions>>(VQ_QUANTIZER_FIELDS, options, 'options', {
+      what: 'the VectorQuantizer options', unknown: 'error',
+    });
     super(new native.VectorQuantizerHandle(o, create.device, create.seed));
     this.options = o;
   }

@@ -4,7 +4,7 @@
  * (TencentARC/IBQ-Tokenizer-*) load 1:1; `loss.*` (training losses) and `model_ema.*` (EMA copies) keys are
  * skipped and listed, never an error. Each forward/encode/decode is one native job on the model's queue.
  */
-import { presetOrYaml, readConfig } from '../config/read_config.js';
+import { presetOrYaml } from '../config/read_config.js';
 import { checkInt, checkOptionKeys, checkString, describe } from '../core/errors.js';
 import { EMA_PREFIX, emaStateDict, loadWeightsFile, plainConfig, stripWrapperPrefixes, type Checkpoint } from '../io/index.js';
 import { checkLoadOptions, decodeToPng, loadImages, type ImageInput } from '../data/images.js';
@@ -19,6 +19,7 @@ import {
   tokenizerPreset,
   TOKENIZER_PRESETS,
   resolveTokenizerConfig,
+  tokenizerConfigFromYaml,
   type TokenizerPreset,
   type ResolvedTokenizerConfig,
   type TokenizerConfig,
@@ -63,11 +64,7 @@ export interface FromCheckpointOptions {
 
 function resolveConfig(cfg: TokenizerConfig | TokenizerPreset | string, arg: string): ResolvedTokenizerConfig {
   if (typeof cfg === 'string' && presetOrYaml(cfg, TOKENIZER_PRESETS, arg) === 'preset') return tokenizerPreset(cfg as TokenizerPreset);
-  if (typeof cfg === 'string') {
-    const c = readConfig(cfg).tokenizer;
-    if (!c) throw new RangeError(`${arg}: ${cfg} holds no tokenizer config (model.init_args.ddconfig)`);
-    return c;
-  }
+  if (typeof cfg === 'string') return tokenizerConfigFromYaml(cfg, arg);
   if (cfg === null || typeof cfg !== 'object') {
     throw new TypeError(`${arg}: expected a config object, a YAML path or a preset name, got ${describe(cfg)}`);
   }

@@ -8,7 +8,8 @@
  * (`encoder.*`, `loss.perceptual_loss.*`, `loss.discriminator.*`, `quantize.*`, `model_ema.*`).
  */
 import { basename } from 'node:path';
-import { checkInt, checkNumber, describe, MissingWeightsError, TrainingDivergedError } from '../core/errors.js';
+import { checkField, fieldValue } from '../config/fields.js';
+import { checkInt, checkOptionKeys, describe, MissingWeightsError, TrainingDivergedError } from '../core/errors.js';
 import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../io/index.js';
 import { Module, stateDictEntries, type LoadResult, type StateDict } from '../core/module.js';
 import { native, type ProcessGroupNative, type TokenizerTrainerNative, type TokenizerTrainerStateNative } from '../native.js';
@@ -16,6 +17,7 @@ import { checkAutocastDType } from '../core/autocast.js';
 import { tensorArg } from '../core/tensor.js';
 import { disposeTensors, Tensor, wrap } from '../core/tensor.js';
 import type { Tokenizer } from './tokenizer.js';
+import { TOKENIZER_TRAINER_FIELDS, type ResolvedTokenizerTrainerFields, type TokenizerTrainerFields } from './config_fields.js';
 import {
   adamStateDict,
   adamStateFromDict,
@@ -26,31 +28,85 @@ import {
   type ResolvedLossConfig,
 } from './trainer_state.js';
 
-export type SchedulerType = 'None' | 'linear-warmup' | 'linear-warmup_cosine-decay';
+export type SchedulerType = NonNullable<TokenizerTrainerFields['scheduler_type']>;
 
+/**
+ * Options of TokenizerTrainer: the declared training settings (TokenizerTrainerFields, lib/tokenizer/config_fields.ts,
+ * where their defaults are) under camelCase names, plus autocast and seed.
+ */
 export interface TokenizerTrainerOptions {
-  /** Base LR of both optimizers (official learning_rate; default 1e-4). */
+  /** learning_rate: base LR of both optimizers. */
   learningRate?: number;
-  /** Official scheduler_type (default 'None'). */
+  /** scheduler_type: the official LR schedule. */
   schedulerType?: SchedulerType;
-  /** Warm-up steps (official warmup_epochs x steps per epoch). */
+  /** warmup_steps: warm-up steps (official warmup_epochs x steps per epoch). */
   warmupSteps?: number;
-  /** Total steps (official max_epochs x steps per epoch), for the cosine decay. */
+  /** max_steps: total steps (official max_epochs x steps per epoch), for the cosine decay. */
   totalSteps?: number;
-  /** Floor of the cosine decay (official min_learning_rate). */
+  /** min_learning_rate: floor of the cosine decay. */
   minLearningRate?: number;
-  /** Official lr_drop_epoch / lr_drop_rate: after epoch e with e + 1 listed, LRs are multiplied by the rate. */
+  /** lr_drop_epoch / lr_drop_rate: after epoch e with e + 1 listed, LRs are multiplied by the rate. */
   lrDropEpoch?: number[];
   lrDropRate?: number;
-  /** > 0: clip the generator gradients to this global norm (official gradient_clip_val). */
+  /** gradient_clip_val: > 0 clips the generator gradients to this global norm. */
   gradientClipVal?: number;
-  /** Keep the LitEma of the weights (official use_ema; default true), decay 0.999. */
+  /** use_ema: keep the LitEma of the weights (model_ema.*; the official default is false). */
   useEma?: boolean;
+  /** ema_decay: the LitEma decay. */
   emaDecay?: number;
   /** Mixed precision for the forward passes ('bfloat16' on CPU; 'float16' on CUDA). */
   autocast?: 'bfloat16' | 'float16';
   /** Seeds torch before the discriminator is initialised (official weights_init draws). */
   seed?: number;
+}
+
+/** The declared setting (TokenizerTrainerFields) behind each camelCase option. */
+const SETTING_OF = {
+  learningRate: 'learning_rate', schedulerType: 'scheduler_type', warmupSteps: 'warmup_steps', totalSteps: 'max_steps',
+  minLearningRate: 'min_learning_rate', lrDropEpoch: 'lr_drop_epoch', lrDropRate: 'lr_drop_rate',
+  gradientClipVal: 'gradient_clip_val', useEma: 'use_ema', emaDecay: 'ema_decay',
+} as const satisfies { [K in keyof TokenizerTrainerOptions]?: keyof TokenizerTrainerFields };
+type Mapped = (typeof SETTING_OF)[keyof typeof SETTING_OF];
+/** Compile-time check: every declared setting has its option (adding a field without one fails to compile). */
+const EVERY_SETTING_MAPPED: Exclude<keyof TokenizerTrainerFields, Mapped> extends never ? true : never = true;
+void EVERY_SETTING_MAPPED;
+
+/** The official init_args optimisation fields that trainTokenizer reads (warmup_epochs aside: epochs, not steps). */
+const CONFIG_SETTINGS = ['learning_rate', 'scheduler_type', 'min_learning_rate', 'lr_drop_epoch', 'lr_drop_rate', 'gradient_clip_val', 'use_ema'] as const;
+
+/**
+ * The TokenizerTrainer options that the official init_args of a tokenizer YAML give (learning_rate,
+ * scheduler_type, min_learning_rate, lr_drop_epoch, lr_drop_rate, gradient_clip_val, use_ema; null means absent,
+ * as the official None), checked against their declaration; absent ones stay absent (the declared defaults apply).
+ * @throws TypeError / RangeError naming `<arg>.<field>`
+ */
+export function trainerOptionsFromConfig(initArgs: Record<string, unknown>, arg = 'config'): TokenizerTrainerOptions {
+  const out: Record<string, unknown> = {};
+  for (const field of CONFIG_SETTINGS) {
+    const v = initArgs[field];
+    if (v === undefined || v === null) continue;
+    const option = (Object.keys(SETTING_OF) as (keyof typeof SETTING_OF)[]).find((k) => SETTING_OF[k] === field)!;
+    out[option] = checkField(TOKENIZER_TRAINER_FIELDS[field], v, `${arg}.${field}`);
+  }
+  return out as TokenizerTrainerOptions;
+}
+
+/**
+ * The declared settings of TokenizerTrainerOptions (defaults filled in), with a cosine decay longer than its warm-up.
+ * @throws TypeError / RangeError naming `<arg>.<option>`
+ */
+function trainerSettings(o: TokenizerTrainerOptions, arg: string): ResolvedTokenizerTrainerFields {
+  const given = o as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [option, field] of Object.entries(SETTING_OF)) {
+    out[field] = fieldValue(TOKENIZER_TRAINER_FIELDS[field], given[option], `${arg}.${option}`);
+  }
+  const s = out as unknown as ResolvedTokenizerTrainerFields;
+  if (s.scheduler_type === 'linear-warmup_cosine-decay' && s.max_steps <= s.warmup_steps) {
+    throw new RangeError(`${arg}.totalSteps: linear-warmup_cosine-decay: the total training steps (${s.max_steps}) must exceed ` +
+      `the warm-up steps (${s.warmup_steps})`);
+  }
+  return s;
 }
 
 /** LPIPS weights: a tokenizer checkpoint holding loss.perceptual_loss.*, or torchvision vgg16 + LPIPS lin files. */
@@ -80,6 +136,8 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
   readonly tokenizer: Tokenizer;
   readonly lossconfig: ResolvedLossConfig;
   readonly options: Readonly<TokenizerTrainerOptions>;
+  /** The options as the declared settings, defaults filled in. */
+  readonly #settings: ResolvedTokenizerTrainerFields;
   /** The global step the next step() uses when none is given. */
   globalStep = 0;
   #perceptualLoaded = false;
@@ -87,13 +145,16 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
   /** Where the loaded LPIPS weights came from (recorded in checkpoints as meta.lpips_weights). */
   #perceptualSource: string | undefined;
 
-  private constructor(handle: TokenizerTrainerNative, tokenizer: Tokenizer, loss: ResolvedLossConfig, opts: TokenizerTrainerOptions) {
+  private constructor(
+    handle: TokenizerTrainerNative, tokenizer: Tokenizer, loss: ResolvedLossConfig, opts: TokenizerTrainerOptions,
+    settings: ResolvedTokenizerTrainerFields,
+  ) {
     super(handle);
     this.tokenizer = tokenizer;
     this.lossconfig = loss;
     this.options = opts;
-    const base = opts.learningRate ?? 1e-4;
-    this.#lr = [base, base];
+    this.#settings = settings;
+    this.#lr = [settings.learning_rate, settings.learning_rate];
   }
 
   /**
@@ -121,26 +182,19 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
     }
     const loss = resolveLossConfig(lossconfig);
     const o = opts ?? {};
+    if (typeof o !== 'object') throw new TypeError(`opts: expected an object, got ${describe(o)}`);
+    checkOptionKeys(o, [...Object.keys(SETTING_OF), 'autocast', 'seed'], 'opts');
     if (o.seed !== undefined) checkInt(o.seed, 'opts.seed', 0);
-    const lr = checkNumber(o.learningRate ?? 1e-4, 'opts.learningRate', 0);
-    const nativeOpts = {
-      learning_rate: lr,
-      scheduler_type: o.schedulerType ?? 'None',
-      warmup_steps: checkInt(o.warmupSteps ?? 0, 'opts.warmupSteps', 0),
-      max_steps: checkInt(o.totalSteps ?? 0, 'opts.totalSteps', 0),
-      min_learning_rate: checkNumber(o.minLearningRate ?? 0, 'opts.minLearningRate', 0),
-      lr_drop_epoch: o.lrDropEpoch ?? [],
-      lr_drop_rate: checkNumber(o.lrDropRate ?? 0.1, 'opts.lrDropRate', 0),
-      gradient_clip_val: checkNumber(o.gradientClipVal ?? 0, 'opts.gradientClipVal', 0),
-      use_ema: o.useEma ?? true,
-      ema_decay: checkNumber(o.emaDecay ?? 0.999, 'opts.emaDecay', 0, 1),
-      autocast: checkAutocastDType(o.autocast, 'opts.autocast', tokenizer.device),
-    };
-    return { loss, o, nativeOpts };
+    const settings = trainerSettings(o, 'opts');
+    const nativeOpts = { ...settings, autocast: checkAutocastDType(o.autocast, 'opts.autocast', tokenizer.device) };
+    return { loss, o, settings, nativeOpts };
   }
 
-  static #made(handle: TokenizerTrainerNative, tokenizer: Tokenizer, a: { loss: ResolvedLossConfig; o: TokenizerTrainerOptions }): TokenizerTrainer {
-    const t = new TokenizerTrainer(handle, tokenizer, a.loss, { ...a.o });
+  static #made(
+    handle: TokenizerTrainerNative, tokenizer: Tokenizer,
+    a: { loss: ResolvedLossConfig; o: TokenizerTrainerOptions; settings: ResolvedTokenizerTrainerFields },
+  ): TokenizerTrainer {
+    const t = new TokenizerTrainer(handle, tokenizer, a.loss, { ...a.o }, a.settings);
     t.train();
     return t;
   }
@@ -290,8 +344,8 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
     // randomly initialised LPIPS weights (perceptual_weight 0 without weights) are not stored: they would pass
     // for LPIPS weights later (--lpips-ckpt, eval) and make up most of a small tokenizer's checkpoint
     const stateDict = await this.snapshot({ skip: this.#perceptualLoaded ? [] : [PERCEPTUAL] });
-    const sched = (this.options.schedulerType ?? 'None') !== 'None';
-    const base = this.options.learningRate ?? 1e-4;
+    const sched = this.#settings.scheduler_type !== 'None';
+    const base = this.#settings.learning_rate;
     const meta: Record<string, unknown> = {
       epoch: info.epoch,
       global_step: info.globalStep,

@@ -1,47 +1,24 @@
 /**
- * The official shapes of tokenizer-training state: the lossconfig.params schema (VQLPIPSWithDiscriminator
- * arguments of src/IBQ/modules/losses/vqperceptual.py), and conversions between the native optimizer /
- * scheduler state and what a Lightning checkpoint holds (torch.optim.Adam.state_dict(),
+ * The official shapes of tokenizer-training state: lossconfig.params (VQLPIPSWithDiscriminator arguments of
+ * src/IBQ/modules/losses/vqperceptual.py, declared in lib/tokenizer/config_fields.ts), and conversions between
+ * the native optimizer / scheduler state and what a Lightning checkpoint holds (torch.optim.Adam.state_dict(),
  * torch.optim.lr_scheduler.LambdaLR.state_dict()), so checkpoints load in Python and official ones resume here.
  */
-import { z } from 'zod';
-
+import { resolveFields } from '../config/fields.js';
 import { describe } from '../core/errors.js';
+import { LOSS_CONFIG_FIELDS, type ResolvedLossConfig } from './config_fields.js';
 import type { AdamStateNative } from '../native.js';
 import { Tensor, tensor, wrap } from '../core/tensor.js';
 
-/** lossconfig.params of the official YAMLs (names and defaults of VQLPIPSWithDiscriminator). */
-export const LossConfigSchema = z.looseObject({
-  disc_start: z.number().int().min(0).default(0),
-  codebook_weight: z.number().default(1.0),
-  pixelloss_weight: z.number().default(1.0),
-  disc_num_layers: z.number().int().min(1).max(8).default(3),
-  disc_in_channels: z.number().int().min(1).default(3),
-  disc_factor: z.number().default(1.0),
-  disc_weight: z.number().default(1.0),
-  perceptual_weight: z.number().min(0).default(1.0),
-  use_actnorm: z.literal(false).default(false),
-  disc_conditional: z.literal(false).default(false),
-  disc_ndf: z.number().int().min(1).default(64),
-  disc_loss: z.enum(['hinge', 'vanilla']).default('hinge'),
-  gen_loss_weight: z.number().nullable().optional(),
-  lecam_loss_weight: z.number().nullable().optional(),
-  quant_loss_weight: z.number().default(1.0),
-  entropy_loss_weight: z.number().default(1.0),
-});
-export type LossConfig = z.input<typeof LossConfigSchema>;
-export type ResolvedLossConfig = z.output<typeof LossConfigSchema>;
+export type { LossConfig, ResolvedLossConfig } from './config_fields.js';
 
-/** Validates lossconfig params (or a whole `{ target, params }` lossconfig); errors name the field. */
+/** lossconfig params (or a whole `{ target, params }` lossconfig) checked against the declaration, defaults filled. */
 export function resolveLossConfig(v: unknown, arg = 'lossconfig'): ResolvedLossConfig {
   const params = v && typeof v === 'object' && 'params' in v && !('disc_start' in v) ? (v as { params: unknown }).params : v;
   if (params === null || typeof params !== 'object') throw new TypeError(`${arg}: expected the lossconfig params object, got ${describe(v)}`);
-  const r = LossConfigSchema.safeParse(params);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new RangeError(`${arg}.${issue.path.join('.')}: ${issue.message}`);
-  }
-  return r.data;
+  return resolveFields<ResolvedLossConfig>(LOSS_CONFIG_FIELDS, params, arg, {
+    what: 'the loss config (VQLPIPSWithDiscriminator arguments)', unknown: 'error',
+  });
 }
 
 /** Keys of torch.optim.Adam's param_groups entries (torch 2.1, as Lightning 2.1 checkpoints hold them). */

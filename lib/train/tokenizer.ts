@@ -13,8 +13,10 @@ import type { Tensor } from '../core/tensor.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { resolveTokenizerConfig, tokenizerPreset, TOKENIZER_PRESETS, type ResolvedTokenizerConfig, type TokenizerPreset } from '../tokenizer/config.js';
 import {
-  TokenizerTrainer, type PerceptualSource, type SchedulerType, type TokenizerTrainerOptions,
+  TokenizerTrainer, trainerOptionsFromConfig, type PerceptualSource, type TokenizerTrainerOptions,
 } from '../tokenizer/trainer.js';
+import { checkField } from '../config/fields.js';
+import { TOKENIZER_TRAINER_FIELDS, type TokenizerTrainerFields } from '../tokenizer/config_fields.js';
 import { resolveLossConfig, type ResolvedLossConfig } from '../tokenizer/trainer_state.js';
 import {
   loopSettings, loopStepsPerEpoch, plannedSteps, prepareOutDir, runTrainingLoop, type LoopTask, type TrainLoopResult,
@@ -27,14 +29,14 @@ export interface TokenizerTrainConfig {
   lossconfig: { params?: object } | object;
   n_embed: number;
   embed_dim: number;
-  learning_rate?: number;
-  scheduler_type?: SchedulerType;
+  learning_rate?: TokenizerTrainerFields['learning_rate'];
+  scheduler_type?: TokenizerTrainerFields['scheduler_type'];
   warmup_epochs?: number;
-  min_learning_rate?: number;
-  gradient_clip_val?: number;
-  use_ema?: boolean;
-  lr_drop_epoch?: number[] | null;
-  lr_drop_rate?: number;
+  min_learning_rate?: TokenizerTrainerFields['min_learning_rate'];
+  gradient_clip_val?: TokenizerTrainerFields['gradient_clip_val'];
+  use_ema?: TokenizerTrainerFields['use_ema'];
+  lr_drop_epoch?: TokenizerTrainerFields['lr_drop_epoch'] | null;
+  lr_drop_rate?: TokenizerTrainerFields['lr_drop_rate'];
   [k: string]: unknown;
 }
 
@@ -107,17 +109,14 @@ export async function trainTokenizer(config: TokenizerConfigInput, options: Trai
   prepareOutDir(s, dist.isMain);
 
   const tokenizer = await Tokenizer.createAsync(tokCfg, { seed: s.seed, device: dist.device });
+  // the config's settings (absent ones: the declared defaults), lr overriding learning_rate
+  const fromConfig = trainerOptionsFromConfig(args, 'config');
   const topts: TokenizerTrainerOptions = {
-    learningRate: checkNumber(opts.lr ?? args.learning_rate ?? 1e-4, opts.lr !== undefined ? 'lr' : 'config.learning_rate', 0),
-    schedulerType: args.scheduler_type ?? 'None',
-    warmupSteps: Math.round((args.warmup_epochs ?? 0) * perEpoch),
+    ...fromConfig,
+    learningRate: opts.lr === undefined ? fromConfig.learningRate : (checkField(TOKENIZER_TRAINER_FIELDS.learning_rate, opts.lr, 'lr') as number),
+    warmupSteps: Math.round(checkNumber(args.warmup_epochs ?? 0, 'config.warmup_epochs', 0) * perEpoch),
     // the official schedules run over max_epochs (maxEpochs when given, also with maxSteps, as Lightning's trainer)
     totalSteps: (s.maxEpochs ?? Math.ceil(totalSteps / perEpoch)) * perEpoch,
-    minLearningRate: args.min_learning_rate ?? 0,
-    lrDropEpoch: args.lr_drop_epoch ?? [],
-    lrDropRate: args.lr_drop_rate ?? 0.1,
-    gradientClipVal: args.gradient_clip_val ?? 0,
-    useEma: args.use_ema ?? false,
     autocast: opts.autocast,
     seed: s.seed,
   };

@@ -61,19 +61,22 @@ export function toUint8Images(x: Float32Array, shape: number[]): { data: Uint8Ar
 
 /**
  * Token maps for `labels` in batches of `batchSize` (one native sampling call each; the batch starting at
- * label i is seeded seed + i): yields each batch's offset, labels and int64 tokens [B * block_size].
+ * label i is seeded seed + i): yields each batch's offset, labels and int64 tokens [B * block_size]. The sample
+ * options (all labels) are checked once, before the first batch.
  */
 export async function* sampleBatches(
   transformer: Transformer,
   opts: Omit<GenerateOptions, 'transformer' | 'tokenizer'> & { batchSize: number },
 ): AsyncGenerator<{ offset: number; labels: number[]; tokens: BigInt64Array }> {
-  const { batchSize, onProgress, ...sample } = opts;
-  const N = sample.labels.length;
+  const { batchSize, ...sample } = opts;
+  const o = checkSampleOptions(sample, transformer.config.class_num);
+  const N = o.labels.length;
   const L = transformer.config.block_size;
+  const onProgress = o.onProgress;
   for (let i = 0; i < N; i += batchSize) {
-    const labels = sample.labels.slice(i, i + batchSize);
-    const t = await transformer.sample({
-      ...sample, labels, seed: sample.seed === undefined ? undefined : sample.seed + i,
+    const labels = o.labels.slice(i, i + batchSize);
+    const t = await transformer.sampleChecked({
+      ...o, labels, seed: o.seed === undefined ? undefined : o.seed + i,
       onProgress: onProgress && ((step) => onProgress(i * L + step * labels.length, N * L)),
     });
     const tokens = (await t.data()) as BigInt64Array;
@@ -96,8 +99,6 @@ export async function generate(opts: GenerateOptions): Promise<{ tokens: Tensor;
   if (!tokenizer || typeof tokenizer.decode !== 'function') throw new TypeError(`tokenizer: expected a Tokenizer, got ${describe(tokenizer)}`);
   const batchSize = checkInt(bs, 'batchSize', 1);
   const cfg = transformer.config;
-  checkSampleOptions(sample, cfg.class_num);
-  if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`onProgress: expected a function, got ${describe(onProgress)}`);
   const L = cfg.block_size;
   const side = Math.round(Math.sqrt(L)); // a square: the config validation requires it (2D RoPE grid)
   const nEmbed = tokenizer.config?.n_embed;

@@ -33,10 +33,26 @@ export interface SampleOptions {
   signal?: AbortSignal;
 }
 
-/** Checks sample options in TS (clear messages before any native call); returns the filled-in values. */
 export const SAMPLE_OPTION_KEYS = ['labels', 'cfgScale', 'temperature', 'topK', 'topP', 'greedy', 'seed', 'onProgress', 'signal'] as const;
 
-export function checkSampleOptions(o: SampleOptions, classNum: number) {
+/** Sample options as checkSampleOptions returns them: valid, with the defaults filled in. */
+export interface CheckedSampleOptions {
+  labels: number[];
+  cfgScale: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  greedy: boolean;
+  seed?: number;
+  onProgress?(step: number, total: number): void;
+  signal?: AbortSignal;
+}
+
+/**
+ * The one check of sample options (the bindings only convert them, the core asserts): unknown keys, types and
+ * ranges, with messages naming the option; returns them with the defaults filled in.
+ */
+export function checkSampleOptions(o: SampleOptions, classNum: number): CheckedSampleOptions {
   if (o === null || typeof o !== 'object') throw new TypeError(`options: expected an object, got ${describe(o)}`);
   checkOptionKeys(o, SAMPLE_OPTION_KEYS);
   if (!Array.isArray(o.labels) || o.labels.length === 0) {
@@ -53,7 +69,7 @@ export function checkSampleOptions(o: SampleOptions, classNum: number) {
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
     throw new TypeError(`onProgress: expected a function, got ${describe(o.onProgress)}`);
   }
-  return { cfgScale, temperature, topK, topP, greedy, seed };
+  return { labels: o.labels, cfgScale, temperature, topK, topP, greedy, seed, onProgress: o.onProgress, signal: o.signal };
 }
 
 /** Class ids as an int64 [B] tensor (accepts a Tensor, number[] or bigint[]). */
@@ -178,13 +194,18 @@ export class Transformer extends Module<TransformerNative> {
    *   when it throws (the sampling stops there)
    */
   async sample(opts: SampleOptions): Promise<Tensor> {
-    const o = checkSampleOptions(opts, this.config.class_num);
-    const labels = labelTensor(opts.labels);
+    return this.sampleChecked(checkSampleOptions(opts, this.config.class_num));
+  }
+
+  /** @internal sample() with options checkSampleOptions returned (generate() checks all its labels once). */
+  async sampleChecked(o: CheckedSampleOptions): Promise<Tensor> {
+    const { labels, signal, onProgress, ...rest } = o;
+    const t = labelTensor(labels);
     try {
-      const h = await runJob(opts, (hooks) => this.native.sample(labels.handle, { ...o, ...hooks }), (h) => h.dispose());
+      const h = await runJob({ signal, onProgress }, (hooks) => this.native.sample(t.handle, { ...rest, ...hooks }), (h) => h.dispose());
       return wrap(h);
     } finally {
-      labels.dispose();
+      t.dispose();
     }
   }
 

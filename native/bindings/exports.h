@@ -17,6 +17,7 @@ void InitProcessGroup(Napi::Env env, Napi::Object exports);      // process_grou
 void InitLpips(Napi::Env env, Napi::Object exports);             // lpips.cpp: LpipsHandle
 void InitFidInception(Napi::Env env, Napi::Object exports);      // fid_inception.cpp: FidInceptionHandle
 void InitMetrics(Napi::Env env, Napi::Object exports);           // metrics.cpp: evaluation metrics
+void InitConfigFields(Napi::Env env, Napi::Object exports);      // config_fields.cpp: configFields (declarations)
 void InitTestOps(Napi::Env env, Napi::Object exports);           // testops.cpp: operations for the tests
 
 }  // namespace ibqb

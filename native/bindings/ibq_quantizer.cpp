@@ -8,7 +8,7 @@ class IBQuantizerHandle : public QuantizerHandle<IBQuantizerHandle, ibq::IBQuant
  public:
   // new IBQuantizerHandle({ n_embed, embed_dim, beta, use_entropy_loss, entropy_temperature, ... }, device?, seed?)
   explicit IBQuantizerHandle(const Napi::CallbackInfo& info) : QuantizerHandle(info) {
-    auto opts = ArgIBQOptions(ArgObject(info[0], "options"), "options");
+    auto opts = ConfigFromJs<ibq::IBQOptions>(info[0], "options");
     at::Device device = ArgOptDevice(info[1]);
     MaybeSeed(info[2]);
     module_ = Guard(info.Env(), [&] {

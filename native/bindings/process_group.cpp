@@ -3,6 +3,7 @@
 #include "bindings/process_group.h"
 
 #include <cstring>
+#include <limits>
 
 #include "bindings/addon_data.h"
 #include "bindings/errors.h"
@@ -46,9 +47,11 @@ class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
     auto o = ArgObject(info[0], "options");
     ibq::dist::GroupOptions g;
     g.master_addr = ArgString(o.Get("masterAddr"), "masterAddr");
-    g.master_port = int(ArgInt(o.Get("masterPort"), "masterPort", 1, 65535));
-    g.world_size = int(ArgInt(o.Get("worldSize"), "worldSize", 1, 1 << 20));
-    g.rank = int(ArgInt(o.Get("rank"), "rank", 0, g.world_size - 1));
+    // conversion only: lib/distributed checked the ranges (port, rank in [0, worldSize))
+    const int64_t lo = std::numeric_limits<int>::min(), hi = std::numeric_limits<int>::max();
+    g.master_port = int(ArgInt(o.Get("masterPort"), "masterPort", lo, hi));
+    g.world_size = int(ArgInt(o.Get("worldSize"), "worldSize", lo, hi));
+    g.rank = int(ArgInt(o.Get("rank"), "rank", lo, hi));
     g.timeout_s = ArgNumber(o.Get("timeoutSeconds"), "timeoutSeconds");
     if (o.Has("device") && !o.Get("device").IsUndefined()) g.device = ArgString(o.Get("device"), "device");
     if (o.Has("glooInterface") && !o.Get("glooInterface").IsUndefined())

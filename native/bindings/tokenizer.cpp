@@ -50,8 +50,8 @@ class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
   static Args ReadArgs(const Napi::CallbackInfo& info) {
     auto cfg_obj = ArgObject(info[0], "config");
     Args a;
-    a.cfg.ddconfig = ArgDDConfig(cfg_obj.Get("ddconfig"), "config.ddconfig");
-    a.cfg.quantizer = ArgIBQOptions(cfg_obj, "config");
+    a.cfg.ddconfig = ConfigFromJs<ibq::vqgan::DDConfig>(cfg_obj.Get("ddconfig"), "config.ddconfig");
+    a.cfg.quantizer = ConfigFromJs<ibq::IBQOptions>(cfg_obj, "config");
     a.device = ArgOptDevice(info[1]);
     a.seed = ArgSeed(info[2]);
     return a;

@@ -1,4 +1,5 @@
-// Argument readers and result converters shared by the tokenizer and quantizer bindings.
+// Argument readers and result converters shared by the tokenizer and quantizer bindings (their configs:
+// ConfigFromJs of bindings/config_fields.h).
 #pragma once
 #include <napi.h>
 #include <torch/torch.h>
@@ -8,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "bindings/config_fields.h"
 #include "bindings/convert.h"
 #include "bindings/jobs.h"
 #include "ibq/core/compat.h"
@@ -19,14 +21,6 @@ namespace ibqb {
 
 using NamedOutputs = std::vector<std::pair<std::string, at::Tensor>>;
 
-// { ddconfig: {...} } fields with the official names; absent fields keep the DDConfig defaults.
-ibq::vqgan::DDConfig ArgDDConfig(const Napi::Value& v, const char* arg);
-// { n_embed, embed_dim, beta, use_entropy_loss, entropy_temperature, sample_minimization_weight,
-//   batch_maximization_weight, quantizer_chunk ('auto' | 'dense' | positions per block) } (absent: IBQOptions
-//   defaults).
-ibq::IBQOptions ArgIBQOptions(const Napi::Object& o, const char* arg);
-// { n_embed, embed_dim, beta, legacy, l2_normalize }.
-ibq::VQOptions ArgVQOptions(const Napi::Object& o, const char* arg);
 // opts[key] as a number, or `fallback` when absent.
 double OptNumber(const Napi::Value& opts, const char* key, double fallback);
 // A JS object { name: TensorHandle } (tensors detached).

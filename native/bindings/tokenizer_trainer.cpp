@@ -30,63 +30,12 @@ bool Present(const Napi::Object& o, const char* k) {
   return !v.IsUndefined() && !v.IsNull();
 }
 std::string Path(const char* arg, const char* k) { return std::string(arg) + "." + k; }
-int64_t OptInt(const Napi::Object& o, const char* k, const char* arg, int64_t fallback) {
-  return Present(o, k) ? ArgInt(o.Get(k), Path(arg, k).c_str(), -(int64_t(1) << 53), int64_t(1) << 53) : fallback;
-}
-double OptNum(const Napi::Object& o, const char* k, const char* arg, double fallback) {
-  return Present(o, k) ? ArgNumber(o.Get(k), Path(arg, k).c_str()) : fallback;
-}
-bool OptBool(const Napi::Object& o, const char* k, const char* arg, bool fallback) {
-  return ArgBool(o.Get(k), Path(arg, k).c_str(), fallback);
-}
-
-// lossconfig.params with the official names and defaults.
-ibq::VQLossOptions ArgLossOptions(const Napi::Value& v) {
-  const char* a = "lossconfig";
-  auto o = ArgObject(v, a);
-  ibq::VQLossOptions l;
-  l.disc_start = OptInt(o, "disc_start", a, l.disc_start);
-  l.codebook_weight = OptNum(o, "codebook_weight", a, l.codebook_weight);
-  l.pixelloss_weight = OptNum(o, "pixelloss_weight", a, l.pixelloss_weight);
-  l.disc_num_layers = OptInt(o, "disc_num_layers", a, l.disc_num_layers);
-  l.disc_in_channels = OptInt(o, "disc_in_channels", a, l.disc_in_channels);
-  l.disc_factor = OptNum(o, "disc_factor", a, l.disc_factor);
-  l.disc_weight = OptNum(o, "disc_weight", a, l.disc_weight);
-  l.perceptual_weight = OptNum(o, "perceptual_weight", a, l.perceptual_weight);
-  l.use_actnorm = OptBool(o, "use_actnorm", a, l.use_actnorm);
-  l.disc_conditional = OptBool(o, "disc_conditional", a, l.disc_conditional);
-  l.disc_ndf = OptInt(o, "disc_ndf", a, l.disc_ndf);
-  if (Present(o, "disc_loss")) l.disc_loss = ArgString(o.Get("disc_loss"), "lossconfig.disc_loss");
-  if (Present(o, "gen_loss_weight")) l.gen_loss_weight = OptNum(o, "gen_loss_weight", a, 0);
-  if (Present(o, "lecam_loss_weight")) l.lecam_loss_weight = OptNum(o, "lecam_loss_weight", a, 0);
-  l.quant_loss_weight = OptNum(o, "quant_loss_weight", a, l.quant_loss_weight);
-  l.entropy_loss_weight = OptNum(o, "entropy_loss_weight", a, l.entropy_loss_weight);
-  return l;
-}
 
 // { learning_rate, scheduler_type, warmup_steps, max_steps, min_learning_rate, lr_drop_epoch, lr_drop_rate,
-//   gradient_clip_val, use_ema, ema_decay, autocast }
+//   gradient_clip_val, use_ema, ema_decay (the declared TrainerOptions), autocast }
 ibq::TrainerOptions ArgTrainerOptions(const Napi::Value& v) {
-  const char* a = "options";
-  auto o = ArgObject(v, a);
-  ibq::TrainerOptions t;
-  t.learning_rate = OptNum(o, "learning_rate", a, t.learning_rate);
-  if (Present(o, "scheduler_type")) t.schedule.type = ArgString(o.Get("scheduler_type"), "options.scheduler_type");
-  t.schedule.warmup_steps = OptInt(o, "warmup_steps", a, 0);
-  t.schedule.max_steps = OptInt(o, "max_steps", a, 0);
-  t.schedule.multiplier_min = OptNum(o, "min_learning_rate", a, 0.0) / t.learning_rate;
-  if (Present(o, "lr_drop_epoch")) {
-    auto arr = o.Get("lr_drop_epoch");
-    if (!arr.IsArray()) ThrowType(v.Env(), "options.lr_drop_epoch: expected an array of epochs");
-    auto list = arr.As<Napi::Array>();
-    for (uint32_t i = 0; i < list.Length(); ++i)
-      t.lr_drop_epoch.push_back(ArgInt(list.Get(i), "options.lr_drop_epoch[]", 0, int64_t(1) << 40));
-  }
-  t.lr_drop_rate = OptNum(o, "lr_drop_rate", a, t.lr_drop_rate);
-  t.gradient_clip_val = OptNum(o, "gradient_clip_val", a, t.gradient_clip_val);
-  t.use_ema = OptBool(o, "use_ema", a, t.use_ema);
-  t.ema_decay = OptNum(o, "ema_decay", a, t.ema_decay);
-  auto ac = ArgAutocast(o);
+  auto t = ConfigFromJs<ibq::TrainerOptions>(v, "options");
+  auto ac = ArgAutocast(v);
   if (ac) t.autocast = *ac;
   return t;
 }
@@ -219,7 +168,7 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
     a.tok = std::dynamic_pointer_cast<ibq::TokenizerImpl>(ref.module);
     if (!a.tok) ThrowType(info.Env(), "tokenizer: expected a Tokenizer");
     a.queue = ref.queue;
-    a.loss = ArgLossOptions(info[1]);
+    a.loss = ConfigFromJs<ibq::VQLossOptions>(info[1], "lossconfig");
     a.opts = ArgTrainerOptions(info[2]);
     a.seed = ArgSeed(info[3]);
     return a;

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "bindings/addon_data.h"
+#include "bindings/config_fields.h"
 #include "bindings/convert.h"
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
@@ -22,57 +23,6 @@ namespace ibqb {
 namespace {
 
 constexpr const char* kCtor = "TransformerHandle";
-
-// Reads a TransformerConfig (official field names); absent fields keep the official defaults.
-ibq::TransformerConfig ArgConfig(const Napi::Value& v) {
-  auto o = ArgObject(v, "config");
-  ibq::TransformerConfig c;
-  bool cond_dim_given = false;
-  ibq::TransformerConfig::for_each_field(c, [&](const char* k, auto& dst) {
-    using T = std::decay_t<decltype(dst)>;
-    const std::string name = std::string("config.") + k;
-    Napi::Value x = o.Get(k);
-    if (x.IsUndefined() || (x.IsNull() && !std::is_same_v<T, bool>)) return;
-    if (std::strcmp(k, "cond_dim") == 0) cond_dim_given = true;
-    if constexpr (std::is_same_v<T, int64_t>) {
-      dst = ArgInt(x, name.c_str(), -(int64_t(1) << 40), int64_t(1) << 40);
-    } else if constexpr (std::is_same_v<T, double>) {
-      dst = ArgNumber(x, name.c_str());
-    } else if constexpr (std::is_same_v<T, bool>) {
-      dst = ArgBool(x, name.c_str(), dst);
-    } else if constexpr (std::is_same_v<T, std::optional<int64_t>>) {
-      dst = ArgInt(x, name.c_str(), 1, 1 << 20);
-    } else {
-      dst = ArgNumber(x, name.c_str());
-    }
-  });
-  if (!cond_dim_given) c.cond_dim = c.n_embd;
-  return c;
-}
-
-// The config as a plain object with every field (null for an absent optional).
-Napi::Object ConfigToJs(Napi::Env env, const ibq::TransformerConfig& c) {
-  auto o = Napi::Object::New(env);
-  ibq::TransformerConfig::for_each_field(c, [&](const char* k, const auto& v) {
-    using T = std::decay_t<decltype(v)>;
-    if constexpr (std::is_same_v<T, bool>) {
-      o.Set(k, Napi::Boolean::New(env, v));
-    } else if constexpr (std::is_same_v<T, std::optional<int64_t>> || std::is_same_v<T, std::optional<double>>) {
-      o.Set(k, v ? Napi::Number::New(env, double(*v)) : env.Null());
-    } else {
-      o.Set(k, Napi::Number::New(env, double(v)));
-    }
-  });
-  return o;
-}
-
-// transformerConfigFields() -> the official field names, in order.
-Napi::Value TransformerConfigFields(const Napi::CallbackInfo& info) {
-  std::vector<std::string> names;
-  ibq::TransformerConfig c;
-  ibq::TransformerConfig::for_each_field(c, [&](const char* k, const auto&) { names.push_back(k); });
-  return StringsToJs(info.Env(), names);
-}
 
 std::vector<std::string> ArgStrings(const Napi::Value& v, const char* arg) {
   if (!v.IsArray()) ThrowType(v.Env(), std::string(arg) + ": expected an array of strings");
@@ -121,7 +71,7 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
   };
   static Args ReadArgs(const Napi::CallbackInfo& info) {
     Args a;
-    a.cfg = ArgConfig(info[0]);
+    a.cfg = ConfigFromJs<ibq::TransformerConfig>(info[0], "config");
     if (!info[1].IsUndefined() && !info[1].IsNull()) a.seed = ArgInt(info[1], "seed", 0, int64_t(1) << 53);
     if (!info[2].IsUndefined() && !info[2].IsNull()) a.device = ArgDevice(info[2], "device");
     return a;
@@ -164,14 +114,14 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
     auto labels = ArgTensor(info[0], "labels");
     auto o = ArgObject(info[1], "options");
     ibq::SampleOptions so;
+    const int64_t lim = int64_t(1) << 53;  // conversion only: lib/transformer checked the options
     so.cfg_scale = ArgNumber(o.Get("cfgScale"), "cfgScale");
     so.temperature = ArgNumber(o.Get("temperature"), "temperature");
-    so.top_k = ArgInt(o.Get("topK"), "topK", 0, int64_t(1) << 40);
+    so.top_k = ArgInt(o.Get("topK"), "topK", -lim, lim);
     so.top_p = ArgNumber(o.Get("topP"), "topP");
     so.greedy = ArgBool(o.Get("greedy"), "greedy", false);
-    if (!o.Get("seed").IsUndefined()) so.seed = static_cast<uint64_t>(ArgInt(o.Get("seed"), "seed", 0, int64_t(1) << 53));
-    if (!o.Get("steps").IsUndefined()) so.steps = ArgInt(o.Get("steps"), "steps", 1, int64_t(1) << 30);
-    Guard(env, [&] { ibq::check_sample_options(so, g->cfg); });
+    if (!o.Get("seed").IsUndefined()) so.seed = static_cast<uint64_t>(ArgInt(o.Get("seed"), "seed", 0, lim));
+    if (!o.Get("steps").IsUndefined()) so.steps = ArgInt(o.Get("steps"), "steps", -lim, lim);
     return Submit(
         env,
         [g, labels, so](JobContext& ctx) -> Finisher {
@@ -316,11 +266,13 @@ class TransformerHandle : public ModuleHandle<TransformerHandle> {
   std::shared_ptr<ibq::TransformerTrainer> trainer_;
 };
 
-// transformerConfig(config | presetName) -> the full config with defaults; validates it.
+// transformerConfig(config | presetName) -> the full config (a preset's, or the one given: lib/transformer has
+// validated it) with parameterCount and the preset it equals.
 Napi::Value TransformerConfigFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&] {
-    auto c = info[0].IsString() ? ibq::transformer_preset(info[0].As<Napi::String>().Utf8Value()) : ArgConfig(info[0]);
+    auto c = info[0].IsString() ? ibq::transformer_preset(info[0].As<Napi::String>().Utf8Value())
+                                : ConfigFromJs<ibq::TransformerConfig>(info[0], "config");
     c.validate();
     auto o = ConfigToJs(env, c);
     o.Set("parameterCount", Napi::Number::New(env, double(c.parameter_count())));
@@ -336,7 +288,6 @@ void InitTransformer(Napi::Env env, Napi::Object exports) {
   TransformerHandle::Init(env, exports);
   exports.Set("buildTransformer", Napi::Function::New(env, &TransformerHandle::BuildAsync, "buildTransformer"));
   exports.Set("transformerConfig", Napi::Function::New(env, TransformerConfigFn, "transformerConfig"));
-  exports.Set("transformerConfigFields", Napi::Function::New(env, TransformerConfigFields, "transformerConfigFields"));
 }
 
 }  // namespace ibqb

@@ -8,7 +8,7 @@ class VectorQuantizerHandle : public QuantizerHandle<VectorQuantizerHandle, ibq:
  public:
   // new VectorQuantizerHandle({ n_embed, embed_dim, beta, legacy, l2_normalize }, device?, seed?)
   explicit VectorQuantizerHandle(const Napi::CallbackInfo& info) : QuantizerHandle(info) {
-    auto opts = ArgVQOptions(ArgObject(info[0], "options"), "options");
+    auto opts = ConfigFromJs<ibq::VQOptions>(info[0], "options");
     at::Device device = ArgOptDevice(info[1]);
     MaybeSeed(info[2]);
     module_ = Guard(info.Env(), [&] {

@@ -86,7 +86,7 @@ describe('IBQuantizer entropy under bfloat16 autocast (CPU)', () => {
     [1, 2, 2, 4],
   );
   it('keeps the entropy terms finite and within 1e-3 relative of float32', async () => {
-    const q = new IBQuantizer({ n_embed: 6, embed_dim: 2, entropy_temperature: 0.01 });
+    const q = new IBQuantizer({ n_embed: 6, embed_dim: 2, use_entropy_loss: true, entropy_temperature: 0.01 });
     await q.loadStateDict(new Map([['embedding.weight', E]]));
     const f32 = await q.forward(z);
     const bf16 = await q.forward(z, { autocast: 'bfloat16' });

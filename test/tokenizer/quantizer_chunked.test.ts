@@ -21,7 +21,7 @@ describe.skipIf(!HAVE_FIXTURES)('chunked IBQuantizer on the fixture ibq_quantize
   // embed_dim 8: the libtorch-op path and the AVX2 kernels (the AVX-512 ones need a multiple of 16)
   it('reproduces outputs, indices and both gradients with 8 positions per block (4 blocks), every kernel', async () => {
     const g = await loadSafetensors(fixture('ibq_quantizer', 'golden.safetensors'));
-    const q = new IBQuantizer({ n_embed: 64, embed_dim: 8, quantizer_chunk: 8 });
+    const q = new IBQuantizer({ n_embed: 64, embed_dim: 8, use_entropy_loss: true, quantizer_chunk: 8 });
     await q.loadStateDict(new Map([['embedding.weight', g.get('embedding')!]]));
     for (const kernel of ['aten', ...info().quantizerKernels.filter((k) => k !== 'avx512')]) {
       process.env.IBQ_QUANTIZER_KERNEL = kernel;
@@ -148,7 +148,7 @@ describe.skipIf(!HAVE_FIXTURES)('tokenizer training step with the chunked quanti
       entropy_temperature: C.entropy_temperature, sample_minimization_weight: C.sample_minimization_weight,
       batch_maximization_weight: C.batch_maximization_weight, quantizer_chunk: 5,
     });
-    const t = TokenizerTrainer.create(tok, C.lossconfig);
+    const t = TokenizerTrainer.create(tok, C.lossconfig, { useEma: true });
     expect((await t.loadStateDict(ckpt.stateDict, { strict: true })).missing).toEqual([]);
     const gen = await t.lossAndGrads(g.get('x')!, {
       optimizerIdx: 0, globalStep: C.global_step, wrt: ['decoder.conv_out.weight', 'quantize.embedding.weight'],

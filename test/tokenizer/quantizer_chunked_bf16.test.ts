@@ -64,7 +64,7 @@ describe('chunked IBQuantizer under bfloat16 autocast at n_embed 262144, embed_d
   };
 
   it('with the entropy loss (auto: 3 blocks of at most 48 positions)', async () => {
-    const [dense, chunked] = await densePair({ n_embed: K, embed_dim: D }, 3);
+    const [dense, chunked] = await densePair({ n_embed: K, embed_dim: D, use_entropy_loss: true }, 3);
     const { z, gradOut } = latentCase([2, D, 8, 8], 11);
     await compare(dense, chunked, z, gradOut, true);
   }, 600_000);

@@ -31,7 +31,7 @@ describe.skipIf(!HAVE_FIXTURES)('tokenizer training losses on the fixture (offic
   const errors: Record<string, number> = {};
   const trainer = async (lossconfig: Record<string, unknown>) => {
     const tok = Tokenizer.create(config());
-    const t = TokenizerTrainer.create(tok, lossconfig);
+    const t = TokenizerTrainer.create(tok, lossconfig, { useEma: true }); // the fixture holds model_ema.* (official use_ema: True)
     const r = await t.loadStateDict(ckpt.stateDict, { strict: true });
     expect(r.missing).toEqual([]);
     expect(t.perceptualLoaded).toBe(true);
@@ -99,7 +99,7 @@ describe.skipIf(!HAVE_FIXTURES)('tokenizer training losses on the fixture (offic
 
   it('bfloat16 autocast gives the float32 generator loss to bfloat16 precision, and a finite training step', async () => {
     const tok = Tokenizer.create(config());
-    const t = TokenizerTrainer.create(tok, C.lossconfig, { autocast: 'bfloat16' });
+    const t = TokenizerTrainer.create(tok, C.lossconfig, { autocast: 'bfloat16', useEma: true });
     await t.loadStateDict(ckpt.stateDict);
     const x = g.get('x')!;
     const gen = await t.lossAndGrads(x, { optimizerIdx: 0, globalStep: C.global_step });

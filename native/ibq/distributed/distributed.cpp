@@ -67,12 +67,10 @@ void wait_work(const c10::intrusive_ptr<c10d::Work>& w) {
 }  // namespace
 
 ProcessGroup::ProcessGroup(const GroupOptions& o) : opts_(o), impl_(std::make_unique<Impl>()) {
-  if (o.world_size < 1) throw ValueError("world_size: expected an integer >= 1, got " + std::to_string(o.world_size));
-  if (o.rank < 0 || o.rank >= o.world_size)
-    throw ValueError("rank: expected an integer in [0, " + std::to_string(o.world_size - 1) + "], got " + std::to_string(o.rank));
-  if (o.master_port < 1 || o.master_port > 65535)
-    throw ValueError("master_port: expected an integer in [1, 65535], got " + std::to_string(o.master_port));
-  if (!(o.timeout_s > 0)) throw ValueError("timeout: expected a positive number of seconds");
+  IBQ_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size && o.master_port >= 1 &&
+                o.master_port <= 65535 && o.timeout_s > 0,
+            "process group options out of range (rank " + std::to_string(o.rank) + " of " +
+                std::to_string(o.world_size) + ", port " + std::to_string(o.master_port) + ")");
   const auto timeout = milliseconds(static_cast<int64_t>(std::ceil(o.timeout_s * 1000)));
   impl_->device = at::Device(o.device);
   const bool cuda = impl_->device.is_cuda();

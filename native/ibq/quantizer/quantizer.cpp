@@ -3,19 +3,14 @@
 #include <sstream>
 
 #include "ibq/core/compat.h"
+#include "ibq/core/config_check.h"
 #include "ibq/core/errors.h"
 #include "ibq/quantizer/quantizer_chunked.h"
 #include "ibq/quantizer/quantizer_fused.h"
 
 namespace ibq {
 
-void IBQOptions::validate() const {
-  if (n_embed < 1) throw ValueError("n_embed: expected a positive integer, got " + std::to_string(n_embed));
-  if (embed_dim < 1) throw ValueError("embed_dim: expected a positive integer, got " + std::to_string(embed_dim));
-  if (!(entropy_temperature > 0))
-    throw ValueError("entropy_temperature: expected a positive number, got " + std::to_string(entropy_temperature));
-  if (chunk < -1) throw ValueError("quantizer_chunk: expected -1 (auto), 0 (dense) or a positive block size");
-}
+void IBQOptions::validate() const { check_fields(*this, "ibq_quantizer"); }
 
 void check_latent(const at::Tensor& z, int64_t embed_dim, const char* arg) {
   if (z.dim() != 4 || z.size(1) != embed_dim) {
@@ -91,7 +86,7 @@ IBQuantizerImpl::IBQuantizerImpl(const IBQOptions& opts) : opts_(opts) {
 }
 
 int64_t IBQuantizerImpl::rows_per_block(int64_t positions) const {
-  if (opts_.chunk >= 0) return opts_.chunk;
+  if (opts_.quantizer_chunk >= 0) return opts_.quantizer_chunk;
   return positions * opts_.n_embed >= kAutoChunkElements ? default_rows_per_block(opts_.n_embed) : 0;
 }
 

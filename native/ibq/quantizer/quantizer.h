@@ -4,21 +4,48 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "ibq/core/config_field.h"
+
 namespace ibq {
 
+// The IBQ quantizer's arguments (official IndexPropagationQuantize, as model.init_args of a tokenizer YAML names
+// them: n_e / e_dim there are n_embed / embed_dim), declared once for C++ and TypeScript (ibq/config_field.h),
+// with the official defaults.
 struct IBQOptions {
-  int64_t n_embed = 16384;
-  int64_t embed_dim = 256;
+  int64_t n_embed = 0;    // required
+  int64_t embed_dim = 0;  // required
   double beta = 0.25;
-  bool use_entropy_loss = true;
+  bool use_entropy_loss = false;
   double entropy_temperature = 0.01;
   double sample_minimization_weight = 1.0;
   double batch_maximization_weight = 1.0;
-  // quantizer_chunk: how forward computes the [positions, n_embed] part. 0: dense tensors (the reference);
-  // r > 0: the chunked path (ibq_chunked) with r positions per block; -1 (auto): chunked with
-  // default_rows_per_block(n_embed) when positions * n_embed >= kAutoChunkElements, else dense.
-  int64_t chunk = -1;
-  void validate() const;  // ibq::ValueError naming the field
+  // How forward computes the [positions, n_embed] part: 0 (dense): dense tensors (the reference); r > 0: the
+  // chunked path (ibq_chunked) with r positions per block; -1 (auto): chunked with default_rows_per_block(n_embed)
+  // when positions * n_embed >= kAutoChunkElements, else dense.
+  int64_t quantizer_chunk = -1;
+
+  template <class Self, class Fn>
+  static void for_each_field(Self& c, Fn&& fn) {
+    fn(Field("n_embed", "Codebook size (official n_e).").req().ge(1), c.n_embed);
+    fn(Field("embed_dim", "Codebook vector size (official e_dim): the channels of quant_conv's output.").req().ge(1),
+       c.embed_dim);
+    fn(Field("beta", "Weight of the codebook term mean((z_q_hard - sg(z))^2) in quant_loss."), c.beta);
+    fn(Field("use_entropy_loss", "Compute sample_entropy, avg_entropy and entropy_loss (else they are 0)."),
+       c.use_entropy_loss);
+    fn(Field("entropy_temperature", "Temperature of the softmax of the entropy terms.").gt(0), c.entropy_temperature);
+    fn(Field("sample_minimization_weight", "Weight of the per-position entropy in entropy_loss."),
+       c.sample_minimization_weight);
+    fn(Field("batch_maximization_weight", "Weight of the entropy of the mean distribution (subtracted) in entropy_loss."),
+       c.batch_maximization_weight);
+    fn(Field("quantizer_chunk",
+             "How the [positions, n_embed] part is computed (not an official field): 'dense' (the reference: dense "
+             "logits, softmax and one-hot, as the official module), a positive integer (chunked: that many positions "
+             "per block, memory O(block * n_embed + n_embed), the same values and gradients up to float32 rounding "
+             "order) or 'auto' (chunked when positions * n_embed >= 2^22, else dense).")
+           .opt().ge(1).alias("auto", -1).alias("dense", 0),
+       c.quantizer_chunk);
+  }
+  void validate() const;  // IBQ_CHECK of the declared ranges
 };
 
 // Size (positions * n_embed) from which quantizer_chunk = auto takes the chunked path: 2^22 elements, one
@@ -51,7 +78,7 @@ class IBQuantizerImpl : public torch::nn::Module {
   // hard = one_hot(argmax soft); one_hot = hard - sg(soft) + soft; z_q = one_hot @ E; with z_q2 = hard @ E:
   // quant_loss = mean((z_q - z)^2) + mean((sg(z_q2) - z)^2) + beta * mean((z_q2 - sg(z))^2).
   // Same computation in train and eval mode (as the official module). Throws ibq::ValueError on a bad shape.
-  // Dense or chunked by options().chunk (same values and gradients; see quantizer_chunked.h).
+  // Dense or chunked by options().quantizer_chunk (same values and gradients; see quantizer_chunked.h).
   IBQOutput forward(const at::Tensor& z);
 
   // Positions per block of the chunked path for `positions` positions, or 0 for the dense path.

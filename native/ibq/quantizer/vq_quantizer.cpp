@@ -1,12 +1,15 @@
 #include "ibq/quantizer/vq_quantizer.h"
 
+#include "ibq/core/config_check.h"
 #include "ibq/core/errors.h"
 #include "ibq/quantizer/quantizer.h"
 
 namespace ibq {
 
+void VQOptions::validate() const { check_fields(*this, "vq_quantizer"); }
+
 VectorQuantizerImpl::VectorQuantizerImpl(const VQOptions& opts) : opts_(opts) {
-  IBQOptions{opts.n_embed, opts.embed_dim}.validate();
+  opts_.validate();
   embedding = register_module("embedding", torch::nn::Embedding(opts.n_embed, opts.embed_dim));
   torch::NoGradGuard no_grad;
   embedding->weight.uniform_(-1.0 / double(opts.n_embed), 1.0 / double(opts.n_embed));

@@ -19,14 +19,7 @@ int64_t out_side(int64_t s, int64_t stride) { return (s + 2 - 4) / stride + 1; }
 
 }  // namespace
 
-void DiscriminatorOptions::validate() const {
-  if (input_nc < 1) throw ValueError("disc_in_channels: expected a positive integer");
-  if (ndf < 1) throw ValueError("disc_ndf: expected a positive integer");
-  if (n_layers < 1 || n_layers > 8) throw ValueError("disc_num_layers: expected an integer in [1, 8]");
-}
-
 NLayerDiscriminatorImpl::NLayerDiscriminatorImpl(const DiscriminatorOptions& opts) : opts_(opts) {
-  opts_.validate();
   Sequential seq;
   seq->push_back(conv4(opts_.input_nc, opts_.ndf, 2, true));
   seq->push_back(lrelu());

@@ -7,11 +7,11 @@
 
 namespace ibq {
 
+// From the validated lossconfig (VQLossOptions: its declaration holds the ranges).
 struct DiscriminatorOptions {
   int64_t input_nc = 3;  // disc_in_channels
   int64_t ndf = 64;      // disc_ndf
   int64_t n_layers = 3;  // disc_num_layers
-  void validate() const;  // ibq::ValueError naming the field
 };
 
 class NLayerDiscriminatorImpl : public torch::nn::Module {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "ibq/core/compat.h"
+#include "ibq/core/config_check.h"
 #include "ibq/core/errors.h"
 #include "ibq/train/accumulate.h"
 
@@ -85,12 +86,17 @@ std::vector<at::Tensor> TokenizerTrainingModuleImpl::discriminator_parameters() 
   return params_of(*loss->discriminator);
 }
 
+void TrainerOptions::validate() const {
+  check_fields(*this, "tokenizer_trainer");
+  IBQ_CHECK(scheduler_type != "linear-warmup_cosine-decay" || max_steps > warmup_steps,
+            "tokenizer_trainer: a cosine decay of " + std::to_string(max_steps) + " steps after " +
+                std::to_string(warmup_steps) + " warm-up steps");
+}
+
 TokenizerTrainer::TokenizerTrainer(std::shared_ptr<TokenizerImpl> tokenizer, const VQLossOptions& loss_opts,
                                    const TrainerOptions& opts)
-    : opts_(opts) {
-  opts_.schedule.validate();
-  if (!(opts_.learning_rate > 0)) throw ValueError("learning_rate: expected a positive number");
-  if (opts_.gradient_clip_val < 0) throw ValueError("gradient_clip_val: expected a non-negative number");
+    : opts_(opts), schedule_(opts.schedule()) {
+  opts_.validate();
   module_ = TokenizerTrainingModule(std::move(tokenizer), loss_opts, opts_.use_ema, opts_.ema_decay);
   AdamOptions a;
   a.lr = opts_.learning_rate;
@@ -101,14 +107,14 @@ TokenizerTrainer::TokenizerTrainer(std::shared_ptr<TokenizerImpl> tokenizer, con
 
 void TokenizerTrainer::set_scheduler_steps(int64_t n) {
   scheduler_steps_ = n;
-  if (!opts_.schedule.active()) return;
-  const double lr = opts_.learning_rate * opts_.schedule.factor(n);
+  if (!schedule_.active()) return;
+  const double lr = opts_.learning_rate * schedule_.factor(n);
   opt_gen_->options().lr = lr;
   opt_disc_->options().lr = lr;
 }
 
 void TokenizerTrainer::scheduler_step() {
-  if (opts_.schedule.active()) set_scheduler_steps(scheduler_steps_ + 1);
+  if (schedule_.active()) set_scheduler_steps(scheduler_steps_ + 1);
 }
 
 void TokenizerTrainer::end_epoch(int64_t epoch) {

@@ -15,11 +15,12 @@
 #include <utility>
 #include <vector>
 
+#include "ibq/core/config_field.h"
 #include "ibq/distributed/data_parallel.h"
-#include "ibq/train/ema.h"
-#include "ibq/train/optim.h"
 #include "ibq/tokenizer/tokenizer.h"
 #include "ibq/tokenizer/vq_loss.h"
+#include "ibq/train/ema.h"
+#include "ibq/train/optim.h"
 
 namespace ibq {
 
@@ -43,15 +44,46 @@ class TokenizerTrainingModuleImpl : public torch::nn::Module {
 };
 TORCH_MODULE(TokenizerTrainingModule);
 
+// Tokenizer training settings, declared once for C++ and TypeScript (ibq/config_field.h): the official
+// model.init_args optimisation fields (VQModel: learning_rate, scheduler_type, min_learning_rate, lr_drop_epoch,
+// lr_drop_rate, gradient_clip_val, use_ema; warm-up and total length in steps where the official counts epochs)
+// and LitEma's decay, with the official defaults except learning_rate 1e-4 (official: None, which the official
+// optimizers cannot take; every official config gives 1e-4).
 struct TrainerOptions {
-  double learning_rate = 1e-4;             // base LR of both optimizers (official learning_rate)
-  LrSchedule schedule;                     // scheduler_type, warm-up and total steps, min LR multiplier
-  std::vector<int64_t> lr_drop_epoch;      // official lr_drop_epoch: after epoch e with e + 1 listed,
-  double lr_drop_rate = 0.1;               //   both LRs are multiplied by lr_drop_rate
-  double gradient_clip_val = 0.0;          // > 0: clip the generator gradients by global norm
-  bool use_ema = true;
+  double learning_rate = 1e-4;
+  std::string scheduler_type = "None";
+  int64_t warmup_steps = 0;
+  int64_t max_steps = 0;
+  double min_learning_rate = 0.0;
+  std::vector<int64_t> lr_drop_epoch;
+  double lr_drop_rate = 0.1;
+  double gradient_clip_val = 0.0;
+  bool use_ema = false;
   double ema_decay = 0.999;
-  c10::optional<at::ScalarType> autocast;  // bfloat16 (CPU/CUDA) or float16 (CUDA) for the forward passes
+  c10::optional<at::ScalarType> autocast;  // not a field: bfloat16 (CPU/CUDA) or float16 (CUDA) forward passes
+
+  template <class Self, class Fn>
+  static void for_each_field(Self& c, Fn&& fn) {
+    fn(Field("learning_rate", "Base learning rate of both Adam optimizers.").gt(0), c.learning_rate);
+    fn(Field("scheduler_type", "LR schedule (LambdaLR of both optimizers).")
+           .one_of({"None", "linear-warmup", "linear-warmup_cosine-decay"}),
+       c.scheduler_type);
+    fn(Field("warmup_steps", "Warm-up steps of the schedule (official warmup_epochs x steps per epoch).").ge(0),
+       c.warmup_steps);
+    fn(Field("max_steps", "Total steps of the cosine decay (official max_epochs x steps per epoch).").ge(0),
+       c.max_steps);
+    fn(Field("min_learning_rate", "Floor of the cosine decay.").ge(0), c.min_learning_rate);
+    fn(Field("lr_drop_epoch", "After (0-based) epoch e with e + 1 listed, both LRs are multiplied by lr_drop_rate.")
+           .ge(0),
+       c.lr_drop_epoch);
+    fn(Field("lr_drop_rate", "Factor of the LR drops.").ge(0), c.lr_drop_rate);
+    fn(Field("gradient_clip_val", "> 0: clip the generator gradients to this global norm.").ge(0), c.gradient_clip_val);
+    fn(Field("use_ema", "Keep the LitEma of the weights (model_ema.*)."), c.use_ema);
+    fn(Field("ema_decay", "Decay of the LitEma.").ge(0).le(1), c.ema_decay);
+  }
+  LrSchedule schedule() const { return {scheduler_type, warmup_steps, max_steps, min_learning_rate / learning_rate}; }
+  // IBQ_CHECK of the declared ranges and of a cosine decay longer than its warm-up.
+  void validate() const;
 };
 
 // Values of one step's log dictionary (official names; the discriminator's entries first).
@@ -123,6 +155,7 @@ class TokenizerTrainer {
 
   TokenizerTrainingModule module_{nullptr};
   TrainerOptions opts_;
+  LrSchedule schedule_;
   std::unique_ptr<Adam> opt_gen_, opt_disc_;
   int64_t scheduler_steps_ = 0;
 };

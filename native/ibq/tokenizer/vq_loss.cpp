@@ -1,5 +1,6 @@
 #include "ibq/tokenizer/vq_loss.h"
 
+#include "ibq/core/config_check.h"
 #include "ibq/core/errors.h"
 
 namespace ibq {
@@ -26,13 +27,8 @@ void check_pair(const at::Tensor& x, const at::Tensor& xrec) {
 }  // namespace
 
 void VQLossOptions::validate() const {
-  if (disc_loss != "hinge" && disc_loss != "vanilla")
-    throw ValueError("disc_loss: expected 'hinge' or 'vanilla', got '" + disc_loss + "'");
-  if (use_actnorm) throw ValueError("use_actnorm: only false (BatchNorm) is supported");
-  if (disc_conditional) throw ValueError("disc_conditional: only false is supported (the IBQ tokenizers are unconditional)");
-  if (disc_start < 0) throw ValueError("disc_start: expected a non-negative integer");
-  if (perceptual_weight < 0) throw ValueError("perceptual_weight: expected a non-negative number");
-  DiscriminatorOptions{disc_in_channels, disc_ndf, disc_num_layers}.validate();
+  check_fields(*this, "lossconfig");
+  IBQ_CHECK(!use_actnorm && !disc_conditional, "lossconfig: use_actnorm and disc_conditional are only supported false");
 }
 
 void LeCamEma::update(const at::Tensor& logits_real, const at::Tensor& logits_fake) {

@@ -12,13 +12,16 @@
 #include <utility>
 #include <vector>
 
-#include "ibq/tokenizer/discriminator.h"
+#include "ibq/core/config_field.h"
 #include "ibq/eval/lpips.h"
+#include "ibq/tokenizer/discriminator.h"
 
 namespace ibq {
 
-// The official lossconfig.params (same names and defaults). pixelloss_weight is accepted and, as in the
-// official code, unused; codebook_weight only weighs a plain VQ loss (use_entropy_loss false).
+// The official lossconfig.params (VQLPIPSWithDiscriminator's arguments), declared once for C++ and TypeScript
+// (ibq/config_field.h), with the official defaults except disc_start 0 (official: required; every official config
+// gives 0). pixelloss_weight is accepted and, as in the official code, unused; codebook_weight only weighs a
+// plain VQ loss (use_entropy_loss false).
 struct VQLossOptions {
   int64_t disc_start = 0;
   double codebook_weight = 1.0;
@@ -28,15 +31,43 @@ struct VQLossOptions {
   double disc_factor = 1.0;
   double disc_weight = 1.0;
   double perceptual_weight = 1.0;
-  bool use_actnorm = false;       // only false is supported (ValueError otherwise)
-  bool disc_conditional = false;  // only false is supported (ValueError otherwise)
+  bool use_actnorm = false;
+  bool disc_conditional = false;
   int64_t disc_ndf = 64;
-  std::string disc_loss = "hinge";  // "hinge" | "vanilla"
-  std::optional<double> gen_loss_weight;    // absent: the adaptive weight
-  std::optional<double> lecam_loss_weight;  // absent: no LeCAM regulariser
+  std::string disc_loss = "hinge";
+  std::optional<double> gen_loss_weight;
+  std::optional<double> lecam_loss_weight;
   double quant_loss_weight = 1.0;
   double entropy_loss_weight = 1.0;
-  void validate() const;  // ibq::ValueError naming the field
+
+  template <class Self, class Fn>
+  static void for_each_field(Self& c, Fn&& fn) {
+    fn(Field("disc_start", "Global step from which the discriminator terms count (adopt_weight).").ge(0), c.disc_start);
+    fn(Field("codebook_weight", "Weight of a plain VQ codebook loss (use_entropy_loss false)."), c.codebook_weight);
+    fn(Field("pixelloss_weight", "Accepted and unused, as in the official code."), c.pixelloss_weight);
+    fn(Field("disc_num_layers", "Strided convolution layers of the PatchGAN discriminator.").ge(1).le(8),
+       c.disc_num_layers);
+    fn(Field("disc_in_channels", "Image channels the discriminator takes.").ge(1), c.disc_in_channels);
+    fn(Field("disc_factor", "Factor of the generator and discriminator GAN terms."), c.disc_factor);
+    fn(Field("disc_weight", "Factor of the adaptive generator weight (gen_loss_weight null)."), c.disc_weight);
+    fn(Field("perceptual_weight", "Weight of LPIPS in the reconstruction loss (0: no LPIPS weights needed).").ge(0),
+       c.perceptual_weight);
+    fn(Field("use_actnorm", "ActNorm instead of BatchNorm in the discriminator (only false is supported).")
+           .only_default(),
+       c.use_actnorm);
+    fn(Field("disc_conditional", "Class-conditional discriminator (only false: the IBQ tokenizers are unconditional).")
+           .only_default(),
+       c.disc_conditional);
+    fn(Field("disc_ndf", "Channels of the discriminator's first layer.").ge(1), c.disc_ndf);
+    fn(Field("disc_loss", "Discriminator loss.").one_of({"hinge", "vanilla"}), c.disc_loss);
+    fn(Field("gen_loss_weight", "Fixed weight of the generator GAN loss; null: the adaptive weight of VQGAN."),
+       c.gen_loss_weight);
+    fn(Field("lecam_loss_weight", "Weight of the LeCAM regulariser of the discriminator; null: none."),
+       c.lecam_loss_weight);
+    fn(Field("quant_loss_weight", "Weight of the quantizer's quant_loss."), c.quant_loss_weight);
+    fn(Field("entropy_loss_weight", "Weight of the quantizer's entropy_loss."), c.entropy_loss_weight);
+  }
+  void validate() const;  // IBQ_CHECK of the declared ranges and choices
 };
 
 // Official LeCAM_EMA: EMAs (Python floats, so double here) of the mean real / fake logits, start 0,

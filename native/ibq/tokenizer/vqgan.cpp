@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "ibq/core/config_check.h"
 #include "ibq/core/errors.h"
 
 namespace ibq::vqgan {
@@ -27,22 +28,11 @@ at::Tensor run_blocks(LevelImpl& lvl, at::Tensor h) {
 }  // namespace
 
 void DDConfig::validate() const {
-  auto positive = [](int64_t v, const char* name) {
-    if (v <= 0) throw ValueError(std::string("ddconfig.") + name + ": expected a positive integer, got " + std::to_string(v));
-  };
-  positive(z_channels, "z_channels");
-  positive(resolution, "resolution");
-  positive(in_channels, "in_channels");
-  positive(out_ch, "out_ch");
-  positive(ch, "ch");
-  positive(num_res_blocks, "num_res_blocks");
-  if (ch_mult.empty() || ch_mult.size() > 12) throw ValueError("ddconfig.ch_mult: expected 1 to 12 positive integers");
-  for (size_t i = 0; i < ch_mult.size(); ++i) positive(ch_mult[i], "ch_mult[i]");
-  if (!(dropout >= 0 && dropout < 1)) throw ValueError("ddconfig.dropout: expected a number in [0, 1), got " + std::to_string(dropout));
-  check_groupnorm_channels(ch, "ddconfig.ch");
-  for (size_t i = 0; i < ch_mult.size(); ++i)
-    check_groupnorm_channels(ch * ch_mult[i], "ddconfig.ch * ch_mult[" + std::to_string(i) + "] = " +
-                                                  std::to_string(ch) + " * " + std::to_string(ch_mult[i]));
+  check_fields(*this, "ddconfig");
+  for (int64_t m : ch_mult) {
+    IBQ_CHECK(ch % 32 == 0 && (ch * m) % 32 == 0,
+              "ddconfig: GroupNorm(32) channel counts ch = " + std::to_string(ch) + ", ch * ch_mult = " + std::to_string(ch * m));
+  }
 }
 
 LevelImpl::LevelImpl() {

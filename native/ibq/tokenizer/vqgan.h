@@ -6,27 +6,51 @@
 
 #include <vector>
 
+#include "ibq/core/config_field.h"
 #include "ibq/tokenizer/vqgan_blocks.h"
 
 namespace ibq::vqgan {
 
-// The official `ddconfig` (model.init_args.ddconfig of a tokenizer YAML).
+// The official `ddconfig` (model.init_args.ddconfig of a tokenizer YAML: the arguments of the official
+// Encoder / Decoder), declared once for C++ and TypeScript (ibq/config_field.h). Defaults are the official
+// Encoder's, except: double_z false (the official Encoder's default is true, which the official IBQ model cannot
+// run: its quant_conv takes z_channels; every official config sets false), in_channels / out_ch 3 and
+// attn_resolutions [] (official: required; every official config gives 3, 3 and [16]).
 struct DDConfig {
   bool double_z = false;
-  int64_t z_channels = 256;
-  int64_t resolution = 256;
+  int64_t z_channels = 0;  // required
+  int64_t resolution = 0;  // required
   int64_t in_channels = 3;
   int64_t out_ch = 3;
-  int64_t ch = 128;
-  std::vector<int64_t> ch_mult{1, 1, 2, 2, 4};
-  int64_t num_res_blocks = 4;
-  std::vector<int64_t> attn_resolutions{16};
+  int64_t ch = 0;  // required
+  std::vector<int64_t> ch_mult{1, 2, 4, 8};
+  int64_t num_res_blocks = 0;  // required
+  std::vector<int64_t> attn_resolutions;
   double dropout = 0.0;
+
+  template <class Self, class Fn>
+  static void for_each_field(Self& c, Fn&& fn) {
+    fn(Field("double_z", "The encoder outputs 2 * z_channels channels (quant_conv then takes them all)."), c.double_z);
+    fn(Field("z_channels", "Channels of the latent between the encoder / decoder and quant_conv / post_quant_conv.").req().ge(1),
+       c.z_channels);
+    fn(Field("resolution", "Image side the model is built for: levels whose side (resolution / 2^level) is in "
+                           "attn_resolutions get attention.").req().ge(1),
+       c.resolution);
+    fn(Field("in_channels", "Image channels the encoder takes.").ge(1), c.in_channels);
+    fn(Field("out_ch", "Image channels the decoder gives.").ge(1), c.out_ch);
+    fn(Field("ch", "Base channel count; GroupNorm(32) needs ch and every ch * ch_mult[i] divisible by 32.").req().ge(1), c.ch);
+    fn(Field("ch_mult", "Channel multiplier of each resolution level; the image is downsampled "
+                        "2^(len(ch_mult)-1) times per side.").ge(1).items(1, 12),
+       c.ch_mult);
+    fn(Field("num_res_blocks", "ResnetBlocks per level.").req().ge(1), c.num_res_blocks);
+    fn(Field("attn_resolutions", "Sides (resolution / 2^level) of the levels that get attention blocks.").ge(1),
+       c.attn_resolutions);
+    fn(Field("dropout", "Dropout probability of the ResnetBlocks.").ge(0).lt(1), c.dropout);
+  }
 
   // 2^(len(ch_mult)-1): the factor H and W must be divisible by, and the token-map downsampling.
   int64_t downsample_factor() const { return int64_t(1) << (ch_mult.size() - 1); }
-  // Throws ibq::ValueError naming the field when a value is out of range or a GroupNorm channel count is not
-  // divisible by 32.
+  // IBQ_CHECK of the declared ranges and of GroupNorm(32) divisibility (TypeScript validated them).
   void validate() const;
 };
 

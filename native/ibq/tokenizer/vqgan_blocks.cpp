@@ -1,7 +1,6 @@
 #include "ibq/tokenizer/vqgan_blocks.h"
 
 #include "ibq/core/errors.h"
-
 namespace ibq::vqgan {
 namespace F = torch::nn::functional;
 
@@ -10,11 +9,6 @@ torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64
   return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(pad));
 }
 }  // namespace
-
-void check_groupnorm_channels(int64_t channels, const std::string& what) {
-  if (channels <= 0 || channels % 32 != 0)
-    throw ValueError(what + ": GroupNorm(32) needs a channel count divisible by 32, got " + std::to_string(channels));
-}
 
 torch::nn::GroupNorm make_norm(int64_t channels) {
   return torch::nn::GroupNorm(torch::nn::GroupNormOptions(32, channels).eps(1e-6).affine(true));

@@ -7,9 +7,6 @@
 
 namespace ibq::vqgan {
 
-// Channels a GroupNorm(32) layer can take: a positive multiple of 32. Throws ibq::ValueError naming `what`.
-void check_groupnorm_channels(int64_t channels, const std::string& what);
-
 // GroupNorm(num_groups=32, channels, eps=1e-6, affine) (official `Normalize`).
 torch::nn::GroupNorm make_norm(int64_t channels);
 // norm(x) with x cast to the norm's parameter dtype: under autocast a bfloat16/float16 activation is normalised in

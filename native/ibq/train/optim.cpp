@@ -52,15 +52,6 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   return total.item<double>();
 }
 
-void LrSchedule::validate() const {
-  if (type != "None" && type != "linear-warmup" && type != "linear-warmup_cosine-decay")
-    throw ValueError("scheduler_type: expected 'None', 'linear-warmup' or 'linear-warmup_cosine-decay', got '" + type + "'");
-  if (warmup_steps < 0) throw ValueError("warmup steps: expected a non-negative integer");
-  if (type == "linear-warmup_cosine-decay" && max_steps <= warmup_steps)
-    throw ValueError("linear-warmup_cosine-decay: the total training steps (" + std::to_string(max_steps) +
-                     ") must exceed the warm-up steps (" + std::to_string(warmup_steps) + ")");
-}
-
 double LrSchedule::factor(int64_t step) const {
   if (type == "None") return 1.0;
   if (step < warmup_steps) return double(step) / double(std::max<int64_t>(1, warmup_steps));

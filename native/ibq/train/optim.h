@@ -51,13 +51,12 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
 
 // The official LR schedules. "None": constant; "linear-warmup": step / max(1, warmup) until warmup, then 1;
 // "linear-warmup_cosine-decay": the same warm-up, then max(0.5 (cos(pi (step - warmup) / (max_steps -
-// warmup)) + 1), min_lr / lr). The factor multiplies the base LR (LambdaLR); throws ibq::ValueError for an
-// unknown type.
+// warmup)) + 1), min_lr / lr). The factor multiplies the base LR (LambdaLR). Made from validated settings
+// (TrainerOptions: its declaration holds the allowed types).
 struct LrSchedule {
   std::string type = "None";
   int64_t warmup_steps = 0, max_steps = 0;
   double multiplier_min = 0.0;
-  void validate() const;
   bool active() const { return type != "None"; }
   double factor(int64_t step) const;
 };

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "ibq/core/compat.h"
+#include "ibq/core/config_check.h"
 #include "ibq/core/errors.h"
 
 namespace ibq {
@@ -12,12 +13,6 @@ namespace {
 int64_t find_multiple(int64_t n, int64_t k) { return n % k == 0 ? n : n + k - (n % k); }
 
 [[noreturn]] void bad(const std::string& what) { throw ValueError(what); }
-
-std::string str(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
 
 // Dropout on whole samples of the residual branch (timm DropPath with scale_by_keep).
 at::Tensor drop_path(const at::Tensor& x, double p, bool training) {
@@ -44,38 +39,13 @@ int64_t TransformerConfig::ffn_hidden() const {
 int64_t TransformerConfig::grid_size() const { return static_cast<int64_t>(std::sqrt(static_cast<double>(block_size))); }
 
 void TransformerConfig::validate() const {
-  auto pos = [](int64_t v, const char* name) {
-    if (v < 1) bad(std::string(name) + ": expected an integer >= 1, got " + std::to_string(v));
-  };
-  pos(vocab_size, "vocab_size");
-  pos(block_size, "block_size");
-  pos(n_layer, "n_layer");
-  pos(n_head, "n_head");
-  pos(n_embd, "n_embd");
-  pos(class_num, "class_num");
-  pos(multiple_of, "multiple_of");
-  if (cls_token_num < 1) bad("cls_token_num: expected an integer >= 1, got " + std::to_string(cls_token_num));
-  int64_t g = grid_size();
-  if (g * g != block_size) bad("block_size: expected a square number of tokens (2D RoPE grid), got " + std::to_string(block_size));
-  if (n_embd % n_head != 0)
-    bad("n_embd: expected a multiple of n_head (" + std::to_string(n_head) + "), got " + std::to_string(n_embd));
-  if (head_dim() % 4 != 0)
-    bad("n_embd / n_head: the 2D RoPE needs a head size divisible by 4, got " + std::to_string(head_dim()));
-  if (cond_dim != n_embd)
-    bad("cond_dim: the condition is the class embedding, so cond_dim must equal n_embd (" + std::to_string(n_embd) +
-        "), got " + std::to_string(cond_dim));
-  int64_t kv = kv_heads();
-  if (kv < 1 || n_head % kv != 0)
-    bad("n_kv_head: expected a divisor of n_head (" + std::to_string(n_head) + "), got " + std::to_string(kv));
-  if (ffn_dim_multiplier && !(*ffn_dim_multiplier > 0)) bad("ffn_dim_multiplier: expected a number > 0");
-  for (auto [v, name] : {std::pair<double, const char*>{resid_dropout_p, "resid_dropout_p"},
-                         {ffn_dropout_p, "ffn_dropout_p"}, {attn_dropout_p, "attn_dropout_p"},
-                         {token_drop, "token_drop"}, {drop_path_rate, "drop_path_rate"},
-                         {class_dropout_prob, "class_dropout_prob"}}) {
-    if (!(v >= 0 && v < 1)) bad(std::string(name) + ": expected a probability in [0, 1), got " + str(v));
-  }
-  if (!(norm_eps > 0)) bad("norm_eps: expected a number > 0, got " + str(norm_eps));
-  if (!(rope_base > 0)) bad("rope_base: expected a number > 0, got " + str(rope_base));
+  check_fields(*this, "transformer");
+  const int64_t g = grid_size();
+  IBQ_CHECK(g * g == block_size && n_embd % n_head == 0 && head_dim() % 4 == 0 && cond_channels() == n_embd &&
+                n_head % kv_heads() == 0,
+            "transformer: block_size " + std::to_string(block_size) + ", n_embd " + std::to_string(n_embd) + ", n_head " +
+                std::to_string(n_head) + ", cond_dim " + std::to_string(cond_channels()) + ", n_kv_head " +
+                std::to_string(kv_heads()) + " break the rules between fields");
 }
 
 int64_t TransformerConfig::parameter_count() const {
@@ -84,9 +54,9 @@ int64_t TransformerConfig::parameter_count() const {
                   + C * C                             // wo
                   + 3 * C * ffn_hidden()              // w1, w3, w2
                   + 2 * C;                            // attention_norm, ffn_norm
-  block += shared_aln ? 6 * C : cond_dim * 6 * C + 6 * C;
+  block += shared_aln ? 6 * C : cond_channels() * 6 * C + 6 * C;
   int64_t total = vocab_size * C + class_rows() * C + n_layer * block;
-  if (shared_aln) total += cond_dim * 6 * C + 6 * C;
+  if (shared_aln) total += cond_channels() * 6 * C + 6 * C;
   total += C + C * 2 * C + 2 * C;  // head_nm: rmsnorm, ada_lin (D = n_embd)
   total += C * vocab_size;         // head
   return total;
@@ -102,7 +72,8 @@ TransformerConfig transformer_preset(const std::string& name) {
     if (name == p.name) {
       c.n_layer = p.layers;
       c.n_head = p.heads;
-      c.n_embd = c.cond_dim = p.width;
+      c.n_embd = p.width;
+      c.cond_dim = p.width;
       return c;
     }
   }
@@ -163,7 +134,7 @@ BlockImpl::BlockImpl(const TransformerConfig& c, double dp) : cfg(c), drop_path_
   attention_norm = register_module("attention_norm", RMSNorm(C, c.norm_eps));
   ffn_norm = register_module("ffn_norm", RMSNorm(C, c.norm_eps));
   if (!c.shared_aln)
-    ada_lin = register_module("ada_lin", torch::nn::Sequential(torch::nn::SiLU(), torch::nn::Linear(c.cond_dim, 6 * C)));
+    ada_lin = register_module("ada_lin", torch::nn::Sequential(torch::nn::SiLU(), torch::nn::Linear(c.cond_channels(), 6 * C)));
 }
 
 at::Tensor BlockImpl::attention(const at::Tensor& x, const at::Tensor& freqs, KVCache* cache, int64_t pos) {
@@ -220,7 +191,7 @@ TransformerImpl::TransformerImpl(const TransformerConfig& c) : cfg(c) {
   }
   if (c.shared_aln)
     shared_ada_lin = register_module("shared_ada_lin",
-                                     torch::nn::Sequential(torch::nn::SiLU(), torch::nn::Linear(c.cond_dim, 6 * C)));
+                                     torch::nn::Sequential(torch::nn::SiLU(), torch::nn::Linear(c.cond_channels(), 6 * C)));
   auto& hn = holder(*this, "head_nm");
   head_norm = hn.register_module("rmsnorm", RMSNorm(C, 1e-5));
   head_ada_lin = hn.register_module("ada_lin", torch::nn::Sequential(torch::nn::SiLU(), torch::nn::Linear(C, 2 * C)));

@@ -8,64 +8,79 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "ibq/core/config_field.h"
+
 #include <optional>
 #include <vector>
 
 namespace ibq {
 
-// The official `transformer_config.params` (GPT.__init__ arguments), with the official defaults.
+// The official `transformer_config.params` (GPT.__init__ arguments), declared once for C++ and TypeScript
+// (ibq/config_field.h), with the official defaults except cond_dim (official 256; here absent means n_embd, the
+// only value that works: the condition is the class embedding) and class_dropout_prob (not an official argument:
+// the official code fixes 0.1).
 struct TransformerConfig {
-  int64_t vocab_size = 16384;
-  int64_t block_size = 256;  // number of image tokens; must be a square (2D RoPE grid)
+  int64_t vocab_size = 0;  // required
+  int64_t block_size = 0;  // required
   int64_t n_layer = 12;
   int64_t n_head = 8;
   int64_t n_embd = 256;
-  int64_t cond_dim = 256;  // must equal n_embd (the condition is the class embedding)
+  std::optional<int64_t> cond_dim;  // absent: n_embd
   int64_t class_num = 1000;
-  int64_t cls_token_num = 1;  // zero RoPE rows in front of the token grid
+  int64_t cls_token_num = 1;
   double rope_base = 10000;
   double norm_eps = 1e-5;
   int64_t multiple_of = 256;
-  std::optional<int64_t> n_kv_head;            // grouped-query attention; absent: n_head
-  std::optional<double> ffn_dim_multiplier;    // absent: 1
+  std::optional<int64_t> n_kv_head;          // absent: n_head
+  std::optional<double> ffn_dim_multiplier;  // absent: 1
   bool shared_aln = false;
   double resid_dropout_p = 0.0;
   double ffn_dropout_p = 0.1;
   double attn_dropout_p = 0.0;
   double token_drop = 0.1;
   double drop_path_rate = 0.0;
-  double class_dropout_prob = 0.1;  // LabelEmbedder dropout (fixed to 0.1 in the official code)
-  double alng = 1e-3;               // init scale of the AdaLN gammas (initalize_weights(init_adaln_gamma))
+  double class_dropout_prob = 0.1;
+  double alng = 1e-3;
   double initializer_range = 0.02;
 
-  // Calls fn(official_name, field) for every field above, in the official order: the one list of the config's
-  // fields that the bindings read and write (int64_t, double, bool, std::optional<int64_t>, std::optional<double>).
   template <class Self, class Fn>
   static void for_each_field(Self& c, Fn&& fn) {
-    fn("vocab_size", c.vocab_size);
-    fn("block_size", c.block_size);
-    fn("n_layer", c.n_layer);
-    fn("n_head", c.n_head);
-    fn("n_embd", c.n_embd);
-    fn("cond_dim", c.cond_dim);
-    fn("class_num", c.class_num);
-    fn("cls_token_num", c.cls_token_num);
-    fn("rope_base", c.rope_base);
-    fn("norm_eps", c.norm_eps);
-    fn("multiple_of", c.multiple_of);
-    fn("n_kv_head", c.n_kv_head);
-    fn("ffn_dim_multiplier", c.ffn_dim_multiplier);
-    fn("shared_aln", c.shared_aln);
-    fn("resid_dropout_p", c.resid_dropout_p);
-    fn("ffn_dropout_p", c.ffn_dropout_p);
-    fn("attn_dropout_p", c.attn_dropout_p);
-    fn("token_drop", c.token_drop);
-    fn("drop_path_rate", c.drop_path_rate);
-    fn("class_dropout_prob", c.class_dropout_prob);
-    fn("alng", c.alng);
-    fn("initalizer_range", c.initializer_range);  // the official keyword's spelling
+    fn(Field("vocab_size", "Token ids are in [0, vocab_size) (the tokenizer's n_embed or less).").req().ge(1),
+       c.vocab_size);
+    fn(Field("block_size", "Image tokens per sample: a square number (the 2D RoPE grid).").req().ge(1), c.block_size);
+    fn(Field("n_layer", "Transformer blocks.").ge(1), c.n_layer);
+    fn(Field("n_head", "Attention heads.").ge(1), c.n_head);
+    fn(Field("n_embd", "Width: a multiple of n_head whose head size (n_embd / n_head) is divisible by 4 (2D RoPE).")
+           .ge(1),
+       c.n_embd);
+    fn(Field("cond_dim", "Width of the condition: must equal n_embd (the condition is the class embedding); null: "
+                         "n_embd (the official default, 256, works only for n_embd 256)."),
+       c.cond_dim);
+    fn(Field("class_num", "Classes (labels in [0, class_num); guidance adds a null class).").ge(1), c.class_num);
+    fn(Field("cls_token_num", "Class-token positions in front of the token grid.").ge(1), c.cls_token_num);
+    fn(Field("rope_base", "RoPE frequency base.").gt(0), c.rope_base);
+    fn(Field("norm_eps", "RMSNorm epsilon.").gt(0), c.norm_eps);
+    fn(Field("multiple_of", "The FeedForward hidden size is rounded up to a multiple of this.").ge(1), c.multiple_of);
+    fn(Field("n_kv_head", "Key/value heads of grouped-query attention (a divisor of n_head); null: n_head.").ge(1),
+       c.n_kv_head);
+    fn(Field("ffn_dim_multiplier", "Factor of the FeedForward hidden size; null: 1.").gt(0), c.ffn_dim_multiplier);
+    fn(Field("shared_aln", "One AdaLN projection shared by all blocks (each block keeps an ada_gss table)."),
+       c.shared_aln);
+    fn(Field("resid_dropout_p", "Dropout of the attention output.").ge(0).lt(1), c.resid_dropout_p);
+    fn(Field("ffn_dropout_p", "Dropout of the FeedForward output.").ge(0).lt(1), c.ffn_dropout_p);
+    fn(Field("attn_dropout_p", "Dropout of the attention weights.").ge(0).lt(1), c.attn_dropout_p);
+    fn(Field("token_drop", "Dropout of the token embeddings.").ge(0).lt(1), c.token_drop);
+    fn(Field("drop_path_rate", "Stochastic depth of the last block (linear from 0 over the blocks).").ge(0).lt(1),
+       c.drop_path_rate);
+    fn(Field("class_dropout_prob", "LabelEmbedder dropout (not an official argument: the official code fixes 0.1); > 0 "
+                                   "adds the null-class row that guidance uses.").ge(0).lt(1),
+       c.class_dropout_prob);
+    fn(Field("alng", "Initial scale of the AdaLN gammas.").ge(0), c.alng);
+    fn(Field("initalizer_range", "Std of the initial weights (the official keyword keeps its spelling).").ge(0),
+       c.initializer_range);
   }
 
+  int64_t cond_channels() const { return cond_dim.value_or(n_embd); }
   int64_t head_dim() const { return n_embd / n_head; }
   int64_t kv_heads() const { return n_kv_head.value_or(n_head); }
   // FeedForward hidden size: int(2 * 4 * n_embd / 3), times ffn_dim_multiplier, rounded up to multiple_of.
@@ -73,7 +88,7 @@ struct TransformerConfig {
   // Embedding rows: class_num + 1 (the null class of guidance) when class_dropout_prob > 0.
   int64_t class_rows() const { return class_num + (class_dropout_prob > 0 ? 1 : 0); }
   int64_t grid_size() const;
-  // Throws ibq::ValueError naming the first field out of range.
+  // IBQ_CHECK of the declared ranges and of the rules between fields (lib/transformer checks them first).
   void validate() const;
   // sum(p.numel() for p in GPT(...).parameters()), computed without building the model.
   int64_t parameter_count() const;

@@ -11,12 +11,6 @@
 namespace ibq {
 namespace {
 
-std::string str(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
-
 // Restores the module's training flag when the call ends.
 struct EvalGuard {
   explicit EvalGuard(torch::nn::Module& m) : m(m), was(m.is_training()) { m.eval(); }
@@ -26,17 +20,6 @@ struct EvalGuard {
 };
 
 }  // namespace
-
-void check_sample_options(const SampleOptions& o, const TransformerConfig& cfg) {
-  if (!(o.cfg_scale >= 0) || !std::isfinite(o.cfg_scale))
-    throw ValueError("cfgScale: expected a finite number >= 0 (<= 1 disables guidance), got " + str(o.cfg_scale));
-  if (!(o.temperature >= 0) || !std::isfinite(o.temperature))
-    throw ValueError("temperature: expected a finite number >= 0 (0 means greedy), got " + str(o.temperature));
-  if (o.top_k < 0) throw ValueError("topK: expected an integer >= 0 (0 disables it), got " + std::to_string(o.top_k));
-  if (!(o.top_p > 0 && o.top_p <= 1)) throw ValueError("topP: expected a number in (0, 1], got " + str(o.top_p));
-  if (o.steps != -1 && (o.steps < 1 || o.steps > cfg.block_size))
-    throw ValueError("steps: expected an integer in [1, " + std::to_string(cfg.block_size) + "], got " + std::to_string(o.steps));
-}
 
 at::Tensor top_k_top_p_filtering(at::Tensor logits, int64_t top_k, double top_p) {
   const float neg_inf = -std::numeric_limits<float>::infinity();
@@ -61,7 +44,9 @@ at::Tensor top_k_top_p_filtering(at::Tensor logits, int64_t top_k, double top_p)
 at::Tensor transformer_sample(TransformerImpl& model, const at::Tensor& labels, const SampleOptions& o,
                       const std::function<void(int64_t, int64_t)>& between) {
   const auto& cfg = model.cfg;
-  check_sample_options(o, cfg);
+  IBQ_CHECK(o.cfg_scale >= 0 && std::isfinite(o.cfg_scale) && o.temperature >= 0 && std::isfinite(o.temperature) &&
+                o.top_k >= 0 && o.top_p > 0 && o.top_p <= 1 && (o.steps == -1 || (o.steps >= 1 && o.steps <= cfg.block_size)),
+            "sample options out of range");
   auto cond = model.check_labels(labels, "labels", /*allow_null=*/false);
   const int64_t B = cond.size(0);
   if (B == 0) throw ValueError("labels: expected at least one class id");

@@ -21,17 +21,14 @@ struct SampleOptions {
   int64_t steps = -1;            // tokens to generate; -1: block_size
 };
 
-// Throws ValueError naming the option when it is out of range (negative temperature or cfg_scale, top_p
-// outside (0, 1], negative top_k, steps outside [1, block_size]).
-void check_sample_options(const SampleOptions& o, const TransformerConfig& cfg);
-
 // Removes (sets to -inf) logits outside the top_k largest and outside the smallest set whose probability
 // reaches top_p (keeping the most likely token), in place on logits [B, V]; returns it.
 at::Tensor top_k_top_p_filtering(at::Tensor logits, int64_t top_k, double top_p);
 
 // Generates int64 [B, steps] tokens for class ids `labels` (int64 [B] or [B, 1], in [0, class_num)). The
 // model runs in eval mode for the call (its mode is restored). `between(step, total)` runs after every
-// token (progress; it may throw ibq::Aborted). Random draws: one torch.multinomial over [B, vocab] per step,
+// token (progress; it may throw ibq::Aborted). The options must be in range (lib/transformer checks them:
+// IBQ_CHECK here). Random draws: one torch.multinomial over [B, vocab] per step,
 // from a generator seeded like torch.manual_seed(seed), so results equal the official loop's.
 at::Tensor transformer_sample(TransformerImpl& model, const at::Tensor& labels, const SampleOptions& opts,
                       const std::function<void(int64_t, int64_t)>& between);
