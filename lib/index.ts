@@ -28,10 +28,8 @@ export {
   type DDConfig, type ResolvedTokenizerConfig,
 } from './tokenizer/config.js';
 // the one declaration of each tokenizer-side config (generated from the C++ for_each_field lists)
-export {
-  DDCONFIG_FIELDS, IBQ_QUANTIZER_FIELDS, VQ_QUANTIZER_FIELDS, LOSS_CONFIG_FIELDS, TOKENIZER_TRAINER_FIELDS,
-  type TokenizerTrainerFields,
-} from './tokenizer/config_fields.js';
+export { DDCONFIG_FIELDS, IBQ_QUANTIZER_FIELDS, VQ_QUANTIZER_FIELDS } from './tokenizer/config_fields.js';
+export { LOSS_CONFIG_FIELDS, TOKENIZER_TRAINER_FIELDS, type TokenizerTrainerFields } from './tokenizer/training_fields.js';
 export { type FieldSpec, type FieldTable } from './config/fields.js';
 export {
   decodeImage, loadImage, loadImages, decodeToPng, DEFAULT_MAX_PIXELS, defaultMaxPixels, type Crop, type ImageInput, type LoadImageOptions,

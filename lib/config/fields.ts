@@ -1,6 +1,6 @@
 /**
  * Declared config fields: the form in which a config's one declaration (the C++ `for_each_field` of
- * native/ibq/config_field.h, exported by the addon as `configFields()` and generated into lib/<model>/config_fields.ts
+ * native/ibq/core/config_field.h, exported by the addon as `configFields()` and generated into lib/<model>/config_fields.ts
  * by scripts/gen-config-fields.mjs) reaches TypeScript, and the validation against it. This is the one check of a
  * config's values: types, unknown keys and ranges, with the TypeError / RangeError that names the field; the
  * bindings only convert, the core only asserts.

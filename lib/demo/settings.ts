@@ -4,9 +4,8 @@
  * Llama-AdaLN transformer (official transformer_config.params), tuned to finish on two CPU cores in a few
  * minutes. `--max-steps` caps both training stages.
  */
-import type {
-  LossConfig, ResolvedDDConfig, ResolvedIBQuantizerOptions, ResolvedTokenizerTrainerFields,
-} from '../tokenizer/config_fields.js';
+import type { ResolvedDDConfig, ResolvedIBQuantizerOptions } from '../tokenizer/config_fields.js';
+import type { LossConfig, ResolvedTokenizerTrainerFields } from '../tokenizer/training_fields.js';
 import type { ResolvedTransformerConfig } from '../transformer/config_fields.js';
 
 export interface DemoSettings {

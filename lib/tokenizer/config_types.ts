@@ -1,11 +1,10 @@
 /**
  * The tokenizer config's types: the official `model.init_args` of a tokenizer YAML, made of the declared parts
- * (lib/tokenizer/config_fields.ts). Types only (lib/config reads them from YAML files, lib/tokenizer/config.ts
+ * (lib/tokenizer/config_fields.ts, training_fields.ts). Types only (lib/config reads them from YAML files, lib/tokenizer/config.ts
  * resolves them).
  */
-import type {
-  DDConfig, IBQuantizerOptions, LossConfig, ResolvedDDConfig, ResolvedIBQuantizerOptions,
-} from './config_fields.js';
+import type { DDConfig, IBQuantizerOptions, ResolvedDDConfig, ResolvedIBQuantizerOptions } from './config_fields.js';
+import type { LossConfig } from './training_fields.js';
 
 /** IBQuantizerOptions.quantizer_chunk: 'auto' (default), 'dense' or positions per block. */
 export type QuantizerChunk = NonNullable<IBQuantizerOptions['quantizer_chunk']>;

@@ -17,7 +17,7 @@ import { checkAutocastDType } from '../core/autocast.js';
 import { tensorArg } from '../core/tensor.js';
 import { disposeTensors, Tensor, wrap } from '../core/tensor.js';
 import type { Tokenizer } from './tokenizer.js';
-import { TOKENIZER_TRAINER_FIELDS, type ResolvedTokenizerTrainerFields, type TokenizerTrainerFields } from './config_fields.js';
+import { TOKENIZER_TRAINER_FIELDS, type ResolvedTokenizerTrainerFields, type TokenizerTrainerFields } from './training_fields.js';
 import {
   adamStateDict,
   adamStateFromDict,
@@ -31,7 +31,7 @@ import {
 export type SchedulerType = NonNullable<TokenizerTrainerFields['scheduler_type']>;
 
 /**
- * Options of TokenizerTrainer: the declared training settings (TokenizerTrainerFields, lib/tokenizer/config_fields.ts,
+ * Options of TokenizerTrainer: the declared training settings (TokenizerTrainerFields, lib/tokenizer/training_fields.ts,
  * where their defaults are) under camelCase names, plus autocast and seed.
  */
 export interface TokenizerTrainerOptions {

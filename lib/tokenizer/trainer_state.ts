@@ -6,11 +6,11 @@
  */
 import { resolveFields } from '../config/fields.js';
 import { describe } from '../core/errors.js';
-import { LOSS_CONFIG_FIELDS, type ResolvedLossConfig } from './config_fields.js';
+import { LOSS_CONFIG_FIELDS, type ResolvedLossConfig } from './training_fields.js';
 import type { AdamStateNative } from '../native.js';
 import { Tensor, tensor, wrap } from '../core/tensor.js';
 
-export type { LossConfig, ResolvedLossConfig } from './config_fields.js';
+export type { LossConfig, ResolvedLossConfig } from './training_fields.js';
 
 /** lossconfig params (or a whole `{ target, params }` lossconfig) checked against the declaration, defaults filled. */
 export function resolveLossConfig(v: unknown, arg = 'lossconfig'): ResolvedLossConfig {

@@ -16,7 +16,7 @@ import {
   TokenizerTrainer, trainerOptionsFromConfig, type PerceptualSource, type TokenizerTrainerOptions,
 } from '../tokenizer/trainer.js';
 import { checkField } from '../config/fields.js';
-import { TOKENIZER_TRAINER_FIELDS, type TokenizerTrainerFields } from '../tokenizer/config_fields.js';
+import { TOKENIZER_TRAINER_FIELDS, type TokenizerTrainerFields } from '../tokenizer/training_fields.js';
 import { resolveLossConfig, type ResolvedLossConfig } from '../tokenizer/trainer_state.js';
 import {
   loopSettings, loopStepsPerEpoch, plannedSteps, prepareOutDir, runTrainingLoop, type LoopTask, type TrainLoopResult,

@@ -109,20 +109,10 @@ class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
     at::Tensor indices = ArgTensor(info[0], "indices");
     auto ac = ArgAutocast(info[1]);
     bool pixels = info[1].IsObject() && ArgBool(info[1].As<Napi::Object>().Get("samplePixels"), "samplePixels", false);
-    return Submit(
-        env,
-        [m, indices, ac, pixels](JobContext&) -> Finisher {
-          torch::NoGradGuard no_grad;
-          const auto dev = ModuleDevice(*m);
-          at::Tensor img;
-          {
-            ibq::compat::AutocastGuard autocast(ac, dev);
-            img = m->decode(indices.to(dev)).to(at::kFloat);
-          }
-          if (pixels) img = ibq::metrics::sample_pixels_uint8(img);
-          return [img](Napi::Env env) -> Napi::Value { return TensorHandle::New(env, img); };
-        },
-        JobOptions{queue()});
+    return SubmitInference(env, m, ac, queue(), [indices, pixels](ibq::TokenizerImpl& t, const at::Device& dev) {
+      at::Tensor img = t.decode(indices.to(dev)).to(at::kFloat);
+      return pixels ? ibq::metrics::sample_pixels_uint8(img) : img;
+    });
   }
 };
 

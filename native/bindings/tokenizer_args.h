@@ -12,6 +12,7 @@
 #include "bindings/config_fields.h"
 #include "bindings/convert.h"
 #include "bindings/jobs.h"
+#include "bindings/tensor.h"
 #include "ibq/core/compat.h"
 #include "ibq/quantizer/quantizer.h"
 #include "ibq/quantizer/vq_quantizer.h"
@@ -34,8 +35,12 @@ std::optional<uint64_t> ArgSeed(const Napi::Value& v);
 // The device of a module's first parameter (CPU when it has none).
 at::Device ModuleDevice(const torch::nn::Module& m);
 
-// Runs fn(module, device) -> NamedOutputs as one job on `queue`, without gradients and under the requested
-// autocast; the Promise resolves to OutputsToJs of the result.
+// A job's result as a JS value: named outputs as an object of Tensors, one tensor as a Tensor.
+inline Napi::Value ResultToJs(Napi::Env env, const NamedOutputs& outs) { return OutputsToJs(env, outs); }
+inline Napi::Value ResultToJs(Napi::Env env, const at::Tensor& t) { return TensorHandle::New(env, t); }
+
+// Runs fn(module, device) -> NamedOutputs or at::Tensor as one job on `queue`, without gradients and under the
+// requested autocast; the Promise resolves to ResultToJs of the result.
 template <class M, class Fn>
 Napi::Promise SubmitInference(Napi::Env env, std::shared_ptr<M> m, c10::optional<at::ScalarType> ac,
                               std::shared_ptr<JobQueue> queue, Fn fn) {
@@ -45,8 +50,8 @@ Napi::Promise SubmitInference(Napi::Env env, std::shared_ptr<M> m, c10::optional
         torch::NoGradGuard no_grad;
         const auto dev = ModuleDevice(*m);
         ibq::compat::AutocastGuard autocast(ac, dev);
-        NamedOutputs outs = fn(*m, dev);
-        return [outs](Napi::Env env) -> Napi::Value { return OutputsToJs(env, outs); };
+        auto out = fn(*m, dev);
+        return [out](Napi::Env env) -> Napi::Value { return ResultToJs(env, out); };
       },
       JobOptions{std::move(queue)});
 }

@@ -1,5 +1,5 @@
-// Each config is declared once (C++ for_each_field, native/ibq/config_field.h): the TypeScript view
-// (lib/*/config_fields.ts, generated) has the same fields and defaults as the C++ one (configFields()), the
+// Each config is declared once (C++ for_each_field, native/ibq/core/config_field.h): the TypeScript view
+// (lib/*/config_fields.ts and lib/tokenizer/training_fields.ts, generated) has the same fields and defaults as the C++ one (configFields()), the
 // defaults are the official ones (or a listed, reasoned exception), and the validation contract holds: TypeScript
 // gives the user-facing TypeError/RangeError, the bindings only convert, the core asserts (internal errors).
 import { readFileSync } from 'node:fs';
@@ -41,7 +41,7 @@ describe('one declaration per config', () => {
   });
 
   it('the generated files are what scripts/gen-config-fields.mjs writes from the declarations', () => {
-    expect(FILES.map((f: { out: string }) => f.out).sort()).toEqual(['lib/tokenizer/config_fields.ts', 'lib/transformer/config_fields.ts']);
+    expect(FILES.map((f: { out: string }) => f.out).sort()).toEqual(['lib/tokenizer/config_fields.ts', 'lib/tokenizer/training_fields.ts', 'lib/transformer/config_fields.ts']);
     for (const file of FILES) {
       const text = readFileSync(join(ROOT, file.out), 'utf8');
       expect(text, `${file.out} is stale: rebuild, then npm run gen:config-fields`).toBe(renderConfigFields(file, cpp));
