@@ -15,11 +15,11 @@
  * on stopping (abort) at the same step; a rank that fails tells the others why. Checkpoints record the data
  * position in samples, so a run resumes with any world size, batch size or accumulation.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { appendFile, copyFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { checkInt, checkSignal, describe, IbqError, TrainingDivergedError } from '../core/errors.js';
+import { checkInt, checkSignal, describe, TrainingDivergedError } from '../core/errors.js';
 import type { DistributedContext, DistributedOption } from '../distributed/context.js';
 import type { ProcessGroup } from '../distributed/process_group.js';
 import { BatchPlan, epochPlan, samplesPerRank, type DataPosition } from './sampler.js';
@@ -126,17 +126,20 @@ export interface LoopTask<B> {
    * of them except at an epoch's end (fewer, or a smaller last one); each one's loss / accumulate.
    */
   step(batch: B, step: number, info: { epoch: number; stepsPerEpoch: number; totalSteps: number; accumulate: number; microBatch: number }): Promise<StepOutcome>;
-  /** Data-parallel: attach the trainer to the group (a collective; after restore, before the first step). */
-  attach?(group: ProcessGroup): Promise<void>;
+  /**
+   * Data-parallel: attach the trainer to the group (a collective; after restore, before the first step); null
+   * detaches it (local; the run does it before it destroys a group it created).
+   */
+  attach?(group: ProcessGroup | null): Promise<void>;
   /** After the last step of (0-based) `epoch`. */
   endEpoch?(epoch: number): Promise<void>;
   /**
-   * Writes the complete training state to `path` (atomically) as it is after `globalStep` updates; `position`
-   * (the data position) goes into the checkpoint for restore() to return.
+   * Writes the complete training state to `path` (atomically) as it is after `globalStep` updates, with the
+   * entries of `meta` (the data position under DATA_POSITION_KEY) at the checkpoint's top level.
    */
-  save(path: string, at: { globalStep: number; epoch: number; position: DataPosition }): Promise<void>;
-  /** Restores the state written by save(); returns the global step it was taken at (and the data position). */
-  restore(path: string): Promise<number | { globalStep: number; position?: DataPosition }>;
+  save(path: string, at: { globalStep: number; epoch: number; meta: { [DATA_POSITION_KEY]: DataPosition } }): Promise<void>;
+  /** Restores the state written by save(); returns the global step it was taken at and the checkpoint's top-level entries. */
+  restore(path: string): Promise<{ globalStep: number; meta: Record<string, unknown> }>;
   /** Also in a log line (e.g. files skipped so far). */
   extraLog?(): Record<string, number>;
 }
@@ -144,10 +147,19 @@ export interface LoopTask<B> {
 export { TrainingDivergedError };
 
 export const LAST_CHECKPOINT = 'last.ckpt';
+/** The checkpoint entry (top level) holding the data position { epoch, samples } of every trainer's checkpoints. */
+export const DATA_POSITION_KEY = 'ibq_data_position';
+
+/** The data position a checkpoint's top-level entries hold (undefined when absent or malformed: resume then starts the epoch of its step). */
+export function dataPositionOf(meta: Record<string, unknown>): DataPosition | undefined {
+  const p = meta[DATA_POSITION_KEY] as { epoch?: unknown; samples?: unknown } | undefined;
+  return p && typeof p.epoch === 'number' && typeof p.samples === 'number' ? { epoch: p.epoch, samples: p.samples } : undefined;
+}
 export const LOG_FILE = 'log.jsonl';
 /** step=00001000.ckpt: the global step after which the checkpoint was taken, 8 digits. */
 export const stepCheckpointName = (globalStep: number) => `step=${String(globalStep).padStart(8, '0')}.ckpt`;
-const STEP_FILE = /^step=\d{8}\.ckpt$/;
+/** Names of step checkpoints (stepCheckpointName). */
+export const STEP_FILE = /^step=\d{8}\.ckpt$/;
 
 /** Validated common options (names as the JS options; the CLI maps its flags onto them). */
 export interface LoopSettings {
@@ -210,28 +222,6 @@ export function loopStepsPerEpoch(n: number, s: LoopSettings, dist: Pick<Distrib
   return loopEpochPlan(n, s, dist, dropLast).steps;
 }
 
-/**
- * Makes `outDir` ready before anything is trained: refuses a folder holding another run unless resuming or
- * overwriting (then the old run's files are removed), and checks that the resume checkpoint exists. Ranks other
- * than 0 (`isMain` false) only check the checkpoint.
- */
-export function prepareOutDir(s: LoopSettings, isMain = true): void {
-  if (s.resume !== undefined && !existsSync(s.resume)) {
-    throw new IbqError('ERR_IBQ_NO_CHECKPOINT', `resume: there is no checkpoint to resume from at ${s.resume}`);
-  }
-  if (!isMain) return;
-  const files = existsSync(s.outDir) ? readdirSync(s.outDir).filter((f) => f === LAST_CHECKPOINT || f === LOG_FILE || STEP_FILE.test(f)) : [];
-  if (files.length > 0 && s.resume === undefined) {
-    if (!s.overwrite) {
-      throw new IbqError('ERR_IBQ_OUT_DIR_IN_USE',
-        `outDir: ${s.outDir} already holds a training run (${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}); ` +
-        'continue it with resume (CLI --resume), or start afresh in a new outDir (--out) or with overwrite: true (--overwrite)');
-    }
-    for (const f of files) rmSync(join(s.outDir, f), { force: true });
-  }
-  mkdirSync(s.outDir, { recursive: true });
-}
-
 /** Keeps the log lines of steps before `globalStep` (a resumed run rewrites the steps after its checkpoint). */
 async function trimLog(logPath: string, globalStep: number): Promise<void> {
   if (!existsSync(logPath)) return;
@@ -278,12 +268,7 @@ export async function runTrainingLoop<B>(
     throw new RangeError(`batchSize: ${s.batchSize} exceeds the ${epoch.samples} training samples` +
       `${shard.worldSize > 1 ? ` of each of ${shard.worldSize} ranks` : ''} (incomplete batches are left out)`);
   }
-  try {
-    return await loop(task, s, opts, { dist, shard, main, rows, perEpoch: epoch.steps, used: epoch.used });
-  } catch (err) {
-    dist?.fail(err);
-    throw err;
-  }
+  return loop(task, s, opts, { dist, shard, main, rows, perEpoch: epoch.steps, used: epoch.used });
 }
 
 async function loop<B>(
@@ -301,15 +286,16 @@ async function loop<B>(
   const plan = new BatchPlan(task.length, rows, s.seed, perEpoch, c.shard, c.used);
   if (s.resume !== undefined) {
     const r = await task.restore(s.resume);
-    start = typeof r === 'number' ? r : r.globalStep;
-    if (typeof r !== 'number' && r.position) plan.resumeAt(start, r.position);
+    start = r.globalStep;
+    const position = dataPositionOf(r.meta);
+    if (position) plan.resumeAt(start, position);
     lastGood = s.resume;
     if (main) await trimLog(logPath, start);
   }
   if (dist?.group) await task.attach?.(dist.group);
   const save = async (globalStep: number, file = lastPath) => {
     if (!main) return;
-    await task.save(file, { globalStep, epoch: plan.epochOf(globalStep), position: plan.position(globalStep) });
+    await task.save(file, { globalStep, epoch: plan.epochOf(globalStep), meta: { [DATA_POSITION_KEY]: plan.position(globalStep) } });
     if (file !== lastPath) await copyAtomic(file, lastPath);
     lastGood = lastPath;
   };

@@ -5,9 +5,8 @@
  */
 
 import { presetOrYaml, readConfig, type IBQConfig, type RunSettings } from '../config/read_config.js';
-import { makeDataset, type TokenizerDataInput } from '../data/tokenizer_data.js';
+import { makeDataset, type TokenizerDataInput, type TrainDataset } from '../data/tokenizer_data.js';
 import { checkInt, checkNumber, describe, TrainingDivergedError } from '../core/errors.js';
-import { distributedContext } from '../distributed/context.js';
 import { loadCheckpoint } from '../io/index.js';
 import type { Tensor } from '../core/tensor.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -18,10 +17,8 @@ import {
 import { checkField } from '../config/fields.js';
 import { TOKENIZER_TRAINER_FIELDS, type TokenizerTrainerFields } from '../tokenizer/training_fields.js';
 import { resolveLossConfig, type ResolvedLossConfig } from '../tokenizer/trainer_state.js';
-import {
-  loopSettings, loopStepsPerEpoch, plannedSteps, prepareOutDir, runTrainingLoop, type LoopTask, type TrainLoopResult,
-} from './loop.js';
-import { withRunDefaults, type TrainOptionsFromConfig } from './run_defaults.js';
+import { plannedSteps, type LoopSettings, type TrainLoopResult } from './loop.js';
+import { runTraining, type RunTask, type TrainOptionsFromConfig } from './run.js';
 
 /** The official `model.init_args` of a tokenizer YAML (architecture, lossconfig and optimisation settings). */
 export interface TokenizerTrainConfig {
@@ -96,19 +93,33 @@ function initArgs(config: TokenizerConfigInput): { args: TokenizerTrainConfig; r
  */
 export async function trainTokenizer(config: TokenizerConfigInput, options: TrainTokenizerOptions): Promise<TrainTokenizerResult> {
   const { args, run } = initArgs(config);
-  const opts = withRunDefaults(options, run, typeof config === 'string' ? config : (config as IBQConfig)?.path ?? 'the config');
   const tokCfg: ResolvedTokenizerConfig = resolveTokenizerConfig(args, 'config');
   const loss: ResolvedLossConfig = resolveLossConfig(args.lossconfig, 'config.lossconfig');
-  const s = loopSettings(opts);
-  const size = checkInt(opts.imageSize ?? tokCfg.ddconfig.resolution, 'imageSize', 1);
-  // random crops are drawn from (seed, epoch, sample index): reproducible, and the same whichever rank reads a sample
-  const data = makeDataset(opts.data, { size, train: true, seed: s.seed });
-  const dist = await distributedContext(opts.distributed, opts.device);
-  const perEpoch = loopStepsPerEpoch(data.length, s, dist);
-  const totalSteps = plannedSteps(s, perEpoch);
-  prepareOutDir(s, dist.isMain);
+  const source = typeof config === 'string' ? config : (config as IBQConfig)?.path ?? 'the config';
+  const r = await runTraining(options, { run, source }, async ({ settings: s, dist, stepsPerEpoch }) => {
+    const size = checkInt(options.imageSize ?? tokCfg.ddconfig.resolution, 'imageSize', 1);
+    // random crops are drawn from (seed, epoch, sample index): reproducible, and the same whichever rank reads a sample
+    const data = makeDataset(options.data, { size, train: true, seed: s.seed });
+    try {
+      return await tokenizerTask(args, tokCfg, loss, options, data, { s, device: dist.device, perEpoch: stepsPerEpoch(data.length) });
+    } catch (err) {
+      data.dispose?.();
+      throw err;
+    }
+  });
+  const { tokenizer, trainer, data } = r.task;
+  return { globalStep: r.globalStep, epoch: r.epoch, stopped: r.stopped, lastCheckpoint: r.lastCheckpoint, logPath: r.logPath, tokenizer, trainer, skipped: data.skipped };
+}
 
-  const tokenizer = await Tokenizer.createAsync(tokCfg, { seed: s.seed, device: dist.device });
+type TokenizerTask = RunTask<Tensor> & { tokenizer: Tokenizer; trainer: TokenizerTrainer; data: TrainDataset };
+
+/** The tokenizer, its trainer (from the config's settings) and the loop's task over `data`. */
+async function tokenizerTask(
+  args: TokenizerTrainConfig, tokCfg: ResolvedTokenizerConfig, loss: ResolvedLossConfig, opts: TrainTokenizerOptions, data: TrainDataset,
+  run: { s: LoopSettings; device: string | undefined; perEpoch: number },
+): Promise<TokenizerTask> {
+  const { s, perEpoch } = run;
+  const tokenizer = await Tokenizer.createAsync(tokCfg, { seed: s.seed, device: run.device });
   // the config's settings (absent ones: the declared defaults), lr overriding learning_rate
   const fromConfig = trainerOptionsFromConfig(args, 'config');
   const topts: TokenizerTrainerOptions = {
@@ -116,7 +127,7 @@ export async function trainTokenizer(config: TokenizerConfigInput, options: Trai
     learningRate: opts.lr === undefined ? fromConfig.learningRate : (checkField(TOKENIZER_TRAINER_FIELDS.learning_rate, opts.lr, 'lr') as number),
     warmupSteps: Math.round(checkNumber(args.warmup_epochs ?? 0, 'config.warmup_epochs', 0) * perEpoch),
     // the official schedules run over max_epochs (maxEpochs when given, also with maxSteps, as Lightning's trainer)
-    totalSteps: (s.maxEpochs ?? Math.ceil(totalSteps / perEpoch)) * perEpoch,
+    totalSteps: (s.maxEpochs ?? Math.ceil(plannedSteps(s, perEpoch) / perEpoch)) * perEpoch,
     autocast: opts.autocast,
     seed: s.seed,
   };
@@ -128,7 +139,10 @@ export async function trainTokenizer(config: TokenizerConfigInput, options: Trai
   if (s.resume === undefined && opts.perceptual !== undefined) await trainer.loadPerceptual(opts.perceptual);
 
   const hyper = { config: { model: { class_path: 'src.IBQ.models.ibqgan.IBQ', init_args: args } }, seed: s.seed, batch_size: s.batchSize };
-  const task: LoopTask<Tensor> = {
+  return {
+    tokenizer,
+    trainer,
+    data,
     length: data.length,
     load: (indices, epoch) => data.load(indices, epoch),
     release: (x) => x.dispose(),
@@ -144,22 +158,15 @@ export async function trainTokenizer(config: TokenizerConfigInput, options: Trai
       return { ...r, lr: trainer.learningRates()[0] };
     },
     endEpoch: (epoch) => trainer.endEpoch(epoch),
-    save: (path, at) => trainer.save(path, { ...at, extra: { hparams_name: 'kwargs', hyper_parameters: hyper, ibq_data_position: at.position } }),
+    save: (path, at) => trainer.save(path, { ...at, extra: { hparams_name: 'kwargs', hyper_parameters: hyper, ...at.meta } }),
     async restore(path) {
       const ck = await loadCheckpoint(path);
       const { globalStep } = await trainer.restore(ck, path);
       if (opts.perceptual !== undefined && !trainer.perceptualLoaded) await trainer.loadPerceptual(opts.perceptual);
-      const p = (ck.meta as { ibq_data_position?: { epoch?: unknown; samples?: unknown } }).ibq_data_position;
-      const position = p && typeof p.epoch === 'number' && typeof p.samples === 'number' ? { epoch: p.epoch, samples: p.samples } : undefined;
-      return { globalStep, position };
+      return { globalStep, meta: ck.meta as Record<string, unknown> };
     },
     attach: (group) => trainer.setDataParallel(group),
     extraLog: () => ({ skipped: data.skipped }),
+    dispose: () => data.dispose?.(),
   };
-  try {
-    const r = await runTrainingLoop(task, s, { ...opts, dist });
-    return { ...r, tokenizer, trainer, skipped: data.skipped };
-  } finally {
-    data.dispose?.();
-  }
 }

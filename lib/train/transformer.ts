@@ -16,9 +16,8 @@ import { Transformer, type TransformerConfig, type TransformerPreset } from '../
 import { lrWdAnnealing } from '../transformer/schedule.js';
 import { loadTrainState, saveTrainState } from '../transformer/store.js';
 import { tokensFromImages, tokensFromTensor, type TokenizerLike } from '../transformer/tokens.js';
-import { distributedContext } from '../distributed/context.js';
-import { loopSettings, loopStepsPerEpoch, prepareOutDir, runTrainingLoop, type LoopTask, type TrainLoopResult } from './loop.js';
-import { withRunDefaults, type TrainOptionsFromConfig } from './run_defaults.js';
+import type { TrainLoopResult } from './loop.js';
+import { runTraining, type RunTask, type TrainOptionsFromConfig } from './run.js';
 
 /** The official AR model's init_args: transformer_config.params and the optimisation settings. */
 export interface ARTrainConfig extends ARTrainingSettings {
@@ -103,43 +102,64 @@ async function tokenData(opts: TrainTransformerOptions, isMain: boolean): Promis
  */
 export async function trainTransformer(config: ConfigInput, options: TrainTransformerOptions): Promise<TrainTransformerResult> {
   const { model: modelCfg, train, run } = splitConfig(config);
-  const opts = withRunDefaults(options, run, typeof config === 'string' ? config : 'the config');
-  const s = loopSettings(opts);
-  const clip = checkNumber(opts.clip ?? 1.0, 'clip', 0);
-  const peakLr = checkNumber(opts.lr ?? train.learning_rate ?? 1e-4, opts.lr !== undefined ? 'lr' : 'learning_rate', 0);
+  const clip = checkNumber(options?.clip ?? 1.0, 'clip', 0);
+  const peakLr = checkNumber(options?.lr ?? train.learning_rate ?? 1e-4, options?.lr !== undefined ? 'lr' : 'learning_rate', 0);
   const wd = checkNumber(train.weight_decay ?? 1e-2, 'weight_decay', 0);
-  const autocast = checkAutocastDType(opts.autocast, 'autocast', opts.device ?? 'cpu');
-  const dist = await distributedContext(opts.distributed, opts.device);
-  prepareOutDir(s, dist.isMain);
-  const model = (await Transformer.createAsync(modelCfg, { seed: s.seed, device: dist.device })).train();
-  const L = model.config.block_size;
+  const autocast = checkAutocastDType(options?.autocast, 'autocast', options?.device ?? 'cpu');
+  const source = typeof config === 'string' ? config : 'the config';
+  const r = await runTraining(options, { run, source }, async ({ settings: s, dist, stepsPerEpoch }) => {
+    const model = (await Transformer.createAsync(modelCfg, { seed: s.seed, device: dist.device })).train();
+    const data = await tokenData(options, dist.isMain);
+    const N = checkTokenData(data, model.config.block_size);
+    options.onData?.({ sequences: N, cached: data.cached });
+    const perEpoch = stepsPerEpoch(N, true);
+    const maxSteps = s.maxSteps ?? perEpoch * (s.maxEpochs ?? 1);
+    const sched = {
+      peakLr, wd, wdEnd: train.twde ?? 0, warmupIters: (train.wp ?? 0) * perEpoch, maxIters: maxSteps, wp0: train.wp0, wpe: train.wpe,
+    };
+    const bookkeeping: Record<string, unknown> = {
+      seed: s.seed, batch_size: s.batchSize, max_steps: maxSteps, sequences: N, data_key: data.key ?? null, world_size: dist.worldSize,
+      accumulate_grad_batches: s.accumulate,
+    };
+    return transformerTask(model, data, { clip, autocast, sched, train, bookkeeping, settings: { maxSteps, prefetch: Math.min(s.prefetch, 1) } });
+  });
+  return { globalStep: r.globalStep, epoch: r.epoch, stopped: r.stopped, lastCheckpoint: r.lastCheckpoint, logPath: r.logPath, model: r.task.model, lastLoss: r.task.lastLoss };
+}
 
-  const data = await tokenData(opts, dist.isMain);
+/** The number of sequences N of `data`, after checking the shapes: tokens int64 [N, blockSize], labels [N]. */
+function checkTokenData(data: TokenData, blockSize: number): number {
   const [N, T] = data.tokens.shape as [number, number];
-  if (data.tokens.shape.length !== 2 || data.tokens.dtype !== 'int64') throw new RangeError(`tokens.tokens: expected int64 [N, ${L}], got ${data.tokens.dtype} [${data.tokens.shape}]`);
-  if (T !== L) throw new RangeError(`tokens: ${T} tokens per image (the tokenizer's h x w), but the transformer's block_size is ${L}`);
+  if (data.tokens.shape.length !== 2 || data.tokens.dtype !== 'int64') throw new RangeError(`tokens.tokens: expected int64 [N, ${blockSize}], got ${data.tokens.dtype} [${data.tokens.shape}]`);
+  if (T !== blockSize) throw new RangeError(`tokens: ${T} tokens per image (the tokenizer's h x w), but the transformer's block_size is ${blockSize}`);
   if (data.labels.shape.join() !== String(N)) throw new RangeError(`tokens.labels: expected int64 [${N}], got [${data.labels.shape}]`);
+  return N;
+}
 
-  opts.onData?.({ sequences: N, cached: data.cached });
+type Batch = { tokens: Tensor; labels: Tensor };
+type TransformerTask = RunTask<Batch> & { model: Transformer; readonly lastLoss: number };
+
+/** The loop's task: batches gathered from the token data, one native step each, Lightning-shaped checkpoints. */
+function transformerTask(
+  model: Transformer,
+  data: TokenData & { key?: string },
+  o: {
+    clip: number; autocast: ReturnType<typeof checkAutocastDType>; sched: Parameters<typeof lrWdAnnealing>[1];
+    train: ARTrainingSettings; bookkeeping: Record<string, unknown>; settings: RunTask<Batch>['settings'];
+  },
+): TransformerTask {
   // the caller's tensors (the same memory, not copies): batches are gathered from them on a worker thread
   const allTokens = data.tokens.to(data.tokens.device);
   const allLabels = data.labels.to(data.labels.device);
-
-  const itersPerEpoch = loopStepsPerEpoch(N, s, dist, true);
-  const maxSteps = s.maxSteps ?? itersPerEpoch * (s.maxEpochs ?? 1);
-  const sched = {
-    peakLr, wd, wdEnd: train.twde ?? 0, warmupIters: (train.wp ?? 0) * itersPerEpoch, maxIters: maxSteps, wp0: train.wp0, wpe: train.wpe,
-  };
-  const bookkeeping: Record<string, unknown> = {
-    seed: s.seed, batch_size: s.batchSize, max_steps: maxSteps, sequences: N, data_key: data.key ?? null, world_size: dist.worldSize,
-    accumulate_grad_batches: s.accumulate,
-  };
   let lastLoss = NaN;
-  let lr = sched.peakLr;
-  let wdNow = wd;
-  type Batch = { tokens: Tensor; labels: Tensor };
-  const task: LoopTask<Batch> = {
-    length: N,
+  let lr = o.sched.peakLr;
+  let wdNow = o.sched.wd;
+  return {
+    model,
+    get lastLoss() {
+      return lastLoss;
+    },
+    settings: o.settings,
+    length: allTokens.shape[0]!,
     dropLast: true,
     async load(indices) {
       const [tokens, labels] = await Promise.all([selectRows(allTokens, indices), selectRows(allLabels, indices)]);
@@ -151,8 +171,8 @@ export async function trainTransformer(config: ConfigInput, options: TrainTransf
     },
     size: (b) => b.labels.shape[0]!,
     async step(b, step, info) {
-      ({ lr, wd: wdNow } = lrWdAnnealing(step, sched));
-      const r = await model.trainStep(b.tokens, b.labels, { lr, weightDecay: wdNow, clip, autocast, accumulate: info.accumulate, microBatch: info.microBatch });
+      ({ lr, wd: wdNow } = lrWdAnnealing(step, o.sched));
+      const r = await model.trainStep(b.tokens, b.labels, { lr, weightDecay: wdNow, clip: o.clip, autocast: o.autocast, accumulate: info.accumulate, microBatch: info.microBatch });
       const log = { loss: r.loss, grad_norm: r.gradNorm, wd: wdNow };
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
         return { log, lr, nonFinite: { what: `loss (loss ${r.loss}, gradient norm ${r.gradNorm})`, ranks: r.nonfiniteRanks } };
@@ -161,23 +181,20 @@ export async function trainTransformer(config: ConfigInput, options: TrainTransf
       return { log, lr };
     },
     save: (path, at) =>
-      saveTrainState(path, model, { ...at, lr, weightDecay: wdNow, hyperParameters: { ...train, ...(data.classes ? { class_names: data.classes } : {}) }, train: { ...bookkeeping, data_position: at.position } }),
+      saveTrainState(path, model, {
+        ...at, lr, weightDecay: wdNow, hyperParameters: { ...o.train, ...(data.classes ? { class_names: data.classes } : {}) }, train: o.bookkeeping,
+      }),
     async restore(path) {
       const r = await loadTrainState(path, model);
       for (const k of ['seed', 'batch_size'] as const) {
-        if (r.train[k] !== bookkeeping[k]) throw new RangeError(`resume: ${path} was trained with ${k} ${r.train[k]}, this run has ${bookkeeping[k]}`);
+        if (r.train[k] !== o.bookkeeping[k]) throw new RangeError(`resume: ${path} was trained with ${k} ${r.train[k]}, this run has ${o.bookkeeping[k]}`);
       }
-      const p = r.train.data_position as { epoch?: unknown; samples?: unknown } | undefined;
-      const position = p && typeof p.epoch === 'number' && typeof p.samples === 'number' ? { epoch: p.epoch, samples: p.samples } : undefined;
-      return { globalStep: r.globalStep, position };
+      return { globalStep: r.globalStep, meta: r.meta };
     },
     attach: (group) => model.setDataParallel(group),
+    dispose: () => {
+      allTokens.dispose();
+      allLabels.dispose();
+    },
   };
-  try {
-    const r = await runTrainingLoop(task, { ...s, maxSteps, prefetch: Math.min(s.prefetch, 1) }, { ...opts, dist });
-    return { ...r, model, lastLoss };
-  } finally {
-    allTokens.dispose();
-    allLabels.dispose();
-  }
 }

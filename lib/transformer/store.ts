@@ -7,6 +7,7 @@
  *   global_step, epoch
  *   hyper_parameters  { transformer_config: { target, params }, learning_rate, weight_decay, wp, ... }
  *   ibq_train         resume bookkeeping: seed, batch size, planned steps, data key, generator state
+ *   ibq_data_position the training loop's data position { epoch, samples } (lib/train/loop.ts DATA_POSITION_KEY)
  */
 import { describe } from '../core/errors.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/index.js';
@@ -21,6 +22,8 @@ const GPT_TARGET = 'src.IBQ.modules.transformer.llama.GPT';
 export interface TrainMeta {
   globalStep: number;
   epoch: number;
+  /** Entries written at the checkpoint's top level (the training loop's data position). */
+  meta?: Record<string, unknown>;
   /** Net2NetTransformer init_args besides transformer_config (learning_rate, weight_decay, wp, ...). */
   hyperParameters: Record<string, unknown>;
   /** Resume bookkeeping (seed, batchSize, maxSteps, dataKey, ...). */
@@ -63,6 +66,7 @@ export async function saveTrainState(path: string, model: Transformer, m: TrainM
         optimizer_states: [{ state, param_groups: [group(0), group(1)] }],
         hyper_parameters: { ...m.hyperParameters, transformer_config: { target: GPT_TARGET, params: model.config } },
         ibq_train: { ...m.train, parameter_names: order.map((p) => p.name), rng_state: rng },
+        ...m.meta,
       },
     });
   } finally {
@@ -78,10 +82,10 @@ function num(v: unknown, what: string, path: string): number {
 
 /**
  * Loads weights, AdamW state and the generator state of a training checkpoint into `model`.
- * @returns the saved global step, epoch and bookkeeping
+ * @returns the saved global step, epoch, bookkeeping (ibq_train) and the checkpoint's top-level entries
  * @throws RangeError naming the file when it is not a trainTransformer checkpoint or does not fit the model
  */
-export async function loadTrainState(path: string, model: Transformer): Promise<{ globalStep: number; epoch: number; train: Record<string, unknown> }> {
+export async function loadTrainState(path: string, model: Transformer): Promise<{ globalStep: number; epoch: number; train: Record<string, unknown>; meta: Record<string, unknown> }> {
   const ck = await loadCheckpoint(path);
   const meta = ck.meta as Record<string, any>;
   const train = meta.ibq_train as Record<string, unknown> | undefined;
@@ -109,5 +113,5 @@ export async function loadTrainState(path: string, model: Transformer): Promise<
   });
   model.loadOptimizerState(entries);
   if (train.rng_state instanceof Tensor) model.setRngState(train.rng_state);
-  return { globalStep: num(meta.global_step, 'global_step', path), epoch: num(meta.epoch, 'epoch', path), train };
+  return { globalStep: num(meta.global_step, 'global_step', path), epoch: num(meta.epoch, 'epoch', path), train, meta };
 }

@@ -111,7 +111,7 @@ print(json.dumps({'keys': sorted(k for k in ck if k != 'state_dict'), 'global_st
   'lr': opt.param_groups[0]['lr'], 'target': hp['transformer_config']['target'], 'vocab': hp['transformer_config']['params']['vocab_size'],
   'learning_rate': hp['learning_rate'], 'kept': torch.load(sys.argv[3])['global_step']}))`, [join(out, 'last.ckpt'), JSON.stringify(names), join(out, 'step=00000002.ckpt')]);
     const o = JSON.parse(py);
-    expect(o.keys).toEqual(['epoch', 'global_step', 'hyper_parameters', 'ibq_train', 'optimizer_states']);
+    expect(o.keys).toEqual(['epoch', 'global_step', 'hyper_parameters', 'ibq_data_position', 'ibq_train', 'optimizer_states']);
     expect([o.global_step, o.epoch, o.n, o.first]).toEqual([3, 0, sd.size, `transformer.${[...sd.keys()][0]}`]);
     const head = Array.from(sd.get('head.weight')!.dataSync() as Float32Array).reduce((s, v) => s + Math.abs(v), 0);
     expect(Math.abs(o.head - head)).toBeLessThan(1e-3 * head);

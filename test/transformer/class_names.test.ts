@@ -61,6 +61,20 @@ describe('class names', () => {
     await expect(imageGrid(img, { cols: 2, rowLabels: ['one'] })).rejects.toThrow(/rowLabels: expected 2 strings/);
   });
 
+  it('imageGrid enlarges each image `scale` times by pixel replication', async () => {
+    const src = Uint8Array.from({ length: 2 * 2 * 2 * 3 }, (_, i) => (i * 11) % 256);
+    const big = await sharp(await imageGrid(tensor(src, [2, 2, 2, 3], { dtype: 'uint8' }), { cols: 2, pad: 0, scale: 3 })).raw().toBuffer({ resolveWithObject: true });
+    expect([big.info.width, big.info.height]).toEqual([12, 6]);
+    for (let y = 0; y < 6; y++) {
+      for (let x = 0; x < 12; x++) {
+        const n = Math.floor(x / 6), sx = Math.floor((x % 6) / 3), sy = Math.floor(y / 3);
+        const want = [...src.subarray(((n * 2 + sy) * 2 + sx) * 3, ((n * 2 + sy) * 2 + sx) * 3 + 3)];
+        expect([...big.data.subarray((y * 12 + x) * 3, (y * 12 + x) * 3 + 3)], `pixel ${x},${y}`).toEqual(want);
+      }
+    }
+    await expect(imageGrid(tensor(src, [2, 2, 2, 3], { dtype: 'uint8' }), { scale: 0 })).rejects.toThrow(/scale/);
+  });
+
   it('ibq sample --classes by name writes a grid labelled with the names', async () => {
     const tok = Tokenizer.create(TOK as never, { seed: 1 });
     await saveCheckpoint(join(dir, 'tok.ckpt'), { stateDict: tok.stateDict() });

@@ -41,8 +41,6 @@ struct LogMean {
   }
 };
 
-bool finite(const at::Tensor& t) { return std::isfinite(t.detach().to(at::kDouble).item<double>()); }
-
 }  // namespace
 
 TokenizerTrainingModuleImpl::TokenizerTrainingModuleImpl(std::shared_ptr<TokenizerImpl> tok,
@@ -143,8 +141,6 @@ StepResult TokenizerTrainer::step(const at::Tensor& x_in, int64_t global_step, i
   const at::Tensor x = x_in.to(dev, at::kFloat);
   const auto xs = x.split_with_sizes(micro_batch_sizes(x.dim() ? x.size(0) : 0, accumulate, micro_batch, "images"));
   const size_t n = xs.size();
-  // each micro-batch's loss / accumulate, also when an epoch's tail has fewer micro-batches (Lightning)
-  const double inv = 1.0 / static_cast<double>(accumulate);
   const at::Tensor last_layer = m.tokenizer->decoder->conv_out->weight;
   auto* dp = data_parallel.get();
   StepResult result;
@@ -152,72 +148,42 @@ StepResult TokenizerTrainer::step(const at::Tensor& x_in, int64_t global_step, i
   result.lr_gen = opt_gen_->options().lr;
   result.lr_disc = opt_disc_->options().lr;
 
-  // True when this or (data-parallel) any rank saw a non-finite loss; agreed on before the synchronising backward.
-  const auto stop = [&](bool local_bad) {
-    if (dp) result.nonfinite_ranks = dp->nonfinite_ranks(local_bad);
-    return dp ? !result.nonfinite_ranks.empty() : local_bad;
-  };
-  const auto backward = [&](size_t group, const at::Tensor& loss, bool sync, const std::vector<at::Tensor>& inputs) {
-    const at::Tensor l = accumulate > 1 ? loss * inv : loss;
-    if (dp) {
-      dp->backward(group, l, inputs, sync);
-    } else if (inputs.empty()) {
-      l.backward();
-    } else {
-      l.backward({}, /*retain_graph=*/false, /*create_graph=*/false, inputs);
-    }
-  };
-
   // discriminator step: each micro-batch's tokenizer forward is kept for its generator loss
   std::vector<TokenizerOutput> outs(n);
   opt_disc_->zero_grad();
-  bool bad = false;
-  at::Tensor last;
-  for (size_t i = 0; i < n && !bad; ++i) {
-    LossResult d;
-    {
-      compat::AutocastGuard ac(opts_.autocast, dev);
-      outs[i] = m.tokenizer->forward(xs[i]);
-      d = m.loss->discriminator_loss(xs[i], outs[i].xrec, global_step);
-    }
+  auto acc = accumulate_gradients(n, accumulate, [&](size_t i) {
+    compat::AutocastGuard ac(opts_.autocast, dev);
+    outs[i] = m.tokenizer->forward(xs[i]);
+    LossResult d = m.loss->discriminator_loss(xs[i], outs[i].xrec, global_step);
     dlog.add(to_values(d.log));
-    bad = !finite(d.loss);
-    if (bad) break;
-    if (i + 1 < n) backward(1, d.loss, /*sync=*/false, {});
-    else last = d.loss;
-  }
-  if (stop(bad)) {
+    return d.loss;
+  }, dp, /*group=*/1);
+  if (acc.nonfinite) {
+    result.nonfinite_ranks = std::move(acc.nonfinite_ranks);
     result.log = dlog.mean();
     result.nonfinite = "discriminator";
     return result;
   }
-  backward(1, last, /*sync=*/true, {});
   if (on_gradients) on_gradients(opt_disc_->params(), 1);
   opt_disc_->step();
 
   // generator step (through the updated discriminator, as the official order)
   opt_gen_->zero_grad();
   const auto gen = opt_gen_->params();
-  for (size_t i = 0; i < n && !bad; ++i) {
-    LossResult g;
-    {
-      compat::AutocastGuard ac(opts_.autocast, dev);
-      g = m.loss->generator_loss(codebook(outs[i]), xs[i], outs[i].xrec, global_step, last_layer);
-    }
+  acc = accumulate_gradients(n, accumulate, [&](size_t i) {
+    compat::AutocastGuard ac(opts_.autocast, dev);
+    LossResult g = m.loss->generator_loss(codebook(outs[i]), xs[i], outs[i].xrec, global_step, last_layer);
     glog.add(to_values(g.log));
-    bad = !finite(g.loss);
-    if (bad) break;
-    if (i + 1 < n) backward(0, g.loss, /*sync=*/false, gen);
-    else last = g.loss;
-  }
+    return g.loss;
+  }, dp, /*group=*/0, gen);
+  result.nonfinite_ranks = std::move(acc.nonfinite_ranks);
   result.log = dlog.mean();
   auto gl = glog.mean();
   result.log.insert(result.log.end(), gl.begin(), gl.end());
-  if (stop(bad)) {
+  if (acc.nonfinite) {
     result.nonfinite = "generator";
     return result;
   }
-  backward(0, last, /*sync=*/true, gen);
   if (on_gradients) on_gradients(gen, 0);
   if (opts_.gradient_clip_val > 0) clip_grad_norm(gen, opts_.gradient_clip_val);
   opt_gen_->step();

@@ -84,53 +84,29 @@ StepResult TransformerTrainer::step(const at::Tensor& tokens, const at::Tensor& 
   const auto ts = tokens.split_with_sizes(sizes);
   const bool per_row_labels = labels.dim() >= 1 && labels.size(0) == tokens.size(0);
   const auto ls = per_row_labels ? labels.split_with_sizes(sizes) : std::vector<at::Tensor>(ts.size(), labels);
-  const size_t n = ts.size();
-  auto* dp = data_parallel.get();
   StepResult r;
   double sum = 0;
-  bool bad = false;
-  at::Tensor last;
-  for (size_t i = 0; i < n; ++i) {
-    at::Tensor loss;
-    {
-      compat::AutocastGuard ac(autocast, model_->tok_emb->weight.device());
-      loss = transformer_loss(*model_, ts[i], ls[i], /*drop_labels=*/true).to(at::kFloat);
-    }
-    const double v = loss.item<double>();
-    sum += v;
-    if (!std::isfinite(v)) {
-      bad = true;
-      break;
-    }
-    // each micro-batch's loss / accumulate, also when an epoch's tail has fewer micro-batches (Lightning)
-    if (accumulate > 1) loss = loss / static_cast<double>(accumulate);
-    if (i + 1 < n) {
-      if (dp) dp->backward(0, loss, {}, /*sync=*/false);
-      else loss.backward();
-    } else {
-      last = loss;
-    }
-  }
-  r.loss = bad ? sum : sum / static_cast<double>(n);
-  if (dp) {
-    r.nonfinite_ranks = dp->nonfinite_ranks(bad);
-    bad = !r.nonfinite_ranks.empty();
-  }
-  if (bad) {
+  auto acc = accumulate_gradients(ts.size(), accumulate, [&](size_t i) {
+    compat::AutocastGuard ac(autocast, model_->tok_emb->weight.device());
+    at::Tensor loss = transformer_loss(*model_, ts[i], ls[i], /*drop_labels=*/true).to(at::kFloat);
+    sum += loss.item<double>();
+    return loss;
+  }, data_parallel.get());
+  r.nonfinite_ranks = std::move(acc.nonfinite_ranks);
+  r.loss = sum / static_cast<double>(ts.size());
+  if (acc.nonfinite) {
     opt_->zero_grad();
     if (std::isfinite(r.loss)) r.loss = std::numeric_limits<double>::quiet_NaN();  // another rank's loss
     r.grad_norm = std::numeric_limits<double>::quiet_NaN();
     return r;
   }
-  if (dp) dp->backward(0, last, {}, /*sync=*/true);
-  else last.backward();
   std::vector<at::Tensor> ps;
   for (auto& [_, p] : params_) ps.push_back(p);
   r.grad_norm = clip > 0 ? torch::nn::utils::clip_grad_norm_(ps, clip)
                          : torch::nn::utils::clip_grad_norm_(ps, std::numeric_limits<double>::infinity());
   opt_->step();
   opt_->zero_grad();
-  if (dp) {
+  if (auto* dp = data_parallel.get()) {
     r.loss = dp->mean({r.loss})[0];
     dp->sync_buffers();
   }
