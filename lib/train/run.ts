@@ -115,9 +115,17 @@ export async function runTraining<B, T extends RunTask<B>>(
   } finally {
     task?.dispose?.();
     if (owned) {
-      // detaching is local; after a failure the trainer keeps its reference until it is disposed (a peer may be gone)
-      if (ok) await task?.attach?.(null);
-      dist.group!.destroy();
+      // after a success every rank waits for the others (rank 0's last checkpoint written) before the group goes;
+      // detaching is local. After a failure a peer may be gone: no barrier, and the trainer keeps its reference
+      // until it is disposed.
+      try {
+        if (ok) {
+          await dist.group!.barrier();
+          await task?.attach?.(null);
+        }
+      } finally {
+        dist.group!.destroy();
+      }
     }
   }
 }
