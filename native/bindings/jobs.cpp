@@ -129,39 +129,45 @@ class Releaser {
 
 class JobQueue : public std::enable_shared_from_this<JobQueue> {
  public:
-  void post(std::function<void()> task) {
+  // A queued job: `run` starts it on a worker; `reject` (JS thread) settles it as disposed instead.
+  struct Entry {
+    std::function<void()> run;
+    std::function<void(Napi::Env)> reject;
+    std::shared_ptr<JobContext::State> state;
+  };
+  void post(Entry e) {
     std::lock_guard<std::mutex> lock(mu_);
     if (running_) {
-      pending_.push_back(std::move(task));
+      pending_.push_back(std::move(e));
       return;
     }
     running_ = true;
-    dispatch(std::move(task));
+    dispatch(std::move(e));
   }
+  // JS thread: marks the queue closed, flags the running job, rejects the queued ones (see CloseQueue).
+  void close(Napi::Env env);
+  bool closed() const { return closed_.load(); }
   // Jobs submitted on the JS thread whose promise has not been settled yet (changed on the JS thread only).
   int64_t outstanding = 0;
 
  private:
-  void dispatch(std::function<void()> task) {
-    auto self = shared_from_this();
-    Pool::get().post([self, task = std::move(task)] {
-      task();
-      self->next();
-    });
-  }
+  void dispatch(Entry e);
   void next() {
     std::lock_guard<std::mutex> lock(mu_);
+    current_.reset();
     if (pending_.empty()) {
       running_ = false;
       return;
     }
-    auto task = std::move(pending_.front());
+    auto e = std::move(pending_.front());
     pending_.pop_front();
-    dispatch(std::move(task));
+    dispatch(std::move(e));
   }
   std::mutex mu_;
-  std::deque<std::function<void()>> pending_;
+  std::deque<Entry> pending_;
+  std::shared_ptr<JobContext::State> current_;  // the job handed to the pool (running or about to)
   bool running_ = false;
+  std::atomic<bool> closed_{false};
 };
 
 std::shared_ptr<JobQueue> NewQueue() { return std::make_shared<JobQueue>(); }
@@ -186,6 +192,7 @@ struct JobContext::State {
   Napi::ObjectReference abort_ref;  // keeps the Int32Array alive; touched only on the JS thread
   std::atomic<int32_t>* abort_word = nullptr;
   std::atomic<bool> cancelled{false};  // set when the job's environment shuts down
+  std::atomic<bool> disposed{false};   // set when the model whose queue runs the job is disposed
   Napi::FunctionReference on_progress;  // JS thread only
   bool has_progress = false;
   Completer tsfn;
@@ -193,7 +200,7 @@ struct JobContext::State {
 
 bool JobContext::aborted() const {
   if (!state) return false;
-  if (state->cancelled.load(std::memory_order_relaxed)) return true;
+  if (state->cancelled.load(std::memory_order_relaxed) || state->disposed.load(std::memory_order_relaxed)) return true;
   return state->abort_word &&
          reinterpret_cast<volatile std::atomic<int32_t>*>(state->abort_word)->load(std::memory_order_relaxed) != 0;
 }
@@ -215,6 +222,10 @@ std::function<bool()> JobContext::aborted_fn() const {
 }
 
 namespace {
+
+ErrorInfo DisposedError() {
+  return {ErrorInfo::kDisposed, "model: the model was disposed (dispose()) before this call could finish"};
+}
 
 struct Job {
   Work work;
@@ -327,6 +338,11 @@ void RunJob(const std::shared_ptr<EnvJobs>& jobs, Job* raw) {
     raw->finisher = nullptr;
   }
   raw->work = nullptr;  // release captured inputs on the worker
+  if (raw->ctx.state->disposed.load()) {  // its model was disposed while it ran: nothing it made is handed out
+    raw->failed = true;
+    raw->error = DisposedError();
+    raw->finisher = nullptr;
+  }
   std::lock_guard<std::mutex> lock(jobs->mu);
   --jobs->running;
   jobs->live.erase(raw->ctx.state.get());
@@ -364,6 +380,7 @@ Napi::Promise Submit(Napi::Env env, Work work, const JobOptions& opts) {
       ThrowCoded(env, ErrorInfo::kShuttingDown, "ibq-native: the environment is shutting down; no new native calls");
     }
   }
+  if (opts.queue && opts.queue->closed()) ThrowCoded(env, DisposedError().kind, DisposedError().message);
   auto job = std::make_unique<Job>(env);
   job->work = std::move(work);
   job->ctx.state = std::make_shared<JobContext::State>();
@@ -395,11 +412,48 @@ Napi::Promise Submit(Napi::Env env, Work work, const JobOptions& opts) {
     jobs->live.insert(raw->ctx.state.get());
   }
   auto task = [jobs, raw] { RunJob(jobs, raw); };
-  if (opts.queue)
-    opts.queue->post(std::move(task));
-  else
+  if (!opts.queue) {
     Pool::get().post(std::move(task));
+    return promise;
+  }
+  auto reject = [jobs, raw](Napi::Env env) {
+    {
+      std::lock_guard<std::mutex> lock(jobs->mu);
+      jobs->live.erase(raw->ctx.state.get());
+    }
+    std::unique_ptr<Job> job(raw);
+    job->work = nullptr;
+    job->failed = true;
+    job->error = DisposedError();
+    Napi::HandleScope scope(env);
+    Settle(env, job.get());
+  };
+  opts.queue->post({std::move(task), std::move(reject), raw->ctx.state});
   return promise;
+}
+
+void JobQueue::dispatch(Entry e) {
+  current_ = e.state;
+  auto self = shared_from_this();
+  Pool::get().post([self, run = std::move(e.run)] {
+    run();
+    self->next();
+  });
+}
+
+void JobQueue::close(Napi::Env env) {
+  std::deque<Entry> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_.store(true);
+    if (current_) current_->disposed.store(true);
+    dropped.swap(pending_);
+  }
+  for (auto& e : dropped) e.reject(env);
+}
+
+void CloseQueue(Napi::Env env, const std::shared_ptr<JobQueue>& queue) {
+  if (queue) queue->close(env);
 }
 
 void Shutdown(Napi::Env env, bool process_exiting) {
