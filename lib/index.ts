@@ -15,6 +15,14 @@ export {
 } from './train/transformer.js';
 export { tokensFromImages, tokensFromTensor, type TokenizerLike } from './transformer/tokens.js';
 export { lrWdAnnealing } from './transformer/schedule.js';
+export {
+  createGenerator,
+  Generator,
+  GENERATE_REQUEST_KEYS,
+  type GenerateRequest,
+  type Generated,
+  type GeneratorOptions,
+} from './transformer/generator.js';
 export { generate, toUint8Images, imageGrid, saveSamplesNpz, type TokenDecoder, type GenerateOptions } from './transformer/generate.js';
 // ---- tokenizer area ----
 export { readConfig, type IBQConfig, type ARTrainingSettings } from './config/read_config.js';
