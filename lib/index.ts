@@ -72,3 +72,4 @@ export { ProcessGroup, DistributedError, type ProcessGroupOptions } from './dist
 export { distributedEnv, type DistributedEnv } from './distributed/env.js';
 export { type DistributedOption } from './distributed/context.js';
 export { ERROR_CODES, IbqError, type ErrorCode } from './core/errors.js';
+export { createServer, type ServeOptions, type IbqServer } from './serve/server.js';
