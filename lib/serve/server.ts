@@ -6,7 +6,7 @@
  * client that disconnects, the request timeout (504) or a drain past its timeout (503). drain() stops accepting
  * work (503), waits for the requests in flight, closes the server and disposes the models.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
 
 import { checkInt, checkNumber, checkOptionKeys, describe } from '../core/errors.js';
@@ -82,7 +82,7 @@ export async function createServer(opts: ServeOptions): Promise<IbqServer> {
   const generator = transformer ? createGenerator({ transformer, tokenizer, maxBatch: o.maxBatch }) : undefined;
   const app: FastifyInstance = Fastify({
     ...(logger ? { loggerInstance: logger as unknown as FastifyBaseLogger } : { logger: false }),
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: o.bodyLimit,
     return503OnClosing: false,
     forceCloseConnections: 'idle',
