@@ -26,6 +26,7 @@ export {
 export { generate, toUint8Images, imageGrid, saveSamplesNpz, type TokenDecoder, type GenerateOptions } from './transformer/generate.js';
 // ---- tokenizer area ----
 export { readConfig, type IBQConfig, type ARTrainingSettings } from './config/read_config.js';
+export { TokenizerBatcher, type BatchingOptions } from './tokenizer/batcher.js';
 export { Tokenizer, SKIPPED_PREFIXES, type TokenizerForward, type TokenizerLoadResult, type FromCheckpointOptions } from './tokenizer/tokenizer.js';
 export {
   IBQuantizer, VectorQuantizer, type IBQuantizerOptions, type IBQuantizerOutput, type VectorQuantizerOptions,

@@ -8,13 +8,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { Tensor } from '../core/tensor.js';
 import type { Generator } from '../transformer/generator.js';
-import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { TokenizerBatcher } from '../tokenizer/batcher.js';
 import { HttpError } from './http_errors.js';
 import type { ServeMetrics } from './metrics.js';
 
 /** What the routes need from the server (server.ts). */
 export interface RouteContext {
-  tokenizer: Tokenizer;
+  /** The server's tokenizer behind its micro-batcher (concurrent uploads share native calls). */
+  tokenizer: TokenizerBatcher;
   generator?: Generator;
   imageSize: number;
   maxPixels?: number;

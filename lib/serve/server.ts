@@ -10,6 +10,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import { pino, type Logger } from 'pino';
 
 import { checkInt, checkNumber, checkOptionKeys, describe } from '../core/errors.js';
+import { TokenizerBatcher } from '../tokenizer/batcher.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { createGenerator, type Generator } from '../transformer/generator.js';
 import type { Transformer } from '../transformer/transformer.js';
@@ -24,8 +25,10 @@ export interface ServeOptions {
   transformer?: Transformer;
   /** Side uploads are resized and centre-cropped to (default: the tokenizer's ddconfig.resolution). */
   imageSize?: number;
-  /** Generation requests decoded together (default 16). */
+  /** Generation requests decoded together, and images per tokenizer batch (default 16). */
   maxBatch?: number;
+  /** Milliseconds concurrent tokenizer calls wait to share one native call (default 1; TokenizerBatcher). */
+  batchWindow?: number;
   /** Work requests waiting beyond the running ones before 429 (default 256). */
   maxQueue?: number;
   /** Seconds a request may take before 504 (default 60). */
@@ -53,7 +56,7 @@ export interface IbqServer {
   readonly inFlight: number;
 }
 
-const SERVE_KEYS = ['tokenizer', 'transformer', 'imageSize', 'maxBatch', 'maxQueue', 'requestTimeout', 'bodyLimit', 'maxPixels', 'logger'] as const;
+const SERVE_KEYS = ['tokenizer', 'transformer', 'imageSize', 'maxBatch', 'batchWindow', 'maxQueue', 'requestTimeout', 'bodyLimit', 'maxPixels', 'logger'] as const;
 
 /** Checks the options once, naming them; loads nothing. */
 function checkServeOptions(o: ServeOptions) {
@@ -64,6 +67,7 @@ function checkServeOptions(o: ServeOptions) {
   return {
     imageSize: checkInt(o.imageSize ?? res, 'imageSize', 1, 16384),
     maxBatch: checkInt(o.maxBatch ?? 16, 'maxBatch', 1, 4096),
+    batchWindow: checkNumber(o.batchWindow ?? 1, 'batchWindow', 0, 50),
     maxQueue: checkInt(o.maxQueue ?? 256, 'maxQueue', 0, 1_000_000),
     requestTimeout: checkNumber(o.requestTimeout ?? 60, 'requestTimeout', 0.001, 86_400),
     bodyLimit: checkInt(o.bodyLimit ?? 16 * 2 ** 20, 'bodyLimit', 1, 2 ** 31),
@@ -79,7 +83,8 @@ export async function createServer(opts: ServeOptions): Promise<IbqServer> {
   const o = checkServeOptions(opts);
   const { tokenizer, transformer } = opts;
   const logger = opts.logger === undefined ? pino({ level: 'info' }, pino.destination(2)) : opts.logger;
-  const generator = transformer ? createGenerator({ transformer, tokenizer, maxBatch: o.maxBatch }) : undefined;
+  const batcher = new TokenizerBatcher(tokenizer, { windowMs: o.batchWindow, maxBatch: o.maxBatch });
+  const generator = transformer ? createGenerator({ transformer, tokenizer: batcher, maxBatch: o.maxBatch }) : undefined;
   const app: FastifyInstance = Fastify({
     ...(logger ? { loggerInstance: logger as unknown as FastifyBaseLogger } : { logger: false }),
     logController: new LogController({ disableRequestLogging: true }),
@@ -141,7 +146,7 @@ export async function createServer(opts: ServeOptions): Promise<IbqServer> {
   };
 
   registerRoutes(app, {
-    tokenizer, generator, imageSize: o.imageSize, maxPixels: o.maxPixels, classNum: transformer?.config.class_num, metrics, admit,
+    tokenizer: batcher, generator, imageSize: o.imageSize, maxPixels: o.maxPixels, classNum: transformer?.config.class_num, metrics, admit,
   });
   app.get('/healthz', async (_req, reply) => {
     const body = {

@@ -73,6 +73,15 @@ function resolveConfig(cfg: TokenizerConfig | TokenizerPreset | string, arg: str
   return resolveTokenizerConfig(cfg, arg);
 }
 
+/** Options of encodeImages. */
+export interface EncodeImagesOptions {
+  /** Side the shorter side is resized to and the centre crop (default: ddconfig.resolution). */
+  imageSize?: number;
+  /** Largest accepted input (width x height), checked on the header. */
+  maxPixels?: number;
+  signal?: AbortSignal;
+}
+
 /** Options of forward / encode / decode: mixed precision and an AbortSignal (a queued call never starts). */
 export interface InferenceOptions extends AutocastOption {
   signal?: AbortSignal;
@@ -226,18 +235,9 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
    */
   async encodeImages(
     inputs: ImageInput[],
-    opts: { imageSize?: number; maxPixels?: number; signal?: AbortSignal } = {},
+    opts: EncodeImagesOptions = {},
   ): Promise<{ indices: Tensor; images: Tensor }> {
-    if (opts === null || typeof opts !== 'object') throw new TypeError(`opts: expected an object, got ${describe(opts)}`);
-    checkOptionKeys(opts, ['imageSize', 'maxPixels', 'signal'], 'opts');
-    const signal = checkSignal(opts.signal, 'opts.signal');
-    throwIfAborted(signal);
-    const size = checkInt(opts.imageSize ?? this.config.ddconfig.resolution, 'opts.imageSize', 1, 16384);
-    const maxPixels = checkLoadOptions({ maxPixels: opts.maxPixels }, 'opts');
-    const f = this.downsampleFactor;
-    if (size % f !== 0) {
-      throw new RangeError(`opts.imageSize: ${size} is not divisible by ${f} (2^(len(ch_mult)-1)); nearest valid size: ${Math.max(f, Math.round(size / f) * f)}`);
-    }
+    const { size, maxPixels, signal } = this.checkEncodeImagesOptions(opts);
     const data = await loadImages(inputs, size, { maxPixels });
     const images = tensor(data, [inputs.length, 3, size, size]);
     try {
@@ -248,6 +248,21 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
       images.dispose();
       throw err;
     }
+  }
+
+  /** @internal encodeImages' options checked (also by TokenizerBatcher): the side, the pixel limit, the signal. */
+  checkEncodeImagesOptions(opts: EncodeImagesOptions): { size: number; maxPixels: number; signal?: AbortSignal } {
+    if (opts === null || typeof opts !== 'object') throw new TypeError(`opts: expected an object, got ${describe(opts)}`);
+    checkOptionKeys(opts, ['imageSize', 'maxPixels', 'signal'], 'opts');
+    const signal = checkSignal(opts.signal, 'opts.signal');
+    throwIfAborted(signal);
+    const size = checkInt(opts.imageSize ?? this.config.ddconfig.resolution, 'opts.imageSize', 1, 16384);
+    const maxPixels = checkLoadOptions({ maxPixels: opts.maxPixels }, 'opts');
+    const f = this.downsampleFactor;
+    if (size % f !== 0) {
+      throw new RangeError(`opts.imageSize: ${size} is not divisible by ${f} (2^(len(ch_mult)-1)); nearest valid size: ${Math.max(f, Math.round(size / f) * f)}`);
+    }
+    return { size, maxPixels, signal };
   }
 
   /**
