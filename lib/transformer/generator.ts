@@ -17,23 +17,14 @@ import { abortError, checkInt, checkOptionKeys, checkSignal, describe, IbqError,
 import { tensor, type Tensor, wrap } from '../core/tensor.js';
 import { native, type GeneratorNative } from '../native.js';
 import { decodePixels, type TokenDecoder } from './generate.js';
-import { checkSampleOptions, type Transformer } from './transformer.js';
+import { checkSampleOptions, type SampleOptions, type Transformer } from './transformer.js';
 
-/** One image to generate. */
-export interface GenerateRequest {
-  /** Class id in [0, class_num). */
+/**
+ * One image to generate: its class id in [0, class_num) and the options of Transformer.sample for it (cfgScale > 1
+ * needs class_dropout_prob > 0). seed: of the request's own random stream; absent, a random one (returned).
+ */
+export interface GenerateRequest extends Omit<SampleOptions, 'labels' | 'onProgress' | 'signal'> {
   label: number;
-  /** > 1: classifier-free guidance (needs class_dropout_prob > 0); default 1. */
-  cfgScale?: number;
-  /** > 0 divides the logits; 0: greedy argmax. Default 1. */
-  temperature?: number;
-  /** 0 (default): off. */
-  topK?: number;
-  /** (0, 1]; 1 (default): off. */
-  topP?: number;
-  greedy?: boolean;
-  /** Seed of the request's own random stream, an integer in [0, 2^53); absent: a random one (returned). */
-  seed?: number;
 }
 
 export const GENERATE_REQUEST_KEYS = ['label', 'cfgScale', 'temperature', 'topK', 'topP', 'greedy', 'seed'] as const;
