@@ -1,6 +1,7 @@
 #include "ibq/transformer/batch_engine.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 
 #include <cmath>
 #include <limits>
@@ -270,21 +271,28 @@ std::vector<int64_t> BatchEngine::pick(const at::Tensor& logits) {
       scaled.slice(0, r, r + 1).copy_(top_k_top_p_filtering(scaled.slice(0, r, r + 1).clone(), o.top_k, o.top_p));
   }
   auto probs = at::softmax(scaled, -1);
+  // one draw per request from its own generator; the requests in parallel (a draw of torch.multinomial walks the
+  // whole vocabulary: the largest cost of this step)
+  std::vector<int64_t> next(m);
+  at::parallel_for(0, m, 1, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      auto& slot = *act[r];
+      const auto& o = slot.req.sample;
+      if (o.temperature == 0) {
+        next[r] = l[r].argmax().item<int64_t>();
+      } else if (o.greedy) {
+        next[r] = std::get<1>(at::topk(probs.slice(0, r, r + 1), 1, -1)).item<int64_t>();
+      } else {
+        next[r] = at::multinomial(probs.slice(0, r, r + 1), 1, false, slot.gen).item<int64_t>();
+      }
+    }
+  });
   const auto& cfg_model = model_->cfg;
   std::vector<int64_t> done;
   for (int64_t r = 0; r < m; ++r) {
     auto& slot = *act[r];
-    const auto& o = slot.req.sample;
-    int64_t t;
-    if (o.temperature == 0) {
-      t = l[r].argmax().item<int64_t>();
-    } else if (o.greedy) {
-      t = std::get<1>(at::topk(probs.slice(0, r, r + 1), 1, -1)).item<int64_t>();
-    } else {
-      t = at::multinomial(probs.slice(0, r, r + 1), 1, false, slot.gen).item<int64_t>();
-    }
-    slot.out.data_ptr<int64_t>()[slot.pos] = t;
-    slot.last = t;
+    slot.out.data_ptr<int64_t>()[slot.pos] = next[r];
+    slot.last = next[r];
     if (++slot.pos == cfg_model.block_size) done.push_back(&slot - slots_.data());
   }
   return done;
