@@ -32,8 +32,10 @@ describe('dispose() with queued and running jobs', () => {
     const sd = tr.stateDict();
     const calls = [tr.loadStateDict(sd), tr.sample({ labels: [0], greedy: true })];
     tr.dispose();
-    const r = await Promise.allSettled(calls);
-    expect(r.map((s) => (s.status === 'rejected' ? (s.reason as { code?: string }).code : s.status))).toEqual(['ERR_IBQ_DISPOSED', 'ERR_IBQ_DISPOSED']);
+    const r = (await Promise.allSettled(calls)).map((s) => (s.status === 'rejected' ? (s.reason as { code?: string }).code : s.status));
+    // the load may have finished on its worker before dispose() ran; the sampling queued behind it cannot have
+    expect(['ERR_IBQ_DISPOSED', 'fulfilled']).toContain(r[0]);
+    expect(r[1]).toBe('ERR_IBQ_DISPOSED');
     for (const t of sd.values()) t.dispose();
   });
 });
