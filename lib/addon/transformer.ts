@@ -47,7 +47,7 @@ export interface GeneratorNative {
 export interface TransformerAddon {
   TransformerHandle: new (config: object, seed?: number, device?: string) => TransformerNative;
   /** The engine of one transformer: static buffers for maxBatch requests; onFinished(id) when a request is done. */
-  GeneratorHandle: new (transformer: TransformerNative, maxBatch: number, onFinished: (id: number) => void) => GeneratorNative;
+  GeneratorHandle: new (transformer: { moduleRef(): unknown }, maxBatch: number, onFinished: (id: number) => void) => GeneratorNative;
   /** The same model created on a worker thread (random initialisation of a large model takes seconds). */
   buildTransformer(config: object, seed?: number, device?: string): Promise<TransformerNative>;
   /** A preset's config, or the (validated) config given, plus parameterCount and the preset it equals ('' if none). */

@@ -108,10 +108,9 @@ export async function createServer(opts: ServeOptions): Promise<IbqServer> {
   app.setNotFoundHandler((req, reply) => {
     sendError(reply, new HttpError('ERR_IBQ_NOT_FOUND', `${req.method} ${req.url}: no such route`));
   });
-  app.addHook('onRequest', async (req, reply) => {
+  app.addHook('onRequest', async (req) => {
     (req as FastifyRequest & { started?: bigint }).started = process.hrtime.bigint();
     if (draining && req.url.startsWith('/v1/')) throw new HttpError('ERR_IBQ_SHUTTING_DOWN', 'the server is draining: it accepts no new requests');
-    void reply;
   });
   app.addHook('onResponse', async (req, reply) => {
     const started = (req as FastifyRequest & { started?: bigint }).started ?? process.hrtime.bigint();
@@ -130,7 +129,7 @@ export async function createServer(opts: ServeOptions): Promise<IbqServer> {
     live.add(ac);
     const timer = setTimeout(() => ac.abort(new HttpError('ERR_IBQ_TIMEOUT', `the request took longer than ${o.requestTimeout} s`)), o.requestTimeout * 1000);
     const onClose = () => {
-      if (!reply.raw.writableFinished) ac.abort(new HttpError('ERR_IBQ_ABORTED' as never, 'the client closed the connection'));
+      if (!reply.raw.writableFinished) ac.abort(new HttpError('ERR_IBQ_ABORTED', 'the client closed the connection'));
     };
     reply.raw.once('close', onClose);
     try {

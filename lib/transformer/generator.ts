@@ -69,7 +69,7 @@ export class Generator {
   ) {
     this.maxBatch = maxBatch;
     this.side = Math.round(Math.sqrt(transformer.config.block_size));
-    this.handle = new native.GeneratorHandle(transformer as never, maxBatch, (id) => this.finished(id));
+    this.handle = new native.GeneratorHandle(transformer, maxBatch, (id) => this.finished(id));
   }
 
   /**
