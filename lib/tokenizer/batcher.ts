@@ -85,7 +85,8 @@ export class TokenizerBatcher {
     const signal = checkSignal(opts.signal, 'opts.signal');
     throwIfAborted(signal);
     const [b, h, w] = indices.shape as [number, number, number];
-    return this.enqueue(kind, [h, w], b, (await indices.data()) as BigInt64Array, signal);
+    // a few KB (B x h x w int64): copied here, so calls made in one tick join one batch
+    return this.enqueue(kind, [h, w], b, indices.dataSync() as BigInt64Array, signal);
   }
 
   private enqueue(kind: Kind, shape: number[], rows: number, input: Float32Array | BigInt64Array, signal?: AbortSignal): Promise<Tensor> {

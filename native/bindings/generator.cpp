@@ -98,7 +98,7 @@ class GeneratorHandle : public Napi::ObjectWrap<GeneratorHandle> {
     return [engine, sh](JobContext& ctx) -> Finisher {
       std::unordered_map<int64_t, int64_t> slot_of, id_of;  // request id <-> slot (this worker only)
       auto finish_all = [&] {
-        for (auto& [id, slot] : slot_of) engine->leave(slot);
+        engine->clear();
         std::lock_guard<std::mutex> lock(sh->mu);
         sh->inbox.clear();
         sh->cancelled.clear();

@@ -27,11 +27,13 @@ describe('dispose() frees native memory at once', () => {
   }
 
   it('a job running when dispose() is called stops with ERR_IBQ_DISPOSED; the handle then refuses calls', async () => {
-    const tr = Transformer.create({ vocab_size: 64, block_size: 16, n_layer: 1, n_head: 2, n_embd: 32, class_num: 2, multiple_of: 32 }, { seed: 1 });
+    // 256 steps: the call is still running when dispose() comes right after it
+    const tr = Transformer.create({ vocab_size: 64, block_size: 256, n_layer: 2, n_head: 2, n_embd: 64, class_num: 2, multiple_of: 32 }, { seed: 1 });
     const p = tr.sample({ labels: [0, 1], greedy: true });
     tr.dispose();
     await expect(p).rejects.toMatchObject({ name: 'TypeError', code: 'ERR_IBQ_DISPOSED' });
     expect(() => tr.stateDict()).toThrow(/disposed/);
+    await expect(tr.sample({ labels: [0] })).rejects.toMatchObject({ code: 'ERR_IBQ_DISPOSED' });
   });
 
   it('calls after dispose() are TypeErrors with code ERR_IBQ_DISPOSED (models, their async calls, tensors)', async () => {

@@ -161,7 +161,9 @@ void BatchEngine::leave(int64_t slot) {
   slots_[slot].out = at::Tensor();
 }
 
-int64_t BatchEngine::produced(int64_t slot) const { return slots_.at(slot).pos; }
+void BatchEngine::clear() {
+  for (int64_t s = 0; s < max_batch_; ++s) leave(s);
+}
 
 at::Tensor BatchEngine::take(int64_t slot) {
   IBQ_CHECK(slot >= 0 && slot < max_batch_ && slots_[slot].used, "BatchEngine::take: not a used slot");

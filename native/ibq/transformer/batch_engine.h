@@ -45,13 +45,13 @@ class BatchEngine {
   int64_t join(const EngineRequest& r);
   // Frees `slot` (a cancelled request).
   void leave(int64_t slot);
+  // Frees every slot (after a failed step: the requests it held are failed by the caller).
+  void clear();
   // One token for every active slot. Returns the slots that produced their last token in this step (their
   // tokens: take(slot), which frees the slot).
   std::vector<int64_t> step();
   // int64 [block_size] tokens of a finished slot, which is freed.
   at::Tensor take(int64_t slot);
-  // Tokens of `slot` produced so far.
-  int64_t produced(int64_t slot) const;
 
  private:
   struct Slot {

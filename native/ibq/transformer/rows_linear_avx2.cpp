@@ -15,22 +15,10 @@ namespace ibq::rows::avx2 {
 #define IBQ_ROWS_WIDTH 8
 #define IBQ_ROWS_TILE 6
 #define IBQ_ROWS_NAME "avx2"
-#define IBQ_VEC __m256
-#define IBQ_ZERO() _mm256_setzero_ps()
-#define IBQ_LOAD(p) _mm256_loadu_ps(p)
-#define IBQ_STORE(p, v) _mm256_storeu_ps(p, v)
-#define IBQ_SET1(v) _mm256_set1_ps(v)
-#define IBQ_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #include "ibq/transformer/rows_linear_impl.h"
 #undef IBQ_ROWS_WIDTH
 #undef IBQ_ROWS_TILE
 #undef IBQ_ROWS_NAME
-#undef IBQ_VEC
-#undef IBQ_ZERO
-#undef IBQ_LOAD
-#undef IBQ_STORE
-#undef IBQ_SET1
-#undef IBQ_FMA
 }  // namespace ibq::rows::avx2
 
 #if defined(__clang__)

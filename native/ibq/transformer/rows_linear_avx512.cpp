@@ -15,22 +15,10 @@ namespace ibq::rows::avx512 {
 #define IBQ_ROWS_WIDTH 16
 #define IBQ_ROWS_TILE 12
 #define IBQ_ROWS_NAME "avx512"
-#define IBQ_VEC __m512
-#define IBQ_ZERO() _mm512_setzero_ps()
-#define IBQ_LOAD(p) _mm512_loadu_ps(p)
-#define IBQ_STORE(p, v) _mm512_storeu_ps(p, v)
-#define IBQ_SET1(v) _mm512_set1_ps(v)
-#define IBQ_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #include "ibq/transformer/rows_linear_impl.h"
 #undef IBQ_ROWS_WIDTH
 #undef IBQ_ROWS_TILE
 #undef IBQ_ROWS_NAME
-#undef IBQ_VEC
-#undef IBQ_ZERO
-#undef IBQ_LOAD
-#undef IBQ_STORE
-#undef IBQ_SET1
-#undef IBQ_FMA
 }  // namespace ibq::rows::avx512
 
 #if defined(__clang__)

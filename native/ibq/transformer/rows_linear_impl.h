@@ -1,7 +1,23 @@
 // Body of the batch-invariant row kernels (rows_linear.h), included by rows_linear_avx2.cpp and
-// rows_linear_avx512.cpp inside their namespace and target pragma with IBQ_ROWS_WIDTH (floats per vector),
-// IBQ_ROWS_TILE (rows per tile) and the vector macros. Each output element is acc = fma(x[r, k], W[c, k], acc)
+// rows_linear_avx512.cpp inside their namespace and target pragma with IBQ_ROWS_WIDTH (floats per vector: 8 or
+// 16, which picks the intrinsics below), IBQ_ROWS_TILE (rows per tile) and IBQ_ROWS_NAME. Each output element is acc = fma(x[r, k], W[c, k], acc)
 // for k = 0..K-1 from acc = 0; panels are two vectors wide.
+
+#if IBQ_ROWS_WIDTH == 16
+#define IBQ_VEC __m512
+#define IBQ_ZERO() _mm512_setzero_ps()
+#define IBQ_LOAD(p) _mm512_loadu_ps(p)
+#define IBQ_STORE(p, v) _mm512_storeu_ps(p, v)
+#define IBQ_SET1(v) _mm512_set1_ps(v)
+#define IBQ_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#else
+#define IBQ_VEC __m256
+#define IBQ_ZERO() _mm256_setzero_ps()
+#define IBQ_LOAD(p) _mm256_loadu_ps(p)
+#define IBQ_STORE(p, v) _mm256_storeu_ps(p, v)
+#define IBQ_SET1(v) _mm256_set1_ps(v)
+#define IBQ_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#endif
 
 namespace {
 
@@ -88,3 +104,10 @@ const Kernels* table() {
   static const Kernels k{IBQ_ROWS_NAME, P, &block, &gemv};
   return &k;
 }
+
+#undef IBQ_VEC
+#undef IBQ_ZERO
+#undef IBQ_LOAD
+#undef IBQ_STORE
+#undef IBQ_SET1
+#undef IBQ_FMA
