@@ -34,6 +34,36 @@ const f = (x, d = 3) => (x === undefined ? '-' : Number(x).toPrecision(d));
 const side = (s) => `${f(s.median_s)} s (${f(s.min_s)}-${f(s.max_s)}), ${Math.round(s.peak_rss_mb)} MB`;
 const met = (v, t) => (t === undefined ? '' : v <= t ? ' ✓' : ' ✗');
 
+// Serving targets (issue 21): throughput ratios (higher is better) and the p99 latency ratio (lower is better).
+const SERVING_TARGETS = { generate16_vs_serial: 5, generate16_vs_sample16: 0.8, p99_c1_vs_sample1: 1.15, tokenize16_vs_serial: 1.5 };
+
+function servingSection(r) {
+  const row = (route, x) => `| ${route} | ${x.concurrency} | ${x.requests} | ${f(x.requests_per_s)} | ${x.tokens_per_s ? Math.round(x.tokens_per_s) : '-'} | ` +
+    `${f(x.p50_s)} s | ${f(x.p99_s)} s | ${Math.round(x.peak_rss_mb)} MB |`;
+  const q = r.ratios ?? {};
+  const ok = (k, v) => (v === undefined ? '' : (k === 'p99_c1_vs_sample1' ? v <= SERVING_TARGETS[k] : v >= SERVING_TARGETS[k]) ? ' ✓' : ' ✗');
+  return [
+    '', `## Serving: ${r.description}${r.quick ? ' (quick)' : ''}`, '',
+    'Ours only (bench/serving.mjs): the server of `ibq serve` in its own process, a closed-loop load generator on 127.0.0.1',
+    '(c clients, each sending its next request when the last is answered); generate: one image per request, seed and',
+    'class varying; tokenize: one PNG upload per request. RSS: the server\'s peak.', '',
+    '| route | concurrency | requests | requests/s | tokens/s | p50 | p99 | peak RSS |', '|---|---|---|---|---|---|---|---|',
+    ...r.levels.generate.map((x) => row('/v1/generate', x)), ...r.levels.tokenize.map((x) => row('/v1/tokenize', x)), '',
+    `Direct Transformer.sample() on the same model and threads (the faster of 3 and of 2 runs): 1 label ${f(r.direct.sample1_s)} s; ` +
+      `16 labels ${f(r.direct.sample16_s)} s (${Math.round(r.direct.sample16_tokens_per_s)} tokens/s). The ratios compare 16 requests one at a time ` +
+      `(${f(r.levels.generate_serial16?.requests_per_s)} generate / ${f(r.levels.tokenize_serial16?.requests_per_s)} tokenize requests/s, p99 ` +
+      `${f(r.levels.generate_serial16?.p99_s)} s) with 16 at once (${f(r.levels.generate_concurrent16?.requests_per_s)} / ` +
+      `${f(r.levels.tokenize_concurrent16?.requests_per_s)} requests/s), the faster of two alternated runs each.`, '',
+    '| ratio | value | target |', '|---|---|---|',
+    `| 16 concurrent generate vs the same 16 one at a time (requests/s) | ${f(q.generate16_vs_serial)}${ok('generate16_vs_serial', q.generate16_vs_serial)} | >= 5 |`,
+    `| 16 concurrent generate vs one sample() of 16 labels (tokens/s) | ${f(q.generate16_vs_sample16)}${ok('generate16_vs_sample16', q.generate16_vs_sample16)} | >= 0.8 |`,
+    `| p99 latency at concurrency 1 vs one sample() of 1 label | ${f(q.p99_c1_vs_sample1)}${ok('p99_c1_vs_sample1', q.p99_c1_vs_sample1)} | <= 1.15 |`,
+    `| 16 concurrent tokenize vs the same 16 one at a time (requests/s) | ${f(q.tokenize16_vs_serial)}${ok('tokenize16_vs_serial', q.tokenize16_vs_serial)} | >= 1.5 |`,
+    ...(r.preset_b ? ['', `Preset B (${(r.preset_b.parameters / 1e6).toFixed(0)}M parameters, random weights, 16384 codes): 16 concurrent requests on the ` +
+      `engine in ${f(r.preset_b.wall_s)} s, ${f(r.preset_b.tokens_per_s)} tokens/s.`] : []),
+  ];
+}
+
 export function renderTable(results, machine, run) {
   const lines = [
     '# Benchmarks',
@@ -56,7 +86,7 @@ export function renderTable(results, machine, run) {
     '| workload | parity | PyTorch | ours | time ratio | memory ratio | target |',
     '|---|---|---|---|---|---|---|',
   ];
-  for (const r of results) {
+  for (const r of results.filter((x) => !x.levels)) {
     const t = TARGETS[r.workload] ?? {};
     const par = r.parity.ok
       ? `ok (${r.parity.checks} checks, max ${Number(r.parity.max_abs_diff).toExponential(1)})`
@@ -74,6 +104,7 @@ export function renderTable(results, machine, run) {
       `${f(r.ratio_time)}${met(r.ratio_time, t.time)}${extra} | ${f(r.ratio_memory)}${met(r.ratio_memory, t.memory)} | ${target} |`);
     if (r.upstream) lines.push(`| ↳ upstream modules (--upstream) | | ${side(r.upstream)} | | ${f(r.ours.median_s / r.upstream.median_s)} | ${f(r.ours.peak_rss_mb / r.upstream.peak_rss_mb)} | |`);
   }
+  for (const r of results.filter((x) => x.levels)) lines.push(...servingSection(r));
   lines.push('', 'Run: `npm run bench` (full; its wall time on this machine is the "Last run" line above), `npm run bench -- --quick` (CI sizes),',
     '`--only <workload>[,...]`, `--threads N`, `--upstream DIR` (adds the upstream project\'s own modules from a',
     'local checkout; nothing of it is stored here). On a GPU machine the same script runs with a CUDA libtorch',

@@ -155,6 +155,13 @@ try {
     const params = { ...(opts.quick ? w.quick : w.full), threads: opts.threads };
     log(`${name}: ${w.title}, ${w.describe(params)}`);
     const t0 = Date.now();
+    if (w.oursOnly) {
+      const r = runJson(process.execPath, [join(HERE, `${name}.mjs`), JSON.stringify(params)], name);
+      const result = { workload: name, title: w.title, description: w.describe(params), params, threads: opts.threads, quick: !!opts.quick, machine, date: new Date().toISOString(), ...r };
+      writeFileSync(join(outDir, `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
+      log(`  ratios ${JSON.stringify(r.ratios)} [${((Date.now() - t0) / 1000).toFixed(0)} s]`);
+      continue;
+    }
     const par = parity(name, w);
     log(`  parity (${par.checks} checks, small instance): ${par.ok ? 'ok' : 'MISMATCH'}; max |diff| ${par.max_abs_diff.toExponential(2)}, integer mismatches ${par.integer_mismatches}`);
     if (!par.ok) {

@@ -9,6 +9,9 @@ const dd = (ch, ch_mult, num_res_blocks, resolution, z_channels, attn_resolution
 });
 const SMALL_TOK = { ddconfig: dd(32, [1, 2], 1, 32, 32), n_embed: 256, embed_dim: 32, resolution: 32 };
 const GPT = (vocab_size, block_size, n_layer, n_embd, n_head, class_num) => ({ vocab_size, block_size, n_layer, n_embd, n_head, class_num });
+// A small tokenizer with n_embed codes and a 2x downsampling (16 x 16 tokens at 32 px): the serving workload's
+// decoder, so the figures measure the serving path rather than a large decoder.
+const SERVING_TOKENIZER = (n_embed) => ({ ddconfig: { z_channels: 32, resolution: 32, ch: 32, ch_mult: [1, 2], num_res_blocks: 1 }, n_embed, embed_dim: 8 });
 
 export const WORKLOADS = {
   train_step: {
@@ -61,6 +64,25 @@ export const WORKLOADS = {
     full: { ...GPT(16384, 256, 4, 256, 8, 1000), batch: 8, cfg_scale: 2.0, warmup: 1, reps: 1, rounds: 3 },
     quick: { ...GPT(1024, 64, 2, 64, 4, 10), batch: 2, cfg_scale: 2.0, warmup: 1, reps: 2, rounds: 1 },
     parity: { ...GPT(128, 16, 2, 64, 4, 10), batch: 3, cfg_scale: 2.0 },
+  },
+  serving: {
+    title: 'serving',
+    // ours only (no PyTorch server): bench/serving.mjs; the sampling model of ar_sampling behind `ibq serve`
+    oursOnly: true,
+    describe: (p) => `\`ibq serve\`, ${p.transformer.n_layer} layers x ${p.transformer.n_embd}, vocab ${p.transformer.vocab_size}, ` +
+      `${p.transformer.block_size} tokens, CFG ${p.cfg_scale}, max batch ${p.max_batch}; concurrency ${p.concurrency.join('/')}`,
+    unit: 'request',
+    full: {
+      transformer: GPT(16384, 256, 4, 256, 8, 1000), tokenizer: SERVING_TOKENIZER(16384), cfg_scale: 2.0, max_batch: 16, image_size: 32,
+      upload_size: 64, concurrency: [1, 4, 16, 64], preset_b: true,
+      requests: { generate: { 1: 4, 4: 8, 16: 32, 64: 128 }, tokenize: { 1: 32, 4: 64, 16: 128, 64: 256 } },
+    },
+    quick: {
+      transformer: GPT(1024, 64, 2, 64, 4, 10), tokenizer: SERVING_TOKENIZER(1024), cfg_scale: 2.0, max_batch: 16, image_size: 16,
+      upload_size: 32, concurrency: [1, 4, 16, 64], preset_b: false,
+      requests: { generate: { 1: 4, 4: 8, 16: 16, 64: 64 }, tokenize: { 1: 16, 4: 32, 16: 64, 64: 128 } },
+    },
+    parity: {},
   },
   ckpt_load: {
     title: 'load of a .ckpt',

@@ -15,9 +15,18 @@ export {
 } from './train/transformer.js';
 export { tokensFromImages, tokensFromTensor, type TokenizerLike } from './transformer/tokens.js';
 export { lrWdAnnealing } from './transformer/schedule.js';
+export {
+  createGenerator,
+  Generator,
+  GENERATE_REQUEST_KEYS,
+  type GenerateRequest,
+  type Generated,
+  type GeneratorOptions,
+} from './transformer/generator.js';
 export { generate, toUint8Images, imageGrid, saveSamplesNpz, type TokenDecoder, type GenerateOptions } from './transformer/generate.js';
 // ---- tokenizer area ----
 export { readConfig, type IBQConfig, type ARTrainingSettings } from './config/read_config.js';
+export { TokenizerBatcher, type BatchingOptions } from './tokenizer/batcher.js';
 export { Tokenizer, SKIPPED_PREFIXES, type TokenizerForward, type TokenizerLoadResult, type FromCheckpointOptions } from './tokenizer/tokenizer.js';
 export {
   IBQuantizer, VectorQuantizer, type IBQuantizerOptions, type IBQuantizerOutput, type VectorQuantizerOptions,
@@ -64,3 +73,4 @@ export { ProcessGroup, DistributedError, type ProcessGroupOptions } from './dist
 export { distributedEnv, type DistributedEnv } from './distributed/env.js';
 export { type DistributedOption } from './distributed/context.js';
 export { ERROR_CODES, IbqError, type ErrorCode } from './core/errors.js';
+export { createServer, type ServeOptions, type IbqServer } from './serve/server.js';

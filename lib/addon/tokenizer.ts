@@ -1,5 +1,5 @@
 /** Types of native/bindings/{tokenizer,ibq_quantizer,vector_quantizer}.cpp. */
-import type { ModuleHandleNative, TensorHandle } from './handles.js';
+import type { JobOptions, ModuleHandleNative, TensorHandle } from './handles.js';
 
 /** Options of the tokenizer/quantizer calls: run under autocast with this dtype (CPU: bfloat16 only). */
 export interface AutocastOptions {
@@ -8,10 +8,10 @@ export interface AutocastOptions {
 export type TokenizerOutputName =
   | 'h' | 'z_q' | 'indices' | 'xrec' | 'quant_loss' | 'sample_entropy' | 'avg_entropy' | 'entropy_loss';
 export interface TokenizerHandleNative extends ModuleHandleNative {
-  forward(x: TensorHandle, opts?: AutocastOptions): Promise<Record<TokenizerOutputName, TensorHandle>>;
-  encode(x: TensorHandle, opts?: AutocastOptions): Promise<{ indices: TensorHandle; z_q: TensorHandle }>;
+  forward(x: TensorHandle, opts?: AutocastOptions & JobOptions): Promise<Record<TokenizerOutputName, TensorHandle>>;
+  encode(x: TensorHandle, opts?: AutocastOptions & JobOptions): Promise<{ indices: TensorHandle; z_q: TensorHandle }>;
   /** float32 [B, C, H, W]; samplePixels: uint8 [B, H, W, C] by the official sample script's conversion, in the same job. */
-  decode(indices: TensorHandle, opts?: AutocastOptions & { samplePixels?: boolean }): Promise<TensorHandle>;
+  decode(indices: TensorHandle, opts?: AutocastOptions & JobOptions & { samplePixels?: boolean }): Promise<TensorHandle>;
 }
 export interface QuantizerHandleNative<Out extends string> extends ModuleHandleNative {
   forward(z: TensorHandle, opts?: AutocastOptions): Promise<Record<Out, TensorHandle>>;

@@ -29,9 +29,25 @@ export interface TransformerNative extends ModuleHandleNative {
   config(): Record<string, number | boolean | null>;
   to(device: string): void;
 }
+/** Native handle of the continuous-batching engine (native/bindings/generator.cpp; lib/transformer/generator.ts). */
+export interface GeneratorNative {
+  /** Queues request `id`; the Promise of the decode loop it started, or undefined when one is running. */
+  submit(
+    id: number,
+    label: number,
+    opts: { cfgScale: number; temperature: number; topK: number; topP: number; greedy: boolean; seed: number },
+  ): Promise<void> | undefined;
+  /** Drops a queued or running request (its slot is freed at the next step). */
+  cancel(id: number): void;
+  /** int64 [block_size] tokens of a finished request (after onFinished(id)); undefined when none. */
+  take(id: number): TensorHandle | undefined;
+  stats(): { queued: number; running: number };
+}
 /** The addon functions of native/bindings/transformer.cpp (part of NativeAddon). */
 export interface TransformerAddon {
   TransformerHandle: new (config: object, seed?: number, device?: string) => TransformerNative;
+  /** The engine of one transformer: static buffers for maxBatch requests; onFinished(id) when a request is done. */
+  GeneratorHandle: new (transformer: { moduleRef(): unknown }, maxBatch: number, onFinished: (id: number) => void) => GeneratorNative;
   /** The same model created on a worker thread (random initialisation of a large model takes seconds). */
   buildTransformer(config: object, seed?: number, device?: string): Promise<TransformerNative>;
   /** A preset's config, or the (validated) config given, plus parameterCount and the preset it equals ('' if none). */

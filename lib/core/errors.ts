@@ -89,10 +89,18 @@ export const ERROR_CODES = {
   ERR_IBQ_IMAGE_TOO_LARGE: 'an image is larger than maxPixels',
   /** Two inputs would be written to the same output file. */
   ERR_IBQ_OUTPUT_CLASH: 'two inputs map to one output file',
-  /** A native call made after its environment began shutting down (process exit, worker end). */
+  /** A native call made after its environment began shutting down (process exit, worker end); `ibq serve`: a request while it drains (503). */
   ERR_IBQ_SHUTTING_DOWN: 'the process or worker is shutting down',
   /** The native addon is not built, or was built against another libtorch than the one installed. */
   ERR_IBQ_ADDON: 'the native addon is missing or does not match libtorch',
+  /** `ibq serve`: no such route, or a route whose model was not loaded (e.g. /v1/generate without --ar): 404. */
+  ERR_IBQ_NOT_FOUND: 'no such route or model on this server',
+  /** `ibq serve`: a request body over the server's limit: 413. */
+  ERR_IBQ_BODY_TOO_LARGE: 'the request body is over the limit',
+  /** `ibq serve`: the request queue is full: 429 with Retry-After. */
+  ERR_IBQ_QUEUE_FULL: 'the server queue is full; retry later',
+  /** `ibq serve`: a request ran past the request timeout: 504. */
+  ERR_IBQ_TIMEOUT: 'the request timed out',
   /** require('ibq-native'): the package is ESM only (lib/core/esm_only.cjs). */
   ERR_IBQ_ESM_ONLY: 'the package is an ES module only',
 } as const;

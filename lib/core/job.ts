@@ -1,12 +1,13 @@
 /**
  * The hooks a caller gives one long native call (an AbortSignal, an onProgress callback), made into what the
  * native job reads (an Int32Array(1) abort flag it polls, a progress function it calls on the JS thread):
- * - an abort, before the call or while it runs, rejects with abortError(signal) (ERR_IBQ_ABORTED);
+ * - an abort, before the call or while it runs, rejects with abortError(signal) (ERR_IBQ_ABORTED), also when the
+ *   job could not stop in time and finished anyway (its result goes to `discard`);
  * - a callback that throws stops the job (through the same flag), is not called again, and the call rejects
  *   with what it threw; a result the job made before it noticed is handed to `discard`.
  * The signal's listener is removed when the call settles, so one signal can serve any number of calls.
  */
-import { checkSignal, describe, throwIfAborted } from './errors.js';
+import { abortError, checkSignal, describe, throwIfAborted } from './errors.js';
 
 export interface JobHooks {
   signal?: AbortSignal;
@@ -51,9 +52,9 @@ export async function runJob<T>(hooks: JobHooks, job: (native: NativeJobHooks) =
       }
       throw err;
     }
-    if (thrown) {
+    if (thrown || signal?.aborted) {
       discard?.(result);
-      throw thrown.error;
+      throw thrown ? thrown.error : abortError(signal);
     }
     return result;
   } finally {

@@ -11,7 +11,9 @@ import { checkLoadOptions, decodeToPng, loadImages, type ImageInput } from '../d
 import { Module, stateDictEntries, type LoadResult, type StateDict } from '../core/module.js';
 import { native, type AutocastOptions, type TokenizerHandleNative } from '../native.js';
 import { type CreateOptions } from './quantizer.js';
-import { checkAutocast } from '../core/autocast.js';
+import { checkAutocast, type AutocastOptions as AutocastOption } from '../core/autocast.js';
+import { runJob } from '../core/job.js';
+import { checkSignal, throwIfAborted } from '../core/errors.js';
 import { Tensor, tensor, tensorArg, wrap, wrapAll } from '../core/tensor.js';
 import {
   configFromTokenizerMeta,
@@ -69,6 +71,26 @@ function resolveConfig(cfg: TokenizerConfig | TokenizerPreset | string, arg: str
     throw new TypeError(`${arg}: expected a config object, a YAML path or a preset name, got ${describe(cfg)}`);
   }
   return resolveTokenizerConfig(cfg, arg);
+}
+
+/** Options of encodeImages. */
+export interface EncodeImagesOptions {
+  /** Side the shorter side is resized to and the centre crop (default: ddconfig.resolution). */
+  imageSize?: number;
+  /** Largest accepted input (width x height), checked on the header. */
+  maxPixels?: number;
+  signal?: AbortSignal;
+}
+
+/** Options of forward / encode / decode: mixed precision and an AbortSignal (a queued call never starts). */
+export interface InferenceOptions extends AutocastOption {
+  signal?: AbortSignal;
+}
+
+/** Disposes the handles of a result that an aborted call made anyway. */
+function disposeHandles(r: { dispose(): void } | Record<string, { dispose(): void }>): void {
+  if (typeof (r as { dispose?: unknown }).dispose === 'function') (r as { dispose(): void }).dispose();
+  else for (const h of Object.values(r)) h.dispose();
 }
 
 /** An image batch argument: a float32 Tensor (the weights' dtype; other float dtypes would fail deep in libtorch). */
@@ -167,18 +189,29 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
    * non-finite values; a TypeError for a dtype other than float32 (float64/float16 inputs are not converted). `autocast: 'bfloat16'` runs the convolutions in bfloat16 (the quantizer's softmax
    * and entropy stay float32).
    */
-  async forward(x: Tensor, opts?: AutocastOptions): Promise<TokenizerForward> {
-    return wrapAll(await this.native.forward(imagesArg(x, 'x'), checkAutocast(opts)));
+  async forward(x: Tensor, opts?: InferenceOptions): Promise<TokenizerForward> {
+    return wrapAll(await this.inference(opts, (o) => this.native.forward(imagesArg(x, 'x'), o)));
+  }
+
+  /** Runs one native call with the checked autocast and the signal's abort flag (rejects with ERR_IBQ_ABORTED). */
+  private inference<T extends { dispose(): void } | Record<string, { dispose(): void }>>(
+    opts: InferenceOptions | undefined,
+    call: (o: AutocastOptions & { abortFlag?: Int32Array; samplePixels?: boolean }) => Promise<T>,
+    extra: { samplePixels?: boolean } = {},
+  ): Promise<T> {
+    const ac = checkAutocast(opts);
+    const signal = checkSignal(opts?.signal, 'opts.signal');
+    return runJob({ signal }, (hooks) => call({ ...ac, ...extra, abortFlag: hooks.abortFlag }), disposeHandles);
   }
 
   /** Token indices (int64 [B, H/f, W/f], by a chunked argmax) and their codebook vectors z_q. */
-  async encode(x: Tensor, opts?: AutocastOptions): Promise<{ indices: Tensor; z_q: Tensor }> {
-    return wrapAll(await this.native.encode(imagesArg(x, 'x'), checkAutocast(opts)));
+  async encode(x: Tensor, opts?: InferenceOptions): Promise<{ indices: Tensor; z_q: Tensor }> {
+    return wrapAll(await this.inference(opts, (o) => this.native.encode(imagesArg(x, 'x'), o)));
   }
 
   /** Images [B, out_ch, h*f, w*f] (float32, not clamped) from int64 indices [B, h, w] in [0, n_embed). */
-  async decode(indices: Tensor, opts?: AutocastOptions): Promise<Tensor> {
-    return wrap(await this.native.decode(tensorArg(indices, 'indices'), checkAutocast(opts)));
+  async decode(indices: Tensor, opts?: InferenceOptions): Promise<Tensor> {
+    return wrap(await this.inference(opts, (o) => this.native.decode(tensorArg(indices, 'indices'), o)));
   }
 
   /**
@@ -186,8 +219,8 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
    * in float32), from int64 indices [B, h, w]: decode() and the conversion in one native job, so the float
    * images never reach JavaScript (generate() uses it).
    */
-  async decodePixels(indices: Tensor): Promise<Tensor> {
-    return wrap(await this.native.decode(tensorArg(indices, 'indices'), { samplePixels: true }));
+  async decodePixels(indices: Tensor, opts: { signal?: AbortSignal } = {}): Promise<Tensor> {
+    return wrap(await this.inference({ signal: opts.signal }, (o) => this.native.decode(tensorArg(indices, 'indices'), o), { samplePixels: true }));
   }
 
   /**
@@ -195,33 +228,55 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
    * the shorter side to imageSize and centre-crops, scales to [-1, 1] and encodes them.
    * opts.maxPixels: largest accepted input (width x height, checked on the header before decoding; default
    * defaultMaxPixels(): 4096 x 4096, or IBQ_MAX_PIXELS).
+   * opts.signal: an AbortSignal (checked before and after decoding; a queued encode never starts).
    * @returns indices int64 [B, S/f, S/f] and the images float32 [B, 3, S, S]
    * @throws TypeError for an unknown option key; IbqError ERR_IBQ_BAD_IMAGE (undecodable input) or
-   *   ERR_IBQ_IMAGE_TOO_LARGE (more than maxPixels), naming the input
+   *   ERR_IBQ_IMAGE_TOO_LARGE (more than maxPixels), naming the input; ERR_IBQ_ABORTED when the signal fires
    */
   async encodeImages(
     inputs: ImageInput[],
-    opts: { imageSize?: number; maxPixels?: number } = {},
+    opts: EncodeImagesOptions = {},
   ): Promise<{ indices: Tensor; images: Tensor }> {
+    const { size, maxPixels, signal } = this.checkEncodeImagesOptions(opts);
+    const data = await loadImages(inputs, size, { maxPixels });
+    const images = tensor(data, [inputs.length, 3, size, size]);
+    try {
+      const { indices, z_q } = await this.encode(images, { signal });
+      z_q.dispose();
+      return { indices, images };
+    } catch (err) {
+      images.dispose();
+      throw err;
+    }
+  }
+
+  /** @internal encodeImages' options checked (also by TokenizerBatcher): the side, the pixel limit, the signal. */
+  checkEncodeImagesOptions(opts: EncodeImagesOptions): { size: number; maxPixels: number; signal?: AbortSignal } {
     if (opts === null || typeof opts !== 'object') throw new TypeError(`opts: expected an object, got ${describe(opts)}`);
-    checkOptionKeys(opts, ['imageSize', 'maxPixels'], 'opts');
+    checkOptionKeys(opts, ['imageSize', 'maxPixels', 'signal'], 'opts');
+    const signal = checkSignal(opts.signal, 'opts.signal');
+    throwIfAborted(signal);
     const size = checkInt(opts.imageSize ?? this.config.ddconfig.resolution, 'opts.imageSize', 1, 16384);
     const maxPixels = checkLoadOptions({ maxPixels: opts.maxPixels }, 'opts');
     const f = this.downsampleFactor;
     if (size % f !== 0) {
       throw new RangeError(`opts.imageSize: ${size} is not divisible by ${f} (2^(len(ch_mult)-1)); nearest valid size: ${Math.max(f, Math.round(size / f) * f)}`);
     }
-    const data = await loadImages(inputs, size, { maxPixels });
-    const images = tensor(data, [inputs.length, 3, size, size]);
-    const { indices } = await this.encode(images);
-    return { indices, images };
+    return { size, maxPixels, signal };
   }
 
-  /** PNG images (RGB, 8 bit) of the decoded indices int64 [B, h, w]. */
-  async decodeImages(indices: Tensor): Promise<Buffer[]> {
-    const x = await this.decode(indices);
+  /**
+   * PNG images (RGB, 8 bit) of the decoded indices int64 [B, h, w]. opts.signal: an AbortSignal (a queued decode
+   * never starts; ERR_IBQ_ABORTED).
+   */
+  async decodeImages(indices: Tensor, opts: { signal?: AbortSignal } = {}): Promise<Buffer[]> {
+    if (opts === null || typeof opts !== 'object') throw new TypeError(`opts: expected an object, got ${describe(opts)}`);
+    checkOptionKeys(opts, ['signal'], 'opts');
+    const x = await this.decode(indices, { signal: opts.signal });
     try {
-      return await decodeToPng(x);
+      const pngs = await decodeToPng(x);
+      throwIfAborted(opts.signal);
+      return pngs;
     } finally {
       x.dispose();
     }

@@ -17,13 +17,13 @@ export interface TokenDecoder {
   /** int64 [B, h, w] in [0, n_embed) -> float32 [B, 3, h * f, w * f], about [-1, 1]. */
   decode(indices: Tensor): Promise<Tensor>;
   /** decode() and the sample script's uint8 conversion in one call (Tokenizer.decodePixels); optional. */
-  decodePixels?(indices: Tensor): Promise<Tensor>;
+  decodePixels?(indices: Tensor, opts?: { signal?: AbortSignal }): Promise<Tensor>;
   readonly config?: { n_embed?: number };
 }
 
 /** uint8 [B, H, W, 3] images of `indices`, converted on a worker thread (toUint8Images' rule). */
-async function decodePixels(tokenizer: TokenDecoder, indices: Tensor): Promise<Tensor> {
-  if (typeof tokenizer.decodePixels === 'function') return tokenizer.decodePixels(indices);
+export async function decodePixels(tokenizer: TokenDecoder, indices: Tensor, signal?: AbortSignal): Promise<Tensor> {
+  if (typeof tokenizer.decodePixels === 'function') return tokenizer.decodePixels(indices, signal ? { signal } : undefined);
   const x = await tokenizer.decode(indices);
   try {
     if (x.shape.length !== 4) throw new RangeError(`tokenizer.decode: expected [B, C, H, W], got [${x.shape}]`);

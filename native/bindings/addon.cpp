@@ -34,7 +34,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ibqb::GetAddonData(env);
   ibqb::InitJobs(env);
   for (auto init : {ibqb::InitInfo, ibqb::InitTensor, ibqb::InitTensorIo, ibqb::InitIBQuantizer,
-                    ibqb::InitVectorQuantizer, ibqb::InitTokenizer, ibqb::InitTokenizerTrainer, ibqb::InitTransformer,
+                    ibqb::InitVectorQuantizer, ibqb::InitTokenizer, ibqb::InitTokenizerTrainer, ibqb::InitTransformer, ibqb::InitGenerator,
                     ibqb::InitProcessGroup, ibqb::InitLpips, ibqb::InitFidInception, ibqb::InitMetrics,
                     ibqb::InitConfigFields, ibqb::InitTestOps})
     init(env, exports);

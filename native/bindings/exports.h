@@ -13,6 +13,7 @@ void InitVectorQuantizer(Napi::Env env, Napi::Object exports);   // vector_quant
 void InitTokenizer(Napi::Env env, Napi::Object exports);         // tokenizer.cpp: TokenizerHandle
 void InitTokenizerTrainer(Napi::Env env, Napi::Object exports);  // tokenizer_trainer.cpp: TokenizerTrainerHandle
 void InitTransformer(Napi::Env env, Napi::Object exports);       // transformer.cpp: TransformerHandle, config fields
+void InitGenerator(Napi::Env env, Napi::Object exports);         // generator.cpp: GeneratorHandle (continuous batching)
 void InitProcessGroup(Napi::Env env, Napi::Object exports);      // process_group.cpp: ProcessGroupHandle
 void InitLpips(Napi::Env env, Napi::Object exports);             // lpips.cpp: LpipsHandle
 void InitFidInception(Napi::Env env, Napi::Object exports);      // fid_inception.cpp: FidInceptionHandle

@@ -1,167 +1,58 @@
 #include "bindings/jobs.h"
-
-#include <ATen/Parallel.h>
+#include "bindings/worker_pool.h"
 
 #include <condition_variable>
-#include <cstdlib>
 #include <deque>
 #include <mutex>
-#include <thread>
 #include <unordered_set>
-#include <vector>
 
 #include "bindings/addon_data.h"
 #include "bindings/errors.h"
 #include "ibq/core/errors.h"
 
 namespace ibqb {
-namespace {
-
-std::atomic<int> g_intra_threads{0};  // 0: libtorch's default
-// Set when the main environment exits (process.exit, uncaught exception): from then on no queued task
-// starts, so no libtorch work runs while exit() destroys libtorch's static objects.
-std::atomic<bool> g_exiting{false};
-
-// Process-wide worker pool. Deliberately never destroyed (its threads sleep through exit()); the jobs of an
-// environment are cancelled and awaited before that environment goes away (see Shutdown below).
-class Pool {
- public:
-  static Pool& get() {
-    static Pool* pool = new Pool();
-    return *pool;
-  }
-  void post(std::function<void()> task) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      tasks_.push_back(std::move(task));
-    }
-    cv_.notify_one();
-  }
-  int size() const { return static_cast<int>(threads_.size()); }
-
- private:
-  Pool() {
-    int n = 2;
-    if (const char* env = std::getenv("IBQ_WORKERS")) n = std::max(1, std::min(64, std::atoi(env)));
-    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
-    for (auto& t : threads_) t.detach();
-  }
-  void loop() {
-    int applied = -1;
-    for (;;) {
-      std::function<void()> task;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return !tasks_.empty() && !g_exiting.load(); });
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      int want = g_intra_threads.load();
-      if (want > 0 && want != applied) {
-        at::set_num_threads(want);
-        applied = want;
-      }
-      task();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  std::vector<std::thread> threads_;
-};
-
-// Frees the tensors the JS thread hands over (ReleaseOnWorker) on a thread of its own: freeing hundreds of MB
-// takes milliseconds the event loop should not wait for, and the job pool may be busy for seconds. Never
-// destroyed; stop() (process exit) waits for a free in progress and leaves the rest.
-class Releaser {
- public:
-  static Releaser* instance(bool create) {
-    static std::atomic<Releaser*> r{nullptr};
-    static std::once_flag once;
-    if (create) std::call_once(once, [] { r.store(new Releaser()); });
-    return r.load();
-  }
-  // false: stopped (the caller keeps `t` alive for good).
-  bool post(at::Tensor& t) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopped_) return false;
-      queue_.push_back(std::move(t));
-    }
-    cv_.notify_one();
-    return true;
-  }
-  void stop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    stopped_ = true;
-    cv_.notify_all();
-    idle_.wait(lock, [this] { return !freeing_; });
-  }
-
- private:
-  Releaser() { std::thread([this] { loop(); }).detach(); }
-  void loop() {
-    for (;;) {
-      at::Tensor t;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopped_ || !queue_.empty(); });
-        if (stopped_) return;
-        t = std::move(queue_.front());
-        queue_.pop_front();
-        freeing_ = true;
-      }
-      t.reset();
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        freeing_ = false;
-      }
-      idle_.notify_all();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_, idle_;
-  std::deque<at::Tensor> queue_;
-  bool stopped_ = false, freeing_ = false;
-};
-
-}  // namespace
 
 class JobQueue : public std::enable_shared_from_this<JobQueue> {
  public:
-  void post(std::function<void()> task) {
+  // A queued job: `run` starts it on a worker; `reject` (JS thread) settles it as disposed instead.
+  struct Entry {
+    std::function<void()> run;
+    std::function<void(Napi::Env)> reject;
+    std::shared_ptr<JobContext::State> state;
+  };
+  void post(Entry e) {
     std::lock_guard<std::mutex> lock(mu_);
     if (running_) {
-      pending_.push_back(std::move(task));
+      pending_.push_back(std::move(e));
       return;
     }
     running_ = true;
-    dispatch(std::move(task));
+    dispatch(std::move(e));
   }
+  // JS thread: marks the queue closed, flags the running job, rejects the queued ones (see CloseQueue).
+  void close(Napi::Env env);
+  bool closed() const { return closed_.load(); }
   // Jobs submitted on the JS thread whose promise has not been settled yet (changed on the JS thread only).
   int64_t outstanding = 0;
 
  private:
-  void dispatch(std::function<void()> task) {
-    auto self = shared_from_this();
-    Pool::get().post([self, task = std::move(task)] {
-      task();
-      self->next();
-    });
-  }
+  void dispatch(Entry e);
   void next() {
     std::lock_guard<std::mutex> lock(mu_);
+    current_.reset();
     if (pending_.empty()) {
       running_ = false;
       return;
     }
-    auto task = std::move(pending_.front());
+    auto e = std::move(pending_.front());
     pending_.pop_front();
-    dispatch(std::move(task));
+    dispatch(std::move(e));
   }
   std::mutex mu_;
-  std::deque<std::function<void()>> pending_;
+  std::deque<Entry> pending_;
+  std::shared_ptr<JobContext::State> current_;  // the job handed to the pool (running or about to)
   bool running_ = false;
+  std::atomic<bool> closed_{false};
 };
 
 std::shared_ptr<JobQueue> NewQueue() { return std::make_shared<JobQueue>(); }
@@ -186,6 +77,7 @@ struct JobContext::State {
   Napi::ObjectReference abort_ref;  // keeps the Int32Array alive; touched only on the JS thread
   std::atomic<int32_t>* abort_word = nullptr;
   std::atomic<bool> cancelled{false};  // set when the job's environment shuts down
+  std::atomic<bool> disposed{false};   // set when the model whose queue runs the job is disposed
   Napi::FunctionReference on_progress;  // JS thread only
   bool has_progress = false;
   Completer tsfn;
@@ -193,7 +85,7 @@ struct JobContext::State {
 
 bool JobContext::aborted() const {
   if (!state) return false;
-  if (state->cancelled.load(std::memory_order_relaxed)) return true;
+  if (state->cancelled.load(std::memory_order_relaxed) || state->disposed.load(std::memory_order_relaxed)) return true;
   return state->abort_word &&
          reinterpret_cast<volatile std::atomic<int32_t>*>(state->abort_word)->load(std::memory_order_relaxed) != 0;
 }
@@ -215,6 +107,10 @@ std::function<bool()> JobContext::aborted_fn() const {
 }
 
 namespace {
+
+ErrorInfo DisposedError() {
+  return {ErrorInfo::kDisposed, "model: the model was disposed (dispose()) before this call could finish"};
+}
 
 struct Job {
   Work work;
@@ -327,6 +223,11 @@ void RunJob(const std::shared_ptr<EnvJobs>& jobs, Job* raw) {
     raw->finisher = nullptr;
   }
   raw->work = nullptr;  // release captured inputs on the worker
+  if (raw->ctx.state->disposed.load()) {  // its model was disposed while it ran: nothing it made is handed out
+    raw->failed = true;
+    raw->error = DisposedError();
+    raw->finisher = nullptr;
+  }
   std::lock_guard<std::mutex> lock(jobs->mu);
   --jobs->running;
   jobs->live.erase(raw->ctx.state.get());
@@ -364,6 +265,7 @@ Napi::Promise Submit(Napi::Env env, Work work, const JobOptions& opts) {
       ThrowCoded(env, ErrorInfo::kShuttingDown, "ibq-native: the environment is shutting down; no new native calls");
     }
   }
+  if (opts.queue && opts.queue->closed()) ThrowCoded(env, DisposedError().kind, DisposedError().message);
   auto job = std::make_unique<Job>(env);
   job->work = std::move(work);
   job->ctx.state = std::make_shared<JobContext::State>();
@@ -395,19 +297,53 @@ Napi::Promise Submit(Napi::Env env, Work work, const JobOptions& opts) {
     jobs->live.insert(raw->ctx.state.get());
   }
   auto task = [jobs, raw] { RunJob(jobs, raw); };
-  if (opts.queue)
-    opts.queue->post(std::move(task));
-  else
-    Pool::get().post(std::move(task));
+  if (!opts.queue) {
+    PostToPool(std::move(task));
+    return promise;
+  }
+  auto reject = [jobs, raw](Napi::Env env) {
+    {
+      std::lock_guard<std::mutex> lock(jobs->mu);
+      jobs->live.erase(raw->ctx.state.get());
+    }
+    std::unique_ptr<Job> job(raw);
+    job->work = nullptr;
+    job->failed = true;
+    job->error = DisposedError();
+    Napi::HandleScope scope(env);
+    Settle(env, job.get());
+  };
+  opts.queue->post({std::move(task), std::move(reject), raw->ctx.state});
   return promise;
+}
+
+void JobQueue::dispatch(Entry e) {
+  current_ = e.state;
+  auto self = shared_from_this();
+  PostToPool([self, run = std::move(e.run)] {
+    run();
+    self->next();
+  });
+}
+
+void JobQueue::close(Napi::Env env) {
+  std::deque<Entry> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_.store(true);
+    if (current_) current_->disposed.store(true);
+    dropped.swap(pending_);
+  }
+  for (auto& e : dropped) e.reject(env);
+}
+
+void CloseQueue(Napi::Env env, const std::shared_ptr<JobQueue>& queue) {
+  if (queue) queue->close(env);
 }
 
 void Shutdown(Napi::Env env, bool process_exiting) {
   auto* data = env.GetInstanceData<AddonData>();
-  if (process_exiting) {
-    g_exiting.store(true);
-    if (auto* r = Releaser::instance(false)) r->stop();
-  }
+  if (process_exiting) StopForExit();
   if (!data || !data->jobs) return;
   auto jobs = std::static_pointer_cast<EnvJobs>(data->jobs);
   std::unique_lock<std::mutex> lock(jobs->mu);
@@ -423,21 +359,5 @@ void InitJobs(Napi::Env env) {
   GetEnvJobs(env);
   env.AddCleanupHook([env] { Shutdown(env, false); });
 }
-
-void ReleaseOnWorker(at::Tensor t) {
-  constexpr size_t kLarge = size_t(1) << 20;
-  if (!t.defined() || !t.has_storage() || t.storage().nbytes() < kLarge) return;
-  if (g_exiting.load() || !Releaser::instance(true)->post(t)) new at::Tensor(std::move(t));  // kept: exit() follows
-}
-
-void SetIntraOpThreads(int n) {
-  g_intra_threads.store(n);
-  at::set_num_threads(n);
-}
-int IntraOpThreads() {
-  int n = g_intra_threads.load();
-  return n > 0 ? n : at::get_num_threads();
-}
-int WorkerCount() { return Pool::get().size(); }
 
 }  // namespace ibqb

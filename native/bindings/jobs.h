@@ -37,6 +37,10 @@ class JobQueue;
 std::shared_ptr<JobQueue> NewQueue();
 // Whether a job of `queue` is running or waiting.
 bool QueueBusy(const std::shared_ptr<JobQueue>& queue);
+// Closes `queue` for good (its model was disposed; JS thread only): its queued jobs are rejected at once with
+// ERR_IBQ_DISPOSED, the running one reads as aborted (it stops at its next check) and is rejected with the same
+// code whatever it returns, and Submit refuses new jobs on it (ERR_IBQ_DISPOSED).
+void CloseQueue(Napi::Env env, const std::shared_ptr<JobQueue>& queue);
 
 struct JobOptions {
   std::shared_ptr<JobQueue> queue;  // null: runs as soon as a worker is free

@@ -113,6 +113,9 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
 
   std::shared_ptr<torch::nn::Module> module_;
   std::shared_ptr<JobQueue> queue_ = NewQueue();
+  // false for a handle that shares another model's queue (a trainer on a tokenizer): its dispose() leaves the
+  // queue open, as the other model still uses it.
+  bool owns_queue_ = true;
 
  private:
   // stateDict() -> [name, Tensor][] (copies, in torch's state_dict order)
@@ -184,9 +187,11 @@ class ModuleHandle : public Napi::ObjectWrap<Derived> {
     auto params = m.parameters();
     return Napi::String::New(info.Env(), params.empty() ? "cpu" : params[0].device().str());
   }
-  // dispose(): releases the module and everything the handle owns at once; a running or queued job keeps what
-  // it uses alive until it ends, then the memory goes.
+  // dispose(): releases the module and everything the handle owns at once. The model's queued jobs are rejected
+  // with ERR_IBQ_DISPOSED now; the running one stops at its next step with the same code (it keeps what it uses
+  // alive until it ends, then the memory goes); later calls throw ERR_IBQ_DISPOSED.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (owns_queue_) CloseQueue(info.Env(), queue_);
     module_.reset();
     release_extra();
     return info.Env().Undefined();

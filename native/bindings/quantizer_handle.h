@@ -63,7 +63,7 @@ class QuantizerHandle : public ModuleHandle<Derived> {
     auto m = impl(env);
     at::Tensor z = ArgTensor(info[0], "z");
     auto ac = ArgAutocast(info[1]);
-    return SubmitInference(env, m, ac, this->queue(),
+    return SubmitInference(env, m, ac, JobOptions{this->queue()},
                            [z](Impl& q, const at::Device& dev) {
                              ibq::check_finite(z, "z");
                              return Outputs(q.forward(z.to(dev)));

@@ -68,14 +68,14 @@ class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
     return std::static_pointer_cast<ibq::TokenizerImpl>(module_);
   }
 
-  // forward(x, { autocast? }) -> Promise<{ h, z_q, indices, xrec, quant_loss, sample_entropy, avg_entropy,
+  // forward(x, { autocast?, abortFlag? }) -> Promise<{ h, z_q, indices, xrec, quant_loss, sample_entropy, avg_entropy,
   // entropy_loss }>
   Napi::Value Forward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto m = tok(env);
     at::Tensor x = ArgTensor(info[0], "x");
     auto ac = ArgAutocast(info[1]);
-    return SubmitInference(env, m, ac, queue(), [x](ibq::TokenizerImpl& t, const at::Device& dev) {
+    return SubmitInference(env, m, ac, ReadJobOptions(info[1], queue()), [x](ibq::TokenizerImpl& t, const at::Device& dev) {
       auto o = t.forward(x.to(dev));
       return NamedOutputs{{"h", o.h},
                           {"z_q", o.z_q},
@@ -88,20 +88,20 @@ class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
     });
   }
 
-  // encode(x, { autocast? }) -> Promise<{ indices, z_q }>
+  // encode(x, { autocast?, abortFlag? }) -> Promise<{ indices, z_q }>
   Napi::Value Encode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto m = tok(env);
     at::Tensor x = ArgTensor(info[0], "x");
     auto ac = ArgAutocast(info[1]);
-    return SubmitInference(env, m, ac, queue(), [x](ibq::TokenizerImpl& t, const at::Device& dev) {
+    return SubmitInference(env, m, ac, ReadJobOptions(info[1], queue()), [x](ibq::TokenizerImpl& t, const at::Device& dev) {
       auto [indices, z_q] = t.encode(x.to(dev));
       return NamedOutputs{{"indices", indices}, {"z_q", z_q}};
     });
   }
 
   // decode(indices, { autocast? }) -> Promise<Tensor [B, out_ch, H, W]>
-  // decode(indices, { autocast?, samplePixels? }): float32 [B, C, H, W]; samplePixels: the official sample
+  // decode(indices, { autocast?, samplePixels?, abortFlag? }): float32 [B, C, H, W]; samplePixels: the official sample
   // script's uint8 [B, H, W, C] instead, converted in the same job (the float images never reach JS)
   Napi::Value Decode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -109,7 +109,7 @@ class TokenizerHandle : public ModuleHandle<TokenizerHandle> {
     at::Tensor indices = ArgTensor(info[0], "indices");
     auto ac = ArgAutocast(info[1]);
     bool pixels = info[1].IsObject() && ArgBool(info[1].As<Napi::Object>().Get("samplePixels"), "samplePixels", false);
-    return SubmitInference(env, m, ac, queue(), [indices, pixels](ibq::TokenizerImpl& t, const at::Device& dev) {
+    return SubmitInference(env, m, ac, ReadJobOptions(info[1], queue()), [indices, pixels](ibq::TokenizerImpl& t, const at::Device& dev) {
       at::Tensor img = t.decode(indices.to(dev)).to(at::kFloat);
       return pixels ? ibq::metrics::sample_pixels_uint8(img) : img;
     });

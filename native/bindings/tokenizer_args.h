@@ -39,11 +39,12 @@ at::Device ModuleDevice(const torch::nn::Module& m);
 inline Napi::Value ResultToJs(Napi::Env env, const NamedOutputs& outs) { return OutputsToJs(env, outs); }
 inline Napi::Value ResultToJs(Napi::Env env, const at::Tensor& t) { return TensorHandle::New(env, t); }
 
-// Runs fn(module, device) -> NamedOutputs or at::Tensor as one job on `queue`, without gradients and under the
-// requested autocast; the Promise resolves to ResultToJs of the result.
+// Runs fn(module, device) -> NamedOutputs or at::Tensor as one job (on the model's queue: `job`, from
+// ReadJobOptions, which also carries the abort flag), without gradients and under the requested autocast; the
+// Promise resolves to ResultToJs of the result.
 template <class M, class Fn>
-Napi::Promise SubmitInference(Napi::Env env, std::shared_ptr<M> m, c10::optional<at::ScalarType> ac,
-                              std::shared_ptr<JobQueue> queue, Fn fn) {
+Napi::Promise SubmitInference(Napi::Env env, std::shared_ptr<M> m, c10::optional<at::ScalarType> ac, JobOptions job,
+                              Fn fn) {
   return Submit(
       env,
       [m, ac, fn](JobContext&) -> Finisher {
@@ -53,7 +54,7 @@ Napi::Promise SubmitInference(Napi::Env env, std::shared_ptr<M> m, c10::optional
         auto out = fn(*m, dev);
         return [out](Napi::Env env) -> Napi::Value { return ResultToJs(env, out); };
       },
-      JobOptions{std::move(queue)});
+      job);
 }
 
 }  // namespace ibqb

@@ -181,6 +181,7 @@ class TokenizerTrainerHandle : public ModuleHandle<TokenizerTrainerHandle> {
     trainer_ = std::move(t);
     module_ = trainer_->module().ptr();
     queue_ = std::move(queue);  // calls on the tokenizer and on its trainer run in order
+    owns_queue_ = false;        // the tokenizer's: disposing the trainer leaves the tokenizer usable
   }
 
   std::shared_ptr<ibq::TokenizerTrainer> live(Napi::Env env) {

@@ -26,13 +26,14 @@ describe('dispose() frees native memory at once', () => {
     }, 480_000); // the trained transformer case: ~130 s on 2 quiet cores
   }
 
-  it('a job running when dispose() is called still completes; the handle then refuses calls', async () => {
-    const tr = Transformer.create({ vocab_size: 64, block_size: 16, n_layer: 1, n_head: 2, n_embd: 32, class_num: 2, multiple_of: 32 }, { seed: 1 });
+  it('a job running when dispose() is called stops with ERR_IBQ_DISPOSED; the handle then refuses calls', async () => {
+    // 256 steps: the call is still running when dispose() comes right after it
+    const tr = Transformer.create({ vocab_size: 64, block_size: 256, n_layer: 2, n_head: 2, n_embd: 64, class_num: 2, multiple_of: 32 }, { seed: 1 });
     const p = tr.sample({ labels: [0, 1], greedy: true });
     tr.dispose();
-    const out = await p;
-    expect(out.shape).toEqual([2, 16]);
+    await expect(p).rejects.toMatchObject({ name: 'TypeError', code: 'ERR_IBQ_DISPOSED' });
     expect(() => tr.stateDict()).toThrow(/disposed/);
+    await expect(tr.sample({ labels: [0] })).rejects.toMatchObject({ code: 'ERR_IBQ_DISPOSED' });
   });
 
   it('calls after dispose() are TypeErrors with code ERR_IBQ_DISPOSED (models, their async calls, tensors)', async () => {

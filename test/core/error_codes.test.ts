@@ -10,9 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import {
-  ERROR_CODES, FidInception, IBQuantizer, loadCheckpoint, loadImages, ProcessGroup, tensor, Tokenizer, trainTransformer,
+  createServer, ERROR_CODES, FidInception, IBQuantizer, loadCheckpoint, loadImages, ProcessGroup, tensor, Tokenizer, trainTransformer,
   Transformer,
 } from '../../dist/index.js';
+import type { IbqServer } from '../../dist/index.js';
 import { reconstructTargets } from '../../dist/cli/tokenizer.js';
 import { chooseAddon, native } from '../../dist/native.js';
 import { run } from '../support/run.js';
@@ -33,6 +34,23 @@ async function codeOf(f: () => unknown): Promise<string | undefined> {
     return (e as { code?: string }).code;
   }
   return undefined;
+}
+
+/** The error code of a request to a server over a tiny random tokenizer and transformer (`ibq serve`). */
+async function serverCode(
+  opts: { maxBatch?: number; maxQueue?: number; requestTimeout?: number; ar?: boolean },
+  go: (s: IbqServer, inject: (body: object) => Promise<{ json(): unknown }>) => Promise<{ json(): unknown }>,
+): Promise<never> {
+  const { ar = true, ...rest } = opts;
+  const tokenizer = await Tokenizer.createAsync({ ddconfig: { z_channels: 32, resolution: 16, ch: 32, ch_mult: [1, 2], num_res_blocks: 1 }, n_embed: 16, embed_dim: 8 });
+  const transformer = ar ? Transformer.create({ ...AR, block_size: 64 }, { seed: 1 }).eval() : undefined;
+  const s = await createServer({ tokenizer, transformer, logger: false, ...rest });
+  try {
+    const r = await go(s, (body) => s.app.inject({ method: 'POST', url: '/v1/generate', payload: body }));
+    throw Object.assign(new Error('from the server'), { code: (r.json() as { error: { code: string } }).error.code });
+  } finally {
+    await s.drain(5000);
+  }
 }
 
 /** Runs a module snippet in a child Node process (for codes a process can meet only once) and returns its stdout. */
@@ -102,6 +120,16 @@ const provoke: Record<keyof typeof ERROR_CODES, () => Promise<unknown> | unknown
   // a package folder with neither a build nor a prebuild for this libtorch
   ERR_IBQ_ADDON: () => chooseAddon(mkdtempSync(join(tmp, 'pkg-'))),
   ERR_IBQ_ESM_ONLY: () => createRequire(import.meta.url)('ibq-native'),
+  ERR_IBQ_NOT_FOUND: () => serverCode({ ar: false }, (_s, inject) => inject({ class: 0 })),
+  ERR_IBQ_BODY_TOO_LARGE: () => serverCode({}, (_s, inject) => inject({ class: 0, pad: 'x'.repeat(16 * 2 ** 20) })),
+  ERR_IBQ_QUEUE_FULL: () => serverCode({ maxBatch: 1, maxQueue: 0 }, async (s, inject) => {
+    const first = inject({ class: 0 });
+    while (s.inFlight === 0) await new Promise((r) => setTimeout(r, 1));
+    const second = await inject({ class: 1 });
+    await first;
+    return second;
+  }),
+  ERR_IBQ_TIMEOUT: () => serverCode({ requestTimeout: 0.001 }, (_s, inject) => inject({ class: 0 })),
 };
 
 describe('ERROR_CODES', () => {

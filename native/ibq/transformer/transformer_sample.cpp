@@ -41,6 +41,14 @@ at::Tensor top_k_top_p_filtering(at::Tensor logits, int64_t top_k, double top_p)
   return logits;
 }
 
+at::Tensor pick_next(at::Tensor logits, const SampleOptions& o, const c10::optional<at::Generator>& gen) {
+  if (o.temperature == 0) return logits.argmax(-1, /*keepdim=*/true);
+  logits = logits / o.temperature;
+  if (o.top_k > 0 || o.top_p < 1.0) logits = top_k_top_p_filtering(logits, o.top_k, o.top_p);
+  auto probs = at::softmax(logits, -1);
+  return o.greedy ? std::get<1>(at::topk(probs, 1, -1)) : at::multinomial(probs, 1, false, gen);
+}
+
 at::Tensor transformer_sample(TransformerImpl& model, const at::Tensor& labels, const SampleOptions& o,
                       const std::function<void(int64_t, int64_t)>& between) {
   const auto& cfg = model.cfg;
@@ -98,14 +106,7 @@ at::Tensor transformer_sample(TransformerImpl& model, const at::Tensor& labels, 
       auto parts = logits.split(B, 0);
       logits = parts[1] + (parts[0] - parts[1]) * o.cfg_scale;
     }
-    if (o.temperature == 0) {
-      next = logits.argmax(-1, /*keepdim=*/true);
-    } else {
-      logits = logits / o.temperature;
-      if (o.top_k > 0 || o.top_p < 1.0) logits = top_k_top_p_filtering(logits, o.top_k, o.top_p);
-      auto probs = at::softmax(logits, -1);
-      next = o.greedy ? std::get<1>(at::topk(probs, 1, -1)) : at::multinomial(probs, 1, false, gen);
-    }
+    next = pick_next(logits, o, gen);
     out.select(1, n).copy_(next.select(1, 0));
     if (between) between(n + 1, steps);
   }

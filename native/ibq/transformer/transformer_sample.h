@@ -25,6 +25,11 @@ struct SampleOptions {
 // reaches top_p (keeping the most likely token), in place on logits [B, V]; returns it.
 at::Tensor top_k_top_p_filtering(at::Tensor logits, int64_t top_k, double top_p);
 
+// The next token of each row of logits [B, V] (guidance already applied): argmax at temperature 0, else
+// logits / temperature, top-k / top-p filtered, softmax, then argmax (greedy) or one torch.multinomial draw from
+// `gen` (absent: the default generator). Returns int64 [B, 1].
+at::Tensor pick_next(at::Tensor logits, const SampleOptions& o, const c10::optional<at::Generator>& gen);
+
 // Generates int64 [B, steps] tokens for class ids `labels` (int64 [B] or [B, 1], in [0, class_num)). The
 // model runs in eval mode for the call (its mode is restored). `between(step, total)` runs after every
 // token (progress; it may throw ibq::Aborted). The options must be in range (lib/transformer checks them:

@@ -1,0 +1,80 @@
+// Continuous batching for class-conditional sampling (serving): requests join a running decode at the next token
+// step and leave when they finish or are cancelled, freeing their slot. Every buffer is allocated once for
+// max_batch requests (static shapes): per block a KV cache (keys [2 max_batch, n_kv_head, head_dim, block_size],
+// values [2 max_batch, n_kv_head, block_size, head_dim]; rows
+// 2s and 2s + 1: the conditional and unconditional row of slot s, so a guided request's pair stays together) and
+// the AdaLN modulations of the slot's class, computed when it joins.
+//
+// Batch invariance: a request's tokens do not depend on the other requests or on the step it joined at. Each
+// row runs one token per step at its own position; the matrix products are rows::linear (one fma chain per
+// element whatever the rows), RMSNorm sums each row in order, attention runs per (row, head) pair over its own
+// positions (rows::attend), and each request draws from its own generator
+// (at::multinomial over [1, vocab], seeded with its seed). The logits are not bitwise those of
+// transformer_sample(), whose products are BLAS's; the sampling rule (guidance, temperature, top-k/top-p,
+// softmax, one multinomial draw) is pick_next's.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "ibq/transformer/transformer.h"
+#include "ibq/transformer/transformer_sample.h"
+
+namespace ibq {
+
+struct EngineRequest {
+  int64_t label = 0;  // in [0, class_num)
+  SampleOptions sample;  // cfg_scale, temperature, top_k, top_p, greedy; seed required (one stream per request)
+};
+
+class BatchEngine {
+ public:
+  // The engine keeps a copy of the weights in the kernel's layout (rows::pack; refreshed by prepare() after the
+  // model's parameters change).
+  BatchEngine(std::shared_ptr<TransformerImpl> model, int64_t max_batch);
+
+  int64_t max_batch() const { return max_batch_; }
+  int64_t active() const;  // slots in use
+  // Re-packs the weights if the model's parameters changed since the last copy (load_state_dict);
+  // call before steps (the worker thread that runs them).
+  void prepare();
+  // Puts `r` in a free slot (throws InternalError when none is free): its class token runs at the next step.
+  int64_t join(const EngineRequest& r);
+  // Frees `slot` (a cancelled request).
+  void leave(int64_t slot);
+  // Frees every slot (after a failed step: the requests it held are failed by the caller).
+  void clear();
+  // One token for every active slot. Returns the slots that produced their last token in this step (their
+  // tokens: take(slot), which frees the slot).
+  std::vector<int64_t> step();
+  // int64 [block_size] tokens of a finished slot, which is freed.
+  at::Tensor take(int64_t slot);
+
+ private:
+  struct Slot {
+    bool used = false, guided = false;
+    int64_t pos = 0;  // next position to feed (0: the class token)
+    int64_t last = 0;  // last token drawn
+    EngineRequest req;
+    at::Generator gen;
+    at::Tensor out;  // int64 [block_size]
+  };
+  struct Weights;  // packed copies (batch_engine.cpp)
+  at::Tensor block_step(int64_t layer, const at::Tensor& x, const at::Tensor& rows, const at::Tensor& pos,
+                        const std::vector<int64_t>& row_ids, const std::vector<int64_t>& pos_ids);
+  void modulations(int64_t slot);
+  std::vector<int64_t> pick(const at::Tensor& logits);
+
+  std::shared_ptr<TransformerImpl> model_;
+  const int64_t max_batch_;
+  std::vector<Slot> slots_;
+  std::vector<KVCache> caches_;
+  std::vector<at::Tensor> mods_;  // per block [2 max_batch, 6, C]
+  at::Tensor head_mods_;          // [2 max_batch, 2, C]
+  std::shared_ptr<Weights> w_;
+};
+
+}  // namespace ibq

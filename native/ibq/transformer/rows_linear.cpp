@@ -1,0 +1,129 @@
+#include "ibq/transformer/rows_linear.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "ibq/core/errors.h"
+
+namespace ibq::rows {
+namespace {
+
+constexpr int64_t kScalarPanel = 16;
+
+// The same fma chain per element as the vector kernels, one element at a time (CPUs without AVX2 + FMA).
+void scalar_block(const float* x, int64_t rows, int64_t K, const float* packed, int64_t N, int64_t p0, int64_t p1,
+                  float* y) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const float* panel = packed + p * K * kScalarPanel;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < kScalarPanel && p * kScalarPanel + j < N; ++j) {
+        float acc = 0.f;
+        for (int64_t k = 0; k < K; ++k) acc = std::fma(x[r * K + k], panel[k * kScalarPanel + j], acc);
+        y[r * N + p * kScalarPanel + j] = acc;
+      }
+  }
+}
+void scalar_gemv(const float* x, int64_t K, const float* b, int64_t ld, int64_t N, float* y) {
+  for (int64_t c = 0; c < N; ++c) {
+    float acc = 0.f;
+    for (int64_t k = 0; k < K; ++k) acc = std::fma(x[k], b[k * ld + c], acc);
+    y[c] = acc;
+  }
+}
+const Kernels kScalar{"scalar", kScalarPanel, &scalar_block, &scalar_gemv};
+
+const Kernels* choose() {
+  const char* force = std::getenv("IBQ_ROWS_KERNEL");
+  auto allowed = [&](const char* n) {
+    if (!force) return true;
+    if (std::strcmp(force, "scalar") == 0) return false;
+    return std::strcmp(force, "avx2") != 0 || std::strcmp(n, "avx2") == 0;
+  };
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (allowed("avx512") && kernels_avx512() && __builtin_cpu_supports("avx512f")) return kernels_avx512();
+  if (allowed("avx2") && kernels_avx2() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return kernels_avx2();
+#endif
+  return &kScalar;
+}
+
+const Kernels& active() {
+  static const Kernels* k = choose();
+  return *k;
+}
+
+}  // namespace
+
+const char* kernel_name() { return active().name; }
+
+Packed pack(const at::Tensor& weight) {
+  IBQ_CHECK(weight.dim() == 2, "rows::pack: expected a [N, K] weight");
+  Packed p;
+  p.N = weight.size(0);
+  p.K = weight.size(1);
+  auto w = weight.detach();
+  if (!w.device().is_cpu() || w.scalar_type() != at::kFloat) {
+    p.data = w;
+    return p;
+  }
+  const int64_t P = active().panel, panels = (p.N + P - 1) / P;
+  auto padded = at::zeros({panels * P, p.K}, w.options());
+  padded.slice(0, 0, p.N).copy_(w);
+  // [panels, P, K] -> [panels, K, P]
+  p.data = padded.view({panels, P, p.K}).transpose(1, 2).contiguous();
+  return p;
+}
+
+at::Tensor linear(const at::Tensor& x, const Packed& w, const at::Tensor& bias) {
+  IBQ_CHECK(x.dim() == 2 && x.size(1) == w.K, "rows::linear: shapes do not fit");
+  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || w.data.dim() != 3) {
+    return bias.defined() ? at::linear(x, w.data, bias) : at::linear(x, w.data);
+  }
+  auto xc = x.contiguous();
+  const int64_t rows = xc.size(0), K = w.K, N = w.N;
+  auto y = at::empty({rows, N}, xc.options());
+  if (rows == 0 || N == 0) return y;
+  const float* xp = xc.data_ptr<float>();
+  const float* wp = w.data.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  const auto& k = active();
+  const int64_t panels = w.data.size(0);
+  // panels split over the threads: each element's chain is the same however they are split
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, rows * K * k.panel / 64));
+  at::parallel_for(0, panels, grain, [&](int64_t p0, int64_t p1) { k.block(xp, rows, K, wp, N, p0, p1, yp); });
+  if (bias.defined()) y.add_(bias);
+  return y;
+}
+
+at::Tensor attend(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& v, const std::vector<int64_t>& offsets,
+                  const std::vector<int64_t>& len, int64_t T, double scale) {
+  const int64_t pairs = q.size(0), hd = q.size(1);
+  IBQ_CHECK(static_cast<int64_t>(offsets.size()) == pairs && static_cast<int64_t>(len.size()) == pairs &&
+                q.scalar_type() == at::kFloat && kt.scalar_type() == at::kFloat && kt.is_contiguous() && v.is_contiguous(),
+            "rows::attend: bad arguments");
+  auto qc = q.contiguous();
+  auto scores = at::full({pairs, T}, -std::numeric_limits<float>::infinity(), q.options());
+  const auto& k = active();
+  const float* qp = qc.data_ptr<float>();
+  const float* ktp = kt.data_ptr<float>();
+  const float* vp = v.data_ptr<float>();
+  float* sp = scores.data_ptr<float>();
+  at::parallel_for(0, pairs, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) k.gemv(qp + i * hd, hd, ktp + offsets[i], T, len[i], sp + i * T);
+  });
+  // softmax per row (ATen's: vectorized, the same computation for each row whatever the others)
+  auto w = at::softmax(scores.mul_(scale), -1);
+  auto out = at::empty({pairs, hd}, q.options());
+  const float* wp = w.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, pairs, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) k.gemv(wp + i * T, len[i], vp + offsets[i], hd, hd, op + i * hd);
+  });
+  return out;
+}
+
+}  // namespace ibq::rows
