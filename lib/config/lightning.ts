@@ -69,6 +69,9 @@ export interface FieldNote {
   instead?: string;
 }
 
+/** The note of a field that is no setting of ibq-native (a YAML of the official configs has none: a test checks). */
+export const UNKNOWN_FIELD = 'not a setting of ibq-native: ignored';
+
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
 
@@ -142,7 +145,7 @@ function className(v: unknown): string {
 function checkpointCallback(args: Obj, where: string, notes: FieldNote[]): CheckpointCallbackSettings {
   for (const k of Object.keys(args)) {
     if (CHECKPOINT_FIELDS.has(k)) notes.push({ path: `${where}.${k}` });
-    else notes.push({ path: `${where}.${k}`, instead: CHECKPOINT_NOTES[k] ?? 'not a setting here: ignored' });
+    else notes.push({ path: `${where}.${k}`, instead: CHECKPOINT_NOTES[k] ?? UNKNOWN_FIELD });
   }
   const mode = args.mode ?? 'min';
   if (mode !== 'min' && mode !== 'max') throw new RangeError(`${where}.mode: expected 'min' or 'max', got ${JSON.stringify(mode)}`);
@@ -169,7 +172,7 @@ function checkpointCallback(args: Obj, where: string, notes: FieldNote[]): Check
 
 function tensorboard(args: Obj, where: string, notes: FieldNote[]): TensorBoardSettings {
   for (const k of Object.keys(args)) {
-    notes.push(['save_dir', 'name', 'version'].includes(k) ? { path: `${where}.${k}` } : { path: `${where}.${k}`, instead: TB_NOTES[k] ?? 'not a setting here: ignored' });
+    notes.push(['save_dir', 'name', 'version'].includes(k) ? { path: `${where}.${k}` } : { path: `${where}.${k}`, instead: TB_NOTES[k] ?? UNKNOWN_FIELD });
   }
   const v = args.version;
   if (v !== undefined && v !== null && typeof v !== 'string' && !(typeof v === 'number' && Number.isInteger(v) && v >= 0)) {
@@ -228,7 +231,7 @@ function logger(v: unknown, notes: FieldNote[], s: LightningSettings): void {
 function dataSection(data: unknown, notes: FieldNote[], s: LightningSettings): void {
   if (!isObj(data)) return;
   for (const k of Object.keys(data)) {
-    if (k !== 'init_args') notes.push(k === 'class_path' ? { path: 'data.class_path' } : { path: `data.${k}`, instead: 'not a setting here: ignored' });
+    if (k !== 'init_args') notes.push(k === 'class_path' ? { path: 'data.class_path' } : { path: `data.${k}`, instead: UNKNOWN_FIELD });
   }
   const a = isObj(data.init_args) ? data.init_args : {};
   for (const k of Object.keys(a)) {
@@ -245,7 +248,7 @@ function dataSection(data: unknown, notes: FieldNote[], s: LightningSettings): v
           notes.push({ path: p, instead: size === 'train'
             ? 'training images come from --data (the data option): its train/ split, class folders, a flat folder or a filelist'
             : 'validation images come from --val-data (the valData option), else the val/ split beside train/ of --data' });
-        } else notes.push({ path: p, instead: 'not a setting here: ignored' });
+        } else notes.push({ path: p, instead: UNKNOWN_FIELD });
       }
       if (k === 'validation') {
         s.validation = true;
@@ -253,7 +256,7 @@ function dataSection(data: unknown, notes: FieldNote[], s: LightningSettings): v
       }
     } else if (k === 'test' || k === 'predict') {
       for (const p of leaves(a[k], where)) notes.push({ path: p, instead: 'there is no test stage here (ibq eval-tokenizer evaluates a checkpoint)' });
-    } else notes.push({ path: where, instead: 'not a setting here: ignored' });
+    } else notes.push({ path: where, instead: UNKNOWN_FIELD });
   }
 }
 
@@ -279,11 +282,11 @@ export function lightningSettings(raw: unknown, yamlPath: string): { settings: L
         if (v !== null && v !== undefined && typeof v !== 'string') throw new RangeError(`ckpt_path: expected a path, got ${JSON.stringify(v)}`);
         if (typeof v === 'string') s.ckptPath = v;
         notes.push({ path: k });
-      } else notes.push({ path: k, instead: 'not a setting here: ignored' });
+      } else notes.push({ path: k, instead: UNKNOWN_FIELD });
     }
     const t = isObj(raw.trainer) ? raw.trainer : {};
     for (const k of Object.keys(t)) {
-      if (!(k in TRAINER_NOTES)) notes.push({ path: `trainer.${k}`, instead: 'not a setting here: ignored' });
+      if (!(k in TRAINER_NOTES)) notes.push({ path: `trainer.${k}`, instead: UNKNOWN_FIELD });
       else if (TRAINER_NOTES[k] !== null) notes.push({ path: `trainer.${k}`, instead: TRAINER_NOTES[k]! });
       else if (!['callbacks', 'logger', 'strategy', 'val_check_interval', 'limit_val_batches'].includes(k)) notes.push({ path: `trainer.${k}` });
     }

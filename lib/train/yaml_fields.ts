@@ -4,7 +4,7 @@
  * transformer), and the one warning a training run gives (global rank 0 only) naming the fields it does not apply
  * and what happens instead, with trainer.devices / trainer.num_nodes compared to the world actually launched.
  */
-import type { FieldNote } from '../config/lightning.js';
+import { UNKNOWN_FIELD, type FieldNote } from '../config/lightning.js';
 import type { RunSettings } from '../config/read_config.js';
 import { DDCONFIG_FIELDS, IBQ_QUANTIZER_FIELDS, VQ_QUANTIZER_FIELDS } from '../tokenizer/config_fields.js';
 import { LOSS_CONFIG_FIELDS, TOKENIZER_TRAINER_FIELDS } from '../tokenizer/training_fields.js';
@@ -38,7 +38,7 @@ const AR_EXTRA: Record<string, string> = {
 
 function tableNotes(obj: unknown, table: object, where: string): FieldNote[] {
   if (!isObj(obj)) return [];
-  return Object.keys(obj).map((k) => (k in table ? { path: `${where}.${k}` } : { path: `${where}.${k}`, instead: 'not a field of this config: refused or ignored' }));
+  return Object.keys(obj).map((k) => (k in table ? { path: `${where}.${k}` } : { path: `${where}.${k}`, instead: UNKNOWN_FIELD }));
 }
 
 function tokenizerNotes(a: Obj, where: string, training: boolean): FieldNote[] {
@@ -52,14 +52,14 @@ function tokenizerNotes(a: Obj, where: string, training: boolean): FieldNote[] {
         notes.push({ path: p, instead: 'the frozen tokenizer is not trained here' });
       } else notes.push(note === null || (k === 'resume_lr' && a[k] === null) ? { path: p } : { path: p, instead: note });
     } else if (!training && k in TOKENIZER_TRAINER_FIELDS) notes.push({ path: p, instead: 'the frozen tokenizer is not trained here' });
-    else notes.push({ path: p, instead: 'not a field of the tokenizer config: ignored' });
+    else notes.push({ path: p, instead: UNKNOWN_FIELD });
   }
   notes.push(...tableNotes(a.ddconfig, DDCONFIG_FIELDS, `${where}.ddconfig`));
   const lc = a.lossconfig;
   if (training && isObj(lc)) {
     for (const k of Object.keys(lc)) {
       if (k === 'params') notes.push(...tableNotes(lc.params, LOSS_CONFIG_FIELDS, `${where}.lossconfig.params`));
-      else notes.push(k === 'target' ? { path: `${where}.lossconfig.target`, instead: 'the loss is VQLPIPSWithDiscriminator' } : { path: `${where}.lossconfig.${k}`, instead: 'ignored' });
+      else notes.push(k === 'target' ? { path: `${where}.lossconfig.target`, instead: 'the loss is VQLPIPSWithDiscriminator' } : { path: `${where}.lossconfig.${k}`, instead: UNKNOWN_FIELD });
     }
   }
   return notes;
@@ -69,7 +69,7 @@ function tokenizerNotes(a: Obj, where: string, training: boolean): FieldNote[] {
 export function modelFieldNotes(raw: unknown): FieldNote[] {
   const m = isObj(raw) && isObj(raw.model) ? raw.model : {};
   const notes: FieldNote[] = [];
-  for (const k of Object.keys(m)) if (k !== 'init_args') notes.push(k === 'class_path' ? { path: 'model.class_path' } : { path: `model.${k}`, instead: 'ignored' });
+  for (const k of Object.keys(m)) if (k !== 'init_args') notes.push(k === 'class_path' ? { path: 'model.class_path' } : { path: `model.${k}`, instead: UNKNOWN_FIELD });
   const a = isObj(m.init_args) ? m.init_args : {};
   if (!('transformer_config' in a)) return [...notes, ...tokenizerNotes(a, 'model.init_args', true)];
   for (const k of Object.keys(a)) {
@@ -80,12 +80,12 @@ export function modelFieldNotes(raw: unknown): FieldNote[] {
         const sec = a[k] as Obj;
         for (const s of Object.keys(isObj(sec) ? sec : {})) {
           if (s === 'target') notes.push({ path: `${p}.target`, instead: k === 'transformer_config' ? 'the model is the Llama-AdaLN GPT' : 'the first stage is the IBQ tokenizer' });
-          else if (s !== 'params') notes.push({ path: `${p}.${s}`, instead: 'ignored' });
+          else if (s !== 'params') notes.push({ path: `${p}.${s}`, instead: UNKNOWN_FIELD });
         }
         if (k === 'transformer_config') notes.push(...tableNotes((sec as Obj)?.params, TRANSFORMER_FIELDS, `${p}.params`));
         else if (isObj(sec) && isObj(sec.params)) notes.push(...tokenizerNotes(sec.params, `${p}.params`, false));
       } else notes.push({ path: p });
-    } else notes.push({ path: p, instead: AR_EXTRA[k] ?? 'not a field of the AR model: ignored' });
+    } else notes.push({ path: p, instead: AR_EXTRA[k] ?? UNKNOWN_FIELD });
   }
   const cond = a.cond_stage_config;
   if (cond !== undefined) {

@@ -121,17 +121,20 @@ export class ModelCheckpoint {
       const better = this.s.monitor === undefined || k < 0 || ranked.length < k || sign * (score! - ranked[ranked.length - 1]!.score) < 0;
       if (better) {
         const values = { ...m.metrics, epoch: m.epoch, step: m.globalStep };
-        file = join(this.dir, `${checkpointName(this.s.filename, values, this.s.autoInsertMetricName)}.ckpt`);
-        await write(file);
-        this.#kept = this.#kept.filter((x) => x.path !== file);
-        this.#kept.push({ path: file, score: score! });
-        this.#lastSaved = file;
+        const path = join(this.dir, `${checkpointName(this.s.filename, values, this.s.autoInsertMetricName)}.ckpt`);
+        file = path;
+        // the state is updated before the file is written, so the file records itself among the best (as Lightning)
+        this.#kept = this.#kept.filter((x) => x.path !== path);
+        this.#kept.push({ path, score: score! });
+        this.#lastSaved = path;
+        let drops: Kept[] = [];
         if (k > 0) {
           const order = this.s.monitor === undefined ? [...this.#kept].sort((a, b) => b.score - a.score) : this.#ranked();
-          for (const drop of order.slice(k)) await rm(drop.path, { force: true });
-          const keep = new Set(order.slice(0, k).map((x) => x.path));
-          this.#kept = this.#kept.filter((x) => keep.has(x.path));
+          drops = order.slice(k);
+          this.#kept = order.slice(0, k);
         }
+        await write(path);
+        for (const drop of drops) await rm(drop.path, { force: true });
       }
     }
     if (this.s.saveLast) await this.#saveLast(m, write, file);
