@@ -67,7 +67,6 @@ describe('validation figures: 2 ranks == 1 process', () => {
   });
 
   it('tokenizer and AR figures equal one process within 1e-6 relative, after each of two steps', () => {
-    let worst = 0;
     for (const model of ['tokenizer', 'ar'] as const) {
       expect(one[model].map((v: { step: number }) => v.step)).toEqual([0, 1]);
       expect(two[0][model].map((v: { step: number }) => v.step)).toEqual([0, 1]);
@@ -76,7 +75,6 @@ describe('validation figures: 2 ranks == 1 process', () => {
         expect(Object.keys(b).sort()).toEqual(Object.keys(a).sort());
         for (const k of Object.keys(a)) {
           const rel = Math.abs(b[k]! - a[k]!) / Math.max(Math.abs(a[k]!), 1e-12);
-          worst = Math.max(worst, rel);
           expect(rel, `${model} ${k}: ${a[k]} vs ${b[k]}`).toBeLessThanOrEqual(1e-6);
         }
       }
