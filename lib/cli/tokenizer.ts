@@ -91,7 +91,7 @@ export function register(program: Command): void {
       await checkReadable(images);
       const tok = await open(o);
       const { size, line } = imageSizeFor(given, tok);
-      console.error(`ibq: ${line}`);
+      console.log(line);
       let made = false; // the folder is created once the first image has been encoded (inputs and size checked)
       for (const [i, path] of images.entries()) {
         const { indices, images: x } = await tok.encodeImages([path], { imageSize: size });

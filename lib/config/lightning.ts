@@ -125,7 +125,7 @@ const TB_NOTES: Record<string, string> = {
   sub_dir: 'event files go into the version folder',
 };
 
-/** A decision for every leaf under `obj` (prefix `path`) that is not honoured: `note`. */
+/** The path of every leaf under `obj` (prefixed with `path`). */
 function leaves(obj: unknown, path: string): string[] {
   if (!isObj(obj)) return [path];
   const keys = Object.keys(obj);

@@ -29,7 +29,7 @@ function pyRepr(v: unknown): string {
 
 /** Formats a number as Python's format spec does for the forms patterns use ('.4f', 'd', '03d', 'e'). */
 function formatValue(v: number, spec: string | undefined): string {
-  if (!spec) return Number.isInteger(v) ? String(v) : String(v);
+  if (!spec) return String(v);
   const m = /^(0?)(\d*)(?:\.(\d+))?([dfeg]?)$/.exec(spec);
   if (!m) return String(v);
   const [, zero, width, prec, kind] = m;
@@ -108,7 +108,7 @@ export class ModelCheckpoint {
     if (this.s.monitor !== undefined && (score === undefined || !Number.isFinite(score))) {
       if (!this.#missingWarned) this.warn(`ModelCheckpoint: monitor '${this.s.monitor}' has not been logged (yet); no top-k checkpoint at step ${m.globalStep}`);
       this.#missingWarned = true;
-      if (this.s.saveLast) await this.#saveLast(m, write);
+      if (this.s.saveLast) await this.#saveLast(write);
       return;
     }
     this.#currentScore = score;
@@ -137,10 +137,11 @@ export class ModelCheckpoint {
         for (const drop of drops) await rm(drop.path, { force: true });
       }
     }
-    if (this.s.saveLast) await this.#saveLast(m, write, file);
+    if (this.s.saveLast) await this.#saveLast(write, file);
   }
 
-  async #saveLast(m: CheckpointMoment, write: (file: string) => Promise<void>, from?: string): Promise<void> {
+  /** `<dir>/last.ckpt`: a copy of the file just written, else written afresh. */
+  async #saveLast(write: (file: string) => Promise<void>, from?: string): Promise<void> {
     const last = join(this.dir, 'last.ckpt');
     if (from) {
       const tmp = `${last}.tmp-${process.pid}`;
@@ -150,7 +151,6 @@ export class ModelCheckpoint {
       await mkdir(this.dir, { recursive: true });
       await write(last);
     }
-    void m;
   }
 
   /** The callback's state as Lightning's ModelCheckpoint.state_dict() names it. */
