@@ -66,6 +66,8 @@ export {
   TrainingDivergedError, LAST_CHECKPOINT, LOG_FILE, stepCheckpointName, type TrainLoopOptions, type TrainLoopResult, type TrainStepInfo,
 } from './train/loop.js';
 export { epochOrder } from './train/sampler.js';
+export type { RunExtrasOptions } from './train/run.js';
+export type { CheckpointCallbackSettings, TensorBoardSettings, LightningSettings } from './config/lightning.js';
 export { listImages, IMAGE_EXTENSIONS, type ImageList } from './data/image_files.js';
 export { readIdx, parseIdx, type IdxArray } from './data/idx.js';
 // ---- distributed training (c10d) ----

@@ -11,6 +11,7 @@ import { inceptionWeightsGiven, resolveInceptionWeights } from '../eval/weights.
 import { loadWeightsFile } from '../io/index.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { lpipsProvenance } from '../tokenizer/trainer_state.js';
+import { imageSizeFor } from './open_tokenizer.js';
 import { intArg } from './parse.js';
 
 
@@ -37,14 +38,14 @@ export function register(program: Command): void {
     .requiredOption('--ckpt <file>', 'tokenizer checkpoint (.ckpt / .pth)')
     .requiredOption('--data <dir>', 'validation images (searched recursively)')
     .option('--config <yaml|preset>', 'tokenizer config YAML or preset (IBQ-1024 ... IBQ-262144); default: inferred')
-    .option('--image-size <n>', 'images resized (shorter side) and centre-cropped to this size', intArg('--image-size'), 256)
+    .option('--image-size <n>', "images resized (shorter side) and centre-cropped to this size (default: the tokenizer's ddconfig.resolution)", intArg('--image-size'))
     .option('--batch-size <n>', 'images per batch', intArg('--batch-size'), 8)
     .option('--limit <n>', 'evaluate only the first N images', intArg('--limit'))
     .option('--ema', 'use the EMA weights (model_ema.*)')
     .option('--inception-weights <file>', 'pt_inception-2015-12-05-6726825d.pth (default $IBQ_INCEPTION_WEIGHTS)')
     .option('--lpips-weights <dir>', 'folder with vgg16-397923af.pth + vgg.pth and/or alexnet-owt-7be5be79.pth + alex.pth (default $IBQ_LPIPS_WEIGHTS)')
     .option('--json <out>', 'also write the metrics as JSON')
-    .action(async (o: { ckpt: string; data: string; config?: string; imageSize: number; batchSize: number; limit?: number;
+    .action(async (o: { ckpt: string; data: string; config?: string; imageSize?: number; batchSize: number; limit?: number;
       ema?: boolean; inceptionWeights?: string; lpipsWeights?: string; json?: string }) => {
       // weights named but missing fail before any heavy work; not named at all: rFID is skipped
       const inception = inceptionWeightsGiven(o.inceptionWeights)
@@ -52,8 +53,9 @@ export function register(program: Command): void {
         : undefined;
       const ckpt = await loadWeightsFile(o.ckpt);
       const tokenizer = await Tokenizer.fromCheckpoint(ckpt, { config: o.config, ema: !!o.ema });
+      const size = imageSizeFor(o.imageSize, tokenizer);
       const m = await evaluateTokenizer({
-        tokenizer, data: o.data, imageSize: o.imageSize, batchSize: o.batchSize, limit: o.limit,
+        tokenizer, data: o.data, imageSize: size.size, batchSize: o.batchSize, limit: o.limit,
         weights: {
           inception, lpips: o.lpipsWeights,
           // LPIPS from the checkpoint's loss.perceptual_loss.* only when they are trained weights
@@ -64,7 +66,7 @@ export function register(program: Command): void {
       });
       if (process.stderr.isTTY) process.stderr.write('\n');
       for (const w of m.warnings) process.stderr.write(`warning: ${w}\n`);
-      console.log(`images       ${m.numImages}`);
+      console.log(`images       ${m.numImages}; ${size.line}`);
       console.log(`rFID         ${m.rFID === null ? 'skipped: ' + m.skipped.rFID : fmt(m.rFID)}`);
       if (m.skipped.lpips) console.log(`LPIPS        skipped: ${m.skipped.lpips}`);
       for (const [net, v] of Object.entries(m.lpips)) console.log(`LPIPS (${net})`.padEnd(13) + fmt(v));

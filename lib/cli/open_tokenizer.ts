@@ -15,3 +15,13 @@ export async function openTokenizer(o: { tokenizer: string; config?: string; tok
   return tok.eval();
 }
 
+
+/**
+ * The image size of eval-tokenizer, reconstruct and tokenize: --image-size, else the tokenizer's training
+ * resolution (ddconfig.resolution); `line` states it for the output.
+ */
+export function imageSizeFor(given: number | undefined, tok: { config: { ddconfig: { resolution: number } } }): { size: number; line: string } {
+  const res = tok.config.ddconfig.resolution;
+  if (given !== undefined) return { size: given, line: `image size ${given} (--image-size; the tokenizer was trained at ${res})` };
+  return { size: res, line: `image size ${res} (the tokenizer's training resolution, ddconfig.resolution; --image-size to change)` };
+}

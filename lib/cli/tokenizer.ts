@@ -17,6 +17,7 @@ import { checkWritableTarget } from '../io/files.js';
 import { saveNpy } from '../io/index.js';
 import { imageQuality } from '../eval/metrics.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { imageSizeFor } from './open_tokenizer.js';
 
 interface Common {
   ckpt: string;
@@ -89,7 +90,8 @@ export function register(program: Command): void {
       const targets = reconstructTargets(images, o.out);
       await checkReadable(images);
       const tok = await open(o);
-      const size = given ?? tok.config.ddconfig.resolution;
+      const { size, line } = imageSizeFor(given, tok);
+      console.log(line);
       let made = false; // the folder is created once the first image has been encoded (inputs and size checked)
       for (const [i, path] of images.entries()) {
         const { indices, images: x } = await tok.encodeImages([path], { imageSize: size });

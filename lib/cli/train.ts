@@ -22,19 +22,6 @@ import { trainTransformer, type ARTrainConfig, type TokenData } from '../train/t
 import { intFlag } from './parse.js';
 import { addTrainFlags, runTraining, trainFlagValues, type TrainFlags } from './train_flags.js';
 
-/** One warning naming the YAML settings this process does not apply, and what to do instead. */
-function warnRunSettings(run: RunSettings, device: string | undefined, autocastFlag: string | undefined): void {
-  const notes: string[] = [];
-  if (run.autocast === 'float16' && autocastFlag === undefined && !(device ?? 'cpu').startsWith('cuda')) {
-    notes.push(`trainer.precision ${run.precision} (float16 autocast needs CUDA; training in float32 — --autocast bfloat16 on the CPU)`);
-  }
-  if ((run.devices ?? 1) > 1 || (run.numNodes ?? 1) > 1) {
-    notes.push(`trainer.devices ${run.devices ?? 1} / trainer.num_nodes ${run.numNodes ?? 1} (this is one process: start ` +
-      `several with ibq launch --nproc-per-node N [--nnodes M ...] -- <this command>)`);
-  }
-  if (notes.length > 0) console.error(`ibq: not applied from the YAML: ${notes.join('; ')}`);
-}
-
 /** --autocast, else the YAML precision where the device supports it. */
 function autocastFor(run: RunSettings, flag: TrainFlags): TrainTokenizerOptions['autocast'] {
   if (flag.autocast !== undefined) return trainFlagValues(flag).autocast;
@@ -111,7 +98,6 @@ function registerTokenizer(program: Command): void {
       const { cfg, run } = tokenizerConfig(o.config);
       const perceptual = perceptualSource(o);
       const v = trainFlagValues(o);
-      warnRunSettings(run, o.device, o.autocast);
       await runTraining(
         { loss: 'train/total_loss', rec: 'train/reconstruct_loss', disc: 'train/disc_loss' },
         ({ signal, onStep }) => trainTokenizer(cfg, {
@@ -121,6 +107,7 @@ function registerTokenizer(program: Command): void {
           init: o.init,
           imageSize: intFlag(o.imageSize, '--image-size') ?? run.imageSize,
           autocast: autocastFor(run, o),
+          valData: o.valData,
         }),
         (r) => ({ skipped: r.skipped }),
       );
@@ -173,12 +160,11 @@ function registerTransformer(program: Command): void {
     } else {
       throw new RangeError('train-ar: give --tokens FILE, or --tokenizer CKPT with --data DIR');
     }
-    warnRunSettings(run, o.device, o.autocast);
     await runTraining(
       { loss: 'loss', lr: 'lr' },
       ({ signal, onStep }) => trainTransformer(cfg, {
         ...v, batchSize: v.batchSize ?? run.batchSize ?? 32, maxEpochs: v.maxEpochs ?? (v.maxSteps === undefined ? run.maxEpochs : undefined),
-        signal, onStep, tokens, tokenizer: tok, data: o.data, imageSize: intFlag(o.imageSize, '--image-size'),
+        signal, onStep, tokens, tokenizer: tok, data: o.data, imageSize: intFlag(o.imageSize, '--image-size'), valData: o.valData,
         autocast: autocastFor(run, o), clip: run.gradientClipVal,
         onData: (d) => console.error(`ibq: ${d.sequences} token maps${d.cached === undefined ? '' : d.cached ? ' (from the cache)' : ' (encoded, cached)'}`),
       }),

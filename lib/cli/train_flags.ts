@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 
 import { checkAutocastDType, type AutocastDType } from '../core/autocast.js';
 import type { TrainLoopOptions, TrainLoopResult, TrainStepInfo } from '../train/loop.js';
+import type { RunExtrasOptions } from '../train/run.js';
 import { intArg, intFlag, numberFlag } from './parse.js';
 import { progressBar, stopSignals, type Bar } from './progress.js';
 
@@ -17,12 +18,16 @@ export interface TrainFlags {
   maxSteps?: string;
   maxEpochs?: string;
   batchSize?: string;
-  seed: number;
+  seed?: number;
   checkpointEvery: number;
-  accumulateGradBatches: number;
+  accumulateGradBatches?: number;
+  valEvery?: number;
+  numSanityValSteps?: number;
+  logger?: string;
   lr?: string;
   autocast?: string;
   device?: string;
+  valData?: string;
 }
 
 /** Adds the training-loop flags; `out` is the default output folder. */
@@ -34,15 +39,19 @@ export function addTrainFlags(cmd: Command, out: string): Command {
     .option('--max-steps <n>', 'stop after n steps in all (counting the steps of a resumed run)')
     .option('--max-epochs <n>', 'epochs (without --max-steps; default: trainer.max_epochs of the YAML, else 1)')
     .option('--batch-size <n>', 'samples per step (default: data.init_args.batch_size of the YAML)')
-    .option('--seed <n>', 'seed of the initialisation, data order and augmentation', intArg('--seed', 0, 2 ** 32 - 1), 0)
+    .option('--seed <n>', 'seed of the initialisation, data order and augmentation (default: seed_everything of the YAML when an integer, else 0)', intArg('--seed', 0, 2 ** 32 - 1))
     .option('--checkpoint-every <n>', 'write step=N.ckpt and refresh last.ckpt every n steps (0: only at the end)', intArg('--checkpoint-every', 0), 1000)
-    .option('--accumulate-grad-batches <n>', 'micro-batches of --batch-size per optimizer update (gradients summed)', intArg('--accumulate-grad-batches'), 1)
+    .option('--accumulate-grad-batches <n>', 'micro-batches of --batch-size per optimizer update, gradients summed (default: trainer.accumulate_grad_batches of the YAML, else 1)', intArg('--accumulate-grad-batches'))
+    .option('--val-data <dir>', 'validation images (default: the val/ split beside train/ of --data when the YAML has data.init_args.validation)')
+    .option('--val-every <n>', 'validate every n steps (default: at the end of every trainer.check_val_every_n_epoch-th epoch)', intArg('--val-every'))
+    .option('--num-sanity-val-steps <n>', 'validation batches per process before training (-1: all; default: trainer.num_sanity_val_steps, else 2)', intArg('--num-sanity-val-steps', -1))
+    .option('--logger <name>', "'tensorboard': TensorBoard event files in <out>/lightning_logs/version_N (default: the YAML's TensorBoardLogger); 'none': no event files")
     .option('--lr <x>', 'base learning rate (default: learning_rate of the YAML)')
     .option('--autocast <dtype>', 'mixed precision: bfloat16 (CPU, CUDA) or float16 (CUDA)')
     .option('--device <device>', 'cpu or cuda[:i]');
 }
 
-export interface TrainFlagValues extends Omit<TrainLoopOptions, 'batchSize'> {
+export interface TrainFlagValues extends Omit<TrainLoopOptions, 'batchSize'>, RunExtrasOptions {
   batchSize?: number;
   lr?: number;
   autocast?: AutocastDType;
@@ -71,7 +80,18 @@ export function trainFlagValues(o: TrainFlags): TrainFlagValues {
     lr: numberFlag(o.lr, '--lr', 0),
     autocast,
     device: o.device,
+    valEvery: o.valEvery,
+    numSanityValSteps: o.numSanityValSteps,
+    logger: loggerFlag(o.logger),
+    onWarning: (m) => console.error(`ibq: ${m}`),
   };
+}
+
+function loggerFlag(v: string | undefined): RunExtrasOptions['logger'] {
+  if (v === undefined) return undefined;
+  if (v === 'tensorboard') return 'tensorboard';
+  if (v === 'none') return false;
+  throw new RangeError(`--logger: expected tensorboard or none, got '${v}'`);
 }
 
 /**

@@ -11,6 +11,7 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 
 import { checkString } from '../core/errors.js';
+import { lightningSettings, type FieldNote, type LightningSettings } from './lightning.js';
 import type { TokenizerConfig } from '../tokenizer/config_types.js';
 import type { TransformerConfig } from '../transformer/config_types.js';
 
@@ -77,6 +78,10 @@ export interface RunSettings {
   numNodes?: number;
   batchSize?: number;
   imageSize?: number;
+  /** The Lightning fields beyond these (callbacks, logger, validation cadence, seed, ckpt_path, ...). */
+  lightning?: LightningSettings;
+  /** A note for every field of the top level, `trainer` and `data`: honoured, or what happens instead. */
+  fieldNotes?: FieldNote[];
 }
 
 function runSettings(raw: unknown, yamlPath: string): RunSettings {
@@ -94,7 +99,10 @@ function runSettings(raw: unknown, yamlPath: string): RunSettings {
   if (clip !== undefined && clip !== null && (typeof clip !== 'number' || !(clip >= 0))) {
     throw new RangeError(`${yamlPath}: trainer.gradient_clip_val: expected a number >= 0, got ${JSON.stringify(clip)}`);
   }
+  const { settings: lightning, notes: fieldNotes } = lightningSettings(raw, yamlPath);
   return {
+    lightning,
+    fieldNotes,
     maxEpochs: int(get('trainer', 'max_epochs'), 'trainer.max_epochs'),
     precision: p,
     autocast: autocast ?? undefined,

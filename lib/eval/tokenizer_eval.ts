@@ -21,14 +21,14 @@ export interface EvaluableTokenizer {
   /** Needed when `data` names files: decoded, shorter side to imageSize, centre crop, [-1, 1]. */
   encodeImages?(paths: string[], opts: { imageSize: number }): Promise<{ indices: Tensor; images: Tensor }>;
   eval?(): unknown;
-  config?: { n_embed?: number };
+  config?: { n_embed?: number; ddconfig?: { resolution?: number } };
 }
 
 export interface EvaluateTokenizerOptions {
   tokenizer: EvaluableTokenizer;
   /** An image folder (searched recursively), a list of image files, or batches [B,3,H,W] in [-1, 1]. */
   data: string | string[] | Iterable<Tensor> | AsyncIterable<Tensor>;
-  /** Square size images are brought to (files only); default 256. */
+  /** Square size images are brought to (files only); default the tokenizer's ddconfig.resolution (its training size), else 256. */
   imageSize?: number;
   /** Images per batch (files only); default 8. */
   batchSize?: number;
@@ -75,7 +75,7 @@ async function* batches(o: EvaluateTokenizerOptions, total: number | undefined):
     const files = typeof data === 'string' ? listImages(data, 'val').paths : (data as string[]);
     if (!tokenizer.encodeImages) throw new TypeError('tokenizer: reading image files needs tokenizer.encodeImages');
     const bs = checkInt(o.batchSize ?? 8, 'batchSize', 1);
-    const size = checkInt(o.imageSize ?? 256, 'imageSize', 8);
+    const size = checkInt(o.imageSize ?? tokenizer.config?.ddconfig?.resolution ?? 256, 'imageSize', 8);
     for (let i = 0; i < (total ?? files.length); i += bs) {
       const part = files.slice(i, Math.min(i + bs, total ?? files.length));
       yield await tokenizer.encodeImages(part, { imageSize: size });

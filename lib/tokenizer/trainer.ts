@@ -11,6 +11,7 @@ import { basename } from 'node:path';
 import { checkField, fieldValue } from '../config/fields.js';
 import { checkInt, checkOptionKeys, describe, MissingWeightsError, TrainingDivergedError } from '../core/errors.js';
 import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../io/index.js';
+import { lightningEntries } from '../io/lightning.js';
 import { Module, stateDictEntries, type LoadResult, type StateDict } from '../core/module.js';
 import { native, type ProcessGroupNative, type TokenizerTrainerNative, type TokenizerTrainerStateNative } from '../native.js';
 import { checkAutocastDType } from '../core/autocast.js';
@@ -349,11 +350,8 @@ export class TokenizerTrainer extends Module<TokenizerTrainerNative> {
     const meta: Record<string, unknown> = {
       epoch: info.epoch,
       global_step: info.globalStep,
-      'pytorch-lightning_version': '2.1.2',
-      loops: { fit_loop: { 'epoch_loop.state_dict': { _batches_that_stepped: info.globalStep } } },
-      callbacks: {},
+      ...lightningEntries(info.globalStep, sched ? s.optimizers.map((o) => lambdaLrStateDict(base, s.schedulerSteps, o.lr)) : []),
       optimizer_states: s.optimizers.map((o) => adamStateDict(o, sched ? base : undefined)),
-      lr_schedulers: sched ? s.optimizers.map((o) => lambdaLrStateDict(base, s.schedulerSteps, o.lr)) : [],
       lecam_ema: { logits_real_ema: s.lecam[0], logits_fake_ema: s.lecam[1], decay: 0.999 },
       rng_state: wrap(s.rng),
       lpips_weights: this.#perceptualLoaded ? { source: this.#perceptualSource ?? 'unknown' } : null,

@@ -105,6 +105,8 @@ export interface TrainLoopResult {
 export interface StepOutcome {
   log: Record<string, number>;
   lr: number;
+  /** The learning rate of every optimizer parameter group, by LearningRateMonitor's name ('lr-Adam', 'lr-AdamW/pg1', ...). */
+  lrGroups?: Record<string, number>;
   /** What was not finite ('generator loss', 'loss (loss NaN, gradient norm NaN)', ...) and on which ranks; the step was not applied. */
   nonFinite?: { what: string; ranks: number[] };
 }
@@ -142,6 +144,27 @@ export interface LoopTask<B> {
   restore(path: string): Promise<{ globalStep: number; meta: Record<string, unknown> }>;
   /** Also in a log line (e.g. files skipped so far). */
   extraLog?(): Record<string, number>;
+}
+
+/**
+ * What runs around the steps (lib/train/callbacks/run_hooks.ts: validation, ModelCheckpoint, TensorBoard):
+ * called on every rank, in step order, between native steps.
+ */
+export interface LoopHooks {
+  /** Before the first step of this run (after restore and attach); `meta`: the resumed checkpoint's entries. */
+  start?(at: { step: number; meta?: Record<string, unknown> }): Promise<void>;
+  /** Entries added to the step's log line (and to onStep's log). */
+  lineExtras?(out: StepOutcome): Record<string, number>;
+  /**
+   * After step `step` and its log line; `save(file)` writes a checkpoint of the state after it (global rank 0;
+   * a no-op elsewhere) and `logLine(values)` appends a log.jsonl line for this step (rank 0).
+   */
+  afterStep?(at: {
+    step: number; epoch: number; endsEpoch: boolean; log: Record<string, number>;
+    save(file: string): Promise<void>; logLine(values: Record<string, number>): Promise<void>;
+  }): Promise<void>;
+  /** Entries of every checkpoint's top level (e.g. the callbacks' state). */
+  checkpointMeta?(): Record<string, unknown>;
 }
 
 export { TrainingDivergedError };
@@ -257,7 +280,7 @@ export function plannedSteps(s: LoopSettings, perEpoch: number): number {
 export async function runTrainingLoop<B>(
   task: LoopTask<B>,
   s: LoopSettings,
-  opts: Pick<TrainLoopOptions, 'signal' | 'onStep'> & { dist?: DistributedContext },
+  opts: Pick<TrainLoopOptions, 'signal' | 'onStep'> & { dist?: DistributedContext; hooks?: LoopHooks },
 ): Promise<TrainLoopResult> {
   const dist = opts.dist;
   const shard = { rank: dist?.rank ?? 0, worldSize: dist?.worldSize ?? 1, trim: s.shardPadding === 'trim' };
@@ -274,7 +297,7 @@ export async function runTrainingLoop<B>(
 async function loop<B>(
   task: LoopTask<B>,
   s: LoopSettings,
-  opts: Pick<TrainLoopOptions, 'signal' | 'onStep'>,
+  opts: Pick<TrainLoopOptions, 'signal' | 'onStep'> & { hooks?: LoopHooks },
   c: { dist?: DistributedContext; shard: { rank: number; worldSize: number; trim: boolean }; main: boolean; rows: number; perEpoch: number; used: number },
 ): Promise<TrainLoopResult> {
   const { dist, main, rows, perEpoch } = c;
@@ -283,22 +306,30 @@ async function loop<B>(
   const lastPath = join(s.outDir, LAST_CHECKPOINT);
   let lastGood: string | undefined;
   let start = 0;
+  let resumedMeta: Record<string, unknown> | undefined;
+  const hooks = opts.hooks ?? {};
   const plan = new BatchPlan(task.length, rows, s.seed, perEpoch, c.shard, c.used);
   if (s.resume !== undefined) {
     const r = await task.restore(s.resume);
     start = r.globalStep;
+    resumedMeta = r.meta;
     const position = dataPositionOf(r.meta);
     if (position) plan.resumeAt(start, position);
     lastGood = s.resume;
     if (main) await trimLog(logPath, start);
   }
   if (dist?.group) await task.attach?.(dist.group);
+  const write = async (globalStep: number, file: string) => {
+    if (!main) return;
+    await task.save(file, { globalStep, epoch: plan.epochOf(globalStep), meta: { ...hooks.checkpointMeta?.(), [DATA_POSITION_KEY]: plan.position(globalStep) } });
+  };
   const save = async (globalStep: number, file = lastPath) => {
     if (!main) return;
-    await task.save(file, { globalStep, epoch: plan.epochOf(globalStep), meta: { [DATA_POSITION_KEY]: plan.position(globalStep) } });
+    await write(globalStep, file);
     if (file !== lastPath) await copyAtomic(file, lastPath);
     lastGood = lastPath;
   };
+  await hooks.start?.({ step: start, meta: resumedMeta });
   const pending = new Map<number, Promise<B>>();
   const request = (step: number) => {
     if (step >= totalSteps || pending.has(step)) return;
@@ -333,10 +364,20 @@ async function loop<B>(
         throw new TrainingDivergedError(step, out.nonFinite.what, { ranks: out.nonFinite.ranks, log: out.log, lastCheckpoint: lastGood ?? null });
       }
       const seconds = (performance.now() - t0) / 1000;
-      const info: TrainStepInfo = { step, totalSteps, epoch, log: out.log, lr: out.lr, seconds, samplesPerSecond: (n * (dist?.worldSize ?? 1)) / seconds };
+      const log = { ...out.log, ...hooks.lineExtras?.(out) };
       const sps = (n * (dist?.worldSize ?? 1)) / seconds;
-      if (main) await appendFile(logPath, JSON.stringify({ step, epoch, ...out.log, lr: out.lr, step_time: seconds, samples_per_s: sps, ...task.extraLog?.() }) + '\n');
-      if (plan.endsEpoch(step)) await task.endEpoch?.(epoch);
+      const info: TrainStepInfo = { step, totalSteps, epoch, log, lr: out.lr, seconds, samplesPerSecond: sps };
+      if (main) await appendFile(logPath, JSON.stringify({ step, epoch, ...log, lr: out.lr, step_time: seconds, samples_per_s: sps, ...task.extraLog?.() }) + '\n');
+      const endsEpoch = plan.endsEpoch(step);
+      if (endsEpoch) await task.endEpoch?.(epoch);
+      const at = step + 1;
+      await hooks.afterStep?.({
+        step, epoch, endsEpoch, log: { ...log, lr: out.lr, step_time: seconds, samples_per_s: sps },
+        save: (file) => write(at, file),
+        logLine: async (values) => {
+          if (main) await appendFile(logPath, JSON.stringify({ step, epoch, ...values }) + '\n');
+        },
+      });
       if (s.checkpointEvery > 0 && (step + 1) % s.checkpointEvery === 0) {
         await save(step + 1, join(s.outDir, stepCheckpointName(step + 1)));
         saved = step + 1;

@@ -17,8 +17,13 @@ import {
 import { checkField } from '../config/fields.js';
 import { TOKENIZER_TRAINER_FIELDS, type TokenizerTrainerFields } from '../tokenizer/training_fields.js';
 import { resolveLossConfig, type ResolvedLossConfig } from '../tokenizer/trainer_state.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { plannedSteps, type LoopSettings, type TrainLoopResult } from './loop.js';
-import { runTraining, type RunTask, type TrainOptionsFromConfig } from './run.js';
+import { reconstructionGrid } from './previews.js';
+import { runTraining, yamlAutocast, type RunTask, type TrainOptionsFromConfig } from './run.js';
+import { tokenizerValidation, type ValidationSource } from './validation.js';
 
 /** The official `model.init_args` of a tokenizer YAML (architecture, lossconfig and optimisation settings). */
 export interface TokenizerTrainConfig {
@@ -54,9 +59,18 @@ export interface TrainTokenizerOptions extends TrainOptionsFromConfig {
   lr?: number;
   /** Start from these weights (tokenizer keys; loss.* and model_ema.* too when present). */
   init?: string;
+  /**
+   * Validation images (as `data`; centre crops at imageSize). Default: the val/ split beside train/ of a `data`
+   * folder when the YAML has a data.init_args.validation section or valEvery / valEveryEpochs is given.
+   */
+  valData?: TokenizerDataInput;
 }
 
 export interface TrainTokenizerResult extends TrainLoopResult {
+  /** The TensorBoard log folder (global rank 0, when a logger was on). */
+  logDir?: string;
+  /** The figures of every validation (lib/train/validation.ts), with the step after which it ran. */
+  validations: { step: number; values: Record<string, number> }[];
   tokenizer: Tokenizer;
   trainer: TokenizerTrainer;
   /** Files skipped because they could not be decoded. */
@@ -66,7 +80,7 @@ export interface TrainTokenizerResult extends TrainLoopResult {
 type TokenizerConfigInput = string | IBQConfig | TokenizerTrainConfig;
 
 /** The official init_args of `config` (a YAML path, a preset name, a readConfig() result or init_args) and the YAML's run settings. */
-function initArgs(config: TokenizerConfigInput): { args: TokenizerTrainConfig; run?: RunSettings } {
+function initArgs(config: TokenizerConfigInput): { args: TokenizerTrainConfig; run?: RunSettings; raw?: unknown } {
   if (typeof config === 'string' && presetOrYaml(config, TOKENIZER_PRESETS, 'config') === 'preset') {
     return { args: tokenizerPreset(config as TokenizerPreset) as TokenizerTrainConfig };
   }
@@ -76,7 +90,7 @@ function initArgs(config: TokenizerConfigInput): { args: TokenizerTrainConfig; r
     if (!args || typeof args !== 'object' || !('lossconfig' in args)) {
       throw new RangeError(`${(c as IBQConfig).path}: model.init_args holds no tokenizer lossconfig`);
     }
-    return { args: args as TokenizerTrainConfig, run: (c as IBQConfig).run };
+    return { args: args as TokenizerTrainConfig, run: (c as IBQConfig).run, raw: (c as IBQConfig).raw };
   }
   if (!c || typeof c !== 'object' || !('ddconfig' in c)) {
     throw new TypeError(`config: expected a YAML path, a preset name, a readConfig() result or the official init_args, got ${describe(config)}`);
@@ -92,23 +106,33 @@ function initArgs(config: TokenizerConfigInput): { args: TokenizerTrainConfig; r
  * message when perceptual weights are missing.
  */
 export async function trainTokenizer(config: TokenizerConfigInput, options: TrainTokenizerOptions): Promise<TrainTokenizerResult> {
-  const { args, run } = initArgs(config);
+  const { args, run, raw } = initArgs(config);
   const tokCfg: ResolvedTokenizerConfig = resolveTokenizerConfig(args, 'config');
   const loss: ResolvedLossConfig = resolveLossConfig(args.lossconfig, 'config.lossconfig');
   const source = typeof config === 'string' ? config : (config as IBQConfig)?.path ?? 'the config';
-  const r = await runTraining(options, { run, source }, async ({ settings: s, dist, stepsPerEpoch }) => {
+  const r = await runTraining(options, { run, source, raw }, async ({ settings: s, dist, stepsPerEpoch, wantsValidation, warn }) => {
     const size = checkInt(options.imageSize ?? tokCfg.ddconfig.resolution, 'imageSize', 1);
     // random crops are drawn from (seed, epoch, sample index): reproducible, and the same whichever rank reads a sample
     const data = makeDataset(options.data, { size, train: true, seed: s.seed });
+    const valInput = options.valData ?? (wantsValidation && typeof options.data === 'string' && existsSync(join(options.data, 'val')) ? options.data : undefined);
+    if (wantsValidation && valInput === undefined && dist.isMain) {
+      warn('validation: no validation images (give valData / --val-data, or a data folder with val/ beside train/); training without validation');
+    }
+    const valSize = checkInt(options.imageSize ?? run?.lightning?.valImageSize ?? size, 'imageSize', 1);
+    const val = valInput === undefined ? undefined : makeDataset(valInput, { size: valSize, train: false, seed: s.seed, split: 'val' });
     try {
-      return await tokenizerTask(args, tokCfg, loss, options, data, { s, device: dist.device, perEpoch: stepsPerEpoch(data.length) });
+      return await tokenizerTask(args, tokCfg, loss, options, data, { s, device: dist.device, perEpoch: stepsPerEpoch(data.length), val, yaml: run });
     } catch (err) {
       data.dispose?.();
+      val?.dispose?.();
       throw err;
     }
   });
   const { tokenizer, trainer, data } = r.task;
-  return { globalStep: r.globalStep, epoch: r.epoch, stopped: r.stopped, lastCheckpoint: r.lastCheckpoint, logPath: r.logPath, tokenizer, trainer, skipped: data.skipped };
+  return {
+    globalStep: r.globalStep, epoch: r.epoch, stopped: r.stopped, lastCheckpoint: r.lastCheckpoint, logPath: r.logPath, tokenizer, trainer,
+    skipped: data.skipped, logDir: r.logDir, validations: r.validations,
+  };
 }
 
 type TokenizerTask = RunTask<Tensor> & { tokenizer: Tokenizer; trainer: TokenizerTrainer; data: TrainDataset };
@@ -116,7 +140,7 @@ type TokenizerTask = RunTask<Tensor> & { tokenizer: Tokenizer; trainer: Tokenize
 /** The tokenizer, its trainer (from the config's settings) and the loop's task over `data`. */
 async function tokenizerTask(
   args: TokenizerTrainConfig, tokCfg: ResolvedTokenizerConfig, loss: ResolvedLossConfig, opts: TrainTokenizerOptions, data: TrainDataset,
-  run: { s: LoopSettings; device: string | undefined; perEpoch: number },
+  run: { s: LoopSettings; device: string | undefined; perEpoch: number; val?: TrainDataset; yaml?: RunSettings },
 ): Promise<TokenizerTask> {
   const { s, perEpoch } = run;
   const tokenizer = await Tokenizer.createAsync(tokCfg, { seed: s.seed, device: run.device });
@@ -128,7 +152,8 @@ async function tokenizerTask(
     warmupSteps: Math.round(checkNumber(args.warmup_epochs ?? 0, 'config.warmup_epochs', 0) * perEpoch),
     // the official schedules run over max_epochs (maxEpochs when given, also with maxSteps, as Lightning's trainer)
     totalSteps: (s.maxEpochs ?? Math.ceil(plannedSteps(s, perEpoch) / perEpoch)) * perEpoch,
-    autocast: opts.autocast,
+    autocast: yamlAutocast(opts.autocast, run.yaml, run.device),
+    gradientClipVal: fromConfig.gradientClipVal ?? run.yaml?.gradientClipVal ?? undefined,
     seed: s.seed,
   };
   const trainer = await TokenizerTrainer.createAsync(tokenizer, loss, topts);
@@ -139,10 +164,33 @@ async function tokenizerTask(
   if (s.resume === undefined && opts.perceptual !== undefined) await trainer.loadPerceptual(opts.perceptual);
 
   const hyper = { config: { model: { class_path: 'src.IBQ.models.ibqgan.IBQ', init_args: args } }, seed: s.seed, batch_size: s.batchSize };
+  const val = run.val;
+  const validation: ValidationSource | undefined = val && tokenizerValidation(
+    tokenizer, { length: val.length, load: (i) => val.load(i, 0), dispose: () => val.dispose?.() },
+    () => (trainer.perceptualLoaded ? (a, b) => trainer.lpips(a, b) : undefined),
+  );
+  // the fixed batch of the TensorBoard reconstructions: the first validation images
+  const previewIndices = val ? Array.from({ length: Math.min(8, val.length) }, (_, i) => i) : [];
   return {
     tokenizer,
     trainer,
     data,
+    validation,
+    hparams: { ...hyper, accumulate_grad_batches: s.accumulate, max_epochs: s.maxEpochs ?? null, max_steps: s.maxSteps ?? null },
+    previewImages: val ? async () => {
+      const x = await val.load(previewIndices, 0);
+      try {
+        return {
+          'val/reconstructions': await reconstructionGrid(x, async (im) => {
+            const out = await tokenizer.forward(im);
+            for (const [k, t] of Object.entries(out)) if (k !== 'xrec') (t as Tensor | undefined)?.dispose?.();
+            return out.xrec;
+          }),
+        };
+      } finally {
+        x.dispose();
+      }
+    } : undefined,
     length: data.length,
     load: (indices, epoch) => data.load(indices, epoch),
     release: (x) => x.dispose(),
@@ -155,7 +203,9 @@ async function tokenizerTask(
           throw err;
         },
       );
-      return { ...r, lr: trainer.learningRates()[0] };
+      const [g, d] = trainer.learningRates();
+      // LearningRateMonitor's names for two Adam optimizers of one parameter group each
+      return { ...r, lr: g, lrGroups: { 'lr-Adam': g, 'lr-Adam-1': d } };
     },
     endEpoch: (epoch) => trainer.endEpoch(epoch),
     save: (path, at) => trainer.save(path, { ...at, extra: { hparams_name: 'kwargs', hyper_parameters: hyper, ...at.meta } }),

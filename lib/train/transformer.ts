@@ -16,8 +16,14 @@ import { Transformer, type TransformerConfig, type TransformerPreset } from '../
 import { lrWdAnnealing } from '../transformer/schedule.js';
 import { loadTrainState, saveTrainState } from '../transformer/store.js';
 import { tokensFromImages, tokensFromTensor, type TokenizerLike } from '../transformer/tokens.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+import type { TokenDecoder } from '../transformer/generate.js';
 import type { TrainLoopResult } from './loop.js';
-import { runTraining, type RunTask, type TrainOptionsFromConfig } from './run.js';
+import { sampleGrid } from './previews.js';
+import { runTraining, yamlAutocast, type RunTask, type TrainOptionsFromConfig } from './run.js';
+import { transformerValidation, type ValidationSource } from './validation.js';
 
 /** The official AR model's init_args: transformer_config.params and the optimisation settings. */
 export interface ARTrainConfig extends ARTrainingSettings {
@@ -56,21 +62,33 @@ export interface TrainTransformerOptions extends TrainOptionsFromConfig {
   device?: string;
   /** Mixed precision of the forward pass: 'bfloat16' (CPU or CUDA) or 'float16' (CUDA). */
   autocast?: 'bfloat16' | 'float16';
+  /** Held-out token maps for validation (`val/loss`). */
+  valTokens?: TokenData;
+  /**
+   * Held-out images (class sub-folders, or an ImageNet root's val/), encoded by `tokenizer` and cached like
+   * `data`. Default: the val/ split of a `data` folder when the YAML has data.init_args.validation or valEvery /
+   * valEveryEpochs is given.
+   */
+  valData?: string;
 }
 
 export interface TrainTransformerResult extends TrainLoopResult {
   model: Transformer;
+  /** The TensorBoard log folder (global rank 0, when a logger was on). */
+  logDir?: string;
+  /** The figures of every validation (`val/loss`), with the step after which it ran. */
+  validations: { step: number; values: Record<string, number> }[];
   /** Loss of the last step (NaN when no step ran). */
   lastLoss: number;
 }
 
 type ConfigInput = ARTrainConfig | TransformerConfig | TransformerPreset | string;
 
-function splitConfig(config: ConfigInput): { model: TransformerConfig | TransformerPreset | string; train: ARTrainingSettings; run?: RunSettings } {
+function splitConfig(config: ConfigInput): { model: TransformerConfig | TransformerPreset | string; train: ARTrainingSettings; run?: RunSettings; raw?: unknown } {
   if (typeof config === 'string' && /\.ya?ml$/i.test(config)) {
     const c = readConfig(config);
     if (!c.transformer) throw new RangeError(`config: ${config} has no model.init_args.transformer_config.params`);
-    return { model: c.transformer, train: c.arTraining ?? {}, run: c.run };
+    return { model: c.transformer, train: c.arTraining ?? {}, run: c.run, raw: c.raw };
   }
   if (typeof config === 'object' && config !== null && 'transformer_config' in config) {
     const { transformer_config: tc, ...train } = config;
@@ -79,7 +97,7 @@ function splitConfig(config: ConfigInput): { model: TransformerConfig | Transfor
   return { model: config as TransformerConfig | TransformerPreset | string, train: {} };
 }
 
-async function tokenData(opts: TrainTransformerOptions, isMain: boolean): Promise<TokenData & { cached?: boolean; key?: string }> {
+async function tokenData(opts: TrainTransformerOptions, isMain: boolean, split: 'train' | 'val' = 'train'): Promise<TokenData & { cached?: boolean; key?: string }> {
   if (opts.tokens) return opts.tokens;
   const tok = opts.tokenizer;
   if (!tok || (typeof opts.data !== 'string' && !opts.images)) {
@@ -88,7 +106,7 @@ async function tokenData(opts: TrainTransformerOptions, isMain: boolean): Promis
   if (opts.images) return tokensFromTensor(tok, opts.images.images, opts.images.labels);
   const res = (tok as { config?: { ddconfig?: { resolution?: number } } }).config?.ddconfig?.resolution;
   const imageSize = checkInt(opts.imageSize ?? res ?? 256, 'imageSize', 1);
-  return tokensFromImages(tok, opts.data!, { cacheDir: opts.outDir, imageSize, writeCache: isMain });
+  return tokensFromImages(tok, opts.data!, { cacheDir: opts.outDir, imageSize, writeCache: isMain, split });
 }
 
 /**
@@ -101,17 +119,22 @@ async function tokenData(opts: TrainTransformerOptions, isMain: boolean): Promis
  *   ERR_IBQ_NO_CHECKPOINT for the output folder
  */
 export async function trainTransformer(config: ConfigInput, options: TrainTransformerOptions): Promise<TrainTransformerResult> {
-  const { model: modelCfg, train, run } = splitConfig(config);
-  const clip = checkNumber(options?.clip ?? 1.0, 'clip', 0);
+  const { model: modelCfg, train, run, raw } = splitConfig(config);
+  const clip = checkNumber(options?.clip ?? run?.gradientClipVal ?? 1.0, 'clip', 0);
   const peakLr = checkNumber(options?.lr ?? train.learning_rate ?? 1e-4, options?.lr !== undefined ? 'lr' : 'learning_rate', 0);
   const wd = checkNumber(train.weight_decay ?? 1e-2, 'weight_decay', 0);
-  const autocast = checkAutocastDType(options?.autocast, 'autocast', options?.device ?? 'cpu');
+  const autocast = checkAutocastDType(yamlAutocast(options?.autocast, run, options?.device), 'autocast', options?.device ?? 'cpu');
   const source = typeof config === 'string' ? config : 'the config';
-  const r = await runTraining(options, { run, source }, async ({ settings: s, dist, stepsPerEpoch }) => {
+  const r = await runTraining(options, { run, source, raw }, async ({ settings: s, dist, stepsPerEpoch, wantsValidation, warn }) => {
     const model = (await Transformer.createAsync(modelCfg, { seed: s.seed, device: dist.device })).train();
     const data = await tokenData(options, dist.isMain);
     const N = checkTokenData(data, model.config.block_size);
     options.onData?.({ sequences: N, cached: data.cached });
+    const valDir = options.valData ?? (wantsValidation && typeof options.data === 'string' && existsSync(join(options.data, 'val')) ? options.data : undefined);
+    const valTokens = options.valTokens ?? (valDir === undefined ? undefined : await tokenData({ ...options, data: valDir, images: undefined }, dist.isMain, 'val'));
+    if (valTokens) checkTokenData(valTokens, model.config.block_size);
+    else if (wantsValidation && dist.isMain) warn('validation: no held-out data (give valTokens / valData, --val-data, or a data folder with val/ beside train/); training without validation');
+    const validation = valTokens && (await transformerValidation(model, valTokens));
     const perEpoch = stepsPerEpoch(N, true);
     const maxSteps = s.maxSteps ?? perEpoch * (s.maxEpochs ?? 1);
     const sched = {
@@ -121,9 +144,19 @@ export async function trainTransformer(config: ConfigInput, options: TrainTransf
       seed: s.seed, batch_size: s.batchSize, max_steps: maxSteps, sequences: N, data_key: data.key ?? null, world_size: dist.worldSize,
       accumulate_grad_batches: s.accumulate,
     };
-    return transformerTask(model, data, { clip, autocast, sched, train, bookkeeping, settings: { maxSteps, prefetch: Math.min(s.prefetch, 1) } });
+    const task = transformerTask(model, data, { clip, autocast, sched, train, bookkeeping, settings: { maxSteps, prefetch: Math.min(s.prefetch, 1) } });
+    const tok = options.tokenizer as TokenDecoder | undefined;
+    const classes = Array.from({ length: Math.min(4, model.config.class_num) }, (_, i) => i);
+    return Object.assign(task, {
+      validation,
+      hparams: { ...train, transformer_config: model.config, ...bookkeeping },
+      previewImages: tok && typeof tok.decode === 'function' ? async () => ({ 'samples/per_class': await sampleGrid(model, tok, classes, 2) }) : undefined,
+    } satisfies Partial<RunTask<Batch>> & { validation?: ValidationSource });
   });
-  return { globalStep: r.globalStep, epoch: r.epoch, stopped: r.stopped, lastCheckpoint: r.lastCheckpoint, logPath: r.logPath, model: r.task.model, lastLoss: r.task.lastLoss };
+  return {
+    globalStep: r.globalStep, epoch: r.epoch, stopped: r.stopped, lastCheckpoint: r.lastCheckpoint, logPath: r.logPath, model: r.task.model,
+    lastLoss: r.task.lastLoss, logDir: r.logDir, validations: r.validations,
+  };
 }
 
 /** The number of sequences N of `data`, after checking the shapes: tokens int64 [N, blockSize], labels [N]. */
@@ -178,7 +211,8 @@ function transformerTask(
         return { log, lr, nonFinite: { what: `loss (loss ${r.loss}, gradient norm ${r.gradNorm})`, ranks: r.nonfiniteRanks } };
       }
       lastLoss = r.loss;
-      return { log, lr };
+      // LearningRateMonitor's names: one AdamW, two parameter groups (weight decay on, off)
+      return { log, lr, lrGroups: { 'lr-AdamW/pg1': lr, 'lr-AdamW/pg2': lr } };
     },
     save: (path, at) =>
       saveTrainState(path, model, {

@@ -4,13 +4,15 @@
  *   state_dict        `transformer.<parameter>` as the official AR checkpoints name the weights
  *   optimizer_states  [the AdamW state_dict as torch writes it: state {id: {step, exp_avg, exp_avg_sq}},
  *                      param_groups: decay group (parameters with dim >= 2), then the no-decay group]
- *   global_step, epoch
+ *   global_step, epoch, pytorch-lightning_version, loops, callbacks, lr_schedulers ([]), hparams_name
+ *                     (Lightning's full set, lib/io/lightning.ts; files without them still load)
  *   hyper_parameters  { transformer_config: { target, params }, learning_rate, weight_decay, wp, ... }
  *   ibq_train         resume bookkeeping: seed, batch size, planned steps, data key, generator state
  *   ibq_data_position the training loop's data position { epoch, samples } (lib/train/loop.ts DATA_POSITION_KEY)
  */
 import { describe } from '../core/errors.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/index.js';
+import { lightningEntries } from '../io/lightning.js';
 import type { StateDict } from '../core/module.js';
 import { tensor, Tensor } from '../core/tensor.js';
 import type { Transformer } from './transformer.js';
@@ -63,6 +65,9 @@ export async function saveTrainState(path: string, model: Transformer, m: TrainM
       meta: {
         epoch: m.epoch,
         global_step: m.globalStep,
+        // the official AR training anneals lr and weight decay by hand (lr_wd_annealing): no Lightning scheduler
+        ...lightningEntries(m.globalStep),
+        hparams_name: 'kwargs',
         optimizer_states: [{ state, param_groups: [group(0), group(1)] }],
         hyper_parameters: { ...m.hyperParameters, transformer_config: { target: GPT_TARGET, params: model.config } },
         ibq_train: { ...m.train, parameter_names: order.map((p) => p.name), rng_state: rng },

@@ -81,9 +81,9 @@ async function cacheKey(paths: string[], tok: TokenizerLike, imageSize: number):
 export async function tokensFromImages(
   tok: TokenizerLike,
   dir: string,
-  opts: { cacheDir: string; imageSize: number; batchSize?: number; writeCache?: boolean },
+  opts: { cacheDir: string; imageSize: number; batchSize?: number; writeCache?: boolean; split?: 'train' | 'val' },
 ): Promise<{ tokens: Tensor; labels: Tensor; classes: string[]; cached: boolean; key: string }> {
-  const { paths, labels, classes, layout } = listImages(dir, 'train');
+  const { paths, labels, classes, layout } = listImages(dir, opts.split ?? 'train');
   if (classes.length === 0) throw new RangeError(`data: ${dir} has no class sub-folders (found a ${layout} of images); the AR model needs one folder per class`);
   const key = await cacheKey(paths, tok, opts.imageSize);
   const file = join(opts.cacheDir, `tokens-${key}.safetensors`);

@@ -139,6 +139,7 @@ describe.skipIf(!HAVE_FIXTURES || !HAVE_PHOTOS)('encodeImages / decodeImages wit
     const r = await run('node', [bin, 'reconstruct', '--ckpt', ckpt, '--image-size', '64', photos[0]!, '--out', out]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^image size 64 \(--image-size; the tokenizer was trained at 32\)$/m);
     const m = /astronaut\.png\tPSNR ([\d.]+) dB/.exec(r.stdout);
     expect(m).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThan(5);

@@ -109,9 +109,14 @@ print(json.dumps({'keys': sorted(k for k in ck if k != 'state_dict'), 'global_st
   'n': len(sd), 'first': next(iter(sd)), 'head': sd['transformer.head.weight'].abs().sum().item(),
   'step': float(st['step']), 'exp_avg_shape': list(st['exp_avg'].shape), 'wd': [g['weight_decay'] for g in opt.param_groups],
   'lr': opt.param_groups[0]['lr'], 'target': hp['transformer_config']['target'], 'vocab': hp['transformer_config']['params']['vocab_size'],
-  'learning_rate': hp['learning_rate'], 'kept': torch.load(sys.argv[3])['global_step']}))`, [join(out, 'last.ckpt'), JSON.stringify(names), join(out, 'step=00000002.ckpt')]);
+  'learning_rate': hp['learning_rate'], 'kept': torch.load(sys.argv[3])['global_step'],
+  'loops': ck['loops'], 'pl': ck['pytorch-lightning_version'], 'lr_schedulers': ck['lr_schedulers']}))`, [join(out, 'last.ckpt'), JSON.stringify(names), join(out, 'step=00000002.ckpt')]);
     const o = JSON.parse(py);
-    expect(o.keys).toEqual(['epoch', 'global_step', 'hyper_parameters', 'ibq_data_position', 'ibq_train', 'optimizer_states']);
+    // Lightning's full set of entries, as the tokenizer's checkpoints carry it
+    expect(o.keys).toEqual(['callbacks', 'epoch', 'global_step', 'hparams_name', 'hyper_parameters', 'ibq_data_position', 'ibq_train', 'loops',
+      'lr_schedulers', 'optimizer_states', 'pytorch-lightning_version']);
+    expect(o.loops).toEqual({ fit_loop: { 'epoch_loop.state_dict': { _batches_that_stepped: 3 } } });
+    expect([o.pl, o.lr_schedulers]).toEqual(['2.1.2', []]);
     expect([o.global_step, o.epoch, o.n, o.first]).toEqual([3, 0, sd.size, `transformer.${[...sd.keys()][0]}`]);
     const head = Array.from(sd.get('head.weight')!.dataSync() as Float32Array).reduce((s, v) => s + Math.abs(v), 0);
     expect(Math.abs(o.head - head)).toBeLessThan(1e-3 * head);
@@ -120,6 +125,26 @@ print(json.dumps({'keys': sorted(k for k in ck if k != 'state_dict'), 'global_st
     expect(o.wd[1]).toBe(0);
     expect(o.lr).toBeGreaterThan(0);
     expect([o.target, o.vocab, o.learning_rate, o.kept]).toEqual(['src.IBQ.modules.transformer.llama.GPT', 16, 2e-3, 2]);
+  });
+
+  it('checkpoints written before the Lightning entries were added still load and resume', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'ibq-ar-old-'));
+    const cfg = { transformer_config: { params: MODEL } };
+    const data = syntheticTokens(32, 16, 16, 4);
+    const a = await trainTransformer(cfg, { tokens: data, outDir: out, maxSteps: 4, batchSize: 8, seed: 1 });
+    const b = mkdtempSync(join(tmpdir(), 'ibq-ar-old-b-'));
+    const ac = new AbortController();
+    await trainTransformer(cfg, { tokens: data, outDir: b, maxSteps: 4, batchSize: 8, seed: 1, signal: ac.signal, onStep: (l) => l.step === 1 && ac.abort() });
+    const path = join(b, 'last.ckpt');
+    const ck = await loadCheckpoint(path);
+    for (const k of ['pytorch-lightning_version', 'loops', 'callbacks', 'lr_schedulers', 'hparams_name']) {
+      expect(k in ck.meta).toBe(true);
+      delete ck.meta[k];
+    }
+    await saveCheckpoint(path, ck);
+    expect((await Transformer.fromCheckpoint(path)).config.vocab_size).toBe(MODEL.vocab_size);
+    const r = await trainTransformer(cfg, { tokens: data, outDir: b, maxSteps: 4, batchSize: 8, seed: 1, resume: true });
+    expect(r.lastLoss).toBe(a.lastLoss);
   });
 
   it('a non-finite loss stops training, naming the step and the last good checkpoint; nothing is saved', async () => {

@@ -64,13 +64,27 @@ at::Tensor AttnBlockImpl::forward(const at::Tensor& x) {
   auto h = apply_norm(norm, x);
   auto qh = q(h), kh = k(h), vh = v(h);
   const int64_t b = qh.size(0), c = qh.size(1), hh = qh.size(2), ww = qh.size(3);
-  auto qs = qh.reshape({b, c, hh * ww}).permute({0, 2, 1});  // b, hw, c
-  auto ks = kh.reshape({b, c, hh * ww});                      // b, c, hw
-  auto w = torch::bmm(qs, ks) * std::pow(double(c), -0.5);    // b, hw(query), hw(key)
-  w = torch::softmax(w, 2);
-  auto vs = vh.reshape({b, c, hh * ww});
-  auto out = torch::bmm(vs, w.permute({0, 2, 1})).reshape({b, c, hh, ww});
-  return residual(x, proj_out(out));
+  const int64_t n = hh * ww;
+  const double scale = std::pow(double(c), -0.5);
+  auto qs = qh.reshape({b, c, n}).permute({0, 2, 1});  // b, hw, c
+  auto ks = kh.reshape({b, c, n});                     // b, c, hw
+  auto vs = vh.reshape({b, c, n});
+  // Without gradients (inference: encode, decode, evaluation) the [hw, hw] weights are made in blocks of queries,
+  // at most kBlockWeights elements at a time: memory linear in the positions, each query's row computed as in the
+  // dense form. With gradients the dense form keeps autograd's graph as the official module's.
+  constexpr int64_t kBlockWeights = int64_t(1) << 22;
+  if (at::GradMode::is_enabled() || b * n * n <= kBlockWeights) {
+    auto w = torch::softmax(torch::bmm(qs, ks) * scale, 2);  // b, hw(query), hw(key)
+    return residual(x, proj_out(torch::bmm(vs, w.permute({0, 2, 1})).reshape({b, c, hh, ww})));
+  }
+  const int64_t rows = std::max<int64_t>(1, kBlockWeights / (b * n));
+  auto out = at::empty({b, c, n}, vs.options());
+  for (int64_t i = 0; i < n; i += rows) {
+    const int64_t r = std::min(rows, n - i);
+    auto w = torch::softmax(torch::bmm(qs.narrow(1, i, r), ks) * scale, 2);  // b, r(query), hw(key)
+    out.narrow(2, i, r).copy_(torch::bmm(vs, w.permute({0, 2, 1})));          // b, c, r
+  }
+  return residual(x, proj_out(out.reshape({b, c, hh, ww})));
 }
 
 UpsampleImpl::UpsampleImpl(int64_t c) { conv = register_module("conv", vqgan::conv(c, c, 3, 1, 1)); }
