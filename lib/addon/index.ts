@@ -31,7 +31,8 @@ export interface NativeAddon extends TransformerAddon {
    * and awaited (their Promises never settle). `processExiting`: the process is about to call exit().
    */
   shutdown(processExiting: boolean): void;
-  setNumThreads(n: number): void;
+  /** Intra-op threads of our jobs; `source` other than 'user' is a default, applied only while none is set (returns false). */
+  setNumThreads(n: number, source?: string, reason?: string): boolean;
   TensorHandle: new () => TensorHandle;
   tensorFromData(data: ArrayBufferView, shape: number[], dtype: string, device?: string, raw?: boolean): TensorHandle;
   /** t[rows] along dim 0 on t's device (as `dtype` when given), copied on a worker thread. RangeError for a bad row. */
@@ -41,6 +42,10 @@ export interface NativeAddon extends TransformerAddon {
   testOps: {
     matmulLoop(size: number, iters: number, opts?: JobOptions & { queued?: boolean }): Promise<number>;
     fail(message: string, async?: boolean): Promise<never>;
+    /** The intra-op and BLAS thread counts a job runs with (BLAS 0: no such query in this BLAS). */
+    threads(): Promise<{ intraOp: number; blas: number }>;
+    /** The BLAS library's thread count now, outside jobs. */
+    blasThreads(): number;
   };
 
   // ---- checkpoints and files: native/bindings/tensor_io.cpp, native/ibq/io/tensor_io.h ----

@@ -6,6 +6,7 @@
 #include "bindings/jobs.h"
 #include "bindings/exports.h"
 #include "ibq/core/compat.h"
+#include "ibq/core/cpu_threads.h"
 #include "ibq/quantizer/quantizer_fused.h"
 
 namespace ibqb {
@@ -18,8 +19,13 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   bool cuda = torch::cuda::is_available();
   out.Set("cuda", Napi::Boolean::New(env, cuda));
   out.Set("cudaDevices", Napi::Number::New(env, cuda ? double(torch::cuda::device_count()) : 0.0));
-  out.Set("threads", Napi::Number::New(env, IntraOpThreads()));
+  out.Set("threads", Napi::Number::New(env, ibq::job_threads()));
+  auto [source, reason] = ibq::job_threads_source();
+  out.Set("threadsSource", Napi::String::New(env, source.empty() ? "libtorch" : source));
+  out.Set("threadsReason", Napi::String::New(env, reason.empty() ? "libtorch's default" : reason));
   out.Set("workers", Napi::Number::New(env, WorkerCount()));
+  out.Set("nativeBf16", Napi::Boolean::New(env, ibq::cpu_has_native_bf16()));
+  out.Set("blasOneThread", Napi::Boolean::New(env, ibq::BlasJobThreads::active()));
   auto kernels = Napi::Array::New(env);
   for (const auto* kn : ibq::fused_cpu_kernels()) kernels.Set(kernels.Length(), Napi::String::New(env, kn->name));
   out.Set("quantizerKernels", kernels);
@@ -32,8 +38,11 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   int n = static_cast<int>(ArgInt(info[0], "threads", 1, 1024));
-  Guard(info.Env(), [&] { SetIntraOpThreads(n); });
-  return info.Env().Undefined();
+  const std::string source = info.Length() > 1 ? ArgString(info[1], "source") : "user";
+  const std::string reason = info.Length() > 2 ? ArgString(info[2], "reason") : "asked for " + std::to_string(n);
+  bool applied = false;
+  Guard(info.Env(), [&] { applied = ibq::set_job_threads(n, source, reason); });
+  return Napi::Boolean::New(info.Env(), applied);
 }
 
 }  // namespace

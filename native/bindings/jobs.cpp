@@ -12,12 +12,12 @@
 
 #include "bindings/addon_data.h"
 #include "bindings/errors.h"
+#include "ibq/core/cpu_threads.h"
 #include "ibq/core/errors.h"
 
 namespace ibqb {
 namespace {
 
-std::atomic<int> g_intra_threads{0};  // 0: libtorch's default
 // Set when the main environment exits (process.exit, uncaught exception): from then on no queued task
 // starts, so no libtorch work runs while exit() destroys libtorch's static objects.
 std::atomic<bool> g_exiting{false};
@@ -56,11 +56,12 @@ class Pool {
         task = std::move(tasks_.front());
         tasks_.pop_front();
       }
-      int want = g_intra_threads.load();
+      int want = ibq::job_threads();
       if (want > 0 && want != applied) {
         at::set_num_threads(want);
         applied = want;
       }
+      ibq::BlasJobThreads blas;  // the BLAS runs on this worker's thread while the job runs (no spinning pool)
       task();
     }
   }
@@ -430,14 +431,6 @@ void ReleaseOnWorker(at::Tensor t) {
   if (g_exiting.load() || !Releaser::instance(true)->post(t)) new at::Tensor(std::move(t));  // kept: exit() follows
 }
 
-void SetIntraOpThreads(int n) {
-  g_intra_threads.store(n);
-  at::set_num_threads(n);
-}
-int IntraOpThreads() {
-  int n = g_intra_threads.load();
-  return n > 0 ? n : at::get_num_threads();
-}
 int WorkerCount() { return Pool::get().size(); }
 
 }  // namespace ibqb

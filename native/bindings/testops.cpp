@@ -4,7 +4,10 @@
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
 #include "bindings/exports.h"
+#include "ibq/core/cpu_threads.h"
 #include "ibq/core/testops.h"
+
+#include <ATen/Parallel.h>
 
 namespace ibqb {
 namespace {
@@ -40,6 +43,22 @@ Napi::Value TestFail(const Napi::CallbackInfo& info) {
   return Guard(env, [&]() -> Napi::Value { ibq::testops::fail_with(msg); });
 }
 
+// threads() -> Promise<{ intraOp, blas }>: the thread counts a job runs with (on a worker).
+Napi::Value TestThreads(const Napi::CallbackInfo& info) {
+  return Submit(info.Env(), [](JobContext&) -> Finisher {
+    const int intra = at::get_num_threads(), blas = ibq::blas_threads();
+    return [intra, blas](Napi::Env env) {
+      auto o = Napi::Object::New(env);
+      o.Set("intraOp", Napi::Number::New(env, intra));
+      o.Set("blas", Napi::Number::New(env, blas));
+      return o;
+    };
+  });
+}
+
+// blasThreads() -> number: the BLAS library's thread count now, on the calling thread (0: no such query).
+Napi::Value TestBlasThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ibq::blas_threads()); }
+
 }  // namespace
 
 // Listed in addon.cpp (exports.h).
@@ -47,6 +66,8 @@ void InitTestOps(Napi::Env env, Napi::Object exports) {
   auto ops = Napi::Object::New(env);
   ops.Set("matmulLoop", Napi::Function::New(env, TestMatmulLoop, "matmulLoop"));
   ops.Set("fail", Napi::Function::New(env, TestFail, "fail"));
+  ops.Set("threads", Napi::Function::New(env, TestThreads, "threads"));
+  ops.Set("blasThreads", Napi::Function::New(env, TestBlasThreads, "blasThreads"));
   exports.Set("testOps", ops);
 }
 
