@@ -57,5 +57,7 @@ export interface NativeInfo {
   workers: number;
   libtorchDir?: string;
   quantizerKernels: string[];
+  /** The kernel table of our other CPU kernels (GroupNorm, the FMA probe): 'avx512', 'avx2' or 'aten' (none; IBQ_KERNEL). */
+  kernel: string;
   onednn: boolean;
 }

@@ -32,6 +32,12 @@ export interface Info {
    */
   quantizerKernels: string[];
   /**
+   * Our other CPU kernels' instruction set (channels-last GroupNorm + SiLU of encode/decode, the FMA probe): 'avx512',
+   * 'avx2', or 'aten' (libtorch ops only). IBQ_KERNEL picks one ('avx512', 'avx2', 'aten'); it also picks the
+   * quantizer's unless IBQ_QUANTIZER_KERNEL is set.
+   */
+  kernel: string;
+  /**
    * Whether libtorch runs its convolutions and bfloat16 products on oneDNN. False when libtorch has no oneDNN,
    * or when DNNL_MAX_CPU_ISA / ONEDNN_MAX_CPU_ISA limits oneDNN below AVX512_CORE on a CPU with AVX-512:
    * libtorch 1.13 would still send bfloat16 work to oneDNN, which fails there, so the addon turns libtorch's
@@ -46,7 +52,7 @@ export function info(): Info {
   return {
     libtorch: i.libtorch, cuda: i.cuda, cudaDevices: i.cudaDevices, threads: i.threads,
     threadsSource: i.threadsSource as ThreadSource, threadsReason: i.threadsReason, blasOneThread: i.blasOneThread,
-    nativeBf16: i.nativeBf16, quantizerKernels: [...i.quantizerKernels], onednn: i.onednn,
+    nativeBf16: i.nativeBf16, quantizerKernels: [...i.quantizerKernels], kernel: i.kernel, onednn: i.onednn,
   };
 }
 

@@ -7,6 +7,7 @@
 #include "bindings/exports.h"
 #include "ibq/core/compat.h"
 #include "ibq/core/cpu_threads.h"
+#include "ibq/kernels/cpu_kernels.h"
 #include "ibq/quantizer/quantizer_fused.h"
 
 namespace ibqb {
@@ -29,6 +30,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   auto kernels = Napi::Array::New(env);
   for (const auto* kn : ibq::fused_cpu_kernels()) kernels.Set(kernels.Length(), Napi::String::New(env, kn->name));
   out.Set("quantizerKernels", kernels);
+  const auto* selected = ibq::kernels::selected();
+  out.Set("kernel", Napi::String::New(env, selected ? selected->name : "aten"));
   out.Set("onednn", Napi::Boolean::New(env, at::hasMKLDNN() && at::globalContext().userEnabledMkldnn()));
 #ifdef IBQ_TORCH_LIBDIR
   out.Set("libtorchDir", Napi::String::New(env, IBQ_TORCH_LIBDIR));
@@ -45,12 +48,32 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), applied);
 }
 
+// fmaPeak(seconds) -> Promise<{ gflops, kernel }>: this CPU's float32 FMA peak on one thread (a worker).
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  const double seconds = ArgNumber(info[0], "seconds");
+  if (!(seconds >= 0.01 && seconds <= 60.0)) {
+    Napi::RangeError::New(info.Env(), "seconds: expected a number in [0.01, 60]").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  return Submit(info.Env(), [seconds](JobContext&) -> Finisher {
+    std::string kernel;
+    const double gflops = ibq::kernels::fma_peak_gflops(seconds, &kernel);
+    return [gflops, kernel](Napi::Env env) {
+      auto o = Napi::Object::New(env);
+      o.Set("gflops", Napi::Number::New(env, gflops));
+      o.Set("kernel", Napi::String::New(env, kernel));
+      return o;
+    };
+  });
+}
+
 }  // namespace
 
 // Listed in addon.cpp (exports.h).
 void InitInfo(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak, "fmaPeak"));
 }
 
 }  // namespace ibqb
