@@ -23,38 +23,46 @@ namespace {
 std::atomic<bool> g_exiting{false};
 
 // Process-wide worker pool. Deliberately never destroyed (its threads sleep through exit()); the jobs of an
-// environment are cancelled and awaited before that environment goes away (see Shutdown below).
+// environment are cancelled and awaited before that environment goes away (see Shutdown below). A task posted to
+// one worker runs on that worker only (a model's jobs: its allocations are freed and reused in that thread's malloc
+// arena, instead of growing one arena per worker); other tasks run on whichever worker is free.
 class Pool {
  public:
   static Pool& get() {
     static Pool* pool = new Pool();
     return *pool;
   }
-  void post(std::function<void()> task) {
+  // worker < 0: any worker.
+  void post(std::function<void()> task, int worker = -1) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      tasks_.push_back(std::move(task));
+      (worker < 0 ? tasks_ : own_[size_t(worker) % own_.size()]).push_back(std::move(task));
     }
-    cv_.notify_one();
+    if (worker < 0) cv_.notify_one();
+    else cv_.notify_all();
   }
-  int size() const { return static_cast<int>(threads_.size()); }
+  int size() const { return static_cast<int>(own_.size()); }
+  // The worker of a new model's queue: round robin.
+  int next_worker() { return static_cast<int>(next_.fetch_add(1) % own_.size()); }
 
  private:
   Pool() {
     int n = 2;
     if (const char* env = std::getenv("IBQ_WORKERS")) n = std::max(1, std::min(64, std::atoi(env)));
-    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
-    for (auto& t : threads_) t.detach();
+    own_.resize(size_t(n));
+    for (int i = 0; i < n; ++i) std::thread([this, i] { loop(i); }).detach();
   }
-  void loop() {
+  void loop(int self) {
     int applied = -1;
+    auto& own = own_[size_t(self)];
     for (;;) {
       std::function<void()> task;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return !tasks_.empty() && !g_exiting.load(); });
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
+        cv_.wait(lock, [&] { return (!own.empty() || !tasks_.empty()) && !g_exiting.load(); });
+        auto& from = own.empty() ? tasks_ : own;
+        task = std::move(from.front());
+        from.pop_front();
       }
       int want = ibq::job_threads();
       if (want > 0 && want != applied) {
@@ -68,7 +76,8 @@ class Pool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;
-  std::vector<std::thread> threads_;
+  std::vector<std::deque<std::function<void()>>> own_;
+  std::atomic<unsigned> next_{0};
 };
 
 // Frees the tensors the JS thread hands over (ReleaseOnWorker) on a thread of its own: freeing hundreds of MB
@@ -145,10 +154,12 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
  private:
   void dispatch(std::function<void()> task) {
     auto self = shared_from_this();
-    Pool::get().post([self, task = std::move(task)] {
-      task();
-      self->next();
-    });
+    Pool::get().post(
+        [self, task = std::move(task)] {
+          task();
+          self->next();
+        },
+        worker_);
   }
   void next() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -163,6 +174,7 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   std::mutex mu_;
   std::deque<std::function<void()>> pending_;
   bool running_ = false;
+  const int worker_ = Pool::get().next_worker();  // every job of this queue (model) runs on this worker
 };
 
 std::shared_ptr<JobQueue> NewQueue() { return std::make_shared<JobQueue>(); }
