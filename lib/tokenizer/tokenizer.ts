@@ -168,17 +168,17 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
    * and entropy stay float32).
    */
   async forward(x: Tensor, opts?: AutocastOptions): Promise<TokenizerForward> {
-    return wrapAll(await this.native.forward(imagesArg(x, 'x'), checkAutocast(opts)));
+    return wrapAll(await this.native.forward(imagesArg(x, 'x'), checkAutocast(opts, 'opts', this.device)));
   }
 
   /** Token indices (int64 [B, H/f, W/f], by a chunked argmax) and their codebook vectors z_q. */
   async encode(x: Tensor, opts?: AutocastOptions): Promise<{ indices: Tensor; z_q: Tensor }> {
-    return wrapAll(await this.native.encode(imagesArg(x, 'x'), checkAutocast(opts)));
+    return wrapAll(await this.native.encode(imagesArg(x, 'x'), checkAutocast(opts, 'opts', this.device)));
   }
 
   /** Images [B, out_ch, h*f, w*f] (float32, not clamped) from int64 indices [B, h, w] in [0, n_embed). */
   async decode(indices: Tensor, opts?: AutocastOptions): Promise<Tensor> {
-    return wrap(await this.native.decode(tensorArg(indices, 'indices'), checkAutocast(opts)));
+    return wrap(await this.native.decode(tensorArg(indices, 'indices'), checkAutocast(opts, 'opts', this.device)));
   }
 
   /**
