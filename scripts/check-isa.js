@@ -2,8 +2,9 @@
 // Checks that an x86-64 addon runs on any x86-64 CPU: every function holding AVX, AVX2 or AVX-512 instructions
 // (VEX/EVEX-encoded `v...` instructions, `k...` mask instructions, ymm/zmm registers) must be one of our run-time
 // dispatched kernels (namespaces ibq::fused::<isa>, the quantizer's, and ibq::kernels::<isa>, GroupNorm and the FMA
-// probe), which run only after a CPUID check (quantizer/quantizer_fused.cpp, kernels/cpu_kernels.cpp). Anything else (a -march=native build, an AVX flag leaking into another file,
-// an inline function of a kernel file that the linker kept for everyone) fails the check.
+// probe), which run only after a CPUID check (quantizer/quantizer_fused.cpp, core/cpu_kernels.cpp). Anything else
+// (a -march=native build, an AVX flag leaking into another file, an inline function of a kernel file that the linker
+// kept for everyone) fails the check.
 // Usage: node scripts/check-isa.js FILE.node [--json]   (needs objdump; run it before the file is stripped)
 import { spawnSync } from 'node:child_process';
 
@@ -49,7 +50,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   if (r.offenders.length) {
     console.error(`check-isa: ${file}: AVX/AVX2/AVX-512 instructions outside the run-time dispatched kernels, in:\n  ` +
       r.offenders.slice(0, 20).join('\n  ') + (r.offenders.length > 20 ? `\n  ... (${r.offenders.length} functions)` : '') +
-      '\n(compile without -march=native or -mavx* flags; only native/ibq/quantizer/quantizer_fused_avx*.cpp and native/ibq/kernels/cpu_kernels_avx*.cpp may use them, by target pragma)');
+      '\n(compile without -march=native or -mavx* flags; only native/ibq/quantizer/quantizer_fused_avx*.cpp and native/ibq/core/cpu_kernels_avx*.cpp may use them, by target pragma)');
     process.exit(1);
   }
   if (r.kernels.avx2 === 0 || r.kernels.avx512 === 0) {

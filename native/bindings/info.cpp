@@ -7,7 +7,7 @@
 #include "bindings/exports.h"
 #include "ibq/core/compat.h"
 #include "ibq/core/cpu_threads.h"
-#include "ibq/kernels/cpu_kernels.h"
+#include "ibq/core/cpu_kernels.h"
 #include "ibq/quantizer/quantizer_fused.h"
 
 namespace ibqb {

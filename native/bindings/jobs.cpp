@@ -14,6 +14,7 @@
 #include "bindings/errors.h"
 #include "ibq/core/cpu_threads.h"
 #include "ibq/core/errors.h"
+#include "ibq/core/large_blocks.h"
 
 namespace ibqb {
 namespace {
@@ -70,6 +71,7 @@ class Pool {
         applied = want;
       }
       ibq::BlasJobThreads blas;  // the BLAS runs on this worker's thread while the job runs (no spinning pool)
+      ibq::LargeBlocks::JobScope blocks;  // freed large blocks are reused while jobs run
       task();
     }
   }

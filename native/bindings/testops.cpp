@@ -6,7 +6,7 @@
 #include "bindings/exports.h"
 #include "ibq/core/cpu_threads.h"
 #include "ibq/core/testops.h"
-#include "ibq/kernels/kernel_checks.h"
+#include "ibq/core/kernel_checks.h"
 #include "bindings/tensor.h"
 
 #include <ATen/Parallel.h>

@@ -1,4 +1,4 @@
-// Our channels-last GroupNorm(+SiLU) kernel (native/ibq/kernels; the encoder and decoder run it in inference) against
+// Our channels-last GroupNorm(+SiLU) kernel (native/ibq/core/cpu_kernels.h; the encoder and decoder run it in inference) against
 // libtorch's float64 result: at least as exact as libtorch's own float32 group_norm, on shapes with remainders and on
 // inputs far from zero mean (the statistics are shifted sums). The kernel the run uses: info().kernel (IBQ_KERNEL).
 import { describe, expect, it } from 'vitest';

@@ -1,8 +1,8 @@
 // The fused IBQ quantizer kernels (interface and layout: quantizer_fused_kernels.h), written once for a vector
-// width IBQ_FUSED_WIDTH (16: AVX-512, 8: AVX2 + FMA). Included only by quantizer_fused_<isa>.cpp, after the
-// instruction set was selected with a target pragma, inside namespace ibq::fused::<isa>. Everything here has
-// internal linkage and uses no library templates: no function compiled for one instruction set can be picked by
-// the linker for another.
+// width IBQ_SIMD_WIDTH (16: AVX-512, 8: AVX2 + FMA). Included only by quantizer_fused_<isa>.cpp through
+// core/simd_isa_unit.h, after the instruction set was selected with a target pragma, inside namespace
+// ibq::fused::<isa>. Everything here has internal linkage and uses no library templates: no function compiled for
+// one instruction set can be picked by the linker for another.
 //
 // Formulas (official IndexPropagationQuantize + compute_entropy_loss; the derivation of the gradients is in
 // quantizer_fused.cpp): exp is a Cephes-style polynomial (about 1 ulp; 0 below log(FLT_MIN)), s = L / T is the
@@ -11,9 +11,7 @@
 
 namespace {
 
-#define IBQ_SIMD_WIDTH IBQ_FUSED_WIDTH
 #include "ibq/core/simd_vec_impl.h"
-#undef IBQ_SIMD_WIDTH
 
 // Register blocks: codes (or positions) x vectors of the microkernel below.
 constexpr int kMR = W == 16 ? 12 : 6;
@@ -56,7 +54,7 @@ inline void mk_rows(int m, int64_t kk, const float* A, int64_t am, int64_t ak, c
 #define IBQ_MK_CASE(M) \
   case M: return mk<M, NV, ACC>(kk, A, am, ak, B, bk, C, cm);
     IBQ_MK_CASE(1) IBQ_MK_CASE(2) IBQ_MK_CASE(3) IBQ_MK_CASE(4) IBQ_MK_CASE(5) IBQ_MK_CASE(6)
-#if IBQ_FUSED_WIDTH == 16
+#if IBQ_SIMD_WIDTH == 16
     IBQ_MK_CASE(7) IBQ_MK_CASE(8) IBQ_MK_CASE(9) IBQ_MK_CASE(10) IBQ_MK_CASE(11) IBQ_MK_CASE(12)
 #endif
 #undef IBQ_MK_CASE
@@ -241,6 +239,6 @@ void grads(const Block& b, int64_t k0, int64_t k1, float* D, double* dz, float* 
 }  // namespace
 
 const Kernels* table() {
-  static const Kernels k{IBQ_FUSED_NAME, 2 * W, W, max_pass, entropy_sums, avg_probs, grad_sums, grads};
+  static const Kernels k{IBQ_SIMD_NAME, 2 * W, W, max_pass, entropy_sums, avg_probs, grad_sums, grads};
   return &k;
 }

@@ -1,7 +1,7 @@
 #include "ibq/tokenizer/vqgan_blocks.h"
 
 #include "ibq/core/errors.h"
-#include "ibq/kernels/cpu_kernels.h"
+#include "ibq/core/cpu_kernels.h"
 
 namespace ibq::vqgan {
 namespace F = torch::nn::functional;

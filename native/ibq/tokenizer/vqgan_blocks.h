@@ -17,7 +17,7 @@ at::Tensor apply_norm(torch::nn::GroupNorm& norm, const at::Tensor& x);
 at::Tensor swish(const at::Tensor& x);
 
 // Whether x takes the channels-last inference path of the encoder and decoder: a float32 CPU tensor without
-// autograd while one of our CPU kernels is selected (ibq/kernels/cpu_kernels.h; IBQ_KERNEL=aten: never). On it the
+// autograd while one of our CPU kernels is selected (ibq/core/cpu_kernels.h; IBQ_KERNEL=aten: never). On it the
 // activations stay channels-last end to end and GroupNorm(+SiLU) runs on our kernel.
 bool channels_last_path(const at::Tensor& x);
 // swish(apply_norm(norm, x)) (or the norm alone without `silu`); on a channels-last tensor of that path our fused

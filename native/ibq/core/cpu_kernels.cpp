@@ -1,4 +1,4 @@
-#include "ibq/kernels/cpu_kernels.h"
+#include "ibq/core/cpu_kernels.h"
 
 #include <ATen/Parallel.h>
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "ibq/kernels/cpu_kernels_table.h"
+#include "ibq/core/cpu_kernels_table.h"
 
 namespace ibq::kernels {
 

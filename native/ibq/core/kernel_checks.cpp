@@ -1,9 +1,9 @@
-#include "ibq/kernels/kernel_checks.h"
+#include "ibq/core/kernel_checks.h"
 
 #include <chrono>
 #include <limits>
 
-#include "ibq/kernels/cpu_kernels.h"
+#include "ibq/core/cpu_kernels.h"
 
 namespace ibq::kernels {
 namespace {
