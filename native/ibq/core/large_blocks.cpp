@@ -1,5 +1,6 @@
 #include "ibq/core/large_blocks.h"
 
+#include <ATen/core/grad_mode.h>
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
@@ -48,7 +49,9 @@ void delete_block(void* p) {
     if (it != s.live.end()) {
       const size_t size = it->second;
       s.live.erase(it);
-      if (s.jobs > 0) {
+      // kept only when freed in inference (no autograd on this thread): encode, decode, evaluation. A training step
+      // interleaves many sizes, and its peak is what it is without keeping.
+      if (s.jobs > 0 && !at::GradMode::is_enabled()) {
         s.kept[size].push_back(p);
         s.kept_bytes += size;
       } else {
