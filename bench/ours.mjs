@@ -170,8 +170,16 @@ async function time(w, p) {
   return { times, peak_rss_mb: peakMb(), baseline_rss_mb: base, ...extra };
 }
 
+// peak: this CPU's float32 FMA peak on one thread (our kernel, the one the environment selects), the figure both
+// sides' shares of the peak are computed from.
+async function peak() {
+  const { native } = await import(new URL('../dist/native.js', import.meta.url).href);
+  const { gflops, kernel } = await native.fmaPeak(1.0);
+  return { gflops_per_thread: gflops, kernel };
+}
+
 const [mode, w, params, dir] = process.argv.slice(2);
-const p = JSON.parse(params);
+const p = JSON.parse(params ?? '{}');
 setNumThreads(p.threads ?? 2);
-const res = mode === 'parity' ? await parity(w, p, dir) : await time(w, p);
+const res = mode === 'peak' ? await peak() : mode === 'parity' ? await parity(w, p, dir) : await time(w, p);
 process.stdout.write(`${JSON.stringify(res)}\n`);

@@ -2,6 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 
+import { workloadFlops } from './flops.mjs';
+
 const ISA = ['avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16', 'asimd', 'sve'];
 
 export function machineInfo(threads) {
@@ -23,7 +25,7 @@ export function machineInfo(threads) {
 // Targets of the benchmark issue (ours / PyTorch; lower is better).
 export const TARGETS = {
   train_step: { time: 0.8, memory: 1.0 },
-  encode_decode: { time: 0.8 },
+  encode_decode: { time: 0.7 },
   quantizer_16k: { time: 1.0 },
   quantizer_262k: { time: 0.25, memory: 1 / 8 },
   ar_sampling: { time: 0.25 },
@@ -32,6 +34,15 @@ export const TARGETS = {
 
 const f = (x, d = 3) => (x === undefined ? '-' : Number(x).toPrecision(d));
 const side = (s) => `${f(s.median_s)} s (${f(s.min_s)}-${f(s.max_s)}), ${Math.round(s.peak_rss_mb)} MB`;
+const pct = (x) => `${(100 * x).toPrecision(2)}%`;
+// Rows timed before the peak was measured get this run's peak (the same machine).
+function share(r, machine) {
+  const flop = r.flop ?? workloadFlops(r.workload, r.params);
+  if (flop === undefined) return 'no FLOP (I/O)';
+  const peak = (r.fma_peak_gflops ?? (machine.fma_peak_gflops_per_thread ?? NaN) * r.threads) * 1e9;
+  const s = r.peak_share ?? { ours: flop / r.ours.median_s / peak, pytorch: flop / r.pytorch.median_s / peak };
+  return `${f(flop / 1e9)} GFLOP; ${Number.isFinite(s.ours) ? `${pct(s.pytorch)} / ${pct(s.ours)}` : '-'}`;
+}
 const met = (v, t) => (t === undefined ? '' : v <= t ? ' ✓' : ' ✗');
 
 // Serving targets (issue 21): throughput ratios (higher is better) and the p99 latency ratio (lower is better).
@@ -83,8 +94,12 @@ export function renderTable(results, machine, run) {
     `Date: ${new Date().toISOString().slice(0, 10)} (row dates in bench/results/*.json).` +
       (run ? ` Last run: ${run.names.join(', ')} in ${Math.round(run.seconds)} s wall time.` : ''),
     '',
-    '| workload | parity | PyTorch | ours | time ratio | memory ratio | target |',
-    '|---|---|---|---|---|---|---|',
+    `FMA peak: ${machine.fma_peak_gflops_per_thread ?? '?'} GFLOP/s per thread (float32, ${machine.fma_kernel ?? '?'} fused multiply-adds` +
+      ' on 12 independent chains, best of repeated runs over 1 s; bench/ours.mjs peak), times the threads per side. Share of',
+    'peak: the workload\'s FLOP (multiply-adds x2 of its convolutions and matrix products, bench/flops.mjs) over time x peak.',
+    '',
+    '| workload | parity | PyTorch | ours | time ratio | memory ratio | FLOP; share of FMA peak (PyTorch / ours) | target |',
+    '|---|---|---|---|---|---|---|---|',
   ];
   for (const r of results.filter((x) => !x.levels)) {
     const t = TARGETS[r.workload] ?? {};
@@ -101,8 +116,8 @@ export function renderTable(results, machine, run) {
       t.rss_after_load_over_file !== undefined ? `RSS after load <= ${t.rss_after_load_over_file} x file` : '']
       .filter(Boolean).join(', ');
     lines.push(`| ${r.title}: ${r.description}${r.quick ? ' (quick)' : ''} | ${par} | ${side(r.pytorch)} | ${side(r.ours)} | ` +
-      `${f(r.ratio_time)}${met(r.ratio_time, t.time)}${extra} | ${f(r.ratio_memory)}${met(r.ratio_memory, t.memory)} | ${target} |`);
-    if (r.upstream) lines.push(`| ↳ upstream modules (--upstream) | | ${side(r.upstream)} | | ${f(r.ours.median_s / r.upstream.median_s)} | ${f(r.ours.peak_rss_mb / r.upstream.peak_rss_mb)} | |`);
+      `${f(r.ratio_time)}${met(r.ratio_time, t.time)}${extra} | ${f(r.ratio_memory)}${met(r.ratio_memory, t.memory)} | ${share(r, machine)} | ${target} |`);
+    if (r.upstream) lines.push(`| ↳ upstream modules (--upstream) | | ${side(r.upstream)} | | ${f(r.ours.median_s / r.upstream.median_s)} | ${f(r.ours.peak_rss_mb / r.upstream.peak_rss_mb)} | | |`);
   }
   for (const r of results.filter((x) => x.levels)) lines.push(...servingSection(r));
   lines.push('', 'Run: `npm run bench` (full; its wall time on this machine is the "Last run" line above), `npm run bench -- --quick` (CI sizes),',

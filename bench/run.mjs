@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { WORKLOADS } from './workloads.mjs';
+import { workloadFlops } from './flops.mjs';
 import { machineInfo, renderTable } from './report.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -146,9 +147,14 @@ function ensureCheckpoint(params) {
 }
 
 const machine = { ...machineInfo(opts.threads), omp_wait_policy: waitPolicy, load_average: loadavg().map((x) => round(x, 3)) };
+// The FMA peak per thread, measured once (best of repeated runs over 1 s) and used for both sides' shares.
+const fma = ours(['peak'], 'FMA peak');
+machine.fma_peak_gflops_per_thread = round(fma.gflops_per_thread);
+machine.fma_kernel = fma.kernel;
 const started = Date.now();
 const failures = [];
-log(`ibq-native bench${opts.quick ? ' (--quick)' : ''}: ${machine.cpu}, ${machine.cores} cores, ${opts.threads} threads per side`);
+log(`ibq-native bench${opts.quick ? ' (--quick)' : ''}: ${machine.cpu}, ${machine.cores} cores, ${opts.threads} threads per side; ` +
+  `FMA peak ${machine.fma_peak_gflops_per_thread} GFLOP/s per thread (${machine.fma_kernel})`);
 try {
   for (const name of names) {
     const w = WORKLOADS[name];
@@ -193,6 +199,13 @@ try {
       ratio_time: round(t.ours.median_s / t.pytorch.median_s, 3),
       ratio_memory: round(t.ours.peak_rss_mb / t.pytorch.peak_rss_mb, 3),
     };
+    const flop = workloadFlops(name, params);
+    if (flop !== undefined) {
+      const peak = machine.fma_peak_gflops_per_thread * 1e9 * opts.threads;
+      result.flop = flop;
+      result.fma_peak_gflops = round(peak / 1e9);
+      result.peak_share = { ours: round(flop / t.ours.median_s / peak, 3), pytorch: round(flop / t.pytorch.median_s / peak, 3) };
+    }
     if (name === 'ar_sampling') {
       const tokens = params.batch * params.block_size;
       result.tokens_per_s = { ours: round(tokens / t.ours.median_s), pytorch: round(tokens / t.pytorch.median_s) };

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { abortError, IbqError } from './core/errors.js';
+import { decideThreads, readThreadInputs } from './core/threads.js';
 import { isMainThread } from 'node:worker_threads';
 
 export type * from './addon/index.js';
@@ -253,6 +254,13 @@ export function callerStacks<H extends object>(handle: H): H {
 }
 
 export const native: NativeAddon = withCallerStacks(load());
+
+// Our jobs' default thread count: the CPUs this process may use (affinity, cgroup quota), divided under `ibq launch`
+// (lib/core/threads.ts). Applied once per process; setNumThreads / --threads replace it.
+{
+  const d = decideThreads(readThreadInputs());
+  native.setNumThreads(d.threads, d.source, d.reason);
+}
 
 // process.exit() and uncaught exceptions end the main thread without the environment's cleanup hooks and
 // then run exit(), which destroys libtorch's static objects: a job still running on an addon worker would

@@ -1,14 +1,18 @@
 #!/usr/bin/env node
 // Checks that an x86-64 addon runs on any x86-64 CPU: every function holding AVX, AVX2 or AVX-512 instructions
-// (VEX/EVEX-encoded `v...` instructions, `k...` mask instructions, ymm/zmm registers) must be one of the fused
-// quantizer kernels (namespaces ibq::fused::avx2 and ibq::fused::avx512) or the serving engine's batch-invariant
-// row kernels (ibq::rows::avx2, ibq::rows::avx512), which run only after a CPUID check
-// (native/ibq/quantizer/quantizer_fused.cpp, native/ibq/transformer/rows_linear.cpp). Anything else (a -march=native build, an AVX flag leaking into another file,
-// an inline function of a kernel file that the linker kept for everyone) fails the check.
+// (VEX/EVEX-encoded `v...` instructions, `k...` mask instructions, ymm/zmm registers) must be one of our run-time
+// dispatched kernels: ibq::fused::<isa> (the quantizer's), ibq::kernels::<isa> (GroupNorm and the FMA probe) and
+// ibq::rows::<isa> (the serving engine's batch-invariant row kernels), which run only after a CPUID check
+// (quantizer/quantizer_fused.cpp, core/cpu_kernels.cpp, transformer/rows_linear.cpp). Anything else (a
+// -march=native build, an AVX flag leaking into another file, an inline function of a kernel file that the linker
+// kept for everyone) fails the check.
 // Usage: node scripts/check-isa.js FILE.node [--json]   (needs objdump; run it before the file is stripped)
 import { spawnSync } from 'node:child_process';
 
-const KERNEL_NAMESPACES = { avx2: ['ibq::fused::avx2::', 'ibq::rows::avx2::'], avx512: ['ibq::fused::avx512::', 'ibq::rows::avx512::'] };
+const KERNEL_NAMESPACES = {
+  avx2: ['ibq::fused::avx2::', 'ibq::kernels::avx2::', 'ibq::rows::avx2::'],
+  avx512: ['ibq::fused::avx512::', 'ibq::kernels::avx512::', 'ibq::rows::avx512::'],
+};
 const VECTOR = /%[yz]mm\d+|%k[0-7]\b|\{%k[0-7]\}/;
 const MNEMONIC = /^\s*[0-9a-f]+:\s+((?:v|k)[a-z0-9]+)\s/;
 
@@ -50,7 +54,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   if (r.offenders.length) {
     console.error(`check-isa: ${file}: AVX/AVX2/AVX-512 instructions outside the run-time dispatched kernels, in:\n  ` +
       r.offenders.slice(0, 20).join('\n  ') + (r.offenders.length > 20 ? `\n  ... (${r.offenders.length} functions)` : '') +
-      '\n(compile without -march=native or -mavx* flags; only native/ibq/quantizer/quantizer_fused_avx*.cpp and native/ibq/transformer/rows_linear_avx*.cpp may use them, by target pragma)');
+      '\n(compile without -march=native or -mavx* flags; only native/ibq/quantizer/quantizer_fused_avx*.cpp, native/ibq/core/cpu_kernels_avx*.cpp and native/ibq/transformer/rows_linear_avx*.cpp may use them, by target pragma)');
     process.exit(1);
   }
   if (r.kernels.avx2 === 0 || r.kernels.avx512 === 0) {

@@ -216,12 +216,14 @@ def time_mode(w, p, d):
         x = images(p, p["batch"], 1)
         times, base = timed(lambda: m.step(x), p["warmup"], p["reps"])
     elif w == "encode_decode":
-        t = T.Tokenizer(tok_cfg(p)).eval()
-        x = images(p, p["batch"], 1)
-        xw = images(p, p.get("warmup_batch", p["batch"]), 2)
+        # What a PyTorch user does for inference on a CPU: inference_mode, and channels-last model and input, which
+        # make its convolutions faster here (measured on the bench's EPYC: 15-20% less time for the whole call).
+        t = T.Tokenizer(tok_cfg(p)).eval().to(memory_format=torch.channels_last)
+        x = images(p, p["batch"], 1).contiguous(memory_format=torch.channels_last)
+        xw = images(p, p.get("warmup_batch", p["batch"]), 2).contiguous(memory_format=torch.channels_last)
 
         def run(inp):
-            with torch.no_grad():
+            with torch.inference_mode():
                 return t.decode(t.encode(inp)[0])
         times, base = timed(lambda: run(x), p["warmup"], p["reps"], lambda: run(xw))
     elif w.startswith("quantizer"):

@@ -48,8 +48,16 @@ export interface NativeInfo {
   cuda: boolean;
   cudaDevices: number;
   threads: number;
+  /** Why: 'user', 'launch', 'env', 'cgroup', 'affinity' (lib/core/threads.ts); 'libtorch' before any was set. */
+  threadsSource: string;
+  threadsReason: string;
+  /** Whether jobs hold the BLAS (OpenBLAS) to one thread while they run (native/ibq/core/cpu_threads.h). */
+  blasOneThread: boolean;
+  nativeBf16: boolean;
   workers: number;
   libtorchDir?: string;
   quantizerKernels: string[];
+  /** The kernel table of our other CPU kernels (GroupNorm, the FMA probe): 'avx512', 'avx2' or 'aten' (none; IBQ_KERNEL). */
+  kernel: string;
   onednn: boolean;
 }

@@ -31,7 +31,10 @@ export interface NativeAddon extends TransformerAddon {
    * and awaited (their Promises never settle). `processExiting`: the process is about to call exit().
    */
   shutdown(processExiting: boolean): void;
-  setNumThreads(n: number): void;
+  /** Intra-op threads of our jobs; `source` other than 'user' is a default, applied only while none is set (returns false). */
+  setNumThreads(n: number, source?: string, reason?: string): boolean;
+  /** This CPU's float32 FMA peak on one thread (GFLOP/s, 2 per lane and FMA), measured on a worker for about `seconds`. */
+  fmaPeak(seconds: number): Promise<{ gflops: number; kernel: string }>;
   TensorHandle: new () => TensorHandle;
   tensorFromData(data: ArrayBufferView, shape: number[], dtype: string, device?: string, raw?: boolean): TensorHandle;
   /** t[rows] along dim 0 on t's device (as `dtype` when given), copied on a worker thread. RangeError for a bad row. */
@@ -41,6 +44,16 @@ export interface NativeAddon extends TransformerAddon {
   testOps: {
     matmulLoop(size: number, iters: number, opts?: JobOptions & { queued?: boolean }): Promise<number>;
     fail(message: string, async?: boolean): Promise<never>;
+    /** The intra-op and BLAS thread counts a job runs with (BLAS 0: no such query in this BLAS). */
+    threads(): Promise<{ intraOp: number; blas: number }>;
+    /**
+     * GroupNorm (+ SiLU) of x by our channels-last kernel and by libtorch against libtorch's float64 result; the best of
+     * `reps` timings of each (libtorch on the contiguous and on the channels-last input).
+     */
+    groupNorm(x: TensorHandle, groups: number, weight: TensorHandle, bias: TensorHandle, eps: number, silu: boolean, reps: number):
+      Promise<{ used: boolean; maxDiff: number; atenMaxDiff: number; kernelS: number; atenS: number; atenClS: number }>;
+    /** The BLAS library's thread count now, outside jobs. */
+    blasThreads(): number;
   };
 
   // ---- checkpoints and files: native/bindings/tensor_io.cpp, native/ibq/io/tensor_io.h ----

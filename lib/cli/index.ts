@@ -14,6 +14,7 @@ import { register as registerServe } from './serve.js';
 import { register as registerTokenizer } from './tokenizer.js';
 import { register as registerTrain } from './train.js';
 import { register as registerTransformer } from './transformer.js';
+import { intArg } from './parse.js';
 
 type Register = (program: Command) => void;
 const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer, registerEval, registerTrain, registerDemo, registerLaunch, registerServe];
@@ -22,7 +23,16 @@ export function buildProgram(): Command {
   const program = new Command('ibq')
     .description('IBQ tokenizer and autoregressive generator on libtorch')
     .showHelpAfterError()
-    .configureOutput({ outputError: (str, write) => write(str) });
+    .configureOutput({ outputError: (str, write) => write(str) })
+    .configureHelp({ showGlobalOptions: true })
+    .option('--threads <n>', 'intra-op threads of every native call (default: the CPUs this process may use; `ibq info`)', intArg('--threads', 1, 1024));
+  // every command takes --threads (before or after its name); `launch` passes it on to its ranks instead
+  program.hook('preAction', async (_program, command) => {
+    const threads = (program.opts() as { threads?: number }).threads;
+    if (threads === undefined || command.name() === 'launch') return;
+    const { setNumThreads } = await import('../core/info.js');
+    setNumThreads(threads);
+  });
   for (const register of GROUPS) register(program);
   return program;
 }

@@ -26,6 +26,9 @@ export function register(program: Command): void {
       }
       const i = info();
       if (opts.json) console.log(JSON.stringify(i));
-      else console.log(`libtorch ${i.libtorch}, cuda: ${i.cuda} (${i.cudaDevices} devices), threads: ${i.threads}`);
+      else {
+        console.log(`libtorch ${i.libtorch}, cuda: ${i.cuda} (${i.cudaDevices} devices), threads: ${i.threads} (${i.threadsSource}: ${i.threadsReason})`);
+        console.log(`native bfloat16: ${i.nativeBf16 ? 'yes' : 'no'}, quantizer kernels: ${i.quantizerKernels.join(', ') || 'none'}`);
+      }
     });
 }

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 
 import { PORT_RANGE } from '../distributed/ranges.js';
+import { launchThreads, positiveInt, readThreadInputs } from '../core/threads.js';
 import { intArg, numberArg } from './parse.js';
 
 interface Flags {
@@ -46,6 +47,17 @@ function describeExit(r: Rank): string {
   return r.signal ? `was killed by ${r.signal}` : `exited with code ${r.code}`;
 }
 
+/**
+ * The thread settings of each rank, as torchrun sets OMP_NUM_THREADS: unless the user set OMP_NUM_THREADS, the
+ * CPUs this launcher may use (affinity, cgroup quota) divided among the node's processes, in OMP_NUM_THREADS (for
+ * every library of the rank) and IBQ_LAUNCH_THREADS (so `info()` names `ibq launch` as the source).
+ */
+export function rankThreads(procs: number, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  if (positiveInt(env.OMP_NUM_THREADS) !== undefined) return {};
+  const n = String(launchThreads(readThreadInputs(env), procs));
+  return { OMP_NUM_THREADS: n, IBQ_LAUNCH_THREADS: n };
+}
+
 /** Runs the ranks of this node; resolves with the launcher's exit code. */
 export async function launch(o: {
   nprocPerNode: number;
@@ -74,6 +86,7 @@ export async function launch(o: {
       GROUP_RANK: String(o.nodeRank),
       IBQ_DIST_TIMEOUT: String(o.distTimeout),
       IBQ_LAUNCHER_PID: String(process.pid),
+      ...rankThreads(o.nprocPerNode),
     };
     // own process group: a terminal's Ctrl-C reaches the launcher only, which forwards it once
     const child = spawn(process.execPath, [BIN, ...o.command], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -170,6 +183,8 @@ export function register(program: Command): void {
       if (!(f.distTimeout > 0)) throw new RangeError(`--dist-timeout: expected seconds > 0, got '${f.distTimeout}'`);
       if (f.nodeRank >= f.nnodes) throw new RangeError(`--node-rank: expected an integer in [0, ${f.nnodes - 1}], got '${f.nodeRank}'`);
       if (command[0] === 'launch') throw new RangeError('launch: the command to run cannot be launch itself');
+      const threads = (program.opts() as { threads?: number }).threads;
+      if (threads !== undefined) command = [...command, '--threads', String(threads)];  // per rank
       process.exitCode = await launch({
         nprocPerNode: f.nprocPerNode,
         nnodes: f.nnodes,

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 
-import { info, LPIPS_WEIGHTS, LPIPS_WEIGHTS_ENV, setNumThreads } from '../index.js';
+import { info, LPIPS_WEIGHTS, LPIPS_WEIGHTS_ENV } from '../index.js';
 import { NearestClassMean, uint8ToPixels } from './classify.js';
 import { BUNDLED_DATA, loadDemoData } from './data.js';
 import { reconstructionFigure, samplesFigure } from './figures.js';
@@ -98,8 +98,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoMetrics> {
     s.transformer.steps = Math.min(s.transformer.steps, opts.maxSteps);
   }
   if (opts.perClass !== undefined) s.sampling.perClass = opts.perClass;
-  const threads = cpus().length;
-  setNumThreads(threads);
+  const threads = info().threads;  // the default (the CPUs this process may use) or --threads / setNumThreads
   mkdirSync(out, { recursive: true });
   const stages: Record<string, number> = {};
   let mark = performance.now();
@@ -199,7 +198,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoMetrics> {
       heldOutImages: data.test.labels.length, imageSize: s.imageSize,
     },
     environment: {
-      libtorch: inf.libtorch, device, threads, cpus: threads, node: process.version, lpips: lpips !== undefined, lpipsNote,
+      libtorch: inf.libtorch, device, threads, cpus: cpus().length, node: process.version, lpips: lpips !== undefined, lpipsNote,
       cpu: cpuName(), tuning: Object.fromEntries(TUNING_ENV.map((k) => [k, process.env[k] ?? null])),
     },
     ...parts,

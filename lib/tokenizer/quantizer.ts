@@ -56,7 +56,7 @@ export interface LossAndGradsResult<O> {
 abstract class Quantizer<Out extends string, O> extends Module<QuantizerHandleNative<Out>> {
   /** z [B, embed_dim, H, W] (float). @throws RangeError (rejected) for another shape. */
   async forward(z: Tensor, opts?: AutocastOptions): Promise<O> {
-    return wrapAll(await this.native.forward(tensorArg(z, 'z'), checkAutocast(opts))) as O;
+    return wrapAll(await this.native.forward(tensorArg(z, 'z'), checkAutocast(opts, 'opts', this.device))) as O;
   }
   /** Codebook rows for int64 indices [B, h, w] -> [B, embed_dim, h, w]; RangeError for indices out of range. */
   async getCodebookEntry(indices: Tensor): Promise<Tensor> {
@@ -99,7 +99,7 @@ export class IBQuantizer extends Quantizer<IBQOutputName, IBQuantizerOutput> {
     opts: AutocastOptions & { quant_loss_weight?: number; entropy_loss_weight?: number } = {},
   ): Promise<LossAndGradsResult<IBQuantizerOutput>> {
     const w = {
-      ...checkAutocast(opts),
+      ...checkAutocast(opts, 'opts', this.device),
       quant_loss_weight: checkNumber(opts.quant_loss_weight ?? 1.0, 'opts.quant_loss_weight'),
       entropy_loss_weight: checkNumber(opts.entropy_loss_weight ?? 0.05, 'opts.entropy_loss_weight'),
     };
@@ -129,6 +129,6 @@ export class VectorQuantizer extends Quantizer<VQOutputName, VectorQuantizerOutp
 
   /** Gradients of sum(z_q * gradOut) + loss with respect to z and embedding.weight; nothing is updated. */
   lossAndGrads(z: Tensor, gradOut: Tensor, opts: AutocastOptions = {}): Promise<LossAndGradsResult<VectorQuantizerOutput>> {
-    return this.grads(z, gradOut, checkAutocast(opts));
+    return this.grads(z, gradOut, checkAutocast(opts, 'opts', this.device));
   }
 }

@@ -199,7 +199,7 @@ export class Tokenizer extends Module<TokenizerHandleNative> {
     call: (o: AutocastOptions & { abortFlag?: Int32Array; samplePixels?: boolean }) => Promise<T>,
     extra: { samplePixels?: boolean } = {},
   ): Promise<T> {
-    const ac = checkAutocast(opts);
+    const ac = checkAutocast(opts, 'opts', this.device);
     const signal = checkSignal(opts?.signal, 'opts.signal');
     return runJob({ signal }, (hooks) => call({ ...ac, ...extra, abortFlag: hooks.abortFlag }), disposeHandles);
   }

@@ -6,6 +6,7 @@
 #include "bindings/jobs.h"
 #include "bindings/exports.h"
 #include "ibq/core/logging.h"
+#include "ibq/core/large_blocks.h"
 #include "ibq/core/onednn_isa.h"
 
 namespace ibqb {
@@ -31,6 +32,7 @@ static Napi::Value ShutdownJs(const Napi::CallbackInfo& info) {
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ibq::init_logging();            // once per process (worker_threads load the addon again)
   ibq::apply_onednn_isa_limit();  // before any libtorch op (see onednn_isa.h)
+  ibq::LargeBlocks::install();    // libtorch's CPU allocator keeps large blocks for our jobs (large_blocks.h)
   ibqb::GetAddonData(env);
   ibqb::InitJobs(env);
   for (auto init : {ibqb::InitInfo, ibqb::InitTensor, ibqb::InitTensorIo, ibqb::InitIBQuantizer,

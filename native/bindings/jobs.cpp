@@ -53,6 +53,7 @@ class JobQueue : public std::enable_shared_from_this<JobQueue> {
   std::shared_ptr<JobContext::State> current_;  // the job handed to the pool (running or about to)
   bool running_ = false;
   std::atomic<bool> closed_{false};
+  const int worker_ = NextWorker();  // every job of this queue (model) runs on this worker
 };
 
 std::shared_ptr<JobQueue> NewQueue() { return std::make_shared<JobQueue>(); }
@@ -320,10 +321,12 @@ Napi::Promise Submit(Napi::Env env, Work work, const JobOptions& opts) {
 void JobQueue::dispatch(Entry e) {
   current_ = e.state;
   auto self = shared_from_this();
-  PostToPool([self, run = std::move(e.run)] {
-    run();
-    self->next();
-  });
+  PostToPool(
+      [self, run = std::move(e.run)] {
+        run();
+        self->next();
+      },
+      worker_);
 }
 
 void JobQueue::close(Napi::Env env) {

@@ -66,9 +66,6 @@ void Shutdown(Napi::Env env, bool process_exiting);
 // While the process exits, large ones are kept (exit() follows).
 void ReleaseOnWorker(at::Tensor t);
 
-// Intra-op threads libtorch uses inside jobs (applied on each worker before a job runs).
-void SetIntraOpThreads(int n);
-int IntraOpThreads();
 int WorkerCount();
 
 }  // namespace ibqb

@@ -4,7 +4,12 @@
 #include "bindings/errors.h"
 #include "bindings/jobs.h"
 #include "bindings/exports.h"
+#include "ibq/core/cpu_threads.h"
 #include "ibq/core/testops.h"
+#include "ibq/core/kernel_checks.h"
+#include "bindings/tensor.h"
+
+#include <ATen/Parallel.h>
 
 namespace ibqb {
 namespace {
@@ -40,6 +45,43 @@ Napi::Value TestFail(const Napi::CallbackInfo& info) {
   return Guard(env, [&]() -> Napi::Value { ibq::testops::fail_with(msg); });
 }
 
+// threads() -> Promise<{ intraOp, blas }>: the thread counts a job runs with (on a worker).
+Napi::Value TestThreads(const Napi::CallbackInfo& info) {
+  return Submit(info.Env(), [](JobContext&) -> Finisher {
+    const int intra = at::get_num_threads(), blas = ibq::blas_threads();
+    return [intra, blas](Napi::Env env) {
+      auto o = Napi::Object::New(env);
+      o.Set("intraOp", Napi::Number::New(env, intra));
+      o.Set("blas", Napi::Number::New(env, blas));
+      return o;
+    };
+  });
+}
+
+// blasThreads() -> number: the BLAS library's thread count now, on the calling thread (0: no such query).
+Napi::Value TestBlasThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ibq::blas_threads()); }
+
+// groupNorm(x, groups, weight, bias, eps, silu, reps) -> Promise<{ used, maxDiff, atenMaxDiff, kernelS, atenS, atenClS }>
+Napi::Value TestGroupNorm(const Napi::CallbackInfo& info) {
+  auto x = ArgTensor(info[0], "x"), w = ArgTensor(info[2], "weight"), b = ArgTensor(info[3], "bias");
+  const int64_t groups = ArgInt(info[1], "groups", 1, 4096), reps = ArgInt(info[6], "reps", 0, 1000);
+  const double eps = ArgNumber(info[4], "eps");
+  const bool silu = ArgBool(info[5], "silu", true);
+  return Submit(info.Env(), [=](JobContext&) -> Finisher {
+    const auto r = ibq::kernels::group_norm_check(x, groups, w, b, eps, silu, reps);
+    return [r](Napi::Env env) {
+      auto o = Napi::Object::New(env);
+      o.Set("used", Napi::Boolean::New(env, r.used));
+      o.Set("maxDiff", Napi::Number::New(env, r.max_diff));
+      o.Set("atenMaxDiff", Napi::Number::New(env, r.aten_max_diff));
+      o.Set("kernelS", Napi::Number::New(env, r.kernel_s));
+      o.Set("atenS", Napi::Number::New(env, r.aten_s));
+      o.Set("atenClS", Napi::Number::New(env, r.aten_cl_s));
+      return o;
+    };
+  });
+}
+
 }  // namespace
 
 // Listed in addon.cpp (exports.h).
@@ -47,6 +89,9 @@ void InitTestOps(Napi::Env env, Napi::Object exports) {
   auto ops = Napi::Object::New(env);
   ops.Set("matmulLoop", Napi::Function::New(env, TestMatmulLoop, "matmulLoop"));
   ops.Set("fail", Napi::Function::New(env, TestFail, "fail"));
+  ops.Set("threads", Napi::Function::New(env, TestThreads, "threads"));
+  ops.Set("groupNorm", Napi::Function::New(env, TestGroupNorm, "groupNorm"));
+  ops.Set("blasThreads", Napi::Function::New(env, TestBlasThreads, "blasThreads"));
   exports.Set("testOps", ops);
 }
 

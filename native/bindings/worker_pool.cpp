@@ -12,61 +12,71 @@
 #include <vector>
 
 #include "bindings/jobs.h"
+#include "ibq/core/cpu_threads.h"
+#include "ibq/core/large_blocks.h"
 
 namespace ibqb {
 namespace {
 
-std::atomic<int> g_intra_threads{0};  // 0: libtorch's default
 // Set when the main environment exits (process.exit, uncaught exception): from then on no queued task
 // starts, so no libtorch work runs while exit() destroys libtorch's static objects.
 std::atomic<bool> g_exiting{false};
 
 // Process-wide worker pool. Deliberately never destroyed (its threads sleep through exit()); the jobs of an
-// environment are cancelled and awaited before that environment goes away (Shutdown in jobs.cpp).
+// environment are cancelled and awaited before that environment goes away (Shutdown in jobs.cpp). A task posted to
+// one worker runs on that worker only; other tasks run on whichever worker is free.
 class Pool {
  public:
   static Pool& get() {
     static Pool* pool = new Pool();
     return *pool;
   }
-  void post(std::function<void()> task) {
+  // worker < 0: any worker.
+  void post(std::function<void()> task, int worker) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      tasks_.push_back(std::move(task));
+      (worker < 0 ? tasks_ : own_[size_t(worker) % own_.size()]).push_back(std::move(task));
     }
-    cv_.notify_one();
+    if (worker < 0) cv_.notify_one();
+    else cv_.notify_all();
   }
-  int size() const { return static_cast<int>(threads_.size()); }
+  int size() const { return static_cast<int>(own_.size()); }
+  int next_worker() { return static_cast<int>(next_.fetch_add(1) % own_.size()); }
 
  private:
   Pool() {
     int n = 2;
     if (const char* env = std::getenv("IBQ_WORKERS")) n = std::max(1, std::min(64, std::atoi(env)));
-    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
-    for (auto& t : threads_) t.detach();
+    own_.resize(size_t(n));
+    for (int i = 0; i < n; ++i) std::thread([this, i] { loop(i); }).detach();
   }
-  void loop() {
+  void loop(int self) {
     int applied = -1;
+    auto& own = own_[size_t(self)];
     for (;;) {
       std::function<void()> task;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return !tasks_.empty() && !g_exiting.load(); });
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
+        cv_.wait(lock, [&] { return (!own.empty() || !tasks_.empty()) && !g_exiting.load(); });
+        auto& from = own.empty() ? tasks_ : own;
+        task = std::move(from.front());
+        from.pop_front();
       }
-      int want = g_intra_threads.load();
+      int want = ibq::job_threads();
       if (want > 0 && want != applied) {
         at::set_num_threads(want);
         applied = want;
       }
+      ibq::BlasJobThreads blas;           // the BLAS runs on this worker's thread while the job runs (no spinning pool)
+      ibq::LargeBlocks::JobScope blocks;  // freed large blocks are reused while jobs run
       task();
     }
   }
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;
-  std::vector<std::thread> threads_;
+  std::vector<std::deque<std::function<void()>>> own_;
+  std::atomic<unsigned> next_{0};
 };
 
 // Frees the tensors the JS thread hands over (ReleaseOnWorker) on a thread of its own: freeing hundreds of MB
@@ -126,7 +136,8 @@ class Releaser {
 
 }  // namespace
 
-void PostToPool(std::function<void()> task) { Pool::get().post(std::move(task)); }
+void PostToPool(std::function<void()> task, int worker) { Pool::get().post(std::move(task), worker); }
+int NextWorker() { return Pool::get().next_worker(); }
 
 void StopForExit() {
   g_exiting.store(true);
@@ -139,14 +150,6 @@ void ReleaseOnWorker(at::Tensor t) {
   if (g_exiting.load() || !Releaser::instance(true)->post(t)) new at::Tensor(std::move(t));  // kept: exit() follows
 }
 
-void SetIntraOpThreads(int n) {
-  g_intra_threads.store(n);
-  at::set_num_threads(n);
-}
-int IntraOpThreads() {
-  int n = g_intra_threads.load();
-  return n > 0 ? n : at::get_num_threads();
-}
 int WorkerCount() { return Pool::get().size(); }
 
 }  // namespace ibqb

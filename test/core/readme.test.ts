@@ -168,7 +168,8 @@ describe('README: commands, flags, codes and files exist', () => {
         continue;
       }
       seen.add(found.cmd.name());
-      const known = new Set(found.cmd.options.map((o) => o.long).concat('--help'));
+      // the program's own options (--threads) are flags of every command
+      const known = new Set([...found.cmd.options, ...program.options].map((o) => o.long).concat('--help'));
       for (const w of words.slice(found.used)) {
         const flag = /^\[?(--[a-z0-9-]+)/.exec(w)?.[1];
         if (flag && !known.has(flag)) problems.push(`README.md:${line}: ibq ${words.slice(0, found.used).join(' ')} has no flag ${flag}`);

@@ -11,6 +11,16 @@
 #define IBQ_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
+// c10::Allocator: allocate() lost its const and copy_data() became a pure virtual in 2.3.
+#if IBQ_TORCH_AT_LEAST(2, 3)
+#define IBQ_ALLOCATE_CONST
+#define IBQ_ALLOCATOR_COPY_DATA \
+  void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
+#else
+#define IBQ_ALLOCATE_CONST const
+#define IBQ_ALLOCATOR_COPY_DATA
+#endif
+
 namespace ibq::compat {
 
 // "1.13.0" etc.: the version of the headers this library was compiled against.

@@ -65,6 +65,7 @@ const fused::Kernels* fused_kernels(const at::Tensor& z, const at::Tensor& E, at
       E.scalar_type() != at::kFloat || E.size(0) >= (int64_t(1) << 24))
     return nullptr;
   const char* env = std::getenv("IBQ_QUANTIZER_KERNEL");
+  if (!env) env = std::getenv("IBQ_KERNEL");  // the switch of all our CPU kernels (kernels/cpu_kernels.h)
   const std::string want = env ? env : "";
   if (want == "aten") return nullptr;
   for (const auto* kn : fused_cpu_kernels()) {

@@ -75,14 +75,22 @@ EncoderImpl::EncoderImpl(const DDConfig& c) : cfg(c) {
   conv_out = register_module("conv_out", conv3(block_in, c.double_z ? 2 * c.z_channels : c.z_channels));
 }
 
+namespace {
+// The channels-last inference path (vqgan_blocks.h): in and out of it at the ends of the encoder and decoder.
+at::Tensor to_channels_last(const at::Tensor& x) {
+  return channels_last_path(x) ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
+}
+at::Tensor from_channels_last(const at::Tensor& x) { return x.contiguous(); }
+}  // namespace
+
 at::Tensor EncoderImpl::forward(const at::Tensor& x) {
-  auto h = conv_in(x);
+  auto h = conv_in(to_channels_last(x));
   for (auto& lvl : down) {
     h = run_blocks(*lvl, h);
     if (lvl->downsample) h = lvl->downsample(h);
   }
   h = mid(h);
-  return conv_out(swish(apply_norm(norm_out, h)));
+  return from_channels_last(conv_out(norm_act(norm_out, h, true)));
 }
 
 DecoderImpl::DecoderImpl(const DDConfig& c) : cfg(c) {
@@ -115,12 +123,12 @@ DecoderImpl::DecoderImpl(const DDConfig& c) : cfg(c) {
 }
 
 at::Tensor DecoderImpl::forward(const at::Tensor& z) {
-  auto h = mid(conv_in(z));
+  auto h = mid(conv_in(to_channels_last(z)));
   for (int64_t i = int64_t(up.size()) - 1; i >= 0; --i) {
     h = run_blocks(*up[i], h);
     if (up[i]->upsample) h = up[i]->upsample(h);
   }
-  return conv_out(swish(apply_norm(norm_out, h)));
+  return from_channels_last(conv_out(norm_act(norm_out, h, true)));
 }
 
 }  // namespace ibq::vqgan

@@ -1,6 +1,8 @@
 #include "ibq/tokenizer/vqgan_blocks.h"
 
 #include "ibq/core/errors.h"
+#include "ibq/core/cpu_kernels.h"
+
 namespace ibq::vqgan {
 namespace F = torch::nn::functional;
 
@@ -25,6 +27,18 @@ at::Tensor swish(const at::Tensor& x) {
   return x * torch::sigmoid(x);
 }
 
+bool channels_last_path(const at::Tensor& x) {
+  return kernels::selected() && !at::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+         !x.requires_grad();
+}
+
+at::Tensor norm_act(torch::nn::GroupNorm& norm, const at::Tensor& x, bool silu, bool in_place) {
+  const int64_t groups = norm->options.num_groups();
+  if (norm->weight.scalar_type() == at::kFloat && kernels::group_norm_cl_applies(x, groups))
+    return kernels::group_norm_silu_cl(x, groups, norm->weight, norm->bias, norm->options.eps(), silu, in_place);
+  return silu ? swish(apply_norm(norm, x)) : apply_norm(norm, x);
+}
+
 namespace {
 // shortcut + h; without autograd added into h (a temporary of the block) when no type promotion is involved:
 // the same values, one temporary fewer.
@@ -45,8 +59,8 @@ ResnetBlockImpl::ResnetBlockImpl(int64_t in, int64_t out, double dropout)
 }
 
 at::Tensor ResnetBlockImpl::forward(const at::Tensor& x) {
-  auto h = conv1(swish(apply_norm(norm1, x)));
-  h = swish(apply_norm(norm2, h));
+  auto h = conv1(norm_act(norm1, x, true));
+  h = norm_act(norm2, h, true, /*in_place=*/true);  // conv1's result, no one else's
   if (dropout > 0) h = torch::dropout(h, dropout, is_training());
   h = conv2(h);
   return residual(nin_shortcut ? nin_shortcut(x) : x, h);
@@ -61,23 +75,41 @@ AttnBlockImpl::AttnBlockImpl(int64_t c) {
 }
 
 at::Tensor AttnBlockImpl::forward(const at::Tensor& x) {
-  auto h = apply_norm(norm, x);
+  auto h = norm_act(norm, x, false);
   auto qh = q(h), kh = k(h), vh = v(h);
   const int64_t b = qh.size(0), c = qh.size(1), hh = qh.size(2), ww = qh.size(3);
   const int64_t n = hh * ww;
   const double scale = std::pow(double(c), -0.5);
-  auto qs = qh.reshape({b, c, n}).permute({0, 2, 1});  // b, hw, c
-  auto ks = kh.reshape({b, c, n});                     // b, c, hw
-  auto vs = vh.reshape({b, c, n});
   // Without gradients (inference: encode, decode, evaluation) the [hw, hw] weights are made in blocks of queries,
   // at most kBlockWeights elements at a time: memory linear in the positions, each query's row computed as in the
   // dense form. With gradients the dense form keeps autograd's graph as the official module's.
   constexpr int64_t kBlockWeights = int64_t(1) << 22;
-  if (at::GradMode::is_enabled() || b * n * n <= kBlockWeights) {
+  const bool dense = at::GradMode::is_enabled() || b * n * n <= kBlockWeights;
+  const int64_t rows = std::max<int64_t>(1, kBlockWeights / (b * n));
+  if (channels_last_path(x) && qh.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+      kh.is_contiguous(at::MemoryFormat::ChannelsLast) && vh.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    // channels-last: [b, hw, c] views of q, k, v; the result [b, hw, c] is a channels-last [b, c, h, w] view
+    auto as_rows = [&](const at::Tensor& t) { return t.permute({0, 2, 3, 1}).reshape({b, n, c}); };
+    auto qr = as_rows(qh), kt = as_rows(kh).transpose(1, 2), vr = as_rows(vh);
+    at::Tensor out;
+    if (dense) {
+      out = torch::bmm(torch::softmax(torch::bmm(qr, kt).mul_(scale), 2), vr);
+    } else {
+      out = at::empty({b, n, c}, vr.options());
+      for (int64_t i = 0; i < n; i += rows) {
+        const int64_t r = std::min(rows, n - i);
+        out.narrow(1, i, r).copy_(torch::bmm(torch::softmax(torch::bmm(qr.narrow(1, i, r), kt).mul_(scale), 2), vr));
+      }
+    }
+    return residual(x, proj_out(out.view({b, hh, ww, c}).permute({0, 3, 1, 2})));
+  }
+  auto qs = qh.reshape({b, c, n}).permute({0, 2, 1});  // b, hw, c
+  auto ks = kh.reshape({b, c, n});                     // b, c, hw
+  auto vs = vh.reshape({b, c, n});
+  if (dense) {
     auto w = torch::softmax(torch::bmm(qs, ks) * scale, 2);  // b, hw(query), hw(key)
     return residual(x, proj_out(torch::bmm(vs, w.permute({0, 2, 1})).reshape({b, c, hh, ww})));
   }
-  const int64_t rows = std::max<int64_t>(1, kBlockWeights / (b * n));
   auto out = at::empty({b, c, n}, vs.options());
   for (int64_t i = 0; i < n; i += rows) {
     const int64_t r = std::min(rows, n - i);
@@ -97,6 +129,15 @@ at::Tensor UpsampleImpl::forward(const at::Tensor& x) {
 DownsampleImpl::DownsampleImpl(int64_t c) { conv = register_module("conv", vqgan::conv(c, c, 3, 2, 0)); }
 
 at::Tensor DownsampleImpl::forward(const at::Tensor& x) {
+  if (channels_last_path(x) && x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    // the zero pad, channels-last (constant_pad_nd would return it contiguous)
+    const int64_t h = x.size(2), w = x.size(3);
+    auto p = at::empty({x.size(0), x.size(1), h + 1, w + 1}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    p.narrow(2, h, 1).zero_();
+    p.narrow(3, w, 1).zero_();
+    p.narrow(2, 0, h).narrow(3, 0, w).copy_(x);
+    return conv(p);
+  }
   return conv(at::constant_pad_nd(x, {0, 1, 0, 1}, 0));
 }
 

@@ -16,6 +16,14 @@ at::Tensor apply_norm(torch::nn::GroupNorm& norm, const at::Tensor& x);
 // swish / SiLU: x * sigmoid(x) (official `nonlinearity`).
 at::Tensor swish(const at::Tensor& x);
 
+// Whether x takes the channels-last inference path of the encoder and decoder: a float32 CPU tensor without
+// autograd while one of our CPU kernels is selected (ibq/core/cpu_kernels.h; IBQ_KERNEL=aten: never). On it the
+// activations stay channels-last end to end and GroupNorm(+SiLU) runs on our kernel.
+bool channels_last_path(const at::Tensor& x);
+// swish(apply_norm(norm, x)) (or the norm alone without `silu`); on a channels-last tensor of that path our fused
+// kernel, writing into x itself when `in_place` (x must then be a temporary of the caller).
+at::Tensor norm_act(torch::nn::GroupNorm& norm, const at::Tensor& x, bool silu, bool in_place = false);
+
 // x -> x + conv2(dropout(swish(norm2(conv1(swish(norm1(x))))))); the skip is a 1x1 `nin_shortcut` when the
 // channel count changes. No timestep embedding (temb_channels = 0 in the tokenizer). [B,in,H,W] -> [B,out,H,W].
 struct ResnetBlockImpl : torch::nn::Module {

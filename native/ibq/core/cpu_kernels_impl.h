@@ -1,0 +1,78 @@
+// Our element-wise CPU kernels (interface: cpu_kernels_table.h), written once for a vector width
+// IBQ_SIMD_WIDTH (16: AVX-512, 8: AVX2 + FMA). Included only by cpu_kernels_<isa>.cpp, after the instruction set
+// was selected with a target pragma, inside namespace ibq::kernels::<isa>; internal linkage throughout.
+
+namespace {
+
+#include "ibq/core/simd_vec_impl.h"
+
+// Rows per float32 block of channel_sums (then added in float64).
+constexpr int64_t kSumRows = 64;
+
+void channel_sums(const float* x, int64_t rows, int64_t c, const float* shift, double* s1, double* s2) {
+  // blocks of rows outer, channels inner: each block is read from memory once and stays in cache
+  for (int64_t r0 = 0; r0 < rows; r0 += kSumRows) {
+    const int64_t r1 = imin(rows, r0 + kSumRows);
+    for (int64_t c0 = 0; c0 < c; c0 += W) {
+      const vf k = vld(shift + c0);
+      // two accumulators per sum: rows alternate between them (shorter dependency chains)
+      vf a0 = vzero(), a1 = vzero(), q0 = vzero(), q1 = vzero();
+      int64_t r = r0;
+      for (; r + 1 < r1; r += 2) {
+        const vf d0 = vsub(vld(x + r * c + c0), k), d1 = vsub(vld(x + (r + 1) * c + c0), k);
+        a0 = vadd(a0, d0);
+        q0 = vfma(d0, d0, q0);
+        a1 = vadd(a1, d1);
+        q1 = vfma(d1, d1, q1);
+      }
+      if (r < r1) {
+        const vf d0 = vsub(vld(x + r * c + c0), k);
+        a0 = vadd(a0, d0);
+        q0 = vfma(d0, d0, q0);
+      }
+      alignas(64) float sa[W], sq[W];
+      vst(sa, vadd(a0, a1));
+      vst(sq, vadd(q0, q1));
+      for (int j = 0; j < W; ++j) {
+        s1[c0 + j] += sa[j];
+        s2[c0 + j] += sq[j];
+      }
+    }
+  }
+}
+
+void affine_silu(const float* x, float* y, int64_t rows, int64_t c, const float* a, const float* b, bool silu) {
+  const vf one = vset(1.0f), zero = vzero();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * c;
+    float* yr = y + r * c;
+    for (int64_t c0 = 0; c0 < c; c0 += W) {
+      vf v = vfma(vld(xr + c0), vld(a + c0), vld(b + c0));
+      if (silu) v = vdiv(v, vadd(one, vexp(vsub(zero, v))));
+      vst(yr + c0, v);
+    }
+  }
+}
+
+double fma_chains(int64_t iters, float seed) {
+  vf acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = vset(seed + float(i));
+  const vf m = vset(0.999999f), d = vset(1e-7f);
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = vfma(acc[i], m, d);
+  }
+  vf s = acc[0];
+  for (int i = 1; i < 12; ++i) s = vadd(s, acc[i]);
+  alignas(64) float out[W];
+  vst(out, s);
+  volatile float sink = out[0];
+  (void)sink;
+  return double(iters) * 12.0 * W * 2.0;
+}
+
+const Table kTable = {IBQ_SIMD_NAME, W, channel_sums, affine_silu, fma_chains};
+
+}  // namespace
+
+const Table* table() { return &kTable; }

@@ -1,0 +1,26 @@
+// Our element-wise CPU kernels (besides the quantizer's), written once in cpu_kernels_impl.h and compiled per
+// instruction set (cpu_kernels_avx512.cpp, cpu_kernels_avx2.cpp). Plain C++ over raw float32 pointers: no
+// libtorch types, so that nothing of libtorch is compiled for another instruction set. cpu_kernels.h drives them.
+#pragma once
+#include <cstdint>
+
+namespace ibq::kernels {
+
+struct Table {
+  const char* name;
+  int64_t width;  // floats per vector: channel counts must be multiples of it
+  // Rows [0, rows) of a [rows][c] float32 matrix (pixels x channels of one sample, channels-last): adds
+  // sum(x - shift) and sum((x - shift)^2) per channel to s1, s2 (c doubles each). Summed in float32 over blocks of
+  // rows, in float64 across blocks; the shift (a value of each channel) keeps the squares free of cancellation.
+  void (*channel_sums)(const float* x, int64_t rows, int64_t c, const float* shift, double* s1, double* s2);
+  // y = x * a + b per channel (a, b: c floats), then SiLU (y / (1 + e^-y)) when `silu`; y may be x.
+  void (*affine_silu)(const float* x, float* y, int64_t rows, int64_t c, const float* a, const float* b, bool silu);
+  // `iters` rounds of 12 independent chains of vector fused multiply-adds on this thread; returns the float32
+  // operations done (2 per lane and FMA). Used to measure the CPU's FMA peak.
+  double (*fma_chains)(int64_t iters, float seed);
+};
+
+const Table* table_avx512();  // null where not compiled (not x86-64 GCC/Clang)
+const Table* table_avx2();
+
+}  // namespace ibq::kernels
