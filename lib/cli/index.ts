@@ -10,12 +10,13 @@ import { register as registerDemo } from './demo.js';
 import { register as registerEval } from './eval.js';
 import { register as registerInfo } from './info.js';
 import { register as registerLaunch } from './launch.js';
+import { register as registerShard } from './shard.js';
 import { register as registerTokenizer } from './tokenizer.js';
 import { register as registerTrain } from './train.js';
 import { register as registerTransformer } from './transformer.js';
 
 type Register = (program: Command) => void;
-const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer, registerEval, registerTrain, registerDemo, registerLaunch];
+const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer, registerEval, registerTrain, registerDemo, registerLaunch, registerShard];
 
 export function buildProgram(): Command {
   const program = new Command('ibq')

@@ -51,6 +51,8 @@ interface TokenizerFlags extends TrainFlags {
   lpipsCkpt?: string;
   init?: string;
   imageSize?: string;
+  shuffleBuffer?: string;
+  maxBadImages?: string;
 }
 
 interface ArFlags extends TrainFlags {
@@ -99,7 +101,10 @@ function registerTokenizer(program: Command): void {
     .command('train-tokenizer')
     .description('train an IBQ tokenizer (official VQLPIPSWithDiscriminator objective) from an official-layout YAML or a preset')
     .requiredOption('--config <yaml|preset>', `official-layout YAML (e.g. configs/IBQ/gpu/imagenet_ibqgan_16384.yaml) or ${TOKENIZER_PRESETS.join(', ')}`)
-    .requiredOption('--data <dir|filelist>', 'images: ImageNet root (train/<wnid>/*.JPEG), class folders, a flat folder or a filelist');
+    .requiredOption('--data <dir|filelist|shards>', "images: ImageNet root (train/<wnid>/*.JPEG), class folders, a flat folder, a filelist, " +
+      "or WebDataset tar shards ('shards/train-{000000..000127}.tar', lists, globs)")
+    .option('--shuffle-buffer <n>', 'WebDataset shards: samples in each rank\'s shuffle buffer (default 1000; 0: shard order only)')
+    .option('--max-bad-images <n>', 'bad images skipped before the run stops (default: 0.1% of the samples, at least 10)');
   addTrainFlags(cmd, 'checkpoints/tokenizer')
     .option('--lpips-weights <dir>', `LPIPS loss weights: folder with vgg16-397923af.pth and vgg.pth (default $${LPIPS_WEIGHTS_ENV})`)
     .option('--lpips-vgg16 <file>', 'LPIPS loss weights as two files: torchvision vgg16 weights (vgg16-397923af.pth), with --lpips-lin')
@@ -117,6 +122,8 @@ function registerTokenizer(program: Command): void {
         ({ signal, onStep }) => trainTokenizer(cfg, {
           ...v, batchSize: v.batchSize ?? run.batchSize ?? 4, signal, onStep,
           data: o.data,
+          shuffleBuffer: intFlag(o.shuffleBuffer, '--shuffle-buffer', 0),
+          maxBadImages: intFlag(o.maxBadImages, '--max-bad-images', 0),
           perceptual,
           init: o.init,
           imageSize: intFlag(o.imageSize, '--image-size') ?? run.imageSize,

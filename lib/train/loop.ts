@@ -113,6 +113,11 @@ export interface StepOutcome {
 export interface LoopTask<B> {
   /** Training samples. */
   readonly length: number;
+  /**
+   * Streamed data (WebDataset shards): load() receives positions 0, 1, ... of this rank's stream of the epoch, in
+   * order, instead of sample indices of a shuffle (the data orders and shards itself; lib/data/webdataset.ts).
+   */
+  readonly streamed?: boolean;
   /** Leave out an incomplete last micro-batch of each epoch (default false: a smaller last micro-batch). */
   readonly dropLast?: boolean;
   /** The batch of these sample indices; `epoch` seeds augmentation. */
@@ -140,6 +145,8 @@ export interface LoopTask<B> {
   save(path: string, at: { globalStep: number; epoch: number; meta: { [DATA_POSITION_KEY]: DataPosition } }): Promise<void>;
   /** Restores the state written by save(); returns the global step it was taken at and the checkpoint's top-level entries. */
   restore(path: string): Promise<{ globalStep: number; meta: Record<string, unknown> }>;
+  /** Streamed data: what the checkpoint records of the stream, under the data position's `stream`. */
+  streamState?(): Record<string, number>;
   /** Also in a log line (e.g. files skipped so far). */
   extraLog?(): Record<string, number>;
 }
@@ -153,7 +160,9 @@ export const DATA_POSITION_KEY = 'ibq_data_position';
 /** The data position a checkpoint's top-level entries hold (undefined when absent or malformed: resume then starts the epoch of its step). */
 export function dataPositionOf(meta: Record<string, unknown>): DataPosition | undefined {
   const p = meta[DATA_POSITION_KEY] as { epoch?: unknown; samples?: unknown } | undefined;
-  return p && typeof p.epoch === 'number' && typeof p.samples === 'number' ? { epoch: p.epoch, samples: p.samples } : undefined;
+  if (!p || typeof p.epoch !== 'number' || typeof p.samples !== 'number') return undefined;
+  const stream = (p as { stream?: unknown }).stream;
+  return { epoch: p.epoch, samples: p.samples, ...(stream && typeof stream === 'object' ? { stream: stream as Record<string, number> } : {}) };
 }
 export const LOG_FILE = 'log.jsonl';
 /** step=00001000.ckpt: the global step after which the checkpoint was taken, 8 digits. */
@@ -283,19 +292,24 @@ async function loop<B>(
   const lastPath = join(s.outDir, LAST_CHECKPOINT);
   let lastGood: string | undefined;
   let start = 0;
-  const plan = new BatchPlan(task.length, rows, s.seed, perEpoch, c.shard, c.used);
+  const plan = new BatchPlan(task.length, rows, s.seed, perEpoch, c.shard, c.used, task.streamed ?? false);
   if (s.resume !== undefined) {
     const r = await task.restore(s.resume);
     start = r.globalStep;
     const position = dataPositionOf(r.meta);
     if (position) plan.resumeAt(start, position);
+    const was = position?.stream?.worldSize;
+    if (main && task.streamed && was !== undefined && was !== c.shard.worldSize) {
+      console.error(`ibq: resuming a streamed epoch written by ${was} ranks on ${c.shard.worldSize}: the number of samples left in epoch ` +
+        `${position!.epoch} is exact, which samples they are is not (the runs of the shards are cut anew)`);
+    }
     lastGood = s.resume;
     if (main) await trimLog(logPath, start);
   }
   if (dist?.group) await task.attach?.(dist.group);
   const save = async (globalStep: number, file = lastPath) => {
     if (!main) return;
-    await task.save(file, { globalStep, epoch: plan.epochOf(globalStep), meta: { [DATA_POSITION_KEY]: plan.position(globalStep) } });
+    await task.save(file, { globalStep, epoch: plan.epochOf(globalStep), meta: { [DATA_POSITION_KEY]: { ...plan.position(globalStep), ...(task.streamState ? { stream: task.streamState() } : {}) } } });
     if (file !== lastPath) await copyAtomic(file, lastPath);
     lastGood = lastPath;
   };

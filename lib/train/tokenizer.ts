@@ -5,7 +5,8 @@
  */
 
 import { presetOrYaml, readConfig, type IBQConfig, type RunSettings } from '../config/read_config.js';
-import { makeDataset, type TokenizerDataInput, type TrainDataset } from '../data/tokenizer_data.js';
+import { openDataset, type TokenizerDataInput, type TrainDataset } from '../data/tokenizer_data.js';
+import type { BadImageOptions } from '../data/bad_images.js';
 import { checkInt, checkNumber, describe, TrainingDivergedError } from '../core/errors.js';
 import { loadCheckpoint } from '../io/index.js';
 import type { Tensor } from '../core/tensor.js';
@@ -41,9 +42,15 @@ export interface TokenizerTrainConfig {
  * batchSize and maxEpochs default to the YAML's data.init_args.batch_size and trainer.max_epochs when the config
  * is a YAML path or a readConfig() result (a preset or an init_args object has none: then batchSize is required).
  */
-export interface TrainTokenizerOptions extends TrainOptionsFromConfig {
-  /** Training images: a folder (ImageNet layout, class folders or flat), a filelist, a Tensor or { length, batch }. */
+export interface TrainTokenizerOptions extends TrainOptionsFromConfig, BadImageOptions {
+  /**
+   * Training images: a folder (ImageNet layout, class folders or flat), a filelist, WebDataset tar shards
+   * ('shards/train-{000000..000127}.tar': brace ranges and lists, globs; streamed, lib/data/webdataset.ts), a Tensor
+   * or { length, batch }.
+   */
   data: TokenizerDataInput;
+  /** WebDataset shards: samples in each rank's shuffle buffer (default 1000; 0: the shard order alone is shuffled). */
+  shuffleBuffer?: number;
   /** LPIPS weights when perceptual_weight > 0 and no resume checkpoint provides them. */
   perceptual?: PerceptualSource;
   /** Image side (default ddconfig.resolution). */
@@ -99,7 +106,11 @@ export async function trainTokenizer(config: TokenizerConfigInput, options: Trai
   const r = await runTraining(options, { run, source }, async ({ settings: s, dist, stepsPerEpoch }) => {
     const size = checkInt(options.imageSize ?? tokCfg.ddconfig.resolution, 'imageSize', 1);
     // random crops are drawn from (seed, epoch, sample index): reproducible, and the same whichever rank reads a sample
-    const data = makeDataset(options.data, { size, train: true, seed: s.seed });
+    const group = dist.group;
+    const data = await openDataset(options.data, {
+      size, train: true, seed: s.seed, shuffleBuffer: options.shuffleBuffer, maxBadImages: options.maxBadImages, onBadImage: options.onBadImage,
+      shard: { rank: dist.rank, worldSize: dist.worldSize, trim: s.shardPadding === 'trim' }, sum: group && ((v) => group.sum(v)),
+    });
     try {
       return await tokenizerTask(args, tokCfg, loss, options, data, { s, device: dist.device, perEpoch: stepsPerEpoch(data.length) });
     } catch (err) {
@@ -144,6 +155,8 @@ async function tokenizerTask(
     trainer,
     data,
     length: data.length,
+    streamed: data.streamed,
+    streamState: data.state && (() => ({ ...data.state!() })),
     load: (indices, epoch) => data.load(indices, epoch),
     release: (x) => x.dispose(),
     size: (x) => x.shape[0]!,
