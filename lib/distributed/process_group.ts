@@ -38,6 +38,8 @@ export interface ProcessGroupOptions {
   device?: string;
   /** Network interface Gloo binds to (GLOO_SOCKET_IFNAME); default: the address that routes to the master. */
   glooInterface?: string;
+  /** Ranks per node (LOCAL_WORLD_SIZE): a rendezvous that times out names the nodes of the missing ranks too. */
+  ranksPerNode?: number;
 }
 
 export class ProcessGroup {
@@ -46,7 +48,8 @@ export class ProcessGroup {
   /**
    * Joins the group; resolves when all worldSize ranks have joined.
    * @throws RangeError/TypeError for bad options; DistributedError when the port is in use (rank 0), the master
-   *   is unreachable or not all ranks join within the timeout
+   *   is unreachable or not all ranks join within the timeout (the message names the ranks, and with ranksPerNode
+   *   the nodes, that did not arrive; the whole rendezvous keeps to one timeout)
    */
   static async init(o: ProcessGroupOptions): Promise<ProcessGroup> {
     const worldSize = checkInt(o.worldSize, 'worldSize', 1);
@@ -59,6 +62,7 @@ export class ProcessGroup {
       timeoutSeconds: checkNumber(o.timeoutSeconds ?? 60, 'timeoutSeconds', 0.001),
       device: o.device === undefined ? undefined : checkString(o.device, 'device'),
       glooInterface: o.glooInterface === undefined ? undefined : checkString(o.glooInterface, 'glooInterface'),
+      ranksPerNode: o.ranksPerNode === undefined ? undefined : checkInt(o.ranksPerNode, 'ranksPerNode', 1, worldSize),
     };
     const handle = new native.ProcessGroupHandle();
     try {

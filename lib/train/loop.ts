@@ -87,6 +87,11 @@ export interface TrainStepInfo {
   seconds: number;
   /** Samples per second of the step. */
   samplesPerSecond: number;
+  /**
+   * Milliseconds the loop waited for this step's batch after the previous step ended (0 when the batch was ready:
+   * input keeps up; a steady wait means the data pipeline is the bottleneck: raise numWorkers).
+   */
+  dataWaitMs: number;
 }
 
 /** How a run ended; trainTokenizer and trainTransformer add their models. */
@@ -332,7 +337,9 @@ async function loop<B>(
         break;
       }
       for (let k = 0; k <= s.prefetch; k++) request(step + k);
+      const w0 = performance.now();
       const batch = await pending.get(step)!;
+      const dataWaitMs = performance.now() - w0;
       pending.delete(step);
       const epoch = plan.epochOf(step);
       const t0 = performance.now();
@@ -347,9 +354,12 @@ async function loop<B>(
         throw new TrainingDivergedError(step, out.nonFinite.what, { ranks: out.nonFinite.ranks, log: out.log, lastCheckpoint: lastGood ?? null });
       }
       const seconds = (performance.now() - t0) / 1000;
-      const info: TrainStepInfo = { step, totalSteps, epoch, log: out.log, lr: out.lr, seconds, samplesPerSecond: (n * (dist?.worldSize ?? 1)) / seconds };
       const sps = (n * (dist?.worldSize ?? 1)) / seconds;
-      if (main) await appendFile(logPath, JSON.stringify({ step, epoch, ...out.log, lr: out.lr, step_time: seconds, samples_per_s: sps, ...task.extraLog?.() }) + '\n');
+      const info: TrainStepInfo = { step, totalSteps, epoch, log: out.log, lr: out.lr, seconds, samplesPerSecond: sps, dataWaitMs };
+      if (main) {
+        const line = { step, epoch, ...out.log, lr: out.lr, step_time: seconds, samples_per_s: sps, data_wait_ms: Math.round(dataWaitMs * 100) / 100, ...task.extraLog?.() };
+        await appendFile(logPath, JSON.stringify(line) + '\n');
+      }
       if (plan.endsEpoch(step)) await task.endEpoch?.(epoch);
       if (s.checkpointEvery > 0 && (step + 1) % s.checkpointEvery === 0) {
         await save(step + 1, join(s.outDir, stepCheckpointName(step + 1)));

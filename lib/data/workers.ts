@@ -1,0 +1,82 @@
+/**
+ * Decode workers (`numWorkers`, CLI `--num-workers`): worker threads that decode and augment images with
+ * decodeImage, so the conversion to float32 and the batch assembly leave the main thread, which keeps the training
+ * loop and its collectives. Jobs go to the worker with the fewest in flight; results come back transferred. The
+ * prefetch queue that bounds the work ahead is the training loop's (`prefetch` batches).
+ */
+import { Worker } from 'node:worker_threads';
+
+import { checkInt, IbqError, type ErrorCode } from '../core/errors.js';
+import { defaultMaxPixels, type Crop, type ImageInput } from './images.js';
+
+interface Pending {
+  resolve(px: Float32Array): void;
+  reject(err: Error): void;
+  worker: number;
+}
+
+/** A pool of `size` decode worker threads. */
+export class DecodePool {
+  readonly #workers: Worker[] = [];
+  readonly #load: number[] = [];
+  readonly #pending = new Map<number, Pending>();
+  #next = 0;
+  #closed = false;
+
+  /** @throws RangeError naming numWorkers unless an integer in [1, 64] */
+  constructor(readonly size: number) {
+    checkInt(size, 'numWorkers', 1, 64);
+    const maxPixels = defaultMaxPixels(); // the main thread's IBQ_MAX_PIXELS, checked once here
+    for (let k = 0; k < size; k++) {
+      const w = new Worker(new URL('./decode_worker.js', import.meta.url), { env: { ...process.env, IBQ_MAX_PIXELS: String(maxPixels) } });
+      w.unref();
+      w.on('message', (m: { id: number; px?: Float32Array; error?: { message: string; code?: string; name?: string } }) => this.#settle(m));
+      w.on('error', (err) => this.#fail(k, err));
+      this.#workers.push(w);
+      this.#load.push(0);
+    }
+  }
+
+  #settle(m: { id: number; px?: Float32Array; error?: { message: string; code?: string; name?: string } }): void {
+    const p = this.#pending.get(m.id);
+    if (!p) return;
+    this.#pending.delete(m.id);
+    this.#load[p.worker]!--;
+    if (m.px) return p.resolve(m.px);
+    const e = m.error!;
+    const err = e.code?.startsWith('ERR_IBQ_') ? new IbqError(e.code as ErrorCode, e.message) : new (e.name === 'RangeError' ? RangeError : e.name === 'TypeError' ? TypeError : Error)(e.message);
+    p.reject(err);
+  }
+
+  #fail(worker: number, err: Error): void {
+    for (const [id, p] of this.#pending) {
+      if (p.worker !== worker) continue;
+      this.#pending.delete(id);
+      p.reject(new Error(`decode worker ${worker} failed: ${err.message}`, { cause: err }));
+    }
+  }
+
+  /**
+   * decodeImage(input, size, crop) on the least busy worker (see decodeImage for the errors).
+   * @throws Error when the pool is closed
+   */
+  decode(input: ImageInput, size: number, crop: Crop): Promise<Float32Array> {
+    if (this.#closed) return Promise.reject(new Error('decode workers: the pool is closed (the dataset was disposed)'));
+    let k = 0;
+    for (let i = 1; i < this.#load.length; i++) if (this.#load[i]! < this.#load[k]!) k = i;
+    const id = this.#next++;
+    this.#load[k]!++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, worker: k });
+      this.#workers[k]!.postMessage({ id, input, size, crop });
+    });
+  }
+
+  /** Ends the workers; decodes still running reject. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const [id, p] of this.#pending) (this.#pending.delete(id), p.reject(new Error('decode workers: closed')));
+    for (const w of this.#workers) void w.terminate();
+  }
+}
