@@ -7,11 +7,11 @@ import { mixSeed, mulberry32 } from '../core/random.js';
 import { tensor, type Tensor } from '../core/tensor.js';
 import type { Shard } from '../train/sampler.js';
 import { BadImages, type BadImageOptions } from './bad_images.js';
-import { decodeImage } from './images.js';
+import { decoder, type DecodeOptions } from './workers.js';
 import { openShards, streamRun, type StreamPlan, type StreamSample } from './webdataset.js';
 
 /** Options of a shard dataset. */
-export interface ShardDatasetOptions extends BadImageOptions {
+export interface ShardDatasetOptions extends BadImageOptions, DecodeOptions {
   /** Image side of the batches. */
   size: number;
   /** Random crops (training) or centre crops. */
@@ -44,11 +44,13 @@ export class ShardDataset {
   #iter?: { epoch: number; next: number; it: AsyncGenerator<StreamSample> };
   #lock: Promise<unknown> = Promise.resolve();
   readonly #ctl = new AbortController();
+  readonly #decode: ReturnType<typeof decoder>;
 
   private constructor(readonly plan: StreamPlan, readonly spec: string, readonly opts: ShardDatasetOptions) {
     const n = plan.counts.reduce((a, b) => a + b, 0);
     this.description = `${spec} (webdataset, ${plan.paths.length} shards, ${n} samples)`;
     this.bad = new BadImages(n, opts);
+    this.#decode = decoder(opts);
   }
 
   /**
@@ -103,7 +105,7 @@ export class ShardDataset {
     const imgs = await Promise.all(raw.map(async (s) => {
       const rnd = mulberry32(mixSeed(seed, epoch, s.id));
       try {
-        return await decodeImage(s.image, size, train ? { fx: rnd(), fy: rnd() } : 'centre');
+        return await this.#decode.decode(s.image, size, train ? { fx: rnd(), fy: rnd() } : 'centre');
       } catch (err) {
         return { err, name: `${s.shardPath}:${s.key}.${s.ext}` };
       }
@@ -117,6 +119,7 @@ export class ShardDataset {
   }
 
   dispose(): void {
+    this.#decode.pool?.close();
     this.#ctl.abort();
     void this.#iter?.it.return(undefined);
   }

@@ -7,7 +7,7 @@
 import { describe } from '../core/errors.js';
 import { selectRows, Tensor, tensor } from '../core/tensor.js';
 import { listImages, type ImageList } from './image_files.js';
-import { decodeImage } from './images.js';
+import { decoder, type DecodeOptions } from './workers.js';
 import { mixSeed, mulberry32 } from '../core/random.js';
 import { BadImages, type BadImageOptions } from './bad_images.js';
 import { ShardDataset, type ShardDatasetOptions, type StreamState } from './shard_dataset.js';
@@ -40,15 +40,20 @@ export interface TrainDataset {
 class FileDataset implements TrainDataset {
   readonly #bad = new Set<number>();
   readonly bad: BadImages;
+  readonly #decode: ReturnType<typeof decoder>;
   constructor(
     readonly list: ImageList,
     readonly size: number,
     readonly train: boolean,
     readonly seed: number,
     readonly description: string,
-    badOpts?: BadImageOptions,
+    opts: BadImageOptions & DecodeOptions = {},
   ) {
-    this.bad = new BadImages(list.paths.length, badOpts);
+    this.bad = new BadImages(list.paths.length, opts);
+    this.#decode = decoder(opts);
+  }
+  dispose(): void {
+    this.#decode.pool?.close();
   }
   get skipped(): number {
     return this.bad.count;
@@ -63,7 +68,7 @@ class FileDataset implements TrainDataset {
       if (this.#bad.has(i)) continue;
       const rnd = mulberry32(mixSeed(this.seed, epoch, i));
       try {
-        return await decodeImage(this.list.paths[i]!, this.size, this.train ? { fx: rnd(), fy: rnd() } : 'centre');
+        return await this.#decode.decode(this.list.paths[i]!, this.size, this.train ? { fx: rnd(), fy: rnd() } : 'centre');
       } catch (err) {
         if (this.#bad.has(i)) continue; // another batch of the same step met it first
         this.#bad.add(i);
@@ -121,7 +126,7 @@ class SourceDataset implements TrainDataset {
  * `train`); Tensors and ImageBatchSources are used as they are (already preprocessed).
  * @throws TypeError for another kind of input; Error naming a path with no images
  */
-export function makeDataset(input: TokenizerDataInput, opts: { size: number; train: boolean; seed: number; split?: 'train' | 'val' } & BadImageOptions): TrainDataset {
+export function makeDataset(input: TokenizerDataInput, opts: { size: number; train: boolean; seed: number; split?: 'train' | 'val' } & BadImageOptions & DecodeOptions): TrainDataset {
   if (typeof input === 'string') {
     if (isShardSpec(input)) throw new TypeError(`data: ${JSON.stringify(input)} names tar shards: open them with openDataset (async)`);
     const list = listImages(input, opts.split ?? (opts.train ? 'train' : 'val'));

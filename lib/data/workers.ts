@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 
 import { checkInt, IbqError, type ErrorCode } from '../core/errors.js';
-import { defaultMaxPixels, type Crop, type ImageInput } from './images.js';
+import { decodeImage, defaultMaxPixels, type Crop, type ImageInput } from './images.js';
 
 interface Pending {
   resolve(px: Float32Array): void;
@@ -80,3 +80,18 @@ export class DecodePool {
     for (const w of this.#workers) void w.terminate();
   }
 }
+
+/** Decode workers of a dataset: `numWorkers` threads (lib/data/workers.ts), or none (sharp on libuv's pool). */
+export interface DecodeOptions {
+  /** Worker threads that decode and augment images (default 0: the main thread drives sharp on libuv's pool). */
+  numWorkers?: number;
+}
+
+/** decodeImage on the workers of `opts.numWorkers`, or in this thread; and the pool to close. */
+export function decoder(opts: DecodeOptions): { decode: typeof decodeImage; pool?: DecodePool } {
+  const n = checkInt(opts.numWorkers ?? 0, 'numWorkers', 0, 64);
+  if (n === 0) return { decode: decodeImage };
+  const pool = new DecodePool(n);
+  return { decode: (input, size, crop) => pool.decode(input, size, crop ?? 'centre'), pool };
+}
+

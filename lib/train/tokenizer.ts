@@ -51,6 +51,11 @@ export interface TrainTokenizerOptions extends TrainOptionsFromConfig, BadImageO
   data: TokenizerDataInput;
   /** WebDataset shards: samples in each rank's shuffle buffer (default 1000; 0: the shard order alone is shuffled). */
   shuffleBuffer?: number;
+  /**
+   * Decode worker threads per process (default 0: sharp on libuv's pool, driven from the main thread). The batches
+   * they prepare ahead are bounded by `prefetch`; log.jsonl's `data_wait_ms` says whether input keeps up.
+   */
+  numWorkers?: number;
   /** LPIPS weights when perceptual_weight > 0 and no resume checkpoint provides them. */
   perceptual?: PerceptualSource;
   /** Image side (default ddconfig.resolution). */
@@ -109,6 +114,7 @@ export async function trainTokenizer(config: TokenizerConfigInput, options: Trai
     const group = dist.group;
     const data = await openDataset(options.data, {
       size, train: true, seed: s.seed, shuffleBuffer: options.shuffleBuffer, maxBadImages: options.maxBadImages, onBadImage: options.onBadImage,
+      numWorkers: options.numWorkers,
       shard: { rank: dist.rank, worldSize: dist.worldSize, trim: s.shardPadding === 'trim' }, sum: group && ((v) => group.sum(v)),
     });
     try {
