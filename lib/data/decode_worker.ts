@@ -4,7 +4,14 @@
  */
 import { parentPort } from 'node:worker_threads';
 
+import sharp from 'sharp';
+
 import { decodeImage, type Crop } from './images.js';
+
+// The parallelism is across images, one per worker: each pipeline runs on one libvips thread, and libvips' operation
+// cache (which only costs here: no image is decoded twice) is off. Both are process-wide settings of sharp/libvips.
+sharp.concurrency(1);
+sharp.cache(false);
 
 interface Job {
   id: number;

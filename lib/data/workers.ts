@@ -2,7 +2,9 @@
  * Decode workers (`numWorkers`, CLI `--num-workers`): worker threads that decode and augment images with
  * decodeImage, so the conversion to float32 and the batch assembly leave the main thread, which keeps the training
  * loop and its collectives. Jobs go to the worker with the fewest in flight; results come back transferred. The
- * prefetch queue that bounds the work ahead is the training loop's (`prefetch` batches).
+ * prefetch queue that bounds the work ahead is the training loop's (`prefetch` batches). Starting a pool sets two
+ * process-wide settings of sharp (lib/data/decode_worker.ts): one libvips thread per pipeline and no libvips
+ * operation cache (measured: about 1.3x more images/s on 2 cores).
  */
 import { Worker } from 'node:worker_threads';
 
