@@ -166,7 +166,7 @@ function registerTransformer(program: Command): void {
     .option('--tokenizer <ckpt>', 'frozen tokenizer checkpoint (with --data)')
     .option('--tokenizer-config <yaml|preset>', 'tokenizer config (default: the AR YAML first stage, else inferred)')
     .option('--ema', 'use the tokenizer EMA weights (model_ema.*)')
-    .option('--data <dir>', 'images: class folders or an ImageNet root with train/ (with --tokenizer; tokens cached in --out)')
+    .option('--data <dir|shards>', 'images: class folders, an ImageNet root with train/, or WebDataset shards with .cls labels (with --tokenizer; each image encoded once across the ranks; tokens cached in --out)')
     .option('--image-size <n>', 'images resized/cropped to n (default: the tokenizer resolution)')
     .option('--tokens <file>', 'pre-computed tokens: safetensors with int64 tokens [N, L] and labels [N]');
   addTrainFlags(cmd, 'runs/ar').action(async (o: ArFlags) => {
@@ -190,7 +190,7 @@ function registerTransformer(program: Command): void {
         ...v, batchSize: v.batchSize ?? run.batchSize ?? 32, maxEpochs: v.maxEpochs ?? (v.maxSteps === undefined ? run.maxEpochs : undefined),
         signal, onStep, tokens, tokenizer: tok, data: o.data, imageSize: intFlag(o.imageSize, '--image-size'),
         autocast: autocastFor(run, o), clip: run.gradientClipVal,
-        onData: (d) => console.error(`ibq: ${d.sequences} token maps${d.cached === undefined ? '' : d.cached ? ' (from the cache)' : ' (encoded, cached)'}`),
+        onData: (d) => console.error(`ibq: ${d.sequences} token maps${d.cached === undefined ? '' : d.cached ? ' (from the cache)' : ` (${d.encoded} encoded by this process, cached)`}`),
       }),
       (r) => ({ loss: r.lastLoss }),
     );

@@ -1,7 +1,8 @@
 /**
  * Decode workers (`numWorkers`, CLI `--num-workers`): worker threads that decode and augment images with
  * decodeImage, so the conversion to float32 and the batch assembly leave the main thread, which keeps the training
- * loop and its collectives. Jobs go to the worker with the fewest in flight; results come back transferred. The
+ * loop and its collectives. Each worker has at most 2 images in flight (so N workers keep about N cores busy, as
+ * N DataLoader processes do); jobs wait in the pool's queue, in order; results come back transferred. The
  * prefetch queue that bounds the work ahead is the training loop's (`prefetch` batches). Starting a pool sets two
  * process-wide settings of sharp (lib/data/decode_worker.ts): one libvips thread per pipeline and no libvips
  * operation cache (measured: about 1.3x more images/s on 2 cores).
@@ -10,6 +11,9 @@ import { Worker } from 'node:worker_threads';
 
 import { checkInt, IbqError, type ErrorCode } from '../core/errors.js';
 import { decodeImage, defaultMaxPixels, type Crop, type ImageInput } from './images.js';
+
+/** Images in flight per worker: one decoding (on libuv's pool) while the previous one is converted to float32. */
+const IN_FLIGHT = 2;
 
 interface Pending {
   resolve(px: Float32Array): void;
@@ -22,6 +26,7 @@ export class DecodePool {
   readonly #workers: Worker[] = [];
   readonly #load: number[] = [];
   readonly #pending = new Map<number, Pending>();
+  readonly #queue: { resolve(px: Float32Array): void; reject(err: Error): void; job: { input: ImageInput; size: number; crop: Crop } }[] = [];
   #next = 0;
   #closed = false;
 
@@ -44,6 +49,7 @@ export class DecodePool {
     if (!p) return;
     this.#pending.delete(m.id);
     this.#load[p.worker]!--;
+    this.#dispatch();
     if (m.px) return p.resolve(m.px);
     const e = m.error!;
     const err = e.code?.startsWith('ERR_IBQ_') ? new IbqError(e.code as ErrorCode, e.message) : new (e.name === 'RangeError' ? RangeError : e.name === 'TypeError' ? TypeError : Error)(e.message);
@@ -64,14 +70,24 @@ export class DecodePool {
    */
   decode(input: ImageInput, size: number, crop: Crop): Promise<Float32Array> {
     if (this.#closed) return Promise.reject(new Error('decode workers: the pool is closed (the dataset was disposed)'));
-    let k = 0;
-    for (let i = 1; i < this.#load.length; i++) if (this.#load[i]! < this.#load[k]!) k = i;
-    const id = this.#next++;
-    this.#load[k]!++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, worker: k });
-      this.#workers[k]!.postMessage({ id, input, size, crop });
+      this.#queue.push({ resolve, reject, job: { input, size, crop } });
+      this.#dispatch();
     });
+  }
+
+  /** Hands queued jobs to workers with fewer than IN_FLIGHT running (one decoding, one being converted). */
+  #dispatch(): void {
+    while (this.#queue.length > 0) {
+      let k = 0;
+      for (let i = 1; i < this.#load.length; i++) if (this.#load[i]! < this.#load[k]!) k = i;
+      if (this.#load[k]! >= IN_FLIGHT) return;
+      const { resolve, reject, job } = this.#queue.shift()!;
+      const id = this.#next++;
+      this.#load[k]!++;
+      this.#pending.set(id, { resolve, reject, worker: k });
+      this.#workers[k]!.postMessage({ id, ...job });
+    }
   }
 
   /** Ends the workers; decodes still running reject. */
@@ -79,6 +95,7 @@ export class DecodePool {
     if (this.#closed) return;
     this.#closed = true;
     for (const [id, p] of this.#pending) (this.#pending.delete(id), p.reject(new Error('decode workers: closed')));
+    for (const q of this.#queue.splice(0)) q.reject(new Error('decode workers: closed'));
     for (const w of this.#workers) void w.terminate();
   }
 }

@@ -6,6 +6,7 @@
  */
 import { checkInt, checkNumber, checkString, IbqError } from '../core/errors.js';
 import { native, type ProcessGroupNative } from '../native.js';
+import type { Tensor } from '../core/tensor.js';
 import type { DistributedEnv } from './env.js';
 import { PORT_RANGE, rankRange } from './ranges.js';
 
@@ -92,6 +93,15 @@ export class ProcessGroup {
   async sum(values: number[]): Promise<number[]> {
     try {
       return Array.from(await this.native.allReduceValues(Float64Array.from(values)));
+    } catch (e) {
+      throw wrapError(e);
+    }
+  }
+
+  /** In-place element-wise sum over ranks of each tensor (same shapes and dtypes on every rank; on this rank's device). */
+  async sumTensors(tensors: Tensor[]): Promise<void> {
+    try {
+      await this.native.allReduceTensors(tensors.map((t) => t.handle));
     } catch (e) {
       throw wrapError(e);
     }

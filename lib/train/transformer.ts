@@ -16,6 +16,7 @@ import { Transformer, type TransformerConfig, type TransformerPreset } from '../
 import { lrWdAnnealing } from '../transformer/schedule.js';
 import { loadTrainState, saveTrainState } from '../transformer/store.js';
 import { tokensFromImages, tokensFromTensor, type TokenizerLike } from '../transformer/tokens.js';
+import type { DistributedContext } from '../distributed/context.js';
 import type { TrainLoopResult } from './loop.js';
 import { runTraining, type RunTask, type TrainOptionsFromConfig } from './run.js';
 
@@ -41,14 +42,17 @@ export interface TrainTransformerOptions extends TrainOptionsFromConfig {
   tokens?: TokenData;
   /** Frozen tokenizer that encodes `data` or `images`. */
   tokenizer?: TokenizerLike;
-  /** Image folder (class sub-folders); its tokens are cached in outDir. */
+  /**
+   * Image folder (class sub-folders) or WebDataset shards (labels from .cls / .json); its tokens are cached in
+   * outDir. Data-parallel: each rank encodes its share and every rank gets all token maps (tokensFromImages).
+   */
   data?: string;
   /** In-memory images: float32 [N, 3, H, W] in [-1, 1] and their class ids (encoded, not cached). */
   images?: { images: Tensor; labels: Tensor | number[] };
   /** Side the folder images are resized/cropped to (default: the tokenizer's ddconfig.resolution, else 256). */
   imageSize?: number;
   /** Called once the token data is ready (cached: read from the token cache instead of encoding). */
-  onData?(info: { sequences: number; cached?: boolean }): void;
+  onData?(info: { sequences: number; cached?: boolean; encoded?: number }): void;
   /** Peak learning rate (overrides the config's learning_rate). */
   lr?: number;
   /** Global gradient-norm clipping (default 1.0, as the official trainer; 0: off). */
@@ -79,7 +83,7 @@ function splitConfig(config: ConfigInput): { model: TransformerConfig | Transfor
   return { model: config as TransformerConfig | TransformerPreset | string, train: {} };
 }
 
-async function tokenData(opts: TrainTransformerOptions, isMain: boolean): Promise<TokenData & { cached?: boolean; key?: string }> {
+async function tokenData(opts: TrainTransformerOptions, dist: DistributedContext, blockSize: number): Promise<TokenData & { cached?: boolean; key?: string; encoded?: number }> {
   if (opts.tokens) return opts.tokens;
   const tok = opts.tokenizer;
   if (!tok || (typeof opts.data !== 'string' && !opts.images)) {
@@ -88,7 +92,12 @@ async function tokenData(opts: TrainTransformerOptions, isMain: boolean): Promis
   if (opts.images) return tokensFromTensor(tok, opts.images.images, opts.images.labels);
   const res = (tok as { config?: { ddconfig?: { resolution?: number } } }).config?.ddconfig?.resolution;
   const imageSize = checkInt(opts.imageSize ?? res ?? 256, 'imageSize', 1);
-  return tokensFromImages(tok, opts.data!, { cacheDir: opts.outDir, imageSize, writeCache: isMain });
+  // each image encoded once across the ranks (each its share, summed through the group); rank 0 writes the cache
+  const group = dist.group;
+  return tokensFromImages(tok, opts.data!, {
+    cacheDir: opts.outDir, imageSize, writeCache: dist.isMain, tokensPerImage: blockSize,
+    dist: group && { rank: dist.rank, worldSize: dist.worldSize, group },
+  });
 }
 
 /**
@@ -109,9 +118,9 @@ export async function trainTransformer(config: ConfigInput, options: TrainTransf
   const source = typeof config === 'string' ? config : 'the config';
   const r = await runTraining(options, { run, source }, async ({ settings: s, dist, stepsPerEpoch }) => {
     const model = (await Transformer.createAsync(modelCfg, { seed: s.seed, device: dist.device })).train();
-    const data = await tokenData(options, dist.isMain);
+    const data = await tokenData(options, dist, model.config.block_size);
     const N = checkTokenData(data, model.config.block_size);
-    options.onData?.({ sequences: N, cached: data.cached });
+    options.onData?.({ sequences: N, cached: data.cached, encoded: data.encoded });
     const perEpoch = stepsPerEpoch(N, true);
     const maxSteps = s.maxSteps ?? perEpoch * (s.maxEpochs ?? 1);
     const sched = {
