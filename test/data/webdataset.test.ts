@@ -7,7 +7,7 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import {
-  expandBraces, expandShardSpec, readShard, ShardDataset, shardKeys, streamRun, trainTokenizer, writeShards, loadCheckpoint,
+  evaluateTokenizer, expandBraces, expandShardSpec, readShard, ShardDataset, shardKeys, streamRun, Tokenizer, trainTokenizer, writeShards, loadCheckpoint,
 } from '../../dist/index.js';
 import { ibq, runRanks, ROOT } from '../distributed/support.js';
 import { writeClassFolders } from '../support/shard_images.js';
@@ -86,6 +86,25 @@ describe('ibq shard', () => {
     await writeShard(join(dir, 'a.tar'), [{ key: 'x/one', ext: 'jpg', image: img, label: 4 }, { key: 'x/two', ext: 'webp', image: img, label: 5 }]);
     const got = await allSamples(join(dir, 'a.tar'));
     expect(got.map((s) => [s.key, s.ext, s.label])).toEqual([['x/one', 'jpg', 4], ['x/two', 'webp', 5]]);
+  });
+});
+
+describe('evaluation on shards', () => {
+  it('evaluateTokenizer on shards written in listing order gives the metrics of the image folder', async () => {
+    const ordered = join(root, 'ordered');
+    await writeShards({ data: folder, outDir: ordered, shardSize: 5, seed: null });
+    const cfg = {
+      ddconfig: { double_z: false, z_channels: 16, resolution: 16, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [1, 2], num_res_blocks: 1, attn_resolutions: [], dropout: 0.0 },
+      n_embed: 32, embed_dim: 8,
+    };
+    const tokenizer = Tokenizer.create(cfg, { seed: 4 });
+    const opts = { tokenizer, imageSize: 16, batchSize: 4 };
+    const a = await evaluateTokenizer({ ...opts, data: folder });
+    const b = await evaluateTokenizer({ ...opts, data: join(ordered, 'shard-{000000..000005}.tar') });
+    expect(b.numImages).toBe(27);
+    expect([b.psnr, b.ssim, b.usedCodes]).toEqual([a.psnr, a.ssim, a.usedCodes]);
+    const limited = await evaluateTokenizer({ ...opts, data: join(ordered, 'shard-*.tar'), limit: 6 });
+    expect(limited.numImages).toBe(6);
   });
 });
 
