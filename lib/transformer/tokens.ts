@@ -147,6 +147,7 @@ export async function tokensFromImages(
     mkdirSync(opts.cacheDir, { recursive: true });
     await saveSafetensors(file, new Map([['tokens', tokens], ['labels', lab]]), { source: data, classes: JSON.stringify(src.classes) });
   }
+  if (dist) await dist.group.sum([0]); // the cache is written before any rank goes on (a barrier)
   return { tokens, labels: lab, classes: src.classes, cached: false, key, encoded: hi - lo };
 }
 
