@@ -78,6 +78,10 @@ export function listImages(source: string, split: 'train' | 'val' = 'train'): Im
     paths.push(...filesIn(root));
     labels.push(...paths.map(() => 0));
   }
-  if (paths.length === 0) throw new Error(`${source}: no images found (${[...IMAGE_EXTENSIONS].join(', ')})`);
+  if (paths.length === 0) {
+    const tars = readdirSync(root).filter((f) => /\.(tar|tgz|tar\.gz)$/i.test(f)).sort();
+    const hint = tars.length > 0 ? `; it holds tar shards: name them, e.g. ${JSON.stringify(join(root, tars.length > 1 ? `{${tars[0]},...}` : tars[0]!))} or ${JSON.stringify(join(root, '*.tar'))}` : '';
+    throw new Error(`${source}: no images found (${[...IMAGE_EXTENSIONS].join(', ')})${hint}`);
+  }
   return { paths, labels, classes, layout };
 }

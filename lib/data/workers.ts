@@ -48,7 +48,7 @@ export class DecodePool {
     const p = this.#pending.get(m.id);
     if (!p) return;
     this.#pending.delete(m.id);
-    this.#load[p.worker]!--;
+    if (--this.#load[p.worker]! === 0) this.#workers[p.worker]!.unref(); // an idle pool does not hold the process
     this.#dispatch();
     if (m.px) return p.resolve(m.px);
     const e = m.error!;
@@ -84,7 +84,7 @@ export class DecodePool {
       if (this.#load[k]! >= IN_FLIGHT) return;
       const { resolve, reject, job } = this.#queue.shift()!;
       const id = this.#next++;
-      this.#load[k]!++;
+      if (this.#load[k]!++ === 0) this.#workers[k]!.ref(); // a worker with jobs keeps the process alive
       this.#pending.set(id, { resolve, reject, worker: k });
       this.#workers[k]!.postMessage({ id, ...job });
     }
