@@ -143,9 +143,18 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
   const c = out.info.channels;
   const hw = size * size;
   const px = new Float32Array(3 * hw);
-  for (let p = 0; p < hw; p++) for (let ch = 0; ch < 3; ch++) px[ch * hw + p] = out.data[p * c + ch]! / 127.5 - 1;
+  const d = out.data;
+  // HWC uint8 -> CHW float32 through the table of v / 127.5 - 1 (the same values, a third of the time)
+  for (let p = 0, q = 0; p < hw; p++, q += c) {
+    px[p] = TO_SYMMETRIC[d[q]!]!;
+    px[hw + p] = TO_SYMMETRIC[d[q + 1]!]!;
+    px[2 * hw + p] = TO_SYMMETRIC[d[q + 2]!]!;
+  }
   return px;
 }
+
+/** v / 127.5 - 1 for every uint8 v (the official x / 127.5 - 1). */
+const TO_SYMMETRIC = Float32Array.from({ length: 256 }, (_, v) => v / 127.5 - 1);
 
 /** One image, centre-cropped (see decodeImage). */
 export function loadImage(input: ImageInput, size: number, i = 0, opts?: LoadImageOptions): Promise<Float32Array> {
