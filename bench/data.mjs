@@ -3,8 +3,7 @@
 // do, on p.workers decode worker threads (DecodePool, `--num-workers`) with 2 batches in flight (the training loop's
 // prefetch). Parity: centre crops of the same files (decodeImage) against torchvision's.
 import { readdirSync } from 'node:fs';
-import { decodeImage, tensor } from '../dist/index.js';
-import { DecodePool } from '../dist/data/workers.js';
+import { DecodePool, decodeImage, tensor } from '../dist/index.js';
 
 const files = (dir) => readdirSync(`${dir}/images/x`).sort().map((f) => `${dir}/images/x/${f}`);
 

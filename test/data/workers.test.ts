@@ -5,8 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { decodeImage, trainTokenizer, writeShards } from '../../dist/index.js';
-import { DecodePool } from '../../dist/data/workers.js';
+import { DecodePool, decodeImage, trainTokenizer, writeShards } from '../../dist/index.js';
 import { writeClassFolders } from '../support/shard_images.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ibq-workers-'));
