@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import {
   IBQuantizer, Tokenizer, TokenizerTrainer, Transformer, loadCheckpoint, saveCheckpoint, setNumThreads, tensor,
 } from '../dist/index.js';
+import { dataParity, timeData } from './data.mjs';
 
 const MB = 2 ** 20;
 const pageSize = 4096;
@@ -70,6 +71,10 @@ async function makeTrainer(p, sd) {
 const scalar = (v) => tensor(new Float64Array([v]), [], { dtype: 'float64' });
 
 async function parity(w, p, dir) {
+  if (w === 'data') {
+    await saveCheckpoint(`${dir}/ours.ckpt`, { stateDict: await dataParity(p, dir) });
+    return { ok: true };
+  }
   const weights = (await loadCheckpoint(`${dir}/weights.ckpt`)).stateDict;
   const inputs = w === 'ckpt_load' ? new Map() : (await loadCheckpoint(`${dir}/inputs.ckpt`)).stateDict;
   const out = new Map();
@@ -156,6 +161,9 @@ async function time(w, p) {
       t.dispose();
     };
     [times, base] = await timed(run, p.warmup, p.reps);
+  } else if (w === 'data') {
+    [times, base] = await timeData(p, p.dir, rssMb);
+    extra.images = p.images;
   } else if (w === 'ckpt_load') {
     if (p.warm_path) (await loadCheckpoint(p.warm_path)).stateDict.forEach((t) => t.dispose());  // warm-up: code paths
     base = rssMb();

@@ -182,7 +182,24 @@ try {
       params.path = file.path;
       params.warm_path = join(work, `${name}-parity`, 'weights.ckpt');  // a small checkpoint loaded first
     }
-    const t = timing(name, w, params);
+    let t;
+    const byWorkers = {};
+    if (name === 'data') {
+      // the same JPEGs for every round and worker count; ours and PyTorch at each count, the last one in the table row
+      params.dir = join(work, name);
+      mkdirSync(params.dir, { recursive: true });
+      py(['prep', name, JSON.stringify(params), params.dir], 'data images');
+      for (const workers of params.worker_counts) {
+        log(`  ${workers} worker${workers > 1 ? 's' : ''}:`);
+        t = timing(name, w, { ...params, workers });
+        const ips = { ours: round(params.images / t.ours.median_s), pytorch: round(params.images / t.pytorch.median_s) };
+        byWorkers[workers] = { ours: t.ours, pytorch: t.pytorch, images_per_s: ips, speedup: round(ips.ours / ips.pytorch, 3) };
+        log(`    images/s: ours ${ips.ours}, PyTorch DataLoader ${ips.pytorch} (${byWorkers[workers].speedup}x)`);
+      }
+      delete params.dir;
+    } else {
+      t = timing(name, w, params);
+    }
     const result = {
       workload: name,
       title: w.title,
@@ -206,6 +223,7 @@ try {
       result.fma_peak_gflops = round(peak / 1e9);
       result.peak_share = { ours: round(flop / t.ours.median_s / peak, 3), pytorch: round(flop / t.pytorch.median_s / peak, 3) };
     }
+    if (name === 'data') result.by_workers = byWorkers;
     if (name === 'ar_sampling') {
       const tokens = params.batch * params.block_size;
       result.tokens_per_s = { ours: round(tokens / t.ours.median_s), pytorch: round(tokens / t.pytorch.median_s) };

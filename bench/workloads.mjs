@@ -84,6 +84,16 @@ export const WORKLOADS = {
     },
     parity: {},
   },
+  data: {
+    title: 'data loading',
+    describe: (p) => `${p.images} JPEGs of ImageNet-like sizes (333-640 px): decode + resize + random crop + flip to float32 at ` +
+      `${p.size} px, batches of ${p.batch}; ours: decode worker threads, PyTorch: DataLoader + PIL/torchvision, ` +
+      `${p.worker_counts.join(' and ')} workers`,
+    unit: 'pass',
+    full: { images: 256, size: 256, batch: 32, worker_counts: [1, 2], warmup: 1, reps: 3, rounds: 2 },
+    quick: { images: 64, size: 256, batch: 16, worker_counts: [1, 2], warmup: 1, reps: 1, rounds: 1 },
+    parity: { images: 4, size: 256 },
+  },
   ckpt_load: {
     title: 'load of a .ckpt',
     describe: (p) => `${p.count} x ${p.mb} MB float32 tensors (${((p.count * p.mb * 2 ** 20) / 1e9).toFixed(2)} GB), warm page cache`,

@@ -60,8 +60,14 @@ export {
   trainTokenizer, type TokenizerTrainConfig, type TrainTokenizerOptions, type TrainTokenizerResult,
 } from './train/tokenizer.js';
 export {
-  makeDataset, type ImageBatchSource, type TokenizerDataInput, type TrainDataset,
+  makeDataset, openDataset, type ImageBatchSource, type TokenizerDataInput, type TrainDataset,
 } from './data/tokenizer_data.js';
+export { expandBraces, expandShardSpec, readShard, shardKeys, SHARD_INDEX_FILE, type ShardSample } from './data/shards.js';
+export { streamRun, ShuffleBuffer, type StreamPlan, type StreamSample } from './data/webdataset.js';
+export { ShardDataset, DEFAULT_SHUFFLE_BUFFER, type ShardDatasetOptions } from './data/shard_dataset.js';
+export { writeShards, type WriteShardsOptions } from './data/make_shards.js';
+export { type BadImageInfo, type BadImageOptions } from './data/bad_images.js';
+export { DecodePool, type DecodeOptions } from './data/workers.js';
 export {
   TrainingDivergedError, LAST_CHECKPOINT, LOG_FILE, stepCheckpointName, type TrainLoopOptions, type TrainLoopResult, type TrainStepInfo,
 } from './train/loop.js';

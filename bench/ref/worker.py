@@ -19,6 +19,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokenizer_ref as T  # noqa: E402
 import transformer_ref as G  # noqa: E402
+import data_ref  # noqa: E402
 
 
 def rss_mb():
@@ -80,6 +81,8 @@ def quant_objective(q, z, grad_out, wq, we):
 
 def prep(w, p, d):
     torch.manual_seed(p.get("seed", 0))
+    if w == "data":
+        return data_ref.prep(p, d)
     if w == "train_step":
         m = make_training_module(p)
         save_sd(d + "/weights.ckpt", m.state_dict())
@@ -140,6 +143,14 @@ class Cmp:
 def check(w, p, d):
     ours = load_sd(d + "/ours.ckpt")
     c = Cmp()
+    if w == "data":
+        # libvips' and PIL's bilinear resampling round differently: within 2/255 on average, 20/255 at most
+        for k, ref in data_ref.reference(p, d).items():
+            c(k + " (max)", ours[k], ref, 40 / 255)
+            mean = float((ours[k].double() - ref.double()).abs().mean())
+            c.rows.append({"name": k + " (mean)", "ok": mean <= 4 / 255, "max_abs_diff": mean, "tol": 4 / 255})
+            c.ok &= mean <= 4 / 255
+        return {"ok": c.ok, "rows": c.rows}
     if w == "train_step":
         m = make_training_module(p)
         m.load_state_dict(load_sd(d + "/weights.ckpt"))
@@ -239,6 +250,9 @@ def time_mode(w, p, d):
         m = G.Transformer(gpt_cfg(p)).eval()
         labels = torch.arange(p["batch"]) % p["class_num"]
         times, base = timed(lambda: m.sample(labels, p["cfg_scale"], 1.0, seed=0), p["warmup"], p["reps"])
+    elif w == "data":
+        times, base = data_ref.time_data(p, d, rss_mb)
+        extra["images"] = p["images"]
     elif w == "ckpt_load":
         if p.get("warm_path"):
             load_sd(p["warm_path"])  # warm-up: code paths

@@ -12,6 +12,7 @@ export interface ProcessGroupNative {
     timeoutSeconds: number;
     device?: string;
     glooInterface?: string;
+    ranksPerNode?: number;
   }): Promise<void>;
   rank(): number;
   worldSize(): number;

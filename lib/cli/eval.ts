@@ -36,7 +36,7 @@ export function register(program: Command): void {
     .command('eval-tokenizer')
     .description('rFID, LPIPS, PSNR, SSIM and codebook utilization of a tokenizer on a folder of images')
     .requiredOption('--ckpt <file>', 'tokenizer checkpoint (.ckpt / .pth)')
-    .requiredOption('--data <dir>', 'validation images (searched recursively)')
+    .requiredOption('--data <dir|shards>', "validation images (searched recursively), or WebDataset tar shards ('val-{000000..000009}.tar')")
     .option('--config <yaml|preset>', 'tokenizer config YAML or preset (IBQ-1024 ... IBQ-262144); default: inferred')
     .option('--image-size <n>', "images resized (shorter side) and centre-cropped to this size (default: the tokenizer's ddconfig.resolution)", intArg('--image-size'))
     .option('--batch-size <n>', 'images per batch', intArg('--batch-size'), 8)

@@ -11,13 +11,14 @@ import { register as registerEval } from './eval.js';
 import { register as registerInfo } from './info.js';
 import { register as registerLaunch } from './launch.js';
 import { register as registerServe } from './serve.js';
+import { register as registerShard } from './shard.js';
 import { register as registerTokenizer } from './tokenizer.js';
 import { register as registerTrain } from './train.js';
 import { register as registerTransformer } from './transformer.js';
 import { intArg } from './parse.js';
 
 type Register = (program: Command) => void;
-const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer, registerEval, registerTrain, registerDemo, registerLaunch, registerServe];
+const GROUPS: Register[] = [registerInfo, registerCkpt, registerTokenizer, registerTransformer, registerEval, registerTrain, registerDemo, registerLaunch, registerServe, registerShard];
 
 export function buildProgram(): Command {
   const program = new Command('ibq')

@@ -38,6 +38,9 @@ interface TokenizerFlags extends TrainFlags {
   lpipsCkpt?: string;
   init?: string;
   imageSize?: string;
+  shuffleBuffer?: string;
+  maxBadImages?: string;
+  numWorkers?: string;
 }
 
 interface ArFlags extends TrainFlags {
@@ -86,7 +89,11 @@ function registerTokenizer(program: Command): void {
     .command('train-tokenizer')
     .description('train an IBQ tokenizer (official VQLPIPSWithDiscriminator objective) from an official-layout YAML or a preset')
     .requiredOption('--config <yaml|preset>', `official-layout YAML (e.g. configs/IBQ/gpu/imagenet_ibqgan_16384.yaml) or ${TOKENIZER_PRESETS.join(', ')}`)
-    .requiredOption('--data <dir|filelist>', 'images: ImageNet root (train/<wnid>/*.JPEG), class folders, a flat folder or a filelist');
+    .requiredOption('--data <dir|filelist|shards>', "images: ImageNet root (train/<wnid>/*.JPEG), class folders, a flat folder, a filelist, " +
+      "or WebDataset tar shards ('shards/train-{000000..000127}.tar', lists, globs)")
+    .option('--shuffle-buffer <n>', 'WebDataset shards: samples in each rank\'s shuffle buffer (default 1000; 0: shard order only)')
+    .option('--max-bad-images <n>', 'bad images skipped before the run stops (default: 0.1% of the samples, at least 10)')
+    .option('--num-workers <n>', 'decode worker threads per process (default 0: sharp on libuv\'s pool from the main thread)');
   addTrainFlags(cmd, 'checkpoints/tokenizer')
     .option('--lpips-weights <dir>', `LPIPS loss weights: folder with vgg16-397923af.pth and vgg.pth (default $${LPIPS_WEIGHTS_ENV})`)
     .option('--lpips-vgg16 <file>', 'LPIPS loss weights as two files: torchvision vgg16 weights (vgg16-397923af.pth), with --lpips-lin')
@@ -103,6 +110,9 @@ function registerTokenizer(program: Command): void {
         ({ signal, onStep }) => trainTokenizer(cfg, {
           ...v, batchSize: v.batchSize ?? run.batchSize ?? 4, signal, onStep,
           data: o.data,
+          shuffleBuffer: intFlag(o.shuffleBuffer, '--shuffle-buffer', 0),
+          maxBadImages: intFlag(o.maxBadImages, '--max-bad-images', 0),
+          numWorkers: intFlag(o.numWorkers, '--num-workers', 0, 64),
           perceptual,
           init: o.init,
           imageSize: intFlag(o.imageSize, '--image-size') ?? run.imageSize,
@@ -143,7 +153,7 @@ function registerTransformer(program: Command): void {
     .option('--tokenizer <ckpt>', 'frozen tokenizer checkpoint (with --data)')
     .option('--tokenizer-config <yaml|preset>', 'tokenizer config (default: the AR YAML first stage, else inferred)')
     .option('--ema', 'use the tokenizer EMA weights (model_ema.*)')
-    .option('--data <dir>', 'images: class folders or an ImageNet root with train/ (with --tokenizer; tokens cached in --out)')
+    .option('--data <dir|shards>', 'images: class folders, an ImageNet root with train/, or WebDataset shards with .cls labels (with --tokenizer; each image encoded once across the ranks; tokens cached in --out)')
     .option('--image-size <n>', 'images resized/cropped to n (default: the tokenizer resolution)')
     .option('--tokens <file>', 'pre-computed tokens: safetensors with int64 tokens [N, L] and labels [N]');
   addTrainFlags(cmd, 'runs/ar').action(async (o: ArFlags) => {
@@ -166,7 +176,7 @@ function registerTransformer(program: Command): void {
         ...v, batchSize: v.batchSize ?? run.batchSize ?? 32, maxEpochs: v.maxEpochs ?? (v.maxSteps === undefined ? run.maxEpochs : undefined),
         signal, onStep, tokens, tokenizer: tok, data: o.data, imageSize: intFlag(o.imageSize, '--image-size'), valData: o.valData,
         autocast: autocastFor(run, o), clip: run.gradientClipVal,
-        onData: (d) => console.error(`ibq: ${d.sequences} token maps${d.cached === undefined ? '' : d.cached ? ' (from the cache)' : ' (encoded, cached)'}`),
+        onData: (d) => console.error(`ibq: ${d.sequences} token maps${d.cached === undefined ? '' : d.cached ? ' (from the cache)' : ` (${d.encoded} encoded by this process, cached)`}`),
       }),
       (r) => ({ loss: r.lastLoss }),
     );

@@ -3,10 +3,12 @@
  * thing in both), their conversion into TrainLoopOptions, and running a training with progress, SIGINT/SIGTERM
  * handling (checkpoint, then exit 130/143) and a one-line JSON summary on stdout.
  */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 
 import { checkAutocastDType, type AutocastDType } from '../core/autocast.js';
-import type { TrainLoopOptions, TrainLoopResult, TrainStepInfo } from '../train/loop.js';
+import { LAST_CHECKPOINT, STEP_FILE, type TrainLoopOptions, type TrainLoopResult, type TrainStepInfo } from '../train/loop.js';
 import type { RunExtrasOptions } from '../train/run.js';
 import { intArg, intFlag, numberFlag } from './parse.js';
 import { progressBar, stopSignals, type Bar } from './progress.js';
@@ -58,8 +60,29 @@ export interface TrainFlagValues extends Omit<TrainLoopOptions, 'batchSize'>, Ru
   device?: string;
 }
 
+/**
+ * A rank restarted by `ibq launch --max-restarts` (TORCHELASTIC_RESTART_COUNT > 0, as torchrun sets it) without
+ * --resume: resume from <out>/last.ckpt when the failed attempt wrote one, else start afresh over that attempt's
+ * log (a folder holding any checkpoint is left to the flags as given).
+ */
+let noted = false;
+function elasticResume(o: TrainFlags): Pick<TrainFlags, 'resume' | 'overwrite'> {
+  const note = (m: string) => (noted ? undefined : ((noted = true), console.error(m)));
+  const restart = Number(process.env.TORCHELASTIC_RESTART_COUNT ?? 0);
+  if (!(restart > 0) || o.resume !== undefined) return o;
+  if (existsSync(join(o.out, LAST_CHECKPOINT))) {
+    note(`ibq: restart ${restart}: resuming from ${join(o.out, LAST_CHECKPOINT)}`);
+    return { resume: true, overwrite: false };
+  }
+  const ckpts = existsSync(o.out) && readdirSync(o.out).some((f) => STEP_FILE.test(f));
+  if (ckpts) return o;
+  note(`ibq: restart ${restart}: no checkpoint in ${o.out} yet; starting afresh`);
+  return { resume: undefined, overwrite: true };
+}
+
 /** The loop options of the flags (errors name the flags); YAML defaults are filled in by the command. */
 export function trainFlagValues(o: TrainFlags): TrainFlagValues {
+  o = { ...o, ...elasticResume(o) };
   const maxSteps = intFlag(o.maxSteps, '--max-steps');
   let autocast: AutocastDType | undefined;
   try {
@@ -106,16 +129,18 @@ export async function runTraining<R extends TrainLoopResult>(
 ): Promise<R> {
   const stop = stopSignals('saving last.ckpt after the current step');
   let bar: Bar | undefined;
+  let wait: number | undefined; // data wait per step, ms, averaged over about the last 10 steps
   try {
     const r = await run({
       signal: stop.signal,
       onStep(s) {
-        bar ??= progressBar(s.totalSteps, 'steps', Object.keys(fields));
+        bar ??= progressBar(s.totalSteps, 'steps', [...Object.keys(fields), 'data wait']);
         const payload = Object.fromEntries(Object.entries(fields).map(([name, key]) => {
           const v = key === 'lr' ? s.lr : s.log[key];
           return [name, v === undefined ? '-' : Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(2) : v.toFixed(4)];
         }));
-        bar.update(s.step + 1, payload);
+        wait = wait === undefined ? s.dataWaitMs : 0.9 * wait + 0.1 * s.dataWaitMs;
+        bar.update(s.step + 1, { ...payload, 'data wait': `${wait.toFixed(0)} ms` });
       },
     });
     bar?.stop();

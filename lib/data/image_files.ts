@@ -78,6 +78,12 @@ export function listImages(source: string, split: 'train' | 'val' = 'train'): Im
     paths.push(...filesIn(root));
     labels.push(...paths.map(() => 0));
   }
-  if (paths.length === 0) throw new Error(`${source}: no images found (${[...IMAGE_EXTENSIONS].join(', ')})`);
+  if (paths.length === 0) {
+    const tars = readdirSync(root).filter((f) => /\.(tar|tgz|tar\.gz)$/i.test(f)).sort();
+    const [a, b] = [/^(.*?)(\d+)(\.tar)$/.exec(tars[0] ?? ''), /^(.*?)(\d+)(\.tar)$/.exec(tars.at(-1) ?? '')];
+    const range = a && b && a[1] === b[1] && tars.length > 1 ? `${a[1]}{${a[2]}..${b[2]}}.tar` : tars[0];
+    const hint = tars.length > 0 ? `; it holds tar shards: name them, e.g. ${JSON.stringify(join(root, range!))} or ${JSON.stringify(join(root, '*.tar'))}` : '';
+    throw new Error(`${source}: no images found (${[...IMAGE_EXTENSIONS].join(', ')})${hint}`);
+  }
   return { paths, labels, classes, layout };
 }

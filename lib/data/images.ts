@@ -54,18 +54,22 @@ function checkSize(size: unknown): number {
 function checkCrop(crop: unknown): Crop {
   if (crop === 'centre') return crop;
   const c = crop as { fx?: unknown; fy?: unknown };
-  if (c && typeof c === 'object' && typeof c.fx === 'number' && typeof c.fy === 'number' && c.fx >= 0 && c.fx < 1 && c.fy >= 0 && c.fy < 1) {
+  if (c && typeof c === 'object' && typeof c.fx === 'number' && typeof c.fy === 'number' && c.fx >= 0 && c.fx < 1 && c.fy >= 0 && c.fy < 1 &&
+    [undefined, true, false].includes((c as { flip?: unknown }).flip as never)) {
     return crop as Crop;
   }
-  throw new TypeError(`crop: expected 'centre' or { fx, fy } with fractions in [0, 1), got ${describe(crop)}`);
+  throw new TypeError(`crop: expected 'centre' or { fx, fy, flip? } with fractions in [0, 1) and a boolean flip, got ${describe(crop)}`);
 }
 
 function label(input: ImageInput, i: number): string {
   return typeof input === 'string' ? input : `inputs[${i}] (${input.byteLength} bytes)`;
 }
 
-/** Where to crop: 'centre', or fractions in [0, 1) of the free room along x and y (a random crop). */
-export type Crop = 'centre' | { fx: number; fy: number };
+/**
+ * Where to crop: 'centre', or fractions in [0, 1) of the free room along x and y (a random crop); `flip`: mirror the
+ * crop left to right (torchvision's RandomHorizontalFlip when drawn; the official tokenizer pipeline has none).
+ */
+export type Crop = 'centre' | { fx: number; fy: number; flip?: boolean };
 
 async function bytesOf(input: ImageInput, i: number): Promise<Buffer | Uint8Array> {
   if (typeof input === 'string') {
@@ -107,29 +111,50 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
     throw new IbqError('ERR_IBQ_IMAGE_TOO_LARGE', `${label(input, i)}: ${w0}x${h0} = ${w0 * h0} pixels, more than maxPixels ${maxPixels}`);
   }
   let out: { data: Buffer; info: { width: number; height: number; channels: number } };
-  try {
-    // Two passes: sharp premultiplies alpha while resizing, so the alpha channel is dropped first.
-    const rgb = await sharp(bytes, { failOn: 'error', limitInputPixels: maxPixels }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    const { width, height, channels } = rgb.info;
+  const flip = crop !== 'centre' && crop.flip === true;
+  const place = (width: number, height: number) => {
     const scale = size / Math.min(width, height);
     const w = Math.max(size, Math.round(width * scale));
     const h = Math.max(size, Math.round(height * scale));
-    const left = crop === 'centre' ? Math.floor((w - size) / 2) : Math.floor(crop.fx * (w - size + 1));
+    const x = crop === 'centre' ? Math.floor((w - size) / 2) : Math.floor(crop.fx * (w - size + 1));
+    // sharp mirrors (flop) before it resizes and crops, whatever the call order: the crop is taken mirrored
+    const left = flip ? w - size - x : x;
     const top = crop === 'centre' ? Math.floor((h - size) / 2) : Math.floor(crop.fy * (h - size + 1));
-    out = await sharp(rgb.data, { raw: { width, height, channels: channels as 1 | 2 | 3 | 4 } })
-      .resize({ width: w, height: h, fit: 'fill', kernel: 'linear' })
-      .extract({ left, top, width: size, height: size })
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    return { resize: { width: w, height: h, fit: 'fill' as const, kernel: 'linear' as const, fastShrinkOnLoad: false }, extract: { left, top, width: size, height: size } };
+  };
+  try {
+    if (header.channels === 3 && !header.hasAlpha && header.space === 'srgb' && !header.orientation) {
+      // plain RGB (most JPEGs): decode, resize and crop in one libvips pipeline (no shrink-on-load: the pixels
+      // are those of the two-pass path below)
+      const p = place(w0, h0);
+      const img = sharp(bytes, { failOn: 'error', limitInputPixels: maxPixels }).resize(p.resize).extract(p.extract);
+      out = await (flip ? img.flop() : img).raw().toBuffer({ resolveWithObject: true });
+    } else {
+      // Two passes: sharp premultiplies alpha while resizing, so the alpha channel is dropped first.
+      const rgb = await sharp(bytes, { failOn: 'error', limitInputPixels: maxPixels }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      const { width, height, channels } = rgb.info;
+      const p = place(width, height);
+      const img = sharp(rgb.data, { raw: { width, height, channels: channels as 1 | 2 | 3 | 4 } }).resize(p.resize).extract(p.extract);
+      out = await (flip ? img.flop() : img).raw().toBuffer({ resolveWithObject: true });
+    }
   } catch (err) {
     throw new IbqError('ERR_IBQ_BAD_IMAGE', `${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
   const c = out.info.channels;
   const hw = size * size;
   const px = new Float32Array(3 * hw);
-  for (let p = 0; p < hw; p++) for (let ch = 0; ch < 3; ch++) px[ch * hw + p] = out.data[p * c + ch]! / 127.5 - 1;
+  const d = out.data;
+  // HWC uint8 -> CHW float32 through the table of v / 127.5 - 1 (the same values, a third of the time)
+  for (let p = 0, q = 0; p < hw; p++, q += c) {
+    px[p] = TO_SYMMETRIC[d[q]!]!;
+    px[hw + p] = TO_SYMMETRIC[d[q + 1]!]!;
+    px[2 * hw + p] = TO_SYMMETRIC[d[q + 2]!]!;
+  }
   return px;
 }
+
+/** v / 127.5 - 1 for every uint8 v (the official x / 127.5 - 1). */
+const TO_SYMMETRIC = Float32Array.from({ length: 256 }, (_, v) => v / 127.5 - 1);
 
 /** One image, centre-cropped (see decodeImage). */
 export function loadImage(input: ImageInput, size: number, i = 0, opts?: LoadImageOptions): Promise<Float32Array> {

@@ -7,8 +7,11 @@
 import { describe } from '../core/errors.js';
 import { selectRows, Tensor, tensor } from '../core/tensor.js';
 import { listImages, type ImageList } from './image_files.js';
-import { decodeImage } from './images.js';
+import { decoder, type DecodeOptions } from './workers.js';
 import { mixSeed, mulberry32 } from '../core/random.js';
+import { BadImages, type BadImageOptions } from './bad_images.js';
+import { ShardDataset, type ShardDatasetOptions, type StreamState } from './shard_dataset.js';
+import { isShardSpec } from './shards.js';
 
 /** In-memory images: `batch(indices)` returns float32 [indices.length, 3, H, W] in [-1, 1]. */
 export interface ImageBatchSource {
@@ -28,18 +31,33 @@ export interface TrainDataset {
   load(indices: number[], epoch: number): Promise<Tensor>;
   /** Releases what the dataset holds (a Tensor data set: its reference to the images). */
   dispose?(): void;
+  /** Streamed (WebDataset shards): load() takes positions in this rank's stream of the epoch (ShardDataset). */
+  readonly streamed?: boolean;
+  /** Streamed: what the checkpoint records of the stream. */
+  state?(): StreamState;
 }
 
 class FileDataset implements TrainDataset {
-  skipped = 0;
   readonly #bad = new Set<number>();
+  readonly bad: BadImages;
+  readonly #decode: ReturnType<typeof decoder>;
   constructor(
     readonly list: ImageList,
     readonly size: number,
     readonly train: boolean,
     readonly seed: number,
     readonly description: string,
-  ) {}
+    opts: BadImageOptions & DecodeOptions = {},
+  ) {
+    this.bad = new BadImages(list.paths.length, opts);
+    this.#decode = decoder(opts);
+  }
+  dispose(): void {
+    this.#decode.pool?.close();
+  }
+  get skipped(): number {
+    return this.bad.count;
+  }
   get length(): number {
     return this.list.paths.length;
   }
@@ -50,10 +68,11 @@ class FileDataset implements TrainDataset {
       if (this.#bad.has(i)) continue;
       const rnd = mulberry32(mixSeed(this.seed, epoch, i));
       try {
-        return await decodeImage(this.list.paths[i]!, this.size, this.train ? { fx: rnd(), fy: rnd() } : 'centre');
-      } catch {
+        return await this.#decode.decode(this.list.paths[i]!, this.size, this.train ? { fx: rnd(), fy: rnd() } : 'centre');
+      } catch (err) {
+        if (this.#bad.has(i)) continue; // another batch of the same step met it first
         this.#bad.add(i);
-        this.skipped++;
+        this.bad.add(this.list.paths[i]!, err);
       }
     }
     throw new Error(`${this.description}: none of the ${n} images could be decoded`);
@@ -107,14 +126,25 @@ class SourceDataset implements TrainDataset {
  * `train`); Tensors and ImageBatchSources are used as they are (already preprocessed).
  * @throws TypeError for another kind of input; Error naming a path with no images
  */
-export function makeDataset(input: TokenizerDataInput, opts: { size: number; train: boolean; seed: number; split?: 'train' | 'val' }): TrainDataset {
+export function makeDataset(input: TokenizerDataInput, opts: { size: number; train: boolean; seed: number; split?: 'train' | 'val' } & BadImageOptions & DecodeOptions): TrainDataset {
   if (typeof input === 'string') {
+    if (isShardSpec(input)) throw new TypeError(`data: ${JSON.stringify(input)} names tar shards: open them with openDataset (async)`);
     const list = listImages(input, opts.split ?? (opts.train ? 'train' : 'val'));
-    return new FileDataset(list, opts.size, opts.train, opts.seed, `${input} (${list.layout}, ${list.paths.length} images)`);
+    return new FileDataset(list, opts.size, opts.train, opts.seed, `${input} (${list.layout}, ${list.paths.length} images)`, opts);
   }
   if (input instanceof Tensor) return new TensorDataset(input, `tensor [${input.shape.join(', ')}]`);
   if (input && typeof input === 'object' && typeof (input as ImageBatchSource).batch === 'function' && Number.isInteger((input as ImageBatchSource).length)) {
     return new SourceDataset(input as ImageBatchSource, `in-memory source (${(input as ImageBatchSource).length} images)`);
   }
   throw new TypeError(`data: expected an image folder / filelist path, a Tensor [N, 3, H, W] or { length, batch(indices) }, got ${describe(input)}`);
+}
+
+/**
+ * makeDataset, and WebDataset shards too: a string naming tar shards (`dir/train-{000000..000127}.tar`, lists,
+ * globs; lib/data/shards.ts) opens a ShardDataset streamed to this rank (`shard`, `sum`: lib/data/webdataset.ts).
+ * @throws as makeDataset and ShardDataset.open
+ */
+export async function openDataset(input: TokenizerDataInput, opts: Omit<ShardDatasetOptions, 'size'> & { size: number; split?: 'train' | 'val' }): Promise<TrainDataset> {
+  if (typeof input === 'string' && isShardSpec(input)) return ShardDataset.open(input, opts);
+  return makeDataset(input, opts);
 }

@@ -15,6 +15,8 @@ export interface DistributedEnv {
   localRank: number;
   timeoutSeconds: number;
   glooInterface?: string;
+  /** LOCAL_WORLD_SIZE (processes per node), when set: names the nodes of ranks that never join. */
+  ranksPerNode?: number;
   /** Set by callers: 'cpu' or 'cuda:LOCAL_RANK'. */
   device?: string;
 }
@@ -55,7 +57,8 @@ export function distributedEnv(env: NodeJS.ProcessEnv = process.env): Distribute
   const t = env.IBQ_DIST_TIMEOUT;
   const timeoutSeconds = t === undefined || t === '' ? 60 : Number(t);
   if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw new RangeError(`IBQ_DIST_TIMEOUT: expected seconds > 0, got '${t}'`);
-  return { masterAddr, masterPort, worldSize, rank, localRank, timeoutSeconds, glooInterface: env.GLOO_SOCKET_IFNAME || undefined };
+  const perNode = intVar(env, 'LOCAL_WORLD_SIZE', 1, worldSize);
+  return { masterAddr, masterPort, worldSize, rank, localRank, timeoutSeconds, glooInterface: env.GLOO_SOCKET_IFNAME || undefined, ranksPerNode: perNode };
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 import { checkInt, checkNumber, checkString, IbqError } from '../core/errors.js';
 import { native, type ProcessGroupNative } from '../native.js';
+import type { Tensor } from '../core/tensor.js';
 import type { DistributedEnv } from './env.js';
 import { PORT_RANGE, rankRange } from './ranges.js';
 
@@ -38,6 +39,8 @@ export interface ProcessGroupOptions {
   device?: string;
   /** Network interface Gloo binds to (GLOO_SOCKET_IFNAME); default: the address that routes to the master. */
   glooInterface?: string;
+  /** Ranks per node (LOCAL_WORLD_SIZE): a rendezvous that times out names the nodes of the missing ranks too. */
+  ranksPerNode?: number;
 }
 
 export class ProcessGroup {
@@ -46,7 +49,8 @@ export class ProcessGroup {
   /**
    * Joins the group; resolves when all worldSize ranks have joined.
    * @throws RangeError/TypeError for bad options; DistributedError when the port is in use (rank 0), the master
-   *   is unreachable or not all ranks join within the timeout
+   *   is unreachable or not all ranks join within the timeout (the message names the ranks, and with ranksPerNode
+   *   the nodes, that did not arrive; the whole rendezvous keeps to one timeout)
    */
   static async init(o: ProcessGroupOptions): Promise<ProcessGroup> {
     const worldSize = checkInt(o.worldSize, 'worldSize', 1);
@@ -59,6 +63,7 @@ export class ProcessGroup {
       timeoutSeconds: checkNumber(o.timeoutSeconds ?? 60, 'timeoutSeconds', 0.001),
       device: o.device === undefined ? undefined : checkString(o.device, 'device'),
       glooInterface: o.glooInterface === undefined ? undefined : checkString(o.glooInterface, 'glooInterface'),
+      ranksPerNode: o.ranksPerNode === undefined ? undefined : checkInt(o.ranksPerNode, 'ranksPerNode', 1, worldSize),
     };
     const handle = new native.ProcessGroupHandle();
     try {
@@ -88,6 +93,15 @@ export class ProcessGroup {
   async sum(values: number[]): Promise<number[]> {
     try {
       return Array.from(await this.native.allReduceValues(Float64Array.from(values)));
+    } catch (e) {
+      throw wrapError(e);
+    }
+  }
+
+  /** In-place element-wise sum over ranks of each tensor (same shapes and dtypes on every rank; on this rank's device). */
+  async sumTensors(tensors: Tensor[]): Promise<void> {
+    try {
+      await this.native.allReduceTensors(tensors.map((t) => t.handle));
     } catch (e) {
       throw wrapError(e);
     }

@@ -6,6 +6,8 @@
  * n_embed. Reconstructions are decode(indices) of the tokenizer's own encoding.
  */
 import { listImages } from '../data/image_files.js';
+import { expandShardSpec, isShardSpec, readShard } from '../data/shards.js';
+import { shardCounts } from '../data/webdataset.js';
 
 import { checkInt, checkSignal, describe, throwIfAborted } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
@@ -19,14 +21,14 @@ export interface EvaluableTokenizer {
   encode(x: Tensor): Promise<{ indices: Tensor; z_q: Tensor }>;
   decode(indices: Tensor): Promise<Tensor>;
   /** Needed when `data` names files: decoded, shorter side to imageSize, centre crop, [-1, 1]. */
-  encodeImages?(paths: string[], opts: { imageSize: number }): Promise<{ indices: Tensor; images: Tensor }>;
+  encodeImages?(inputs: (string | Buffer)[], opts: { imageSize: number }): Promise<{ indices: Tensor; images: Tensor }>;
   eval?(): unknown;
   config?: { n_embed?: number; ddconfig?: { resolution?: number } };
 }
 
 export interface EvaluateTokenizerOptions {
   tokenizer: EvaluableTokenizer;
-  /** An image folder (searched recursively), a list of image files, or batches [B,3,H,W] in [-1, 1]. */
+  /** An image folder (searched recursively), WebDataset shards (a shard spec), a list of image files, or batches [B,3,H,W] in [-1, 1]. */
   data: string | string[] | Iterable<Tensor> | AsyncIterable<Tensor>;
   /** Square size images are brought to (files only); default the tokenizer's ddconfig.resolution (its training size), else 256. */
   imageSize?: number;
@@ -71,6 +73,27 @@ interface Batch {
 
 async function* batches(o: EvaluateTokenizerOptions, total: number | undefined): AsyncGenerator<Batch> {
   const { tokenizer, data } = o;
+  if (typeof data === 'string' && isShardSpec(data)) {
+    // WebDataset shards, in the spec's order, centre-cropped as files are
+    if (!tokenizer.encodeImages) throw new TypeError('tokenizer: reading image files needs tokenizer.encodeImages');
+    const bs = checkInt(o.batchSize ?? 8, 'batchSize', 1);
+    const size = checkInt(o.imageSize ?? 256, 'imageSize', 8);
+    let part: Buffer[] = [];
+    let n = 0;
+    for (const path of expandShardSpec(data, 'data')) {
+      for await (const x of readShard(path)) {
+        if (total !== undefined && n >= total) break;
+        part.push(x.image);
+        n++;
+        if (part.length === bs) {
+          yield await tokenizer.encodeImages(part, { imageSize: size });
+          part = [];
+        }
+      }
+    }
+    if (part.length > 0) yield await tokenizer.encodeImages(part, { imageSize: size });
+    return;
+  }
   if (isFileList(data)) {
     const files = typeof data === 'string' ? listImages(data, 'val').paths : (data as string[]);
     if (!tokenizer.encodeImages) throw new TypeError('tokenizer: reading image files needs tokenizer.encodeImages');
@@ -94,7 +117,8 @@ export async function evaluateTokenizer(o: EvaluateTokenizerOptions): Promise<To
   if (!o || typeof o.tokenizer?.encode !== 'function' || typeof o.tokenizer?.decode !== 'function')
     throw new TypeError('tokenizer: expected a Tokenizer (encode, decode)');
   const nEmbed = checkInt(o.nEmbed ?? o.tokenizer.config?.n_embed, 'nEmbed (or tokenizer.config.n_embed)', 1);
-  const fileCount = !isFileList(o.data) ? undefined : typeof o.data === 'string' ? listImages(o.data, 'val').paths.length : o.data.length;
+  const fileCount = typeof o.data === 'string' && isShardSpec(o.data) ? (await shardCounts(expandShardSpec(o.data, 'data'))).reduce((a, b) => a + b, 0)
+    : !isFileList(o.data) ? undefined : typeof o.data === 'string' ? listImages(o.data, 'val').paths.length : o.data.length;
   checkSignal(o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError(`onProgress: expected a function, got ${describe(o.onProgress)}`);
   const limit = o.limit === undefined ? undefined : checkInt(o.limit, 'limit', 1);

@@ -87,6 +87,11 @@ export interface TrainStepInfo {
   seconds: number;
   /** Samples per second of the step. */
   samplesPerSecond: number;
+  /**
+   * Milliseconds the loop waited for this step's batch after the previous step ended (0 when the batch was ready:
+   * input keeps up; a steady wait means the data pipeline is the bottleneck: raise numWorkers).
+   */
+  dataWaitMs: number;
 }
 
 /** How a run ended; trainTokenizer and trainTransformer add their models. */
@@ -115,6 +120,11 @@ export interface StepOutcome {
 export interface LoopTask<B> {
   /** Training samples. */
   readonly length: number;
+  /**
+   * Streamed data (WebDataset shards): load() receives positions 0, 1, ... of this rank's stream of the epoch, in
+   * order, instead of sample indices of a shuffle (the data orders and shards itself; lib/data/webdataset.ts).
+   */
+  readonly streamed?: boolean;
   /** Leave out an incomplete last micro-batch of each epoch (default false: a smaller last micro-batch). */
   readonly dropLast?: boolean;
   /** The batch of these sample indices; `epoch` seeds augmentation. */
@@ -142,6 +152,8 @@ export interface LoopTask<B> {
   save(path: string, at: { globalStep: number; epoch: number; meta: { [DATA_POSITION_KEY]: DataPosition } }): Promise<void>;
   /** Restores the state written by save(); returns the global step it was taken at and the checkpoint's top-level entries. */
   restore(path: string): Promise<{ globalStep: number; meta: Record<string, unknown> }>;
+  /** Streamed data: what the checkpoint records of the stream, under the data position's `stream`. */
+  streamState?(): Record<string, number>;
   /** Also in a log line (e.g. files skipped so far). */
   extraLog?(): Record<string, number>;
 }
@@ -176,7 +188,9 @@ export const DATA_POSITION_KEY = 'ibq_data_position';
 /** The data position a checkpoint's top-level entries hold (undefined when absent or malformed: resume then starts the epoch of its step). */
 export function dataPositionOf(meta: Record<string, unknown>): DataPosition | undefined {
   const p = meta[DATA_POSITION_KEY] as { epoch?: unknown; samples?: unknown } | undefined;
-  return p && typeof p.epoch === 'number' && typeof p.samples === 'number' ? { epoch: p.epoch, samples: p.samples } : undefined;
+  if (!p || typeof p.epoch !== 'number' || typeof p.samples !== 'number') return undefined;
+  const stream = (p as { stream?: unknown }).stream;
+  return { epoch: p.epoch, samples: p.samples, ...(stream && typeof stream === 'object' ? { stream: stream as Record<string, number> } : {}) };
 }
 export const LOG_FILE = 'log.jsonl';
 /** step=00001000.ckpt: the global step after which the checkpoint was taken, 8 digits. */
@@ -308,20 +322,25 @@ async function loop<B>(
   let start = 0;
   let resumedMeta: Record<string, unknown> | undefined;
   const hooks = opts.hooks ?? {};
-  const plan = new BatchPlan(task.length, rows, s.seed, perEpoch, c.shard, c.used);
+  const plan = new BatchPlan(task.length, rows, s.seed, perEpoch, c.shard, c.used, task.streamed ?? false);
   if (s.resume !== undefined) {
     const r = await task.restore(s.resume);
     start = r.globalStep;
     resumedMeta = r.meta;
     const position = dataPositionOf(r.meta);
     if (position) plan.resumeAt(start, position);
+    const was = position?.stream?.worldSize;
+    if (main && task.streamed && was !== undefined && was !== c.shard.worldSize) {
+      console.error(`ibq: resuming a streamed epoch written by ${was} ranks on ${c.shard.worldSize}: the number of samples left in epoch ` +
+        `${position!.epoch} is exact, which samples they are is not (the runs of the shards are cut anew)`);
+    }
     lastGood = s.resume;
     if (main) await trimLog(logPath, start);
   }
   if (dist?.group) await task.attach?.(dist.group);
   const write = async (globalStep: number, file: string) => {
     if (!main) return;
-    await task.save(file, { globalStep, epoch: plan.epochOf(globalStep), meta: { ...hooks.checkpointMeta?.(), [DATA_POSITION_KEY]: plan.position(globalStep) } });
+    await task.save(file, { globalStep, epoch: plan.epochOf(globalStep), meta: { ...hooks.checkpointMeta?.(), [DATA_POSITION_KEY]: { ...plan.position(globalStep), ...(task.streamState ? { stream: task.streamState() } : {}) } } });
   };
   const save = async (globalStep: number, file = lastPath) => {
     if (!main) return;
@@ -349,7 +368,9 @@ async function loop<B>(
         break;
       }
       for (let k = 0; k <= s.prefetch; k++) request(step + k);
+      const w0 = performance.now();
       const batch = await pending.get(step)!;
+      const dataWaitMs = performance.now() - w0;
       pending.delete(step);
       const epoch = plan.epochOf(step);
       const t0 = performance.now();
@@ -366,13 +387,17 @@ async function loop<B>(
       const seconds = (performance.now() - t0) / 1000;
       const log = { ...out.log, ...hooks.lineExtras?.(out) };
       const sps = (n * (dist?.worldSize ?? 1)) / seconds;
-      const info: TrainStepInfo = { step, totalSteps, epoch, log, lr: out.lr, seconds, samplesPerSecond: sps };
-      if (main) await appendFile(logPath, JSON.stringify({ step, epoch, ...log, lr: out.lr, step_time: seconds, samples_per_s: sps, ...task.extraLog?.() }) + '\n');
+      const info: TrainStepInfo = { step, totalSteps, epoch, log, lr: out.lr, seconds, samplesPerSecond: sps, dataWaitMs };
+      const dataWait = Math.round(dataWaitMs * 100) / 100;
+      if (main) {
+        const line = { step, epoch, ...log, lr: out.lr, step_time: seconds, samples_per_s: sps, data_wait_ms: dataWait, ...task.extraLog?.() };
+        await appendFile(logPath, JSON.stringify(line) + '\n');
+      }
       const endsEpoch = plan.endsEpoch(step);
       if (endsEpoch) await task.endEpoch?.(epoch);
       const at = step + 1;
       await hooks.afterStep?.({
-        step, epoch, endsEpoch, log: { ...log, lr: out.lr, step_time: seconds, samples_per_s: sps },
+        step, epoch, endsEpoch, log: { ...log, lr: out.lr, step_time: seconds, samples_per_s: sps, data_wait_ms: dataWait },
         save: (file) => write(at, file),
         logLine: async (values) => {
           if (main) await appendFile(logPath, JSON.stringify({ step, epoch, ...values }) + '\n');

@@ -56,6 +56,8 @@ export function shardOrder(order: readonly number[], shard: Shard): number[] {
 export interface DataPosition {
   epoch: number;
   samples: number;
+  /** Streamed data: how the stream was cut (shards, samples, shuffle buffer, world size; lib/data/shard_dataset.ts). */
+  stream?: Record<string, number>;
 }
 
 /**
@@ -74,6 +76,8 @@ export class BatchPlan {
     readonly stepsPerEpoch: number,
     readonly shard: Shard = { rank: 0, worldSize: 1 },
     readonly used = Infinity,
+    /** Streamed data (WebDataset shards): indices are positions 0, 1, ... in this rank's stream of the epoch, which orders and shards it. */
+    readonly streamed = false,
   ) {}
 
   /** Continue at global step `step` from `pos` (as position() recorded it, possibly with another world size). */
@@ -107,6 +111,10 @@ export class BatchPlan {
 
   indices(step: number): { epoch: number; indices: number[] } {
     const { epoch, batch } = this.#locate(step);
+    if (this.streamed) {
+      const end = Math.min((batch + 1) * this.batchSize, this.used, samplesPerRank(this.n, this.shard));
+      return { epoch, indices: Array.from({ length: Math.max(0, end - batch * this.batchSize) }, (_, k) => batch * this.batchSize + k) };
+    }
     let order = this.#orders.get(epoch);
     if (!order) {
       for (const e of this.#orders.keys()) if (e < epoch - 1) this.#orders.delete(e);

@@ -5,7 +5,8 @@
  */
 
 import { presetOrYaml, readConfig, type IBQConfig, type RunSettings } from '../config/read_config.js';
-import { makeDataset, type TokenizerDataInput, type TrainDataset } from '../data/tokenizer_data.js';
+import { makeDataset, openDataset, type TokenizerDataInput, type TrainDataset } from '../data/tokenizer_data.js';
+import type { BadImageOptions } from '../data/bad_images.js';
 import { checkInt, checkNumber, describe, TrainingDivergedError } from '../core/errors.js';
 import { loadCheckpoint } from '../io/index.js';
 import type { Tensor } from '../core/tensor.js';
@@ -46,9 +47,20 @@ export interface TokenizerTrainConfig {
  * batchSize and maxEpochs default to the YAML's data.init_args.batch_size and trainer.max_epochs when the config
  * is a YAML path or a readConfig() result (a preset or an init_args object has none: then batchSize is required).
  */
-export interface TrainTokenizerOptions extends TrainOptionsFromConfig {
-  /** Training images: a folder (ImageNet layout, class folders or flat), a filelist, a Tensor or { length, batch }. */
+export interface TrainTokenizerOptions extends TrainOptionsFromConfig, BadImageOptions {
+  /**
+   * Training images: a folder (ImageNet layout, class folders or flat), a filelist, WebDataset tar shards
+   * ('shards/train-{000000..000127}.tar': brace ranges and lists, globs; streamed, lib/data/webdataset.ts), a Tensor
+   * or { length, batch }.
+   */
   data: TokenizerDataInput;
+  /** WebDataset shards: samples in each rank's shuffle buffer (default 1000; 0: the shard order alone is shuffled). */
+  shuffleBuffer?: number;
+  /**
+   * Decode worker threads per process (default 0: sharp on libuv's pool, driven from the main thread). The batches
+   * they prepare ahead are bounded by `prefetch`; log.jsonl's `data_wait_ms` says whether input keeps up.
+   */
+  numWorkers?: number;
   /** LPIPS weights when perceptual_weight > 0 and no resume checkpoint provides them. */
   perceptual?: PerceptualSource;
   /** Image side (default ddconfig.resolution). */
@@ -113,7 +125,12 @@ export async function trainTokenizer(config: TokenizerConfigInput, options: Trai
   const r = await runTraining(options, { run, source, raw }, async ({ settings: s, dist, stepsPerEpoch, wantsValidation, warn }) => {
     const size = checkInt(options.imageSize ?? tokCfg.ddconfig.resolution, 'imageSize', 1);
     // random crops are drawn from (seed, epoch, sample index): reproducible, and the same whichever rank reads a sample
-    const data = makeDataset(options.data, { size, train: true, seed: s.seed });
+    const group = dist.group;
+    const data = await openDataset(options.data, {
+      size, train: true, seed: s.seed, shuffleBuffer: options.shuffleBuffer, maxBadImages: options.maxBadImages, onBadImage: options.onBadImage,
+      numWorkers: options.numWorkers,
+      shard: { rank: dist.rank, worldSize: dist.worldSize, trim: s.shardPadding === 'trim' }, sum: group && ((v) => group.sum(v)),
+    });
     const valInput = options.valData ?? (wantsValidation && typeof options.data === 'string' && existsSync(join(options.data, 'val')) ? options.data : undefined);
     if (wantsValidation && valInput === undefined && dist.isMain) {
       warn('validation: no validation images (give valData / --val-data, or a data folder with val/ beside train/); training without validation');
@@ -192,6 +209,8 @@ async function tokenizerTask(
       }
     } : undefined,
     length: data.length,
+    streamed: data.streamed,
+    streamState: data.state && (() => ({ ...data.state!() })),
     load: (indices, epoch) => data.load(indices, epoch),
     release: (x) => x.dispose(),
     size: (x) => x.shape[0]!,

@@ -20,6 +20,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { TokenDecoder } from '../transformer/generate.js';
+import type { DistributedContext } from '../distributed/context.js';
 import type { TrainLoopResult } from './loop.js';
 import { sampleGrid } from './previews.js';
 import { runTraining, yamlAutocast, type RunTask, type TrainOptionsFromConfig } from './run.js';
@@ -47,14 +48,17 @@ export interface TrainTransformerOptions extends TrainOptionsFromConfig {
   tokens?: TokenData;
   /** Frozen tokenizer that encodes `data` or `images`. */
   tokenizer?: TokenizerLike;
-  /** Image folder (class sub-folders); its tokens are cached in outDir. */
+  /**
+   * Image folder (class sub-folders) or WebDataset shards (labels from .cls / .json); its tokens are cached in
+   * outDir. Data-parallel: each rank encodes its share and every rank gets all token maps (tokensFromImages).
+   */
   data?: string;
   /** In-memory images: float32 [N, 3, H, W] in [-1, 1] and their class ids (encoded, not cached). */
   images?: { images: Tensor; labels: Tensor | number[] };
   /** Side the folder images are resized/cropped to (default: the tokenizer's ddconfig.resolution, else 256). */
   imageSize?: number;
   /** Called once the token data is ready (cached: read from the token cache instead of encoding). */
-  onData?(info: { sequences: number; cached?: boolean }): void;
+  onData?(info: { sequences: number; cached?: boolean; encoded?: number }): void;
   /** Peak learning rate (overrides the config's learning_rate). */
   lr?: number;
   /** Global gradient-norm clipping (default 1.0, as the official trainer; 0: off). */
@@ -97,7 +101,9 @@ function splitConfig(config: ConfigInput): { model: TransformerConfig | Transfor
   return { model: config as TransformerConfig | TransformerPreset | string, train: {} };
 }
 
-async function tokenData(opts: TrainTransformerOptions, isMain: boolean, split: 'train' | 'val' = 'train'): Promise<TokenData & { cached?: boolean; key?: string }> {
+async function tokenData(
+  opts: TrainTransformerOptions, dist: DistributedContext, blockSize: number, split: 'train' | 'val' = 'train',
+): Promise<TokenData & { cached?: boolean; key?: string; encoded?: number }> {
   if (opts.tokens) return opts.tokens;
   const tok = opts.tokenizer;
   if (!tok || (typeof opts.data !== 'string' && !opts.images)) {
@@ -106,7 +112,12 @@ async function tokenData(opts: TrainTransformerOptions, isMain: boolean, split: 
   if (opts.images) return tokensFromTensor(tok, opts.images.images, opts.images.labels);
   const res = (tok as { config?: { ddconfig?: { resolution?: number } } }).config?.ddconfig?.resolution;
   const imageSize = checkInt(opts.imageSize ?? res ?? 256, 'imageSize', 1);
-  return tokensFromImages(tok, opts.data!, { cacheDir: opts.outDir, imageSize, writeCache: isMain, split });
+  // each image encoded once across the ranks (each its share, summed through the group); rank 0 writes the cache
+  const group = dist.group;
+  return tokensFromImages(tok, opts.data!, {
+    cacheDir: opts.outDir, imageSize, writeCache: dist.isMain, tokensPerImage: blockSize, split,
+    dist: group && { rank: dist.rank, worldSize: dist.worldSize, group },
+  });
 }
 
 /**
@@ -127,11 +138,11 @@ export async function trainTransformer(config: ConfigInput, options: TrainTransf
   const source = typeof config === 'string' ? config : 'the config';
   const r = await runTraining(options, { run, source, raw }, async ({ settings: s, dist, stepsPerEpoch, wantsValidation, warn }) => {
     const model = (await Transformer.createAsync(modelCfg, { seed: s.seed, device: dist.device })).train();
-    const data = await tokenData(options, dist.isMain);
+    const data = await tokenData(options, dist, model.config.block_size);
     const N = checkTokenData(data, model.config.block_size);
-    options.onData?.({ sequences: N, cached: data.cached });
+    options.onData?.({ sequences: N, cached: data.cached, encoded: data.encoded });
     const valDir = options.valData ?? (wantsValidation && typeof options.data === 'string' && existsSync(join(options.data, 'val')) ? options.data : undefined);
-    const valTokens = options.valTokens ?? (valDir === undefined ? undefined : await tokenData({ ...options, data: valDir, images: undefined }, dist.isMain, 'val'));
+    const valTokens = options.valTokens ?? (valDir === undefined ? undefined : await tokenData({ ...options, data: valDir, images: undefined }, dist, model.config.block_size, 'val'));
     if (valTokens) checkTokenData(valTokens, model.config.block_size);
     else if (wantsValidation && dist.isMain) warn('validation: no held-out data (give valTokens / valData, --val-data, or a data folder with val/ beside train/); training without validation');
     const validation = valTokens && (await transformerValidation(model, valTokens));

@@ -6,17 +6,18 @@
  * [-1, 1]) are encoded directly, without a cache. The tokenizer is switched to eval mode while encoding.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { listImages } from '../data/image_files.js';
 import { loadSafetensors, saveSafetensors } from '../io/index.js';
 import { describe } from '../core/errors.js';
 import { selectRows, tensor, Tensor } from '../core/tensor.js';
+import type { ProcessGroup } from '../distributed/process_group.js';
+import { tokenSource, type SourceImage } from './token_sources.js';
 
 /** The part of the Tokenizer this module uses. */
 export interface TokenizerLike {
-  encodeImages(paths: string[], opts: { imageSize: number }): Promise<{ indices: Tensor; images?: Tensor }>;
+  encodeImages(inputs: (string | Buffer)[], opts: { imageSize: number }): Promise<{ indices: Tensor; images?: Tensor }>;
   encode(x: Tensor): Promise<{ indices: Tensor; z_q?: Tensor }>;
   stateDict(): Map<string, Tensor>;
   readonly training?: boolean;
@@ -54,14 +55,11 @@ async function flatten(batches: Tensor[]): Promise<Tensor> {
   return tensor(flat, [N, L]);
 }
 
-/** Key of (image list with sizes and mtimes, tokenizer weights, image size). */
-async function cacheKey(paths: string[], tok: TokenizerLike, imageSize: number): Promise<string> {
+/** Key of (image files with sizes and mtimes, tokenizer weights, image size). */
+async function cacheKey(lines: string[], tok: TokenizerLike, imageSize: number): Promise<string> {
   const h = createHash('sha256');
   h.update(`v${CACHE_VERSION} imageSize=${imageSize}\n`);
-  for (const p of paths) {
-    const s = statSync(p);
-    h.update(`${p}\t${s.size}\t${s.mtimeMs}\n`);
-  }
+  for (const l of lines) h.update(`${l}\n`);
   for (const [k, t] of tok.stateDict()) {
     const a = await t.data();
     h.update(`${k}\t${t.dtype}\t${t.shape}\n`);
@@ -71,41 +69,86 @@ async function cacheKey(paths: string[], tok: TokenizerLike, imageSize: number):
   return h.digest('hex').slice(0, 16);
 }
 
+/** The process group a data-parallel run tokenizes in (each rank encodes its share; c10d sums the shares). */
+export interface TokenGroup {
+  rank: number;
+  worldSize: number;
+  group: Pick<ProcessGroup, 'sum' | 'sumTensors'>;
+}
+
 /**
- * Token maps of an image folder: int64 tokens [N, h * w] (flattened h x w) and labels [N], read from
- * `cacheDir/tokens-<key>.safetensors` when the key (image paths, sizes and mtimes; tokenizer weights; image
- * size) matches, otherwise encoded with `tok` and written there (unless `writeCache` is false: data-parallel
- * ranks other than 0 encode for themselves and leave the cache to rank 0).
- * @returns also `cached` (true when read from the cache), the class names and the cache key
+ * Token maps of an image folder (class sub-folders) or of WebDataset shards (labels from .cls / .json): int64
+ * tokens [N, h * w] (flattened h x w) and labels [N], read from `cacheDir/tokens-<key>.safetensors` when the key
+ * (image files with sizes and mtimes; tokenizer weights; image size) matches, otherwise encoded with `tok` and
+ * written there by the process with `writeCache` (default true). With `dist`, every image is encoded once across
+ * the ranks: rank r encodes images [r N / W, (r + 1) N / W) and a c10d sum gives every rank all token maps (no
+ * shared folder needed); the cache is read only when every rank finds it. `tokensPerImage` (the transformer's
+ * block_size) is required with `dist`.
+ * @returns also `cached` (true when read from the cache), the class names, the cache key and `encoded`: the
+ *   images this process encoded
+ * @throws RangeError for a folder without class sub-folders, a sample without a label, or token maps of another
+ *   size than tokensPerImage
  */
 export async function tokensFromImages(
   tok: TokenizerLike,
-  dir: string,
-  opts: { cacheDir: string; imageSize: number; batchSize?: number; writeCache?: boolean; split?: 'train' | 'val' },
-): Promise<{ tokens: Tensor; labels: Tensor; classes: string[]; cached: boolean; key: string }> {
-  const { paths, labels, classes, layout } = listImages(dir, opts.split ?? 'train');
-  if (classes.length === 0) throw new RangeError(`data: ${dir} has no class sub-folders (found a ${layout} of images); the AR model needs one folder per class`);
-  const key = await cacheKey(paths, tok, opts.imageSize);
+  data: string,
+  opts: { cacheDir: string; imageSize: number; batchSize?: number; writeCache?: boolean; tokensPerImage?: number; dist?: TokenGroup; split?: 'train' | 'val' },
+): Promise<{ tokens: Tensor; labels: Tensor; classes: string[]; cached: boolean; key: string; encoded: number }> {
+  const dist = opts.dist && opts.dist.worldSize > 1 ? opts.dist : undefined;
+  const src = await tokenSource(data, { rank: dist?.rank ?? 0, worldSize: dist?.worldSize ?? 1 }, dist && ((v) => dist.group.sum(v)), opts.split);
+  const key = await cacheKey(src.keyLines, tok, opts.imageSize);
   const file = join(opts.cacheDir, `tokens-${key}.safetensors`);
-  if (existsSync(file)) {
+  const have = existsSync(file);
+  const everyone = dist ? (await dist.group.sum([have ? 1 : 0]))[0] === dist.worldSize : have;
+  if (everyone) {
     const m = await loadSafetensors(file);
-    if (m.has('tokens') && m.has('labels')) return { tokens: m.get('tokens')!, labels: m.get('labels')!, classes, cached: true, key };
+    if (m.has('tokens') && m.has('labels')) return { tokens: m.get('tokens')!, labels: m.get('labels')!, classes: src.classes, cached: true, key, encoded: 0 };
   }
+  const N = src.count;
+  const [lo, hi] = dist ? [Math.floor((dist.rank * N) / dist.worldSize), Math.floor(((dist.rank + 1) * N) / dist.worldSize)] : [0, N];
   const bs = opts.batchSize ?? 32;
   const batches: Tensor[] = [];
+  const labels: number[] = [];
   await inEval(tok, async () => {
-    for (let i = 0; i < paths.length; i += bs) {
-      const r = await tok.encodeImages(paths.slice(i, i + bs), { imageSize: opts.imageSize });
+    let part: SourceImage[] = [];
+    const flush = async () => {
+      const r = await tok.encodeImages(part.map((x) => x.input), { imageSize: opts.imageSize });
       r.images?.dispose();
       batches.push(r.indices);
+      part = [];
+    };
+    for await (const x of src.read(lo, hi)) {
+      part.push(x);
+      labels.push(x.label);
+      if (part.length === bs) await flush();
     }
+    if (part.length > 0) await flush();
   });
-  const tokens = await flatten(batches);
-  const lab = tensor(BigInt64Array.from(labels, BigInt), [labels.length]);
-  if (opts.writeCache === false) return { tokens, labels: lab, classes, cached: false, key };
-  mkdirSync(opts.cacheDir, { recursive: true });
-  await saveSafetensors(file, new Map([['tokens', tokens], ['labels', lab]]), { source: dir, classes: JSON.stringify(classes) });
-  return { tokens, labels: lab, classes, cached: false, key };
+  let tokens = await flatten(batches);
+  const L = opts.tokensPerImage ?? tokens.shape[1]!;
+  if (tokens.shape[0]! > 0 && tokens.shape[1] !== L) {
+    throw new RangeError(`tokens: the tokenizer gives ${tokens.shape[1]} tokens per image at imageSize ${opts.imageSize}, the transformer's block_size is ${L}`);
+  }
+  let lab = tensor(BigInt64Array.from(labels, BigInt), [labels.length]);
+  if (dist) {
+    if (opts.tokensPerImage === undefined) throw new TypeError('tokensPerImage: required with dist (every rank sums [N, tokensPerImage] token maps)');
+    // each rank's share in place, zeros elsewhere; the sum over the ranks is the whole set
+    const all = new BigInt64Array(N * L);
+    all.set((await tokens.data()) as BigInt64Array, lo * L);
+    const allLabels = new BigInt64Array(N);
+    allLabels.set(BigInt64Array.from(labels, BigInt), lo);
+    tokens.dispose();
+    lab.dispose();
+    tokens = tensor(all, [N, L]);
+    lab = tensor(allLabels, [N]);
+    await dist.group.sumTensors([tokens, lab]);
+  }
+  if (opts.writeCache !== false) {
+    mkdirSync(opts.cacheDir, { recursive: true });
+    await saveSafetensors(file, new Map([['tokens', tokens], ['labels', lab]]), { source: data, classes: JSON.stringify(src.classes) });
+  }
+  if (dist) await dist.group.sum([0]); // the cache is written before any rank goes on (a barrier)
+  return { tokens, labels: lab, classes: src.classes, cached: false, key, encoded: hi - lo };
 }
 
 /**

@@ -40,7 +40,7 @@ class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
   }
 
  private:
-  // init({ masterAddr, masterPort, worldSize, rank, timeoutSeconds, device, glooInterface }) -> Promise<void>
+  // init({ masterAddr, masterPort, worldSize, rank, timeoutSeconds, device, glooInterface, ranksPerNode }) -> Promise<void>
   Napi::Value InitGroup(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (pg_ || pending_) ThrowType(env, "processGroup: already initialised");
@@ -56,6 +56,8 @@ class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
     if (o.Has("device") && !o.Get("device").IsUndefined()) g.device = ArgString(o.Get("device"), "device");
     if (o.Has("glooInterface") && !o.Get("glooInterface").IsUndefined())
       g.gloo_interface = ArgString(o.Get("glooInterface"), "glooInterface");
+    if (o.Has("ranksPerNode") && !o.Get("ranksPerNode").IsUndefined())
+      g.ranks_per_node = static_cast<int>(ArgNumber(o.Get("ranksPerNode"), "ranksPerNode"));
     pending_ = true;
     auto slot = std::make_shared<std::shared_ptr<ibq::dist::ProcessGroup>>();
     Napi::Reference<Napi::Object> self = Napi::Persistent(info.This().As<Napi::Object>());

@@ -3,45 +3,18 @@
 // dropouts 0) and of one process accumulating 2 micro-batches of b; killing one of 2 ranks makes the launcher and
 // the other rank exit non-zero within 60 s naming the rank, leaving no process; the last checkpoint resumes
 // with 1 process and with 2.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 
-import { loadCheckpoint, saveSafetensors, tensor, type Checkpoint } from '../../dist/index.js';
+import { loadCheckpoint, type Checkpoint } from '../../dist/index.js';
+import { writeArInputs } from './ar_inputs.js';
 import { maxAbsDiff } from '../support/compare.js';
 import { freePort, ibq, run, type Run } from './support.js';
 
-const PARAMS = {
-  vocab_size: 64, block_size: 16, n_layer: 2, n_head: 2, n_embd: 32, class_num: 4, multiple_of: 32,
-  resid_dropout_p: 0, ffn_dropout_p: 0, attn_dropout_p: 0, token_drop: 0, drop_path_rate: 0, class_dropout_prob: 0,
-};
 const N = 40, B = 4;
-
-/** The AR YAML (official layout) and N random token maps with their labels. */
-async function writeInputs(dir: string): Promise<{ yaml: string; tokens: string }> {
-  const yaml = join(dir, 'ar.yaml');
-  writeFileSync(yaml, stringify({
-    model: {
-      class_path: 'src.IBQ.models.cond_transformer_llama.Net2NetTransformer',
-      init_args: {
-        learning_rate: 3e-3, weight_decay: 0.05, wp: 0, wp0: 0.005, wpe: 0.01, twde: 0.01,
-        transformer_config: { target: 'src.IBQ.modules.transformer.llama.GPT', params: PARAMS },
-      },
-    },
-  }));
-  const tok = new BigInt64Array(N * PARAMS.block_size);
-  let s = 12345;
-  for (let i = 0; i < tok.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    tok[i] = BigInt(s % PARAMS.vocab_size);
-  }
-  const lab = BigInt64Array.from({ length: N }, (_, i) => BigInt(i % PARAMS.class_num));
-  const tokens = join(dir, 'tokens.safetensors');
-  await saveSafetensors(tokens, new Map([['tokens', tensor(tok, [N, PARAMS.block_size])], ['labels', tensor(lab, [N])]]));
-  return { yaml, tokens };
-}
+const writeInputs = (dir: string) => writeArInputs(dir, N);
 
 function expectOk(r: Run, what: string): void {
   expect(r.code, `${what}: ${r.stderr.slice(-3000)}`).toBe(0);

@@ -170,7 +170,7 @@ describe.skipIf(!HAVE_FIXTURES)('ibq sample / ibq train-ar', () => {
     const base = ['train-ar', '--config', yaml, '--tokenizer', TOKENIZER_CKPT(), '--data', data, '--out', out, '--batch-size', '2'];
     const r1 = await ibq([...base, '--max-steps', '2']);
     expect(r1.status, r1.stderr).toBe(0);
-    expect(r1.stderr).toMatch(/4 token maps \(encoded, cached\)/);
+    expect(r1.stderr).toMatch(/4 token maps \(4 encoded by this process, cached\)/);
     expect(JSON.parse(r1.stdout)).toMatchObject({ globalStep: 2, stopped: 'done', checkpoint: join(out, 'last.ckpt') });
     const ck = await loadCheckpoint(join(out, 'last.ckpt'));
     expect(ck.meta.global_step).toBe(2);

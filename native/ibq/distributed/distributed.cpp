@@ -64,6 +64,66 @@ void wait_work(const c10::intrusive_ptr<c10d::Work>& w) {
   w->wait();
 }
 
+// "ranks 2, 3 (node 1)": the ranks that did not arrive, with their nodes when ranks_per_node is known.
+std::string name_missing(const std::vector<int>& missing, int ranks_per_node) {
+  std::string ranks, nodes;
+  std::vector<int> seen;
+  for (int r : missing) {
+    ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+    if (ranks_per_node > 0 && (seen.empty() || seen.back() != r / ranks_per_node)) {
+      seen.push_back(r / ranks_per_node);
+      nodes += (nodes.empty() ? "" : ", ") + std::to_string(seen.back());
+    }
+  }
+  std::string out = (missing.size() > 1 ? "ranks " : "rank ") + ranks;
+  if (!nodes.empty()) out += std::string(seen.size() > 1 ? " (nodes " : " (node ") + nodes + ")";
+  return out;
+}
+
+// Every rank marks its arrival in the store and waits, until `deadline`, for all world_size marks; on the deadline
+// it names the ranks (and nodes) whose mark is missing. TCPStore's own waitWorkers would let rank 0 pass silently
+// at its timeout and leave the rest to Gloo's rendezvous, a second timeout.
+// Returns false when this store is not the group's: a stale one (a previous group on the same port, still closing:
+// its counter is already full) or one that went away; the caller connects again.
+bool await_arrivals(c10d::Store& st, const GroupOptions& o, std::chrono::steady_clock::time_point deadline) {
+  const std::string me = "rank " + std::to_string(o.rank);
+  const auto key = [](int r) { return "ibq/arrived/" + std::to_string(r); };
+  // whoever reaches its deadline first names the missing ranks in "ibq/missing" for the others (rank 0, whose store
+  // goes with it, waits up to 2 s for them to read it)
+  const auto text = [&](const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); };
+  try {
+    st.set(key(o.rank), std::vector<uint8_t>{1});
+    int64_t arrived = st.add("ibq/arrivals", 1);
+    if (arrived > o.world_size) return false;
+    while ((arrived = st.add("ibq/arrivals", 0)) < o.world_size) {
+      if (st.check({"ibq/missing"})) {
+        st.add("ibq/missing_seen", 1);
+        throw DistError(me + ": " + text(st.get("ibq/missing")));
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        std::vector<int> missing;
+        for (int r = 0; r < o.world_size; ++r)
+          if (!st.check({key(r)})) missing.push_back(r);
+        const std::string what = name_missing(missing, o.ranks_per_node) + " did not join the rendezvous at " + where(o) +
+                                 " within " + seconds(o.timeout_s) + " s (" + std::to_string(o.world_size - missing.size()) +
+                                 " of " + std::to_string(o.world_size) + " ranks arrived)";
+        st.set("ibq/missing", std::vector<uint8_t>(what.begin(), what.end()));
+        const auto wait_until = std::chrono::steady_clock::now() + milliseconds(2000);
+        while (o.rank == 0 && st.add("ibq/missing_seen", 0) < arrived - 1 && std::chrono::steady_clock::now() < wait_until)
+          std::this_thread::sleep_for(milliseconds(20));
+        throw DistError(me + ": " + what);
+      }
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return true;
+  } catch (const DistError&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (o.rank != 0) return false;  // the store went away under a client: connect again (until the deadline)
+    throw DistError(me + ": the rendezvous store this rank hosts at " + where(o) + " failed: " + first_line(e.what()));
+  }
+}
+
 }  // namespace
 
 ProcessGroup::ProcessGroup(const GroupOptions& o) : opts_(o), impl_(std::make_unique<Impl>()) {
@@ -80,18 +140,32 @@ ProcessGroup::ProcessGroup(const GroupOptions& o) : opts_(o), impl_(std::make_un
   so.port = static_cast<std::uint16_t>(o.master_port);
   so.isServer = o.rank == 0;
   so.numWorkers = static_cast<size_t>(o.world_size);
-  so.waitWorkers = true;
+  so.waitWorkers = false;  // await_arrivals below waits for the workers, within the same timeout, naming the missing
   so.timeout = timeout;
-  try {
-    impl_->store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
-  } catch (const std::exception& e) {
-    const std::string msg = e.what();
-    if (o.rank == 0 && (msg.find("in use") != std::string::npos || msg.find("listen") != std::string::npos))
-      throw DistError(me + ": cannot host the rendezvous at " + where(o) + ": the port is in use or the address is not "
-                      "this host's (set MASTER_PORT to a free port; " + first_line(msg) + ")");
-    throw DistError(me + ": the rendezvous at " + where(o) + " failed within " + seconds(o.timeout_s) +
-                    " s (master unreachable, or not all " + std::to_string(o.world_size) + " ranks joined): " +
-                    first_line(msg));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const std::string node0 = o.ranks_per_node > 0 ? " (node 0)" : "";
+  for (bool joined = false; !joined;) {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    so.timeout = std::max(left, milliseconds(1));
+    try {
+      impl_->store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
+      impl_->store->setTimeout(timeout);
+    } catch (const std::exception& e) {
+      const std::string msg = e.what();
+      if (o.rank == 0 && (msg.find("in use") != std::string::npos || msg.find("listen") != std::string::npos))
+        throw DistError(me + ": cannot host the rendezvous at " + where(o) + ": the port is in use or the address is not "
+                        "this host's (set MASTER_PORT to a free port; " + first_line(msg) + ")");
+      throw DistError(me + ": the rendezvous at " + where(o) + " failed within " + seconds(o.timeout_s) + " s: rank 0" + node0 +
+                      ", which hosts it, did not arrive (master unreachable or not started): " + first_line(msg));
+    }
+    joined = await_arrivals(*impl_->store, o, deadline);
+    if (!joined) {
+      impl_->store.reset();
+      if (std::chrono::steady_clock::now() >= deadline)
+        throw DistError(me + ": the rendezvous at " + where(o) + " failed within " + seconds(o.timeout_s) + " s: the store rank 0" +
+                        node0 + " hosts went away before all ranks joined (rank 0 stopped), and none came up again");
+      std::this_thread::sleep_for(milliseconds(100));
+    }
   }
   try {
     if (cuda) {
