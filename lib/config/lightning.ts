@@ -239,7 +239,7 @@ function dataSection(data: unknown, notes: FieldNote[], s: LightningSettings): v
     if (k === 'batch_size') notes.push({ path: where });
     else if (k === 'num_workers') {
       s.numWorkers = int(a[k], where, 0);
-      notes.push({ path: where, instead: 'images are decoded by sharp on libuv\'s pool (UV_THREADPOOL_SIZE); decode workers: see --num-workers' });
+      notes.push({ path: where }); // the tokenizer's decode workers (numWorkers / --num-workers override it)
     } else if (k === 'train' || k === 'validation') {
       const size = k === 'train' ? 'train' : 'validation';
       for (const p of leaves(a[k], where)) {

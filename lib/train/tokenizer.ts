@@ -128,7 +128,7 @@ export async function trainTokenizer(config: TokenizerConfigInput, options: Trai
     const group = dist.group;
     const data = await openDataset(options.data, {
       size, train: true, seed: s.seed, shuffleBuffer: options.shuffleBuffer, maxBadImages: options.maxBadImages, onBadImage: options.onBadImage,
-      numWorkers: options.numWorkers,
+      numWorkers: options.numWorkers ?? run?.lightning?.numWorkers,
       shard: { rank: dist.rank, worldSize: dist.worldSize, trim: s.shardPadding === 'trim' }, sum: group && ((v) => group.sum(v)),
     });
     const valInput = options.valData ?? (wantsValidation && typeof options.data === 'string' && existsSync(join(options.data, 'val')) ? options.data : undefined);
