@@ -10,7 +10,7 @@ import {
   evaluateTokenizer, expandBraces, expandShardSpec, readShard, ShardDataset, shardKeys, streamRun, Tokenizer, trainTokenizer, writeShards, loadCheckpoint,
 } from '../../dist/index.js';
 import { ibq, runRanks, ROOT } from '../distributed/support.js';
-import { writeClassFolders } from '../support/shard_images.js';
+import { tinyTokenizerYaml, writeClassFolders } from '../support/shard_images.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ibq-wds-'));
 const folder = join(root, 'images');
@@ -147,18 +147,7 @@ describe('the epoch stream', () => {
   });
 });
 
-const YAML = `
-model:
-  init_args:
-    ddconfig: {double_z: false, z_channels: 16, resolution: 16, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [1, 2], num_res_blocks: 1, attn_resolutions: [], dropout: 0.0}
-    lossconfig:
-      target: src.IBQ.modules.losses.vqperceptual.VQLPIPSWithDiscriminator
-      params: {disc_start: 0, disc_weight: 0.4, quant_loss_weight: 1.0, entropy_loss_weight: 0.05, gen_loss_weight: 0.1, lecam_loss_weight: 0.05, perceptual_weight: 0.0, disc_num_layers: 1}
-    n_embed: 32
-    embed_dim: 8
-    learning_rate: 1.0e-3
-    use_entropy_loss: true
-`;
+const YAML = tinyTokenizerYaml('    use_entropy_loss: true\n');
 
 describe('tokenizer training on shards', () => {
   beforeAll(() => writeFileSync(join(root, 'tok.yaml'), YAML));

@@ -8,20 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadCheckpoint, writeShards } from '../../dist/index.js';
 import { maxAbsDiff } from '../support/compare.js';
-import { writeClassFolders } from '../support/shard_images.js';
+import { tinyTokenizerYaml, writeClassFolders } from '../support/shard_images.js';
 import { freePort, ibq, run } from './support.js';
 
-const YAML = `
-model:
-  init_args:
-    ddconfig: {double_z: false, z_channels: 16, resolution: 16, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [1, 2], num_res_blocks: 1, attn_resolutions: [], dropout: 0.0}
-    lossconfig:
-      target: src.IBQ.modules.losses.vqperceptual.VQLPIPSWithDiscriminator
-      params: {disc_start: 0, disc_weight: 0.4, quant_loss_weight: 1.0, entropy_loss_weight: 0.05, gen_loss_weight: 0.1, lecam_loss_weight: 0.05, perceptual_weight: 0.0, disc_num_layers: 1}
-    n_embed: 32
-    embed_dim: 8
-    learning_rate: 1.0e-3
-`;
+const YAML = tinyTokenizerYaml();
 
 describe('shards on 2 ranks, a rank killed and restarted', () => {
   const root = mkdtempSync(join(tmpdir(), 'ibq-shards-elastic-'));

@@ -1,4 +1,4 @@
-/** Small class-folder image sets for the WebDataset tests: JPEG/PNG files of distinct colours and sizes, written with sharp. */
+/** Small class-folder image sets for the WebDataset tests (JPEG/PNG files of distinct colours and sizes, written with sharp) and their tokenizer YAML. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -32,4 +32,22 @@ export async function writeClassFolders(root: string, classes: string[], perClas
     out.push(paths);
   }
   return out;
+}
+
+/**
+ * A tokenizer training YAML (official layout) small enough for the data tests: 16 px, ch 32, ch_mult [1, 2], 32 codes,
+ * no LPIPS; `extra` lines are appended to model.init_args (indented by 4).
+ */
+export function tinyTokenizerYaml(extra = ''): string {
+  return `
+model:
+  init_args:
+    ddconfig: {double_z: false, z_channels: 16, resolution: 16, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [1, 2], num_res_blocks: 1, attn_resolutions: [], dropout: 0.0}
+    lossconfig:
+      target: src.IBQ.modules.losses.vqperceptual.VQLPIPSWithDiscriminator
+      params: {disc_start: 0, disc_weight: 0.4, quant_loss_weight: 1.0, entropy_loss_weight: 0.05, gen_loss_weight: 0.1, lecam_loss_weight: 0.05, perceptual_weight: 0.0, disc_num_layers: 1}
+    n_embed: 32
+    embed_dim: 8
+    learning_rate: 1.0e-3
+${extra}`;
 }

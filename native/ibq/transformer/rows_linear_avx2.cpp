@@ -1,37 +1,12 @@
-// The batch-invariant row kernels (rows_linear_impl.h) for AVX2 (8 floats per vector), selected per function by a
-// target pragma, so the rest of the library keeps the compiler's default instruction set.
+// The batch-invariant row kernels (rows_linear_impl.h, written once) for AVX2 + FMA, 8 floats per vector.
 #include "ibq/transformer/rows_linear.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
-
-namespace ibq::rows::avx2 {
-#define IBQ_ROWS_WIDTH 8
-#define IBQ_ROWS_TILE 6
-#define IBQ_ROWS_NAME "avx2"
-#include "ibq/transformer/rows_linear_impl.h"
-#undef IBQ_ROWS_WIDTH
-#undef IBQ_ROWS_TILE
-#undef IBQ_ROWS_NAME
-}  // namespace ibq::rows::avx2
-
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-namespace ibq::rows {
-const Kernels* kernels_avx2() { return avx2::table(); }
-}  // namespace ibq::rows
-#else
-namespace ibq::rows {
-const Kernels* kernels_avx2() { return nullptr; }
-}  // namespace ibq::rows
-#endif
+#define IBQ_UNIT_NS ibq::rows
+#define IBQ_UNIT_TABLE Kernels
+#define IBQ_UNIT_GETTER kernels_avx2
+#define IBQ_UNIT_ISA avx2
+#define IBQ_UNIT_TARGET "avx2,fma"
+#define IBQ_UNIT_IMPL "ibq/transformer/rows_linear_impl.h"
+#define IBQ_SIMD_WIDTH 8
+#define IBQ_SIMD_NAME "avx2"
+#include "ibq/core/simd_isa_unit.h"

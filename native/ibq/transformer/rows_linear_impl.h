@@ -1,46 +1,31 @@
-// Body of the batch-invariant row kernels (rows_linear.h), included by rows_linear_avx2.cpp and
-// rows_linear_avx512.cpp inside their namespace and target pragma with IBQ_ROWS_WIDTH (floats per vector: 8 or
-// 16, which picks the intrinsics below), IBQ_ROWS_TILE (rows per tile) and IBQ_ROWS_NAME. Each output element is acc = fma(x[r, k], W[c, k], acc)
-// for k = 0..K-1 from acc = 0; panels are two vectors wide.
-
-#if IBQ_ROWS_WIDTH == 16
-#define IBQ_VEC __m512
-#define IBQ_ZERO() _mm512_setzero_ps()
-#define IBQ_LOAD(p) _mm512_loadu_ps(p)
-#define IBQ_STORE(p, v) _mm512_storeu_ps(p, v)
-#define IBQ_SET1(v) _mm512_set1_ps(v)
-#define IBQ_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#else
-#define IBQ_VEC __m256
-#define IBQ_ZERO() _mm256_setzero_ps()
-#define IBQ_LOAD(p) _mm256_loadu_ps(p)
-#define IBQ_STORE(p, v) _mm256_storeu_ps(p, v)
-#define IBQ_SET1(v) _mm256_set1_ps(v)
-#define IBQ_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-#endif
+// Body of the batch-invariant row kernels (rows_linear.h), compiled once per instruction set by rows_linear_avx2.cpp
+// and rows_linear_avx512.cpp through core/simd_isa_unit.h (IBQ_SIMD_WIDTH floats per vector, IBQ_SIMD_NAME; the
+// vector primitives of core/simd_vec_impl.h). Each output element is acc = fma(x[r, k], W[c, k], acc) for
+// k = 0..K-1 from acc = 0; panels are two vectors wide.
 
 namespace {
 
-constexpr int64_t W = IBQ_ROWS_WIDTH;
+#include "ibq/core/simd_vec_impl.h"
+
 constexpr int64_t P = 2 * W;  // panel width
-constexpr int kTile = IBQ_ROWS_TILE;
+constexpr int kTile = W == 16 ? 12 : 6;  // rows per tile: 2 x kTile accumulators of 32 vector registers (AVX-512) or 16 (AVX2)
 
 // Rows [0, R) x one panel: 2R accumulators; out [R, P] with row stride `ld`.
 template <int R>
 inline void tile(const float* x, int64_t K, const float* panel, float* out, int64_t ld) {
-  IBQ_VEC acc[R][2];
-  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = IBQ_ZERO();
+  vf acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = vzero();
   for (int64_t k = 0; k < K; ++k) {
-    IBQ_VEC w0 = IBQ_LOAD(panel + k * P), w1 = IBQ_LOAD(panel + k * P + W);
+    vf w0 = vld(panel + k * P), w1 = vld(panel + k * P + W);
     for (int r = 0; r < R; ++r) {
-      IBQ_VEC xb = IBQ_SET1(x[r * K + k]);
-      acc[r][0] = IBQ_FMA(xb, w0, acc[r][0]);
-      acc[r][1] = IBQ_FMA(xb, w1, acc[r][1]);
+      vf xb = vset(x[r * K + k]);
+      acc[r][0] = vfma(xb, w0, acc[r][0]);
+      acc[r][1] = vfma(xb, w1, acc[r][1]);
     }
   }
   for (int r = 0; r < R; ++r) {
-    IBQ_STORE(out + r * ld, acc[r][0]);
-    IBQ_STORE(out + r * ld + W, acc[r][1]);
+    vst(out + r * ld, acc[r][0]);
+    vst(out + r * ld + W, acc[r][1]);
   }
 }
 
@@ -77,19 +62,19 @@ void block(const float* x, int64_t rows, int64_t K, const float* packed, int64_t
 void gemv(const float* x, int64_t K, const float* b, int64_t ld, int64_t N, float* y) {
   int64_t c = 0;
   for (; c + 2 * W <= N; c += 2 * W) {
-    IBQ_VEC a0 = IBQ_ZERO(), a1 = IBQ_ZERO();
+    vf a0 = vzero(), a1 = vzero();
     for (int64_t k = 0; k < K; ++k) {
-      IBQ_VEC xb = IBQ_SET1(x[k]);
-      a0 = IBQ_FMA(xb, IBQ_LOAD(b + k * ld + c), a0);
-      a1 = IBQ_FMA(xb, IBQ_LOAD(b + k * ld + c + W), a1);
+      vf xb = vset(x[k]);
+      a0 = vfma(xb, vld(b + k * ld + c), a0);
+      a1 = vfma(xb, vld(b + k * ld + c + W), a1);
     }
-    IBQ_STORE(y + c, a0);
-    IBQ_STORE(y + c + W, a1);
+    vst(y + c, a0);
+    vst(y + c + W, a1);
   }
   for (; c + W <= N; c += W) {
-    IBQ_VEC a0 = IBQ_ZERO();
-    for (int64_t k = 0; k < K; ++k) a0 = IBQ_FMA(IBQ_SET1(x[k]), IBQ_LOAD(b + k * ld + c), a0);
-    IBQ_STORE(y + c, a0);
+    vf a0 = vzero();
+    for (int64_t k = 0; k < K; ++k) a0 = vfma(vset(x[k]), vld(b + k * ld + c), a0);
+    vst(y + c, a0);
   }
   for (; c < N; ++c) {
     float acc = 0.f;
@@ -101,13 +86,7 @@ void gemv(const float* x, int64_t K, const float* b, int64_t ld, int64_t N, floa
 }  // namespace
 
 const Kernels* table() {
-  static const Kernels k{IBQ_ROWS_NAME, P, &block, &gemv};
+  static const Kernels k{IBQ_SIMD_NAME, P, &block, &gemv};
   return &k;
 }
 
-#undef IBQ_VEC
-#undef IBQ_ZERO
-#undef IBQ_LOAD
-#undef IBQ_STORE
-#undef IBQ_SET1
-#undef IBQ_FMA
