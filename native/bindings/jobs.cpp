@@ -86,7 +86,9 @@ struct JobContext::State {
 
 bool JobContext::aborted() const {
   if (!state) return false;
-  if (state->cancelled.load(std::memory_order_relaxed) || state->disposed.load(std::memory_order_relaxed)) return true;
+  if (state->cancelled.load(std::memory_order_relaxed) || state->disposed.load(std::memory_order_relaxed) ||
+      ProcessExiting())
+    return true;
   return state->abort_word &&
          reinterpret_cast<volatile std::atomic<int32_t>*>(state->abort_word)->load(std::memory_order_relaxed) != 0;
 }
@@ -354,6 +356,9 @@ void Shutdown(Napi::Env env, bool process_exiting) {
   for (auto* st : jobs->live) st->cancelled.store(true);
   // Running jobs stop at their next abort check (or when their current op ends); queued ones never start.
   jobs->cv.wait(lock, [&] { return jobs->running == 0; });
+  lock.unlock();
+  // Then the workers' own work after a job (releasing what it held, resetting thread settings): exit() follows.
+  if (process_exiting) AwaitPoolQuiet();
 }
 
 void InitJobs(Napi::Env env) {

@@ -4,6 +4,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -13,6 +14,7 @@
 
 #include "bindings/jobs.h"
 #include "ibq/core/cpu_threads.h"
+#include "ibq/core/free_memory.h"
 #include "ibq/core/large_blocks.h"
 
 namespace ibqb {
@@ -28,9 +30,15 @@ std::atomic<bool> g_exiting{false};
 class Pool {
  public:
   static Pool& get() {
-    static Pool* pool = new Pool();
+    static Pool* pool = [] {
+      auto* p = new Pool();
+      created_.store(p);
+      return p;
+    }();
     return *pool;
   }
+  // The pool if a task was ever posted (none is created at exit).
+  static Pool* existing() { return created_.load(); }
   // worker < 0: any worker.
   void post(std::function<void()> task, int worker) {
     {
@@ -41,6 +49,15 @@ class Pool {
     else cv_.notify_all();
   }
   int size() const { return static_cast<int>(own_.size()); }
+  // Blocks until no worker runs a task (or a trim): called after g_exiting is set, when none starts any more.
+  void await_quiet() {
+    std::unique_lock<std::mutex> lock(mu_);
+    quiet_.wait(lock, [this] { return running_ == 0; });
+  }
+  void stop_starting() {
+    std::lock_guard<std::mutex> lock(mu_);  // a worker between its check and its pop sees the flag
+    g_exiting.store(true);
+  }
   int next_worker() { return static_cast<int>(next_.fetch_add(1) % own_.size()); }
 
  private:
@@ -50,6 +67,13 @@ class Pool {
     own_.resize(size_t(n));
     for (int i = 0; i < n; ++i) std::thread([this, i] { loop(i); }).detach();
   }
+  static constexpr std::chrono::milliseconds kTrimAfter{100};
+  bool idle() const {
+    if (running_ > 0 || !tasks_.empty()) return false;
+    for (const auto& q : own_)
+      if (!q.empty()) return false;
+    return true;
+  }
   void loop(int self) {
     int applied = -1;
     auto& own = own_[size_t(self)];
@@ -57,23 +81,55 @@ class Pool {
       std::function<void()> task;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return (!own.empty() || !tasks_.empty()) && !g_exiting.load(); });
+        auto ready = [&] { return (!own.empty() || !tasks_.empty()) && !g_exiting.load(); };
+        while (!ready()) {
+          // the trim falls to a worker that waits while nothing runs or is queued; a worker that ends a job later
+          // takes it over from there (no timed wait while others work: no spinning)
+          if (!trim_due_ || !idle() || g_exiting.load()) {
+            cv_.wait(lock);
+            continue;
+          }
+          const auto due = last_job_end_ + kTrimAfter;
+          if (std::chrono::steady_clock::now() < due) {
+            cv_.wait_until(lock, due);
+            continue;
+          }
+          trim_due_ = false;
+          ++running_;  // awaited by await_quiet() like a task
+          lock.unlock();
+          ibq::return_free_memory();
+          lock.lock();
+          if (--running_ == 0) quiet_.notify_all();
+        }
         auto& from = own.empty() ? tasks_ : own;
         task = std::move(from.front());
         from.pop_front();
+        ++running_;
       }
       int want = ibq::job_threads();
       if (want > 0 && want != applied) {
         at::set_num_threads(want);
         applied = want;
       }
-      ibq::BlasJobThreads blas;           // the BLAS runs on this worker's thread while the job runs (no spinning pool)
-      ibq::LargeBlocks::JobScope blocks;  // freed large blocks are reused while jobs run
-      task();
+      {
+        ibq::BlasJobThreads blas;           // the BLAS runs on this worker's thread while the job runs (no spinning pool)
+        ibq::LargeBlocks::JobScope blocks;  // freed large blocks are reused while jobs run
+        task();
+        task = nullptr;  // its captures (tensors, modules) are released inside the running window
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      --running_;
+      last_job_end_ = std::chrono::steady_clock::now();
+      trim_due_ = true;
+      if (running_ == 0) quiet_.notify_all();
     }
   }
   std::mutex mu_;
-  std::condition_variable cv_;
+  int running_ = 0;
+  bool trim_due_ = false;
+  std::chrono::steady_clock::time_point last_job_end_;
+  static inline std::atomic<Pool*> created_{nullptr};
+  std::condition_variable cv_, quiet_;
   std::deque<std::function<void()>> tasks_;
   std::vector<std::deque<std::function<void()>>> own_;
   std::atomic<unsigned> next_{0};
@@ -140,7 +196,8 @@ void PostToPool(std::function<void()> task, int worker) { Pool::get().post(std::
 int NextWorker() { return Pool::get().next_worker(); }
 
 void StopForExit() {
-  g_exiting.store(true);
+  if (Pool* pool = Pool::existing()) pool->stop_starting();
+  else g_exiting.store(true);
   if (auto* r = Releaser::instance(false)) r->stop();
 }
 
@@ -151,5 +208,11 @@ void ReleaseOnWorker(at::Tensor t) {
 }
 
 int WorkerCount() { return Pool::get().size(); }
+
+bool ProcessExiting() { return g_exiting.load(std::memory_order_relaxed); }
+
+void AwaitPoolQuiet() {
+  if (Pool* pool = Pool::existing()) pool->await_quiet();
+}
 
 }  // namespace ibqb

@@ -15,5 +15,11 @@ int NextWorker();
 // The main environment exits (process.exit, uncaught exception): from now on no queued task starts, so no libtorch
 // work runs while exit() destroys libtorch's static objects; the tensor-freeing thread stops after its current free.
 void StopForExit();
+// Whether StopForExit() was called: every running job then reads as aborted (JobContext::aborted).
+bool ProcessExiting();
+// After StopForExit(): blocks until no worker runs a task (their jobs are cancelled by then). Until it returns a
+// worker may still release a job's tensors or reset thread settings, which must not overlap exit()'s destruction of
+// libtorch's static objects.
+void AwaitPoolQuiet();
 
 }  // namespace ibqb
