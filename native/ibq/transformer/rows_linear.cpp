@@ -34,7 +34,10 @@ void scalar_gemv(const float* x, int64_t K, const float* b, int64_t ld, int64_t 
     y[c] = acc;
   }
 }
-const Kernels kScalar{"scalar", kScalarPanel, &scalar_block, &scalar_gemv};
+void scalar_gemv4(const float* const* x, int64_t K, const float* const* b, int64_t ld, int64_t N, float* const* y) {
+  for (int g = 0; g < 4; ++g) scalar_gemv(x[g], K, b[g], ld, N, y[g]);
+}
+const Kernels kScalar{"scalar", kScalarPanel, &scalar_block, &scalar_gemv, &scalar_gemv4};
 
 const Kernels* choose() {
   const char* force = std::getenv("IBQ_ROWS_KERNEL");
@@ -112,16 +115,40 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& v
   const float* ktp = kt.data_ptr<float>();
   const float* vp = v.data_ptr<float>();
   float* sp = scores.data_ptr<float>();
-  at::parallel_for(0, pairs, 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) k.gemv(qp + i * hd, hd, ktp + offsets[i], T, len[i], sp + i * T);
+  // pairs in groups of four of the same length (the heads of one row): more independent chains per loop
+  const int64_t groups = (pairs + 3) / 4;
+  auto grouped = [&](int64_t g) { return 4 * g + 3 < pairs && len[4 * g] == len[4 * g + 3] && len[4 * g] == len[4 * g + 1] &&
+                                         len[4 * g] == len[4 * g + 2]; };
+  at::parallel_for(0, groups, 1, [&](int64_t b, int64_t e) {
+    for (int64_t g = b; g < e; ++g) {
+      const int64_t i0 = 4 * g;
+      if (grouped(g)) {
+        const float* xs[4] = {qp + i0 * hd, qp + (i0 + 1) * hd, qp + (i0 + 2) * hd, qp + (i0 + 3) * hd};
+        const float* bs[4] = {ktp + offsets[i0], ktp + offsets[i0 + 1], ktp + offsets[i0 + 2], ktp + offsets[i0 + 3]};
+        float* ys[4] = {sp + i0 * T, sp + (i0 + 1) * T, sp + (i0 + 2) * T, sp + (i0 + 3) * T};
+        k.gemv4(xs, hd, bs, T, len[i0], ys);
+      } else {
+        for (int64_t i = i0; i < std::min(pairs, i0 + 4); ++i) k.gemv(qp + i * hd, hd, ktp + offsets[i], T, len[i], sp + i * T);
+      }
+    }
   });
   // softmax per row (ATen's: vectorized, the same computation for each row whatever the others)
   auto w = at::softmax(scores.mul_(scale), -1);
   auto out = at::empty({pairs, hd}, q.options());
   const float* wp = w.data_ptr<float>();
   float* op = out.data_ptr<float>();
-  at::parallel_for(0, pairs, 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) k.gemv(wp + i * T, len[i], vp + offsets[i], hd, hd, op + i * hd);
+  at::parallel_for(0, groups, 1, [&](int64_t b, int64_t e) {
+    for (int64_t g = b; g < e; ++g) {
+      const int64_t i0 = 4 * g;
+      if (grouped(g)) {
+        const float* xs[4] = {wp + i0 * T, wp + (i0 + 1) * T, wp + (i0 + 2) * T, wp + (i0 + 3) * T};
+        const float* bs[4] = {vp + offsets[i0], vp + offsets[i0 + 1], vp + offsets[i0 + 2], vp + offsets[i0 + 3]};
+        float* ys[4] = {op + i0 * hd, op + (i0 + 1) * hd, op + (i0 + 2) * hd, op + (i0 + 3) * hd};
+        k.gemv4(xs, len[i0], bs, hd, hd, ys);
+      } else {
+        for (int64_t i = i0; i < std::min(pairs, i0 + 4); ++i) k.gemv(wp + i * T, len[i], vp + offsets[i], hd, hd, op + i * hd);
+      }
+    }
   });
   return out;
 }

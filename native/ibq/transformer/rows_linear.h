@@ -23,6 +23,8 @@ struct Kernels {
   // One row times a row-major matrix: y[c] = sum_k x[k] * b[k * ld + c] for c < N, the same fma chain per element
   // (attention over a KV cache: scores against transposed keys, weights times values).
   void (*gemv)(const float* x, int64_t K, const float* b, int64_t ld, int64_t N, float* y);
+  // Four such products with the same K, ld and N at once (x[g], b[g], y[g]), each element the same chain as gemv's.
+  void (*gemv4)(const float* const* x, int64_t K, const float* const* b, int64_t ld, int64_t N, float* const* y);
 };
 const Kernels* kernels_avx2();    // nullptr when not compiled for x86-64
 const Kernels* kernels_avx512();  // nullptr when not compiled for x86-64
