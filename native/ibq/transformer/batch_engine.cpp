@@ -4,8 +4,6 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
-#include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -280,15 +278,7 @@ void BatchEngine::advance(const std::vector<int64_t>& next) {
 
 std::vector<int64_t> BatchEngine::step() {
   if (active() == 0) return {};
-  static double tf = 0, tp = 0; static int64_t cnt = 0;  // TEMP-PROFILE
-  auto now = [] { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); };
-  double t0 = now();
-  auto l = forward();
-  double t1 = now();
-  auto r = pick(l);
-  tf += t1 - t0; tp += now() - t1;
-  if (++cnt % 256 == 0) { fprintf(stderr, "rows %ld fwd %.3f pick %.3f\n", (long)l.size(0), tf, tp); tf = tp = 0; }
-  return r;
+  return pick(forward());
 }
 
 // The next token of every slot from its rows of logits [n, V] (in step()'s row order): pick_next's rule, with
