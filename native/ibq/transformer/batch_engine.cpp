@@ -84,6 +84,9 @@ BatchEngine::BatchEngine(std::shared_ptr<TransformerImpl> model, int64_t max_bat
   }
   for (int64_t l = 0; l < cfg.n_layer; ++l) mods_.push_back(at::zeros({R, 6, cfg.n_embd}, wopts));
   head_mods_ = at::zeros({R, 2, cfg.n_embd}, wopts);
+  logits_ = at::empty({R, cfg.vocab_size}, wopts);
+  scores_ = at::empty({R * cfg.n_head, cfg.block_size}, wopts);
+  weights_ = at::empty_like(scores_);
 }
 
 int64_t BatchEngine::active() const {
@@ -215,7 +218,9 @@ void BatchEngine::block_step(int64_t layer, at::Tensor& x, const std::vector<int
       offsets[i * H + hh] = (row_ids[i] * Hkv + hh / (H / Hkv)) * hd * T;
       len[i * H + hh] = pos_ids[i] + 1;
     }
-  auto o = rows::attend(q, cache.k, cache.v, offsets, len, T, 1.0 / std::sqrt(static_cast<double>(hd))).view({n, H * hd});
+  auto o = rows::attend(q, cache.k, cache.v, offsets, len, T, 1.0 / std::sqrt(static_cast<double>(hd)),
+                        scores_.slice(0, 0, n * H), weights_.slice(0, 0, n * H))
+               .view({n, H * hd});
   auto y = rows::linear(o, w.wo);
   const float* yp = fptr(y);
   for (int64_t i = 0; i < n; ++i) decode::gated_add(xp + i * C, yp + i * C, mod(i, 0), C);
@@ -260,7 +265,7 @@ at::Tensor BatchEngine::forward() {
   float* hp = hn.data_ptr<float>();
   for (int64_t i = 0; i < n; ++i)
     decode::norm_modulate(xp + i * C, C, hw, 1e-5f, hm + row_ids[i] * 2 * C, hm + (row_ids[i] * 2 + 1) * C, hp + i * C);
-  return rows::linear(hn, w_->head);  // [n, V]
+  return rows::linear(hn, w_->head, {}, logits_.slice(0, 0, n));  // [n, V], in the engine's buffer
 }
 
 void BatchEngine::advance(const std::vector<int64_t>& next) {
@@ -286,51 +291,43 @@ std::vector<int64_t> BatchEngine::step() {
 // each slot's values do not depend on the others), and one draw per slot from its own generator.
 std::vector<int64_t> BatchEngine::pick(const at::Tensor& logits) {
   std::vector<Slot*> act;
-  std::vector<int64_t> cond_rows, guided, uncond_rows;
-  std::vector<float> cfg, temp;
+  std::vector<int64_t> first;  // each active slot's first row of logits
   int64_t i = 0;
   for (auto& slot : slots_) {
     if (!slot.used) continue;
-    if (slot.guided) {
-      guided.push_back(static_cast<int64_t>(act.size()));
-      uncond_rows.push_back(i + 1);
-      cfg.push_back(static_cast<float>(slot.req.sample.cfg_scale));
-    }
-    cond_rows.push_back(i);
-    temp.push_back(slot.req.sample.temperature > 0 ? static_cast<float>(slot.req.sample.temperature) : 1.f);
     act.push_back(&slot);
+    first.push_back(i);
     i += slot.guided ? 2 : 1;
   }
-  const int64_t m = static_cast<int64_t>(act.size());
-  auto long_t = [](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); };
-  auto l = logits.index_select(0, long_t(cond_rows));  // [m, V]
-  if (!guided.empty()) {
-    auto g = long_t(guided);
-    auto u = logits.index_select(0, long_t(uncond_rows));
-    auto c = at::tensor(cfg, at::kFloat).unsqueeze(1);
-    l.index_copy_(0, g, u + (l.index_select(0, g) - u) * c);
-  }
-  auto scaled = l / at::tensor(temp, at::kFloat).unsqueeze(1);
-  for (int64_t r = 0; r < m; ++r) {
-    const auto& o = act[r]->req.sample;
-    if (o.temperature > 0 && (o.top_k > 0 || o.top_p < 1.0))
-      scaled.slice(0, r, r + 1).copy_(top_k_top_p_filtering(scaled.slice(0, r, r + 1).clone(), o.top_k, o.top_p));
-  }
-  auto probs = at::softmax(scaled, -1);
-  // one draw per request from its own generator (multinomial_one: torch.multinomial's token); the requests in
-  // parallel
+  const int64_t m = static_cast<int64_t>(act.size()), V = logits.size(1);
+  const float* lp = logits.data_ptr<float>();
   std::vector<int64_t> next(m);
+  // Each slot alone (its values never depend on the others), the slots in parallel: guidance, temperature, top-k /
+  // top-p, softmax, then one draw from its own generator (multinomial_one: torch.multinomial's token).
   at::parallel_for(0, m, 1, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       auto& slot = *act[r];
       const auto& o = slot.req.sample;
-      if (o.temperature == 0) {
-        next[r] = l[r].argmax().item<int64_t>();
-      } else if (o.greedy) {
-        next[r] = std::get<1>(at::topk(probs.slice(0, r, r + 1), 1, -1)).item<int64_t>();
+      auto row = at::empty({1, V}, logits.options());
+      float* p = row.data_ptr<float>();
+      const float* c = lp + first[r] * V;
+      if (slot.guided) {  // u + (c - u) * cfg_scale
+        const float* u = c + V;
+        const float s = static_cast<float>(o.cfg_scale);
+        for (int64_t v = 0; v < V; ++v) p[v] = u[v] + (c[v] - u[v]) * s;
       } else {
-        next[r] = multinomial_one(probs.slice(0, r, r + 1), slot.gen).item<int64_t>();
+        std::memcpy(p, c, V * sizeof(float));
       }
+      if (o.temperature == 0) {
+        next[r] = row.argmax().item<int64_t>();
+        continue;
+      }
+      const float t = static_cast<float>(o.temperature);
+      for (int64_t v = 0; v < V; ++v) p[v] = p[v] / t;
+      if (o.top_k > 0 || o.top_p < 1.0) row = top_k_top_p_filtering(row, o.top_k, o.top_p);
+      auto probs = at::softmax(row, -1);
+      next[r] = o.greedy ? std::get<1>(at::topk(probs, 1, -1)).item<int64_t>()
+                         : multinomial_one(probs, slot.gen).item<int64_t>();
     }
   });
   advance(next);
@@ -350,7 +347,7 @@ at::Tensor decode_logits(std::shared_ptr<TransformerImpl> model, const at::Tenso
   auto t = tokens.to(at::kLong).contiguous();
   std::vector<at::Tensor> out;
   for (int64_t n = 0; n <= T; ++n) {
-    out.push_back(engine.forward());
+    out.push_back(engine.forward().clone());  // forward() reuses its buffer
     if (n == T) break;
     std::vector<int64_t> next(B);
     for (int64_t b = 0; b < B; ++b) next[b] = t.data_ptr<int64_t>()[b * T + n];

@@ -54,7 +54,8 @@ class BatchEngine {
   // tokens: take(slot), which frees the slot).
   std::vector<int64_t> step();
   // The logits float32 [rows, vocab_size] of this step's token of every active slot, rows in slot order (a guided
-  // slot: its conditional row, then its null-class row). advance() then feeds the tokens drawn.
+  // slot: its conditional row, then its null-class row), in the engine's buffer (valid until the next forward()).
+  // advance() then feeds the tokens drawn.
   at::Tensor forward();
   // Records the next token of each active slot (slot order) and moves them one position on.
   void advance(const std::vector<int64_t>& next);
@@ -80,6 +81,8 @@ class BatchEngine {
   std::vector<KVCache> caches_;
   std::vector<at::Tensor> mods_;  // per block [2 max_batch, 6, C]
   at::Tensor head_mods_;          // [2 max_batch, 2, C]
+  at::Tensor logits_;             // [2 max_batch, vocab_size]: forward()'s result
+  at::Tensor scores_, weights_;   // [2 max_batch n_head, block_size]: attention scores and their softmax
   std::shared_ptr<DecodeWeights> w_;
 };
 

@@ -3,7 +3,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/MT19937RNGEngine.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <mutex>
 #include <vector>
 
@@ -12,23 +14,66 @@ namespace {
 
 constexpr double kSlack = 1e-6;  // covers the roundings of log (double), the cast to float and the division
 
-// The draw of one row with `engine` (advanced by 2 V words). Returns -1 (left to at::multinomial) when a
-// probability is negative or not finite, when all are zero (its errors) or when some u is 0 (q = 0: libtorch
+// The engine's next_state() (MT19937RNGEngine.h): the 624-word state advanced once.
+void twist(uint32_t* s) {
+  constexpr int N = at::MERSENNE_STATE_N, M = at::MERSENNE_STATE_M;
+  auto tw = [](uint32_t u, uint32_t v) {
+    return (((u & at::UMASK) | (v & at::LMASK)) >> 1) ^ ((v & 1u) ? at::MATRIX_A : 0u);
+  };
+  int j = 0;
+  for (; j < N - M; ++j) s[j] = s[j + M] ^ tw(s[j], s[j + 1]);
+  for (; j < N - 1; ++j) s[j] = s[j + M - N] ^ tw(s[j], s[j + 1]);
+  s[N - 1] = s[M - 1] ^ tw(s[N - 1], s[0]);
+}
+
+// The next n words of the engine whose state is `d`, as n calls of its operator() give them (and leave the state),
+// a block at a time: the state is twisted when its words are used up, each word tempered.
+void words(at::mt19937_data_pod& d, uint32_t* out, int64_t n) {
+  while (n > 0) {
+    if (d.left_ == 1) {  // operator() would twist before its next word
+      twist(d.state_.data());
+      d.left_ = at::MERSENNE_STATE_N + 1;
+      d.next_ = 0;
+    }
+    const int64_t k = std::min<int64_t>(n, d.left_ - 1);
+    const uint32_t* s = d.state_.data() + d.next_;
+    for (int64_t j = 0; j < k; ++j) {
+      uint32_t y = s[j];
+      y ^= (y >> 11);
+      y ^= (y << 7) & 0x9d2c5680u;
+      y ^= (y << 15) & 0xefc60000u;
+      y ^= (y >> 18);
+      out[j] = y;
+    }
+    out += k;
+    n -= k;
+    d.next_ += static_cast<uint32_t>(k);
+    d.left_ -= static_cast<int>(k);
+  }
+}
+
+// The draw of one row from the engine state `d` (advanced by 2 V words). Returns -1 (left to at::multinomial) when
+// a probability is negative or not finite, when all are zero (its errors) or when some u is 0 (q = 0: libtorch
 // divides by zero there).
-int64_t draw_row(const float* p, int64_t V, at::mt19937& engine, std::vector<double>& u) {
+int64_t draw_row(const float* p, int64_t V, at::mt19937_data_pod& d, std::vector<uint32_t>& w, std::vector<double>& u) {
+  w.resize(2 * V);
   u.resize(V);
+  words(d, w.data(), 2 * V);
+  // u = (random64 & (2^53 - 1)) / 2^53, random64 = first word << 32 | second word: exactly
+  // (first & (2^21 - 1)) 2^32 + second, over 2^53 (every step exact in double)
+  for (int64_t i = 0; i < V; ++i) {
+    const double hi = static_cast<double>(static_cast<int32_t>(w[2 * i] & 0x1fffffu));
+    const double lo = static_cast<double>(static_cast<int32_t>(w[2 * i + 1] ^ 0x80000000u)) + 2147483648.0;
+    u[i] = (hi * 4294967296.0 + lo) * (1.0 / 9007199254740992.0);
+  }
   double best_lo = -1.0;
   bool zero = false, bad = false, any = false;
   for (int64_t i = 0; i < V; ++i) {
-    const uint32_t hi = engine(), lo = engine();
-    const uint64_t r = (static_cast<uint64_t>(hi) << 32) | lo;
-    const double ui = static_cast<double>(r & ((uint64_t(1) << 53) - 1)) * (1.0 / static_cast<double>(uint64_t(1) << 53));
-    u[i] = ui;
+    const double ui = u[i], pi = p[i];
     zero |= ui == 0.0;
-    // lower bound of p / q: p (1 - u) / u, compared without dividing
-    const double pi = p[i];
     bad |= !(pi >= 0.0 && pi < INFINITY);
     any |= pi > 0.0;
+    // lower bound of p / q: p (1 - u) / u, compared without dividing
     if (pi * (1.0 - ui) > best_lo * ui) best_lo = pi * (1.0 - ui) / ui;
   }
   if (zero || bad || !any) return -1;
@@ -53,15 +98,17 @@ at::Tensor draw(const at::Tensor& probs, at::CPUGeneratorImpl* g) {
   auto p = probs.contiguous();
   const int64_t V = p.size(-1), B = p.numel() / std::max<int64_t>(V, 1);
   auto out = at::empty(probs.dim() == 1 ? std::vector<int64_t>{1} : std::vector<int64_t>{B, 1}, at::kLong);
-  std::vector<double> u;
+  thread_local std::vector<uint32_t> w;
+  thread_local std::vector<double> u;
   std::lock_guard<std::mutex> lock(g->mutex_);
-  const at::mt19937 saved = g->engine();
-  at::mt19937 engine = saved;
+  at::mt19937 engine = g->engine();
+  auto d = engine.data();
   for (int64_t b = 0; b < B; ++b) {
-    const int64_t arg = draw_row(p.data_ptr<float>() + b * V, V, engine, u);
-    if (arg < 0) return at::Tensor();
+    const int64_t arg = draw_row(p.data_ptr<float>() + b * V, V, d, w, u);
+    if (arg < 0) return at::Tensor();  // the generator untouched: at::multinomial draws instead
     out.data_ptr<int64_t>()[b] = arg;
   }
+  engine.set_data(d);
   g->set_engine(engine);
   return out;
 }

@@ -81,14 +81,17 @@ Packed pack(const at::Tensor& weight) {
   return p;
 }
 
-at::Tensor linear(const at::Tensor& x, const Packed& w, const at::Tensor& bias) {
+at::Tensor linear(const at::Tensor& x, const Packed& w, const at::Tensor& bias, at::Tensor out) {
   IBQ_CHECK(x.dim() == 2 && x.size(1) == w.K, "rows::linear: shapes do not fit");
   if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || w.data.dim() != 3) {
     return bias.defined() ? at::linear(x, w.data, bias) : at::linear(x, w.data);
   }
   auto xc = x.contiguous();
   const int64_t rows = xc.size(0), K = w.K, N = w.N;
-  auto y = at::empty({rows, N}, xc.options());
+  at::Tensor y = out;
+  if (!(y.defined() && y.is_contiguous() && y.scalar_type() == at::kFloat && y.dim() == 2 && y.size(0) == rows &&
+        y.size(1) == N))
+    y = at::empty({rows, N}, xc.options());
   if (rows == 0 || N == 0) return y;
   const float* xp = xc.data_ptr<float>();
   const float* wp = w.data.data_ptr<float>();
@@ -103,13 +106,19 @@ at::Tensor linear(const at::Tensor& x, const Packed& w, const at::Tensor& bias) 
 }
 
 at::Tensor attend(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& v, const std::vector<int64_t>& offsets,
-                  const std::vector<int64_t>& len, int64_t T, double scale) {
+                  const std::vector<int64_t>& len, int64_t T, double scale, at::Tensor scores, at::Tensor weights) {
   const int64_t pairs = q.size(0), hd = q.size(1);
   IBQ_CHECK(static_cast<int64_t>(offsets.size()) == pairs && static_cast<int64_t>(len.size()) == pairs &&
                 q.scalar_type() == at::kFloat && kt.scalar_type() == at::kFloat && kt.is_contiguous() && v.is_contiguous(),
             "rows::attend: bad arguments");
   auto qc = q.contiguous();
-  auto scores = at::full({pairs, T}, -std::numeric_limits<float>::infinity(), q.options());
+  auto fits = [&](const at::Tensor& t) {
+    return t.defined() && t.is_contiguous() && t.scalar_type() == at::kFloat && t.dim() == 2 && t.size(0) == pairs &&
+           t.size(1) == T;
+  };
+  if (!fits(scores)) scores = at::empty({pairs, T}, q.options());
+  if (!fits(weights)) weights = at::empty({pairs, T}, q.options());
+  scores.fill_(-std::numeric_limits<float>::infinity());
   const auto& k = active();
   const float* qp = qc.data_ptr<float>();
   const float* ktp = kt.data_ptr<float>();
@@ -133,7 +142,7 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& v
     }
   });
   // softmax per row (ATen's: vectorized, the same computation for each row whatever the others)
-  auto w = at::softmax(scores.mul_(scale), -1);
+  auto w = at::_softmax_out(weights, scores.mul_(scale), -1, false);
   auto out = at::empty({pairs, hd}, q.options());
   const float* wp = w.data_ptr<float>();
   float* op = out.data_ptr<float>();
