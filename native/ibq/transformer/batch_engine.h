@@ -7,11 +7,12 @@
 //
 // Batch invariance: a request's tokens do not depend on the other requests or on the step it joined at. Each
 // row runs one token per step at its own position; the matrix products are rows::linear (one fma chain per
-// element whatever the rows), RMSNorm sums each row in order, attention runs per (row, head) pair over its own
-// positions (rows::attend), and each request draws from its own generator
-// (at::multinomial over [1, vocab], seeded with its seed). The logits are not bitwise those of
-// transformer_sample(), whose products are BLAS's; the sampling rule (guidance, temperature, top-k/top-p,
-// softmax, one multinomial draw) is pick_next's.
+// element whatever the rows, weights packed once per model: decode_weights()), the row-wise parts (AdaLN RMSNorm,
+// rotary embedding and cache write, gated residuals: decode_rows.h) take each row alone in a fixed order,
+// attention runs per (row, head) pair over its own positions (rows::attend), and each request draws from its own
+// generator (multinomial_one over [1, vocab]: torch.multinomial's token, seeded with its seed). The sampling rule
+// (guidance, temperature, top-k/top-p, softmax, one multinomial draw) is pick_next's. transformer_sample() runs
+// this decode step too (one slot per label, its single generator drawing for all rows as torch.multinomial does).
 #pragma once
 #include <torch/torch.h>
 

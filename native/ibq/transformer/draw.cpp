@@ -1,6 +1,7 @@
 #include "ibq/transformer/draw.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/MT19937RNGEngine.h>
 
 #include <algorithm>
@@ -52,13 +53,11 @@ void words(at::mt19937_data_pod& d, uint32_t* out, int64_t n) {
   }
 }
 
-// The draw of one row from the engine state `d` (advanced by 2 V words). Returns -1 (left to at::multinomial) when
+// The draw of one row from its 2 V engine words `w`. Returns -1 (left to at::multinomial) when
 // a probability is negative or not finite, when all are zero (its errors) or when some u is 0 (q = 0: libtorch
 // divides by zero there).
-int64_t draw_row(const float* p, int64_t V, at::mt19937_data_pod& d, std::vector<uint32_t>& w, std::vector<double>& u) {
-  w.resize(2 * V);
+int64_t draw_row(const float* p, int64_t V, const uint32_t* w, std::vector<double>& u) {
   u.resize(V);
-  words(d, w.data(), 2 * V);
   // u = (random64 & (2^53 - 1)) / 2^53, random64 = first word << 32 | second word: exactly
   // (first & (2^21 - 1)) 2^32 + second, over 2^53 (every step exact in double)
   for (int64_t i = 0; i < V; ++i) {
@@ -98,16 +97,19 @@ at::Tensor draw(const at::Tensor& probs, at::CPUGeneratorImpl* g) {
   auto p = probs.contiguous();
   const int64_t V = p.size(-1), B = p.numel() / std::max<int64_t>(V, 1);
   auto out = at::empty(probs.dim() == 1 ? std::vector<int64_t>{1} : std::vector<int64_t>{B, 1}, at::kLong);
-  thread_local std::vector<uint32_t> w;
-  thread_local std::vector<double> u;
+  std::vector<uint32_t> w(2 * V * B);
   std::lock_guard<std::mutex> lock(g->mutex_);
   at::mt19937 engine = g->engine();
   auto d = engine.data();
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t arg = draw_row(p.data_ptr<float>() + b * V, V, d, w, u);
-    if (arg < 0) return at::Tensor();  // the generator untouched: at::multinomial draws instead
-    out.data_ptr<int64_t>()[b] = arg;
-  }
+  words(d, w.data(), 2 * V * B);  // row b takes words [2 V b, 2 V (b + 1)), as libtorch's draws go row by row
+  int64_t* o = out.data_ptr<int64_t>();
+  const float* pp = p.data_ptr<float>();
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    thread_local std::vector<double> u;
+    for (int64_t b = b0; b < b1; ++b) o[b] = draw_row(pp + b * V, V, w.data() + 2 * V * b, u);
+  });
+  for (int64_t b = 0; b < B; ++b)
+    if (o[b] < 0) return at::Tensor();  // the generator untouched: at::multinomial draws instead
   engine.set_data(d);
   g->set_engine(engine);
   return out;
