@@ -124,41 +124,38 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& v
   const float* ktp = kt.data_ptr<float>();
   const float* vp = v.data_ptr<float>();
   float* sp = scores.data_ptr<float>();
-  // pairs in groups of four of the same length (the heads of one row): more independent chains per loop
+  // pairs in groups of four of the same length (the heads of one row) run as one gemv4: more independent chains per
+  // loop, each element's chain unchanged; other pairs one at a time
   const int64_t groups = (pairs + 3) / 4;
-  auto grouped = [&](int64_t g) { return 4 * g + 3 < pairs && len[4 * g] == len[4 * g + 3] && len[4 * g] == len[4 * g + 1] &&
-                                         len[4 * g] == len[4 * g + 2]; };
-  at::parallel_for(0, groups, 1, [&](int64_t b, int64_t e) {
-    for (int64_t g = b; g < e; ++g) {
-      const int64_t i0 = 4 * g;
-      if (grouped(g)) {
-        const float* xs[4] = {qp + i0 * hd, qp + (i0 + 1) * hd, qp + (i0 + 2) * hd, qp + (i0 + 3) * hd};
-        const float* bs[4] = {ktp + offsets[i0], ktp + offsets[i0 + 1], ktp + offsets[i0 + 2], ktp + offsets[i0 + 3]};
-        float* ys[4] = {sp + i0 * T, sp + (i0 + 1) * T, sp + (i0 + 2) * T, sp + (i0 + 3) * T};
-        k.gemv4(xs, hd, bs, T, len[i0], ys);
-      } else {
-        for (int64_t i = i0; i < std::min(pairs, i0 + 4); ++i) k.gemv(qp + i * hd, hd, ktp + offsets[i], T, len[i], sp + i * T);
+  auto each = [&](const float* x, int64_t xs, const float* b, int64_t K_of_len, int64_t ld, int64_t N_of_len, float* y,
+                  int64_t ys) {
+    // K and N: fixed (> 0) or, when 0, the pair's length
+    auto K_ = [&](int64_t i) { return K_of_len ? K_of_len : len[i]; };
+    auto N_ = [&](int64_t i) { return N_of_len ? N_of_len : len[i]; };
+    at::parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g) {
+        const int64_t i0 = 4 * g;
+        if (i0 + 3 < pairs && len[i0] == len[i0 + 1] && len[i0] == len[i0 + 2] && len[i0] == len[i0 + 3]) {
+          const float* xg[4];
+          const float* bg[4];
+          float* yg[4];
+          for (int j = 0; j < 4; ++j) {
+            xg[j] = x + (i0 + j) * xs;
+            bg[j] = b + offsets[i0 + j];
+            yg[j] = y + (i0 + j) * ys;
+          }
+          k.gemv4(xg, K_(i0), bg, ld, N_(i0), yg);
+        } else {
+          for (int64_t i = i0; i < std::min(pairs, i0 + 4); ++i) k.gemv(x + i * xs, K_(i), b + offsets[i], ld, N_(i), y + i * ys);
+        }
       }
-    }
-  });
+    });
+  };
+  each(qp, hd, ktp, hd, T, 0, sp, T);  // scores: q . keys over positions < len
   // softmax per row (ATen's: vectorized, the same computation for each row whatever the others)
   auto w = at::_softmax_out(weights, scores.mul_(scale), -1, false);
   auto out = at::empty({pairs, hd}, q.options());
-  const float* wp = w.data_ptr<float>();
-  float* op = out.data_ptr<float>();
-  at::parallel_for(0, groups, 1, [&](int64_t b, int64_t e) {
-    for (int64_t g = b; g < e; ++g) {
-      const int64_t i0 = 4 * g;
-      if (grouped(g)) {
-        const float* xs[4] = {wp + i0 * T, wp + (i0 + 1) * T, wp + (i0 + 2) * T, wp + (i0 + 3) * T};
-        const float* bs[4] = {vp + offsets[i0], vp + offsets[i0 + 1], vp + offsets[i0 + 2], vp + offsets[i0 + 3]};
-        float* ys[4] = {op + i0 * hd, op + (i0 + 1) * hd, op + (i0 + 2) * hd, op + (i0 + 3) * hd};
-        k.gemv4(xs, len[i0], bs, hd, hd, ys);
-      } else {
-        for (int64_t i = i0; i < std::min(pairs, i0 + 4); ++i) k.gemv(wp + i * T, len[i], vp + offsets[i], hd, hd, op + i * hd);
-      }
-    }
-  });
+  each(w.data_ptr<float>(), T, vp, 0, hd, hd, out.data_ptr<float>(), hd);  // weights times values
   return out;
 }
 
