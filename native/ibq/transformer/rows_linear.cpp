@@ -127,12 +127,17 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& v
   // pairs in groups of four of the same length (the heads of one row) run as one gemv4: more independent chains per
   // loop, each element's chain unchanged; other pairs one at a time
   const int64_t groups = (pairs + 3) / 4;
+  // groups per thread: at least ~2^17 multiply-adds each, so a step of a few rows stays on one thread (waking the
+  // other costs more than it saves there)
+  int64_t total = 0;
+  for (int64_t i = 0; i < pairs; ++i) total += len[i];
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 17) / std::max<int64_t>(1, 4 * hd * (total / std::max<int64_t>(1, pairs))));
   auto each = [&](const float* x, int64_t xs, const float* b, int64_t K_of_len, int64_t ld, int64_t N_of_len, float* y,
                   int64_t ys) {
     // K and N: fixed (> 0) or, when 0, the pair's length
     auto K_ = [&](int64_t i) { return K_of_len ? K_of_len : len[i]; };
     auto N_ = [&](int64_t i) { return N_of_len ? N_of_len : len[i]; };
-    at::parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
+    at::parallel_for(0, groups, grain, [&](int64_t g0, int64_t g1) {
       for (int64_t g = g0; g < g1; ++g) {
         const int64_t i0 = 4 * g;
         if (i0 + 3 < pairs && len[i0] == len[i0 + 1] && len[i0] == len[i0 + 2] && len[i0] == len[i0 + 3]) {
