@@ -53,39 +53,38 @@ void words(at::mt19937_data_pod& d, uint32_t* out, int64_t n) {
   }
 }
 
-// The draw of one row from its 2 V engine words `w`. Returns -1 (left to at::multinomial) when
-// a probability is negative or not finite, when all are zero (its errors) or when some u is 0 (q = 0: libtorch
-// divides by zero there).
-int64_t draw_row(const float* p, int64_t V, const uint32_t* w, std::vector<double>& u) {
-  u.resize(V);
-  // u = (random64 & (2^53 - 1)) / 2^53, random64 = first word << 32 | second word: exactly
-  // (first & (2^21 - 1)) 2^32 + second, over 2^53 (every step exact in double)
-  for (int64_t i = 0; i < V; ++i) {
-    const double hi = static_cast<double>(static_cast<int32_t>(w[2 * i] & 0x1fffffu));
-    const double lo = static_cast<double>(static_cast<int32_t>(w[2 * i + 1] ^ 0x80000000u)) + 2147483648.0;
-    u[i] = (hi * 4294967296.0 + lo) * (1.0 / 9007199254740992.0);
-  }
-  double best_lo = -1.0;
+// The draw of one row from its 2 V engine words `w`. Returns -1 (left to at::multinomial) when a probability is
+// negative or not finite, when all are zero (its errors) or when some u is 0 (q = 0: libtorch divides by zero there).
+// One pass keeps the entries whose upper bound reaches the running largest lower bound (a superset of those reaching
+// the final one); the exact values are computed for those that still do at the end.
+int64_t draw_row(const float* p, int64_t V, const uint32_t* w, std::vector<std::pair<int64_t, double>>& cand) {
+  cand.clear();
+  double m = -1.0;  // the largest lower bound so far, less the slack
   bool zero = false, bad = false, any = false;
   for (int64_t i = 0; i < V; ++i) {
-    const double ui = u[i], pi = p[i];
-    zero |= ui == 0.0;
+    // u = (random64 & (2^53 - 1)) / 2^53, random64 = first word << 32 | second word: exactly
+    // ((first & (2^21 - 1)) 2^32 + second) / 2^53 (every step exact in double)
+    const double hi = static_cast<double>(static_cast<int32_t>(w[2 * i] & 0x1fffffu));
+    const double lo = static_cast<double>(static_cast<int32_t>(w[2 * i + 1] ^ 0x80000000u)) + 2147483648.0;
+    const double u = (hi * 4294967296.0 + lo) * (1.0 / 9007199254740992.0), pi = p[i];
     bad |= !(pi >= 0.0 && pi < INFINITY);
     any |= pi > 0.0;
-    // lower bound of p / q: p (1 - u) / u, compared without dividing
-    if (pi * (1.0 - ui) > best_lo * ui) best_lo = pi * (1.0 - ui) / ui;
+    zero |= u == 0.0;
+    // p / q <= p / u (1 + slack): below m, not the argmax
+    if (pi * (1.0 + kSlack) + 1e-38 * u < m * u || u == 0.0) continue;
+    cand.emplace_back(i, u);
+    const double lower = pi * (1.0 - u) / u * (1.0 - kSlack) - 1e-38;  // p / q >= p (1 - u) / u (1 - slack)
+    if (lower > m) m = lower;
   }
   if (zero || bad || !any) return -1;
-  const double m = best_lo * (1.0 - kSlack) - 1e-38;
   int64_t arg = -1;
   float best = 0.f;
-  for (int64_t i = 0; i < V; ++i) {
-    // upper bound p / u (with slack) below the largest lower bound: not the argmax
-    if (static_cast<double>(p[i]) * (1.0 + kSlack) + 1e-38 * u[i] < m * u[i]) continue;
+  for (const auto& [i, u] : cand) {
+    if (static_cast<double>(p[i]) * (1.0 + kSlack) + 1e-38 * u < m * u) continue;
     // libtorch's values: q = (float)(-1.0 / 1.0 * log(1.0 - u)), then p / q in float
-    const float q = static_cast<float>(-1.0 / 1.0 * std::log(1.0 - u[i]));
+    const float q = static_cast<float>(-1.0 / 1.0 * std::log(1.0 - u));
     const float v = p[i] / q;
-    if (arg < 0 || v > best) {
+    if (arg < 0 || v > best) {  // candidates in index order: the first of equal values wins, as in argmax
       best = v;
       arg = i;
     }
@@ -105,8 +104,8 @@ at::Tensor draw(const at::Tensor& probs, at::CPUGeneratorImpl* g) {
   int64_t* o = out.data_ptr<int64_t>();
   const float* pp = p.data_ptr<float>();
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-    thread_local std::vector<double> u;
-    for (int64_t b = b0; b < b1; ++b) o[b] = draw_row(pp + b * V, V, w.data() + 2 * V * b, u);
+    thread_local std::vector<std::pair<int64_t, double>> cand;
+    for (int64_t b = b0; b < b1; ++b) o[b] = draw_row(pp + b * V, V, w.data() + 2 * V * b, cand);
   });
   for (int64_t b = 0; b < B; ++b)
     if (o[b] < 0) return at::Tensor();  // the generator untouched: at::multinomial draws instead
