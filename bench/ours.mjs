@@ -161,6 +161,11 @@ async function time(w, p) {
       t.dispose();
     };
     [times, base] = await timed(run, p.warmup, p.reps);
+    if (p.small_batch) {  // the same sampling at the small batch size (its own timings)
+      const small = Array.from({ length: p.small_batch }, (_, i) => i % p.class_num);
+      [extra.small_times] = await timed(async () => (await tr.sample({ labels: small, cfgScale: p.cfg_scale, temperature: 1.0, seed: 0 })).dispose(),
+        p.warmup, p.reps);
+    }
   } else if (w === 'data') {
     [times, base] = await timeData(p, p.dir, rssMb);
     extra.images = p.images;

@@ -109,6 +109,10 @@ export function renderTable(results, machine, run) {
       : 'FAILED';
     let extra = '';
     if (r.tokens_per_s) extra = `; ${Math.round(r.tokens_per_s.ours)} vs ${Math.round(r.tokens_per_s.pytorch)} tok/s (${f(r.speedup_tokens_per_s)}x)`;
+    if (r.small_batch) {
+      const b = r.small_batch;
+      extra += `; batch ${b.batch}: ${Math.round(b.tokens_per_s.ours)} vs ${Math.round(b.tokens_per_s.pytorch)} tok/s (${f(b.speedup_tokens_per_s)}x)`;
+    }
     if (r.by_workers) {
       extra = '; images/s ' + Object.entries(r.by_workers)
         .map(([n, b]) => `${n} worker${n > 1 ? 's' : ''}: ours ${Math.round(b.images_per_s.ours)} vs ${Math.round(b.images_per_s.pytorch)} (${f(b.speedup)}x)`).join(', ');

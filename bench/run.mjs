@@ -108,6 +108,10 @@ function summarize(runs) {
     median_s: round(median(times)), min_s: round(Math.min(...times)), max_s: round(Math.max(...times)),
     peak_rss_mb: round(Math.max(...runs.map((r) => r.peak_rss_mb)), 5), samples: times.length,
   };
+  if (runs[0].small_times) {
+    const st = runs.flatMap((r) => r.small_times);
+    out.small_batch = { median_s: round(median(st)), min_s: round(Math.min(...st)), max_s: round(Math.max(...st)), samples: st.length };
+  }
   if (runs[0].rss_after_load_mb !== undefined) out.rss_after_load_mb = round(median(runs.map((r) => r.rss_after_load_mb)), 5);
   return out;
 }
@@ -228,6 +232,14 @@ try {
       const tokens = params.batch * params.block_size;
       result.tokens_per_s = { ours: round(tokens / t.ours.median_s), pytorch: round(tokens / t.pytorch.median_s) };
       result.speedup_tokens_per_s = round(t.pytorch.median_s / t.ours.median_s, 3);
+      if (t.ours.small_batch && t.pytorch.small_batch) {
+        const small = params.small_batch * params.block_size, so = t.ours.small_batch, sp = t.pytorch.small_batch;
+        result.small_batch = {
+          batch: params.small_batch,
+          tokens_per_s: { ours: round(small / so.median_s), pytorch: round(small / sp.median_s) },
+          speedup_tokens_per_s: round(sp.median_s / so.median_s, 3),
+        };
+      }
     }
     if (file) {
       result.file_mb = round(file.bytes / 2 ** 20, 5);

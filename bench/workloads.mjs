@@ -59,10 +59,11 @@ export const WORKLOADS = {
   },
   ar_sampling: {
     title: 'AR sampling',
-    describe: (p) => `${p.n_layer} layers x ${p.n_embd}, vocab ${p.vocab_size}, ${p.block_size} tokens, batch ${p.batch}, CFG ${p.cfg_scale}`,
+    describe: (p) => `${p.n_layer} layers x ${p.n_embd}, vocab ${p.vocab_size}, ${p.block_size} tokens, batch ${p.batch}` +
+      `${p.small_batch ? ` (and ${p.small_batch})` : ''}, CFG ${p.cfg_scale}`,
     unit: 'run',
-    full: { ...GPT(16384, 256, 4, 256, 8, 1000), batch: 8, cfg_scale: 2.0, warmup: 1, reps: 1, rounds: 3 },
-    quick: { ...GPT(1024, 64, 2, 64, 4, 10), batch: 2, cfg_scale: 2.0, warmup: 1, reps: 2, rounds: 1 },
+    full: { ...GPT(16384, 256, 4, 256, 8, 1000), batch: 8, small_batch: 1, cfg_scale: 2.0, warmup: 1, reps: 1, rounds: 3 },
+    quick: { ...GPT(1024, 64, 2, 64, 4, 10), batch: 2, small_batch: 1, cfg_scale: 2.0, warmup: 1, reps: 2, rounds: 1 },
     parity: { ...GPT(128, 16, 2, 64, 4, 10), batch: 3, cfg_scale: 2.0 },
   },
   serving: {

@@ -250,6 +250,9 @@ def time_mode(w, p, d):
         m = G.Transformer(gpt_cfg(p)).eval()
         labels = torch.arange(p["batch"]) % p["class_num"]
         times, base = timed(lambda: m.sample(labels, p["cfg_scale"], 1.0, seed=0), p["warmup"], p["reps"])
+        if p.get("small_batch"):  # the same sampling at the small batch size (its own timings)
+            small = torch.arange(p["small_batch"]) % p["class_num"]
+            extra["small_times"], _ = timed(lambda: m.sample(small, p["cfg_scale"], 1.0, seed=0), p["warmup"], p["reps"])
     elif w == "data":
         times, base = data_ref.time_data(p, d, rss_mb)
         extra["images"] = p["images"]

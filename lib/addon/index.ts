@@ -54,6 +54,17 @@ export interface NativeAddon extends TransformerAddon {
       Promise<{ used: boolean; maxDiff: number; atenMaxDiff: number; kernelS: number; atenS: number; atenClS: number }>;
     /** The BLAS library's thread count now, outside jobs. */
     blasThreads(): number;
+    /**
+     * `reps` draws of our multinomial (native/ibq/transformer/draw.h) and of torch.multinomial(probs, 1) from generators
+     * seeded alike: int64 [reps, B] each; fast: our path in use; sameState: both generators end in the same state.
+     */
+    multinomial(probs: TensorHandle, seed: number, reps: number):
+      Promise<{ fast: boolean; ours: TensorHandle; ref: TensorHandle; sameState: boolean }>;
+    /** The serving engine's single-query attention (rows::attend) for pairs with the given cache offsets and lengths. */
+    attend(q: TensorHandle, kt: TensorHandle, v: TensorHandle, offsets: number[], lengths: number[], T: number, scale: number):
+      Promise<TensorHandle>;
+    /** Teacher-forced logits [B, T + 1, V] through the decode step (labels int64 [B], tokens int64 [B, T]). */
+    decodeLogits(transformer: unknown, labels: TensorHandle, tokens: TensorHandle): Promise<TensorHandle>;
   };
 
   // ---- checkpoints and files: native/bindings/tensor_io.cpp, native/ibq/io/tensor_io.h ----

@@ -7,7 +7,13 @@
 #include "ibq/core/cpu_threads.h"
 #include "ibq/core/testops.h"
 #include "ibq/core/kernel_checks.h"
+#include "bindings/module_ref.h"
 #include "bindings/tensor.h"
+#include "ibq/transformer/batch_engine.h"
+#include "ibq/transformer/draw.h"
+#include "ibq/transformer/rows_linear.h"
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <ATen/Parallel.h>
 
@@ -82,6 +88,63 @@ Napi::Value TestGroupNorm(const Napi::CallbackInfo& info) {
   });
 }
 
+// multinomial(probs [B, V] float32, seed, reps) -> Promise<{ fast, ours, ref, sameState }>: `reps` draws of
+// ibq::multinomial_one and of at::multinomial(probs, 1) from generators seeded alike (int64 [reps, B] each), and
+// whether both generators are in the same state afterwards.
+Napi::Value TestMultinomial(const Napi::CallbackInfo& info) {
+  auto probs = ArgTensor(info[0], "probs");
+  const int64_t seed = ArgInt(info[1], "seed", 0, int64_t(1) << 53), reps = ArgInt(info[2], "reps", 1, 100000);
+  return Submit(info.Env(), [=](JobContext&) -> Finisher {
+    auto ga = at::make_generator<at::CPUGeneratorImpl>(seed), gb = at::make_generator<at::CPUGeneratorImpl>(seed);
+    std::vector<at::Tensor> ours, ref;
+    for (int64_t r = 0; r < reps; ++r) {
+      ours.push_back(ibq::multinomial_one(probs, ga).reshape({-1}));
+      ref.push_back(at::multinomial(probs, 1, false, gb).reshape({-1}));
+    }
+    const bool same = at::equal(at::randint(int64_t(1) << 40, {8}, ga), at::randint(int64_t(1) << 40, {8}, gb));
+    auto o = at::stack(ours), f = at::stack(ref);
+    const bool fast = ibq::multinomial_fast_path();
+    return [o, f, fast, same](Napi::Env env) {
+      auto r = Napi::Object::New(env);
+      r.Set("fast", Napi::Boolean::New(env, fast));
+      r.Set("ours", TensorHandle::New(env, o));
+      r.Set("ref", TensorHandle::New(env, f));
+      r.Set("sameState", Napi::Boolean::New(env, same));
+      return r;
+    };
+  });
+}
+
+// attend(q [P, hd], kt, v, offsets, lengths, T, scale) -> Promise<TensorHandle>: ibq::rows::attend (the serving
+// engine's single-query attention; offsets and lengths: one per pair, as numbers).
+Napi::Value TestAttend(const Napi::CallbackInfo& info) {
+  auto q = ArgTensor(info[0], "q"), kt = ArgTensor(info[1], "kt"), v = ArgTensor(info[2], "v");
+  auto offsets = ArgShape(info[3], "offsets"), len = ArgShape(info[4], "lengths");
+  const int64_t T = ArgInt(info[5], "T", 1, 1 << 20);
+  const double scale = ArgNumber(info[6], "scale");
+  return Submit(info.Env(), [=](JobContext&) -> Finisher {
+    auto out = ibq::rows::attend(q, kt.contiguous(), v.contiguous(), offsets, len, T, scale);
+    return [out](Napi::Env env) { return TensorHandle::New(env, out); };
+  });
+}
+
+// decodeLogits(transformer, labels int64 [B], tokens int64 [B, T]) -> Promise<TensorHandle [B, T + 1, V]>: the
+// decode step's teacher-forced logits (ibq::decode_logits), on the transformer's queue.
+Napi::Value TestDecodeLogits(const Napi::CallbackInfo& info) {
+  auto ref = ArgModuleRef(info[0], "transformer");
+  auto model = std::dynamic_pointer_cast<ibq::TransformerImpl>(ref.module);
+  if (!model) ThrowType(info.Env(), "transformer: expected a Transformer");
+  auto labels = ArgTensor(info[1], "labels"), tokens = ArgTensor(info[2], "tokens");
+  return Submit(
+      info.Env(),
+      [=](JobContext&) -> Finisher {
+        torch::NoGradGuard ng;
+        auto out = ibq::decode_logits(model, labels, tokens);
+        return [out](Napi::Env env) { return TensorHandle::New(env, out); };
+      },
+      JobOptions{ref.queue});
+}
+
 }  // namespace
 
 // Listed in addon.cpp (exports.h).
@@ -92,6 +155,9 @@ void InitTestOps(Napi::Env env, Napi::Object exports) {
   ops.Set("threads", Napi::Function::New(env, TestThreads, "threads"));
   ops.Set("groupNorm", Napi::Function::New(env, TestGroupNorm, "groupNorm"));
   ops.Set("blasThreads", Napi::Function::New(env, TestBlasThreads, "blasThreads"));
+  ops.Set("multinomial", Napi::Function::New(env, TestMultinomial, "multinomial"));
+  ops.Set("attend", Napi::Function::New(env, TestAttend, "attend"));
+  ops.Set("decodeLogits", Napi::Function::New(env, TestDecodeLogits, "decodeLogits"));
   exports.Set("testOps", ops);
 }
 

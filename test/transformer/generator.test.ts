@@ -11,8 +11,11 @@ import { run } from '../support/run.js';
 // head size 16 and widths that are not multiples of the kernels' panels, so tiles and tails are both exercised
 const CFG = { vocab_size: 200, block_size: 64, n_layer: 2, n_head: 4, n_embd: 64, class_num: 5, multiple_of: 48 };
 
-async function model(seed = 3): Promise<Transformer> {
-  const tr = Transformer.create(CFG, { seed });
+// LONG: requests that run long enough (4096 tokens) for a test to act while they are in their slots
+const LONG = { ...CFG, block_size: 4096 };
+
+async function model(seed = 3, cfg: typeof CFG = CFG): Promise<Transformer> {
+  const tr = Transformer.create(cfg, { seed });
   const head = tr.stateDict().get('head.weight')!;
   await tr.loadStateDict(new Map([['head.weight', tensor(pseudoRandom(head.shape[0]! * head.shape[1]!, seed, 3), head.shape)]]), { strict: false });
   return tr.eval();
@@ -74,7 +77,7 @@ describe('createGenerator: continuous batching', () => {
   });
 
   it('an aborted request frees its slot: the queued one runs and completes', async () => {
-    const tr = await model();
+    const tr = await model(3, LONG);
     const g = createGenerator({ transformer: tr, maxBatch: 1 });
     const ac = new AbortController();
     const a = g.generate({ label: 0, seed: 1 }, { signal: ac.signal });
@@ -113,7 +116,7 @@ describe('createGenerator: continuous batching', () => {
   });
 
   it('a model in training mode is not served (ERR_IBQ_BUSY); a disposed one rejects its requests (ERR_IBQ_DISPOSED)', async () => {
-    const tr = await model();
+    const tr = await model(3, LONG);
     const g = createGenerator({ transformer: tr, maxBatch: 2 });
     tr.train();
     await expect(g.generate({ label: 1, seed: 1 })).rejects.toMatchObject({ code: 'ERR_IBQ_BUSY' });

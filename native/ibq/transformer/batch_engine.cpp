@@ -4,41 +4,24 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "ibq/core/errors.h"
+#include "ibq/transformer/decode_rows.h"
+#include "ibq/transformer/draw.h"
 #include "ibq/transformer/rows_linear.h"
 
 namespace ibq {
 namespace {
 
-using torch::indexing::Slice;
-
 rows::Packed packed(const torch::nn::Linear& l) { return rows::pack(l->weight); }
 
-// RMSNorm of rows x [n, C] (the model's formula, x * rsqrt(mean(x^2) + eps) * weight), each row's sum of squares
-// taken in order, so a row's result never depends on the other rows.
-at::Tensor rms_rows(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  auto xf = x.to(at::kFloat).contiguous();
-  const int64_t n = xf.size(0), C = xf.size(1);
-  auto ms = at::empty({n, 1}, xf.options());
-  if (xf.device().is_cpu()) {
-    const float* p = xf.data_ptr<float>();
-    float* m = ms.data_ptr<float>();
-    for (int64_t r = 0; r < n; ++r) {
-      float s = 0.f;
-      for (int64_t c = 0; c < C; ++c) s += p[r * C + c] * p[r * C + c];
-      m[r] = s / static_cast<float>(C);
-    }
-  } else {
-    ms = at::mean(xf * xf, -1, /*keepdim=*/true);
-  }
-  return (xf * at::rsqrt(ms + eps)).to(x.scalar_type()) * weight;
-}
+const float* fptr(const at::Tensor& t) { return t.data_ptr<float>(); }
 
 }  // namespace
 
-struct BatchEngine::Weights {
+struct DecodeWeights {
   struct Block {
     rows::Packed wqkv, wo, w13, w2, ada;
     at::Tensor ada_b;
@@ -46,14 +29,53 @@ struct BatchEngine::Weights {
   std::vector<Block> blocks;
   rows::Packed head, head_ada, shared_ada;
   at::Tensor head_ada_b, shared_ada_b;
-  std::vector<int64_t> versions;
+  std::vector<std::pair<const void*, int64_t>> versions;  // each parameter's storage and version when packed
 };
+
+std::shared_ptr<DecodeWeights> decode_weights(TransformerImpl& model) {
+  std::vector<std::pair<const void*, int64_t>> versions;
+  for (const auto& p : model.parameters()) versions.emplace_back(p.data_ptr(), p._version());
+  if (model.decode_weights && model.decode_weights->versions == versions) return model.decode_weights;
+  torch::NoGradGuard no_grad;
+  auto w = std::make_shared<DecodeWeights>();
+  w->versions = std::move(versions);
+  for (const auto& bm : *model.blocks) {
+    auto* b = bm->as<BlockImpl>();
+    DecodeWeights::Block wb;
+    wb.wqkv = packed(b->wqkv);
+    wb.wo = packed(b->wo);
+    wb.w13 = rows::pack(at::cat({b->w1->weight.detach(), b->w3->weight.detach()}));
+    wb.w2 = packed(b->w2);
+    if (!model.cfg.shared_aln) {
+      auto* lin = (*b->ada_lin)[1]->as<torch::nn::Linear>();
+      wb.ada = rows::pack(lin->weight);
+      wb.ada_b = lin->bias.detach();
+    }
+    w->blocks.push_back(wb);
+  }
+  w->head = packed(model.head);
+  auto* hl = (*model.head_ada_lin)[1]->as<torch::nn::Linear>();
+  w->head_ada = rows::pack(hl->weight);
+  w->head_ada_b = hl->bias.detach();
+  if (model.cfg.shared_aln) {
+    auto* sl = (*model.shared_ada_lin)[1]->as<torch::nn::Linear>();
+    w->shared_ada = rows::pack(sl->weight);
+    w->shared_ada_b = sl->bias.detach();
+  }
+  model.decode_weights = w;
+  return w;
+}
 
 BatchEngine::BatchEngine(std::shared_ptr<TransformerImpl> model, int64_t max_batch)
     : model_(std::move(model)), max_batch_(max_batch), slots_(max_batch) {
   IBQ_CHECK(max_batch >= 1, "BatchEngine: max_batch < 1");
   const auto& cfg = model_->cfg;
   const auto wopts = model_->head->weight.options();
+  if (!model_->head->weight.device().is_cpu() || model_->head->weight.scalar_type() != at::kFloat)
+    throw ValueError("transformer: the decode engine runs float32 models on the CPU (got " +
+                     std::string(c10::toString(model_->head->weight.scalar_type())) + " on " +
+                     model_->head->weight.device().str() + ")");
+  multinomial_fast_path();  // its self-check, once, here rather than inside a step's parallel draws
   const int64_t R = 2 * max_batch;
   caches_.resize(cfg.n_layer);
   for (auto& c : caches_) {
@@ -62,6 +84,9 @@ BatchEngine::BatchEngine(std::shared_ptr<TransformerImpl> model, int64_t max_bat
   }
   for (int64_t l = 0; l < cfg.n_layer; ++l) mods_.push_back(at::zeros({R, 6, cfg.n_embd}, wopts));
   head_mods_ = at::zeros({R, 2, cfg.n_embd}, wopts);
+  logits_ = at::empty({R, cfg.vocab_size}, wopts);
+  scores_ = at::empty({R * cfg.n_head, cfg.block_size}, wopts);
+  weights_ = at::empty_like(scores_);
 }
 
 int64_t BatchEngine::active() const {
@@ -71,35 +96,8 @@ int64_t BatchEngine::active() const {
 }
 
 void BatchEngine::prepare() {
-  std::vector<int64_t> versions;
-  for (const auto& p : model_->parameters()) versions.push_back(p._version());
-  if (w_ && w_->versions == versions) return;
-  torch::NoGradGuard no_grad;
-  auto w = std::make_shared<Weights>();
-  w->versions = std::move(versions);
-  for (const auto& bm : *model_->blocks) {
-    auto* b = bm->as<BlockImpl>();
-    Weights::Block wb;
-    wb.wqkv = packed(b->wqkv);
-    wb.wo = packed(b->wo);
-    wb.w13 = rows::pack(at::cat({b->w1->weight.detach(), b->w3->weight.detach()}));
-    wb.w2 = packed(b->w2);
-    if (!model_->cfg.shared_aln) {
-      auto* lin = (*b->ada_lin)[1]->as<torch::nn::Linear>();
-      wb.ada = rows::pack(lin->weight);
-      wb.ada_b = lin->bias.detach();
-    }
-    w->blocks.push_back(wb);
-  }
-  w->head = packed(model_->head);
-  auto* hl = (*model_->head_ada_lin)[1]->as<torch::nn::Linear>();
-  w->head_ada = rows::pack(hl->weight);
-  w->head_ada_b = hl->bias.detach();
-  if (model_->cfg.shared_aln) {
-    auto* sl = (*model_->shared_ada_lin)[1]->as<torch::nn::Linear>();
-    w->shared_ada = rows::pack(sl->weight);
-    w->shared_ada_b = sl->bias.detach();
-  }
+  auto w = decode_weights(*model_);
+  if (w == w_) return;
   w_ = std::move(w);
   // the modulations of running slots came from the old weights: recompute them
   for (int64_t s = 0; s < max_batch_; ++s)
@@ -131,11 +129,9 @@ void BatchEngine::modulations(int64_t slot) {
   head_mods_.index_copy_(0, rows, rows::linear(cls, w_->head_ada, w_->head_ada_b).view({-1, 2, C}));
 }
 
-int64_t BatchEngine::join(const EngineRequest& r) {
+int64_t BatchEngine::join_rows(int64_t label, bool guided) {
   const auto& cfg = model_->cfg;
-  IBQ_CHECK(r.label >= 0 && r.label < cfg.class_num, "BatchEngine::join: label out of range");
-  IBQ_CHECK(r.sample.seed.has_value(), "BatchEngine::join: a seed is required");
-  const bool guided = r.sample.cfg_scale > 1.0;
+  IBQ_CHECK(label >= 0 && label < cfg.class_num, "BatchEngine::join: label out of range");
   if (guided && cfg.class_rows() == cfg.class_num)
     throw ValueError("cfgScale: guidance needs the null class, which this model lacks (class_dropout_prob 0)");
   for (int64_t s = 0; s < max_batch_; ++s) {
@@ -145,14 +141,22 @@ int64_t BatchEngine::join(const EngineRequest& r) {
     slot.guided = guided;
     slot.pos = 0;
     slot.last = 0;
-    slot.req = r;
-    slot.gen = at::make_generator<at::CPUGeneratorImpl>(*r.sample.seed);
+    slot.req = EngineRequest{label, {}};
+    slot.gen = at::Generator();
     slot.out = at::zeros({cfg.block_size}, at::kLong);
     prepare();
     modulations(s);
     return s;
   }
   IBQ_CHECK(false, "BatchEngine::join: no free slot");
+}
+
+int64_t BatchEngine::join(const EngineRequest& r) {
+  IBQ_CHECK(r.sample.seed.has_value(), "BatchEngine::join: a seed is required");
+  const int64_t s = join_rows(r.label, r.sample.cfg_scale > 1.0);
+  slots_[s].req = r;
+  slots_[s].gen = at::make_generator<at::CPUGeneratorImpl>(*r.sample.seed);
+  return s;
 }
 
 void BatchEngine::leave(int64_t slot) {
@@ -172,22 +176,41 @@ at::Tensor BatchEngine::take(int64_t slot) {
   return out;
 }
 
-at::Tensor BatchEngine::block_step(int64_t layer, const at::Tensor& x, const at::Tensor& rows, const at::Tensor& pos,
-                                   const std::vector<int64_t>& row_ids, const std::vector<int64_t>& pos_ids) {
+// One block for rows x [n, C] (updated in place), each row at its own cache row and position.
+void BatchEngine::block_step(int64_t layer, at::Tensor& x, const std::vector<int64_t>& row_ids,
+                             const std::vector<int64_t>& pos_ids) {
   const auto& cfg = model_->cfg;
   auto* b = (*model_->blocks)[layer]->as<BlockImpl>();
   const auto& w = w_->blocks[layer];
-  const int64_t n = x.size(0), H = cfg.n_head, Hkv = cfg.kv_heads(), hd = cfg.head_dim(), T = cfg.block_size;
-  auto m = mods_[layer].index_select(0, rows);  // gamma1, gamma2, scale1, scale2, shift1, shift2: [n, 6, C]
-  auto a_in = rms_rows(x, b->attention_norm->weight, cfg.norm_eps).mul(m.select(1, 2) + 1).add_(m.select(1, 4));
-  auto parts = rows::linear(a_in, w.wqkv).split_with_sizes({H * hd, Hkv * hd, Hkv * hd}, -1);
-  auto freqs = model_->freqs_cis.to(x.device()).index_select(0, pos);  // [n, hd / 2, 2]
-  auto q = apply_rotary_emb(parts[0].reshape({1, n, H, hd}), freqs)[0];   // [n, H, hd]
-  auto k = apply_rotary_emb(parts[1].reshape({1, n, Hkv, hd}), freqs)[0];  // [n, Hkv, hd]
-  auto v = parts[2].reshape({n, Hkv, hd});
+  const int64_t n = x.size(0), C = cfg.n_embd, H = cfg.n_head, Hkv = cfg.kv_heads(), hd = cfg.head_dim(),
+                T = cfg.block_size, hid = cfg.ffn_hidden();
+  const float eps = static_cast<float>(cfg.norm_eps);
+  // modulations per cache row: gamma1, gamma2, scale1, scale2, shift1, shift2 ([6, C])
+  const float* mods = fptr(mods_[layer]);
+  auto mod = [&](int64_t i, int64_t j) { return mods + (row_ids[i] * 6 + j) * C; };
+  float* xp = x.data_ptr<float>();
+  auto a_in = at::empty({n, C}, x.options());
+  float* ap = a_in.data_ptr<float>();
+  const float* an_w = fptr(b->attention_norm->weight);
+  for (int64_t i = 0; i < n; ++i) decode::norm_modulate(xp + i * C, C, an_w, eps, mod(i, 2), mod(i, 4), ap + i * C);
+  auto qkv = rows::linear(a_in, w.wqkv);  // [n, (H + 2 Hkv) hd]
+  const float* qkvp = fptr(qkv);
+  const int64_t width = (H + 2 * Hkv) * hd;
   auto& cache = caches_[layer];
-  cache.k.index_put_({rows, Slice(), Slice(), pos}, k.to(cache.k.scalar_type()));
-  cache.v.index_put_({rows, Slice(), pos}, v.to(cache.v.scalar_type()));
+  float* kp = cache.k.data_ptr<float>();
+  float* vp = cache.v.data_ptr<float>();
+  auto q = at::empty({n * H, hd}, x.options());
+  float* qp = q.data_ptr<float>();
+  const float* freqs = fptr(model_->freqs_cis);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* f = freqs + pos_ids[i] * hd;  // [hd / 2, 2] at this position
+    const float* src = qkvp + i * width;
+    decode::rotate(src, H, hd, f, qp + i * H * hd, hd, 1);
+    // keys transposed in the cache: [row, head, d, T]; values [row, head, T, d]
+    decode::rotate(src + H * hd, Hkv, hd, f, kp + row_ids[i] * Hkv * hd * T + pos_ids[i], hd * T, T);
+    for (int64_t h = 0; h < Hkv; ++h)
+      std::memcpy(vp + ((row_ids[i] * Hkv + h) * T + pos_ids[i]) * hd, src + (H + Hkv + h) * hd, hd * sizeof(float));
+  }
   // every (row, head) pair attends over its own positions 0..pos alone (rows::attend)
   std::vector<int64_t> offsets(n * H), len(n * H);
   for (int64_t i = 0; i < n; ++i)
@@ -195,46 +218,72 @@ at::Tensor BatchEngine::block_step(int64_t layer, const at::Tensor& x, const at:
       offsets[i * H + hh] = (row_ids[i] * Hkv + hh / (H / Hkv)) * hd * T;
       len[i * H + hh] = pos_ids[i] + 1;
     }
-  auto o = rows::attend(q.reshape({n * H, hd}).to(at::kFloat), cache.k, cache.v, offsets, len, T,
-                        1.0 / std::sqrt(static_cast<double>(hd)))
-               .reshape({n, H * hd});
-  auto h = x + rows::linear(o.to(x.scalar_type()), w.wo).mul_(m.select(1, 0));
-  auto f_in = rms_rows(h, b->ffn_norm->weight, cfg.norm_eps).mul(m.select(1, 3) + 1).add_(m.select(1, 5));
-  auto h13 = rows::linear(f_in, w.w13).chunk(2, -1);
-  auto f = rows::linear((at::silu(h13[0]) * h13[1]).contiguous(), w.w2).mul_(m.select(1, 1));
-  return h + f;
+  auto o = rows::attend(q, cache.k, cache.v, offsets, len, T, 1.0 / std::sqrt(static_cast<double>(hd)),
+                        scores_.slice(0, 0, n * H), weights_.slice(0, 0, n * H))
+               .view({n, H * hd});
+  auto y = rows::linear(o, w.wo);
+  const float* yp = fptr(y);
+  for (int64_t i = 0; i < n; ++i) decode::gated_add(xp + i * C, yp + i * C, mod(i, 0), C);
+  const float* fn_w = fptr(b->ffn_norm->weight);
+  for (int64_t i = 0; i < n; ++i) decode::norm_modulate(xp + i * C, C, fn_w, eps, mod(i, 3), mod(i, 5), ap + i * C);
+  auto h13 = rows::linear(a_in, w.w13);  // [n, 2 hid]: w1 rows, then w3 rows
+  auto g = at::silu(h13.slice(1, 0, hid)).mul_(h13.slice(1, hid));
+  auto f = rows::linear(g, w.w2);
+  const float* fp = fptr(f);
+  for (int64_t i = 0; i < n; ++i) decode::gated_add(xp + i * C, fp + i * C, mod(i, 1), C);
 }
 
-std::vector<int64_t> BatchEngine::step() {
+at::Tensor BatchEngine::forward() {
   torch::NoGradGuard no_grad;
   const auto& cfg = model_->cfg;
-  std::vector<int64_t> row_ids, pos_ids, cls_ids, tok_ids, first;
+  const int64_t C = cfg.n_embd;
+  std::vector<int64_t> row_ids, pos_ids;
+  auto x = at::empty({2 * max_batch_, C}, model_->head->weight.options());
+  float* xp = x.data_ptr<float>();
+  const float* cls = fptr(model_->class_table->weight);
+  const float* tok = fptr(model_->tok_emb->weight);
   for (int64_t s = 0; s < max_batch_; ++s) {
     const auto& slot = slots_[s];
     if (!slot.used) continue;
     for (int64_t u = 0; u < (slot.guided ? 2 : 1); ++u) {
+      const int64_t i = static_cast<int64_t>(row_ids.size());
+      const float* src = slot.pos == 0 ? cls + (u == 0 ? slot.req.label : cfg.class_num) * C : tok + slot.last * C;
+      std::memcpy(xp + i * C, src, C * sizeof(float));
       row_ids.push_back(2 * s + u);
       pos_ids.push_back(slot.pos);
-      cls_ids.push_back(u == 0 ? slot.req.label : cfg.class_num);
-      tok_ids.push_back(slot.last);
-      first.push_back(slot.pos == 0 ? 1 : 0);
     }
   }
-  if (row_ids.empty()) return {};
+  const int64_t n = static_cast<int64_t>(row_ids.size());
+  if (n == 0) return at::empty({0, cfg.vocab_size}, x.options());
   prepare();
-  const auto dev = model_->head->weight.device();
-  auto long_t = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(dev); };
-  auto rows = long_t(row_ids), pos = long_t(pos_ids);
-  auto cls = model_->class_table->weight.detach().index_select(0, long_t(cls_ids));
-  auto tok = model_->tok_emb->weight.detach().index_select(0, long_t(tok_ids));
-  auto x = at::where(long_t(first).to(at::kBool).unsqueeze(1), cls, tok);
-  for (int64_t l = 0; l < cfg.n_layer; ++l) x = block_step(l, x, rows, pos, row_ids, pos_ids);
-  auto ss = head_mods_.index_select(0, rows);
-  auto hn = rms_rows(x, model_->head_norm->weight, 1e-5).mul(ss.select(1, 0) + 1).add_(ss.select(1, 1));
-  auto logits = rows::linear(hn, w_->head).to(at::kFloat);  // [n, V]
-  if (!logits.device().is_cpu()) logits = logits.cpu();
+  x = x.slice(0, 0, n);
+  for (int64_t l = 0; l < cfg.n_layer; ++l) block_step(l, x, row_ids, pos_ids);
+  // head_nm: scale, shift per cache row ([2, C])
+  const float* hm = fptr(head_mods_);
+  const float* hw = fptr(model_->head_norm->weight);
+  auto hn = at::empty({n, C}, x.options());
+  float* hp = hn.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i)
+    decode::norm_modulate(xp + i * C, C, hw, 1e-5f, hm + row_ids[i] * 2 * C, hm + (row_ids[i] * 2 + 1) * C, hp + i * C);
+  return rows::linear(hn, w_->head, {}, logits_.slice(0, 0, n));  // [n, V], in the engine's buffer
+}
 
-  return pick(logits);
+void BatchEngine::advance(const std::vector<int64_t>& next) {
+  size_t r = 0;
+  for (auto& slot : slots_) {
+    if (!slot.used) continue;
+    IBQ_CHECK(r < next.size(), "BatchEngine::advance: one token per active slot");
+    IBQ_CHECK(slot.pos < model_->cfg.block_size, "BatchEngine::advance: the slot is full");
+    slot.out.data_ptr<int64_t>()[slot.pos] = next[r];
+    slot.last = next[r++];
+    ++slot.pos;
+  }
+  IBQ_CHECK(r == next.size(), "BatchEngine::advance: one token per active slot");
+}
+
+std::vector<int64_t> BatchEngine::step() {
+  if (active() == 0) return {};
+  return pick(forward());
 }
 
 // The next token of every slot from its rows of logits [n, V] (in step()'s row order): pick_next's rule, with
@@ -242,62 +291,69 @@ std::vector<int64_t> BatchEngine::step() {
 // each slot's values do not depend on the others), and one draw per slot from its own generator.
 std::vector<int64_t> BatchEngine::pick(const at::Tensor& logits) {
   std::vector<Slot*> act;
-  std::vector<int64_t> cond_rows, guided, uncond_rows;
-  std::vector<float> cfg, temp;
+  std::vector<int64_t> first;  // each active slot's first row of logits
   int64_t i = 0;
   for (auto& slot : slots_) {
     if (!slot.used) continue;
-    if (slot.guided) {
-      guided.push_back(static_cast<int64_t>(act.size()));
-      uncond_rows.push_back(i + 1);
-      cfg.push_back(static_cast<float>(slot.req.sample.cfg_scale));
-    }
-    cond_rows.push_back(i);
-    temp.push_back(slot.req.sample.temperature > 0 ? static_cast<float>(slot.req.sample.temperature) : 1.f);
     act.push_back(&slot);
+    first.push_back(i);
     i += slot.guided ? 2 : 1;
   }
-  const int64_t m = static_cast<int64_t>(act.size());
-  auto long_t = [](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); };
-  auto l = logits.index_select(0, long_t(cond_rows));  // [m, V]
-  if (!guided.empty()) {
-    auto g = long_t(guided);
-    auto u = logits.index_select(0, long_t(uncond_rows));
-    auto c = at::tensor(cfg, at::kFloat).unsqueeze(1);
-    l.index_copy_(0, g, u + (l.index_select(0, g) - u) * c);
-  }
-  auto scaled = l / at::tensor(temp, at::kFloat).unsqueeze(1);
-  for (int64_t r = 0; r < m; ++r) {
-    const auto& o = act[r]->req.sample;
-    if (o.temperature > 0 && (o.top_k > 0 || o.top_p < 1.0))
-      scaled.slice(0, r, r + 1).copy_(top_k_top_p_filtering(scaled.slice(0, r, r + 1).clone(), o.top_k, o.top_p));
-  }
-  auto probs = at::softmax(scaled, -1);
-  // one draw per request from its own generator; the requests in parallel (a draw of torch.multinomial walks the
-  // whole vocabulary: the largest cost of this step)
+  const int64_t m = static_cast<int64_t>(act.size()), V = logits.size(1);
+  const float* lp = logits.data_ptr<float>();
   std::vector<int64_t> next(m);
+  // Each slot alone (its values never depend on the others), the slots in parallel: guidance, temperature, top-k /
+  // top-p, softmax, then one draw from its own generator (multinomial_one: torch.multinomial's token).
   at::parallel_for(0, m, 1, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       auto& slot = *act[r];
       const auto& o = slot.req.sample;
-      if (o.temperature == 0) {
-        next[r] = l[r].argmax().item<int64_t>();
-      } else if (o.greedy) {
-        next[r] = std::get<1>(at::topk(probs.slice(0, r, r + 1), 1, -1)).item<int64_t>();
+      auto row = at::empty({1, V}, logits.options());
+      float* p = row.data_ptr<float>();
+      const float* c = lp + first[r] * V;
+      if (slot.guided) {  // u + (c - u) * cfg_scale
+        const float* u = c + V;
+        const float s = static_cast<float>(o.cfg_scale);
+        for (int64_t v = 0; v < V; ++v) p[v] = u[v] + (c[v] - u[v]) * s;
       } else {
-        next[r] = at::multinomial(probs.slice(0, r, r + 1), 1, false, slot.gen).item<int64_t>();
+        std::memcpy(p, c, V * sizeof(float));
       }
+      if (o.temperature == 0) {
+        next[r] = row.argmax().item<int64_t>();
+        continue;
+      }
+      const float t = static_cast<float>(o.temperature);
+      for (int64_t v = 0; v < V; ++v) p[v] = p[v] / t;
+      if (o.top_k > 0 || o.top_p < 1.0) row = top_k_top_p_filtering(row, o.top_k, o.top_p);
+      auto probs = at::softmax(row, -1);
+      next[r] = o.greedy ? std::get<1>(at::topk(probs, 1, -1)).item<int64_t>()
+                         : multinomial_one(probs, slot.gen).item<int64_t>();
     }
   });
-  const auto& cfg_model = model_->cfg;
+  advance(next);
   std::vector<int64_t> done;
-  for (int64_t r = 0; r < m; ++r) {
-    auto& slot = *act[r];
-    slot.out.data_ptr<int64_t>()[slot.pos] = next[r];
-    slot.last = next[r];
-    if (++slot.pos == cfg_model.block_size) done.push_back(&slot - slots_.data());
-  }
+  for (int64_t r = 0; r < m; ++r)
+    if (act[r]->pos == model_->cfg.block_size) done.push_back(act[r] - slots_.data());
   return done;
+}
+
+at::Tensor decode_logits(std::shared_ptr<TransformerImpl> model, const at::Tensor& labels, const at::Tensor& tokens) {
+  auto l = model->check_labels(labels, "labels", /*allow_null=*/false);
+  model->check_tokens(tokens, "tokens", model->cfg.block_size - 1);
+  const int64_t B = l.size(0), T = tokens.size(1);
+  if (tokens.size(0) != B) throw ValueError("labels: expected one label per token row");
+  BatchEngine engine(std::move(model), B);
+  for (int64_t b = 0; b < B; ++b) engine.join_rows(l[b].item<int64_t>(), /*guided=*/false);
+  auto t = tokens.to(at::kLong).contiguous();
+  std::vector<at::Tensor> out;
+  for (int64_t n = 0; n <= T; ++n) {
+    out.push_back(engine.forward().clone());  // forward() reuses its buffer
+    if (n == T) break;
+    std::vector<int64_t> next(B);
+    for (int64_t b = 0; b < B; ++b) next[b] = t.data_ptr<int64_t>()[b * T + n];
+    engine.advance(next);
+  }
+  return at::stack(out, 1);
 }
 
 }  // namespace ibq

@@ -7,11 +7,12 @@
 //
 // Batch invariance: a request's tokens do not depend on the other requests or on the step it joined at. Each
 // row runs one token per step at its own position; the matrix products are rows::linear (one fma chain per
-// element whatever the rows), RMSNorm sums each row in order, attention runs per (row, head) pair over its own
-// positions (rows::attend), and each request draws from its own generator
-// (at::multinomial over [1, vocab], seeded with its seed). The logits are not bitwise those of
-// transformer_sample(), whose products are BLAS's; the sampling rule (guidance, temperature, top-k/top-p,
-// softmax, one multinomial draw) is pick_next's.
+// element whatever the rows, weights packed once per model: decode_weights()), the row-wise parts (AdaLN RMSNorm,
+// rotary embedding and cache write, gated residuals: decode_rows.h) take each row alone in a fixed order,
+// attention runs per (row, head) pair over its own positions (rows::attend), and each request draws from its own
+// generator (multinomial_one over [1, vocab]: torch.multinomial's token, seeded with its seed). The sampling rule
+// (guidance, temperature, top-k/top-p, softmax, one multinomial draw) is pick_next's. transformer_sample() runs
+// this decode step too (one slot per label, its single generator drawing for all rows as torch.multinomial does).
 #pragma once
 #include <torch/torch.h>
 
@@ -32,8 +33,8 @@ struct EngineRequest {
 
 class BatchEngine {
  public:
-  // The engine keeps a copy of the weights in the kernel's layout (rows::pack; refreshed by prepare() after the
-  // model's parameters change).
+  // The engine uses the model's packed weights (rows::pack, kept on the model: decode_weights(); refreshed by
+  // prepare() after the model's parameters change). A float32 model on the CPU.
   BatchEngine(std::shared_ptr<TransformerImpl> model, int64_t max_batch);
 
   int64_t max_batch() const { return max_batch_; }
@@ -43,6 +44,9 @@ class BatchEngine {
   void prepare();
   // Puts `r` in a free slot (throws InternalError when none is free): its class token runs at the next step.
   int64_t join(const EngineRequest& r);
+  // A slot without a generator or sampling options, for a caller that draws the tokens itself (forward() and
+  // advance(); transformer_sample): one row (`guided` false) or the conditional and null-class rows.
+  int64_t join_rows(int64_t label, bool guided);
   // Frees `slot` (a cancelled request).
   void leave(int64_t slot);
   // Frees every slot (after a failed step: the requests it held are failed by the caller).
@@ -50,6 +54,12 @@ class BatchEngine {
   // One token for every active slot. Returns the slots that produced their last token in this step (their
   // tokens: take(slot), which frees the slot).
   std::vector<int64_t> step();
+  // The logits float32 [rows, vocab_size] of this step's token of every active slot, rows in slot order (a guided
+  // slot: its conditional row, then its null-class row), in the engine's buffer (valid until the next forward()).
+  // advance() then feeds the tokens drawn.
+  at::Tensor forward();
+  // Records the next token of each active slot (slot order) and moves them one position on.
+  void advance(const std::vector<int64_t>& next);
   // int64 [block_size] tokens of a finished slot, which is freed.
   at::Tensor take(int64_t slot);
 
@@ -62,9 +72,7 @@ class BatchEngine {
     at::Generator gen;
     at::Tensor out;  // int64 [block_size]
   };
-  struct Weights;  // packed copies (batch_engine.cpp)
-  at::Tensor block_step(int64_t layer, const at::Tensor& x, const at::Tensor& rows, const at::Tensor& pos,
-                        const std::vector<int64_t>& row_ids, const std::vector<int64_t>& pos_ids);
+  void block_step(int64_t layer, at::Tensor& x, const std::vector<int64_t>& row_ids, const std::vector<int64_t>& pos_ids);
   void modulations(int64_t slot);
   std::vector<int64_t> pick(const at::Tensor& logits);
 
@@ -74,7 +82,18 @@ class BatchEngine {
   std::vector<KVCache> caches_;
   std::vector<at::Tensor> mods_;  // per block [2 max_batch, 6, C]
   at::Tensor head_mods_;          // [2 max_batch, 2, C]
-  std::shared_ptr<Weights> w_;
+  at::Tensor logits_;             // [2 max_batch, vocab_size]: forward()'s result
+  at::Tensor scores_, weights_;   // [2 max_batch n_head, block_size]: attention scores and their softmax
+  std::shared_ptr<DecodeWeights> w_;
 };
+
+// Teacher-forced logits through the decode step (for checks against forward() and the official logits): labels
+// int64 [B] in [0, class_num), tokens int64 [B, T] with T < block_size, no guidance. Returns float32 [B, T + 1,
+// vocab_size] (position 0: the class token), one engine step per position.
+at::Tensor decode_logits(std::shared_ptr<TransformerImpl> model, const at::Tensor& labels, const at::Tensor& tokens);
+
+// The model's weights packed for the decode step, made on first use and again after its parameters change
+// (compared by version and storage). Call on the model's queue.
+std::shared_ptr<DecodeWeights> decode_weights(TransformerImpl& model);
 
 }  // namespace ibq

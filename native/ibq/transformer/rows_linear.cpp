@@ -34,7 +34,10 @@ void scalar_gemv(const float* x, int64_t K, const float* b, int64_t ld, int64_t 
     y[c] = acc;
   }
 }
-const Kernels kScalar{"scalar", kScalarPanel, &scalar_block, &scalar_gemv};
+void scalar_gemv4(const float* const* x, int64_t K, const float* const* b, int64_t ld, int64_t N, float* const* y) {
+  for (int g = 0; g < 4; ++g) scalar_gemv(x[g], K, b[g], ld, N, y[g]);
+}
+const Kernels kScalar{"scalar", kScalarPanel, &scalar_block, &scalar_gemv, &scalar_gemv4};
 
 const Kernels* choose() {
   const char* force = std::getenv("IBQ_ROWS_KERNEL");
@@ -78,14 +81,17 @@ Packed pack(const at::Tensor& weight) {
   return p;
 }
 
-at::Tensor linear(const at::Tensor& x, const Packed& w, const at::Tensor& bias) {
+at::Tensor linear(const at::Tensor& x, const Packed& w, const at::Tensor& bias, at::Tensor out) {
   IBQ_CHECK(x.dim() == 2 && x.size(1) == w.K, "rows::linear: shapes do not fit");
   if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || w.data.dim() != 3) {
     return bias.defined() ? at::linear(x, w.data, bias) : at::linear(x, w.data);
   }
   auto xc = x.contiguous();
   const int64_t rows = xc.size(0), K = w.K, N = w.N;
-  auto y = at::empty({rows, N}, xc.options());
+  at::Tensor y = out;
+  if (!(y.defined() && y.is_contiguous() && y.scalar_type() == at::kFloat && y.dim() == 2 && y.size(0) == rows &&
+        y.size(1) == N))
+    y = at::empty({rows, N}, xc.options());
   if (rows == 0 || N == 0) return y;
   const float* xp = xc.data_ptr<float>();
   const float* wp = w.data.data_ptr<float>();
@@ -100,29 +106,61 @@ at::Tensor linear(const at::Tensor& x, const Packed& w, const at::Tensor& bias) 
 }
 
 at::Tensor attend(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& v, const std::vector<int64_t>& offsets,
-                  const std::vector<int64_t>& len, int64_t T, double scale) {
+                  const std::vector<int64_t>& len, int64_t T, double scale, at::Tensor scores, at::Tensor weights) {
   const int64_t pairs = q.size(0), hd = q.size(1);
   IBQ_CHECK(static_cast<int64_t>(offsets.size()) == pairs && static_cast<int64_t>(len.size()) == pairs &&
                 q.scalar_type() == at::kFloat && kt.scalar_type() == at::kFloat && kt.is_contiguous() && v.is_contiguous(),
             "rows::attend: bad arguments");
   auto qc = q.contiguous();
-  auto scores = at::full({pairs, T}, -std::numeric_limits<float>::infinity(), q.options());
+  auto fits = [&](const at::Tensor& t) {
+    return t.defined() && t.is_contiguous() && t.scalar_type() == at::kFloat && t.dim() == 2 && t.size(0) == pairs &&
+           t.size(1) == T;
+  };
+  if (!fits(scores)) scores = at::empty({pairs, T}, q.options());
+  if (!fits(weights)) weights = at::empty({pairs, T}, q.options());
+  scores.fill_(-std::numeric_limits<float>::infinity());
   const auto& k = active();
   const float* qp = qc.data_ptr<float>();
   const float* ktp = kt.data_ptr<float>();
   const float* vp = v.data_ptr<float>();
   float* sp = scores.data_ptr<float>();
-  at::parallel_for(0, pairs, 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) k.gemv(qp + i * hd, hd, ktp + offsets[i], T, len[i], sp + i * T);
-  });
+  // pairs in groups of four of the same length (the heads of one row) run as one gemv4: more independent chains per
+  // loop, each element's chain unchanged; other pairs one at a time
+  const int64_t groups = (pairs + 3) / 4;
+  // groups per thread: at least ~2^17 multiply-adds each, so a step of a few rows stays on one thread (waking the
+  // other costs more than it saves there)
+  int64_t total = 0;
+  for (int64_t i = 0; i < pairs; ++i) total += len[i];
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 17) / std::max<int64_t>(1, 4 * hd * (total / std::max<int64_t>(1, pairs))));
+  auto each = [&](const float* x, int64_t xs, const float* b, int64_t K_of_len, int64_t ld, int64_t N_of_len, float* y,
+                  int64_t ys) {
+    // K and N: fixed (> 0) or, when 0, the pair's length
+    auto K_ = [&](int64_t i) { return K_of_len ? K_of_len : len[i]; };
+    auto N_ = [&](int64_t i) { return N_of_len ? N_of_len : len[i]; };
+    at::parallel_for(0, groups, grain, [&](int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g) {
+        const int64_t i0 = 4 * g;
+        if (i0 + 3 < pairs && len[i0] == len[i0 + 1] && len[i0] == len[i0 + 2] && len[i0] == len[i0 + 3]) {
+          const float* xg[4];
+          const float* bg[4];
+          float* yg[4];
+          for (int j = 0; j < 4; ++j) {
+            xg[j] = x + (i0 + j) * xs;
+            bg[j] = b + offsets[i0 + j];
+            yg[j] = y + (i0 + j) * ys;
+          }
+          k.gemv4(xg, K_(i0), bg, ld, N_(i0), yg);
+        } else {
+          for (int64_t i = i0; i < std::min(pairs, i0 + 4); ++i) k.gemv(x + i * xs, K_(i), b + offsets[i], ld, N_(i), y + i * ys);
+        }
+      }
+    });
+  };
+  each(qp, hd, ktp, hd, T, 0, sp, T);  // scores: q . keys over positions < len
   // softmax per row (ATen's: vectorized, the same computation for each row whatever the others)
-  auto w = at::softmax(scores.mul_(scale), -1);
+  auto w = at::_softmax_out(weights, scores.mul_(scale), -1, false);
   auto out = at::empty({pairs, hd}, q.options());
-  const float* wp = w.data_ptr<float>();
-  float* op = out.data_ptr<float>();
-  at::parallel_for(0, pairs, 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) k.gemv(wp + i * T, len[i], vp + offsets[i], hd, hd, op + i * hd);
-  });
+  each(w.data_ptr<float>(), T, vp, 0, hd, hd, out.data_ptr<float>(), hd);  // weights times values
   return out;
 }
 

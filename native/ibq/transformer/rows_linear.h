@@ -23,6 +23,8 @@ struct Kernels {
   // One row times a row-major matrix: y[c] = sum_k x[k] * b[k * ld + c] for c < N, the same fma chain per element
   // (attention over a KV cache: scores against transposed keys, weights times values).
   void (*gemv)(const float* x, int64_t K, const float* b, int64_t ld, int64_t N, float* y);
+  // Four such products with the same K, ld and N at once (x[g], b[g], y[g]), each element the same chain as gemv's.
+  void (*gemv4)(const float* const* x, int64_t K, const float* const* b, int64_t ld, int64_t N, float* const* y);
 };
 const Kernels* kernels_avx2();    // nullptr when not compiled for x86-64
 const Kernels* kernels_avx512();  // nullptr when not compiled for x86-64
@@ -42,11 +44,13 @@ Packed pack(const at::Tensor& weight);
 // v[i] [T, hd] of its cache; q [pairs, hd]; only positions 0..len[i]-1 are read. Scores q.k * scale, softmax,
 // weights times values, each pair computed alone (its result never depends on the other pairs).
 // kt_rows[i] / v_rows[i]: offsets (in floats) of pair i's keys and values in kt / v. Returns [pairs, hd].
+// scores, weights: optional float32 [pairs, T] contiguous buffers for the scores and their softmax (else allocated).
 at::Tensor attend(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& v, const std::vector<int64_t>& offsets,
-                  const std::vector<int64_t>& len, int64_t T, double scale);
+                  const std::vector<int64_t>& len, int64_t T, double scale, at::Tensor scores = {},
+                  at::Tensor weights = {});
 
-// x float32 [rows, K] times W^T plus bias [N] when defined: float32 [rows, N]. Off the CPU: at::linear (no
-// batch-invariance guarantee).
-at::Tensor linear(const at::Tensor& x, const Packed& w, const at::Tensor& bias = {});
+// x float32 [rows, K] times W^T plus bias [N] when defined: float32 [rows, N], written to `out` when given (a
+// contiguous float32 [rows, N] tensor). Off the CPU: at::linear (no batch-invariance guarantee).
+at::Tensor linear(const at::Tensor& x, const Packed& w, const at::Tensor& bias = {}, at::Tensor out = {});
 
 }  // namespace ibq::rows

@@ -59,34 +59,52 @@ void block(const float* x, int64_t rows, int64_t K, const float* packed, int64_t
   }
 }
 
-void gemv(const float* x, int64_t K, const float* b, int64_t ld, int64_t N, float* y) {
+// G (<= 4) products at once, y_g[c] = sum_k x_g[k] * b_g[k * ld + c]: 2G independent accumulators per column block
+// (instruction-level parallelism); each element is still the one chain from k = 0 to K - 1.
+template <int G>
+void gemv_group(const float* const* x, int64_t K, const float* const* b, int64_t ld, int64_t N, float* const* y) {
   int64_t c = 0;
   for (; c + 2 * W <= N; c += 2 * W) {
-    vf a0 = vzero(), a1 = vzero();
-    for (int64_t k = 0; k < K; ++k) {
-      vf xb = vset(x[k]);
-      a0 = vfma(xb, vld(b + k * ld + c), a0);
-      a1 = vfma(xb, vld(b + k * ld + c + W), a1);
+    vf a[G][2];
+    for (int g = 0; g < G; ++g) a[g][0] = a[g][1] = vzero();
+    for (int64_t k = 0; k < K; ++k)
+      for (int g = 0; g < G; ++g) {
+        vf xb = vset(x[g][k]);
+        a[g][0] = vfma(xb, vld(b[g] + k * ld + c), a[g][0]);
+        a[g][1] = vfma(xb, vld(b[g] + k * ld + c + W), a[g][1]);
+      }
+    for (int g = 0; g < G; ++g) {
+      vst(y[g] + c, a[g][0]);
+      vst(y[g] + c + W, a[g][1]);
     }
-    vst(y + c, a0);
-    vst(y + c + W, a1);
   }
   for (; c + W <= N; c += W) {
-    vf a0 = vzero();
-    for (int64_t k = 0; k < K; ++k) a0 = vfma(vset(x[k]), vld(b + k * ld + c), a0);
-    vst(y + c, a0);
+    vf a[G];
+    for (int g = 0; g < G; ++g) a[g] = vzero();
+    for (int64_t k = 0; k < K; ++k)
+      for (int g = 0; g < G; ++g) a[g] = vfma(vset(x[g][k]), vld(b[g] + k * ld + c), a[g]);
+    for (int g = 0; g < G; ++g) vst(y[g] + c, a[g]);
   }
-  for (; c < N; ++c) {
-    float acc = 0.f;
-    for (int64_t k = 0; k < K; ++k) acc = __builtin_fmaf(x[k], b[k * ld + c], acc);
-    y[c] = acc;
-  }
+  for (; c < N; ++c)
+    for (int g = 0; g < G; ++g) {
+      float acc = 0.f;
+      for (int64_t k = 0; k < K; ++k) acc = __builtin_fmaf(x[g][k], b[g][k * ld + c], acc);
+      y[g][c] = acc;
+    }
+}
+
+void gemv(const float* x, int64_t K, const float* b, int64_t ld, int64_t N, float* y) {
+  gemv_group<1>(&x, K, &b, ld, N, &y);
+}
+
+void gemv4(const float* const* x, int64_t K, const float* const* b, int64_t ld, int64_t N, float* const* y) {
+  gemv_group<4>(x, K, b, ld, N, y);
 }
 
 }  // namespace
 
 const Kernels* table() {
-  static const Kernels k{IBQ_SIMD_NAME, P, &block, &gemv};
+  static const Kernels k{IBQ_SIMD_NAME, P, &block, &gemv, &gemv4};
   return &k;
 }
 

@@ -114,6 +114,7 @@ struct KVCache {
 };
 
 struct TransformerImpl;
+struct DecodeWeights;  // the weights packed for the one-token decode step (batch_engine.cpp)
 
 // One Llama block with AdaLN modulation (official `Block`).
 struct BlockImpl : torch::nn::Module {
@@ -166,6 +167,9 @@ struct TransformerImpl : torch::nn::Module {
   torch::nn::Sequential head_ada_lin{nullptr};  // head_nm.ada_lin
   torch::nn::Linear head{nullptr};
   at::Tensor freqs_cis;  // [cls_token_num + block_size, head_dim / 2, 2] (not a parameter or buffer)
+  // Packed copies of the weights for the decode step (sampling, serving): made once and kept until the parameters
+  // change (batch_engine.cpp, decode_weights()). Only the model's job queue touches it.
+  std::shared_ptr<DecodeWeights> decode_weights;
 };
 TORCH_MODULE(Transformer);
 

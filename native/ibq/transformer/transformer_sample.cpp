@@ -2,11 +2,14 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <sstream>
 
 #include "ibq/core/errors.h"
+#include "ibq/transformer/batch_engine.h"
+#include "ibq/transformer/draw.h"
 
 namespace ibq {
 namespace {
@@ -46,7 +49,7 @@ at::Tensor pick_next(at::Tensor logits, const SampleOptions& o, const c10::optio
   logits = logits / o.temperature;
   if (o.top_k > 0 || o.top_p < 1.0) logits = top_k_top_p_filtering(logits, o.top_k, o.top_p);
   auto probs = at::softmax(logits, -1);
-  return o.greedy ? std::get<1>(at::topk(probs, 1, -1)) : at::multinomial(probs, 1, false, gen);
+  return o.greedy ? std::get<1>(at::topk(probs, 1, -1)) : multinomial_one(probs, gen);
 }
 
 at::Tensor transformer_sample(TransformerImpl& model, const at::Tensor& labels, const SampleOptions& o,
@@ -69,13 +72,6 @@ at::Tensor transformer_sample(TransformerImpl& model, const at::Tensor& labels, 
   auto all = guide ? at::cat({cond, at::full_like(cond, cfg.class_num)}) : cond;
   const int64_t N = all.size(0);
 
-  // static cache: [N, n_kv_head, 1 + steps, head_dim] per block
-  std::vector<KVCache> caches(cfg.n_layer);
-  for (auto& c : caches) {
-    c.k = at::zeros({N, cfg.kv_heads(), 1 + steps, cfg.head_dim()}, wopts);
-    c.v = at::zeros_like(c.k);
-  }
-
   c10::optional<at::Generator> gen;
   if (o.seed && !o.greedy && o.temperature > 0) {
     if (dev.is_cpu()) {
@@ -86,6 +82,37 @@ at::Tensor transformer_sample(TransformerImpl& model, const at::Tensor& labels, 
       std::lock_guard<std::mutex> lock(gen->mutex());
       gen->set_current_seed(*o.seed);
     }
+  }
+
+  if (dev.is_cpu() && model.head->weight.scalar_type() == at::kFloat) {
+    // the decode step of the serving engine (packed weights, one token over the static cache): rows 2b and 2b + 1
+    // are label b's conditional and null-class rows
+    BatchEngine engine(std::shared_ptr<TransformerImpl>(&model, [](TransformerImpl*) {}), B);
+    auto ids = cond.contiguous();
+    for (int64_t b = 0; b < B; ++b) engine.join_rows(ids.data_ptr<int64_t>()[b], guide);
+    auto out = at::empty({B, steps}, cond.options());
+    std::vector<int64_t> tokens(B);
+    for (int64_t n = 0; n < steps; ++n) {
+      auto logits = engine.forward();  // [N, V]
+      if (guide) {
+        auto pair = logits.view({B, 2, -1});
+        auto c = pair.select(1, 0), u = pair.select(1, 1);
+        logits = u + (c - u) * o.cfg_scale;
+      }
+      auto next = pick_next(logits, o, gen).contiguous();  // [B, 1]
+      std::memcpy(tokens.data(), next.data_ptr<int64_t>(), B * sizeof(int64_t));
+      engine.advance(tokens);
+      out.select(1, n).copy_(next.select(1, 0));
+      if (between) between(n + 1, steps);
+    }
+    return out;
+  }
+
+  // static cache: [N, n_kv_head, 1 + steps, head_dim] per block
+  std::vector<KVCache> caches(cfg.n_layer);
+  for (auto& c : caches) {
+    c.k = at::zeros({N, cfg.kv_heads(), 1 + steps, cfg.head_dim()}, wopts);
+    c.v = at::zeros_like(c.k);
   }
 
   auto cls = model.class_table(all).unsqueeze(1);  // [N, 1, C]

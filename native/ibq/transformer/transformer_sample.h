@@ -33,8 +33,10 @@ at::Tensor pick_next(at::Tensor logits, const SampleOptions& o, const c10::optio
 // Generates int64 [B, steps] tokens for class ids `labels` (int64 [B] or [B, 1], in [0, class_num)). The
 // model runs in eval mode for the call (its mode is restored). `between(step, total)` runs after every
 // token (progress; it may throw ibq::Aborted). The options must be in range (lib/transformer checks them:
-// IBQ_CHECK here). Random draws: one torch.multinomial over [B, vocab] per step,
-// from a generator seeded like torch.manual_seed(seed), so results equal the official loop's.
+// IBQ_CHECK here). Random draws: one torch.multinomial over [B, vocab] per step (multinomial_one: the same
+// tokens and generator state), from a generator seeded like torch.manual_seed(seed), so results equal the official
+// loop's. A float32 model on the CPU runs BatchEngine's decode step (packed weights, batch-invariant kernels; logits
+// within 1e-5 of the official ones); elsewhere the model's own modules with a static KV cache.
 at::Tensor transformer_sample(TransformerImpl& model, const at::Tensor& labels, const SampleOptions& opts,
                       const std::function<void(int64_t, int64_t)>& between);
 
