@@ -25,7 +25,8 @@ export const DEFAULT_MAX_PIXELS = 4096 * 4096;
  * Inputs up to this many pixels (width x height; 4 megapixels, e.g. 2304 x 1728) are decoded whole and resized by
  * Pillow's arithmetic (native/ibq/core/image_resample.h): the uint8 values of PIL's Image.resize(BILINEAR), what
  * torchvision's Resize gives PIL images, at 3 bytes per pixel while they decode (at most 12 MB). Larger inputs
- * stream through one libvips pipeline (about 1.3 MB per megapixel; libvips' bilinear, within 3/255 of Pillow's).
+ * stream through one libvips pipeline (about 1.3 MB per megapixel; libvips' bilinear: up to 3/255 from Pillow's on
+ * the benchmark's photos).
  */
 export const WHOLE_MAX_PIXELS = 4 * 1024 * 1024;
 
@@ -94,7 +95,8 @@ async function bytesOf(input: ImageInput, i: number): Promise<Buffer | Uint8Arra
 
 /**
  * One image as float32 CHW [3, size, size] in [-1, 1], by the official data pipeline (src/IBQ/data/base.py,
- * ImagePaths.preprocess_image): PIL convert('RGB') (greyscale expanded, alpha dropped, CMYK to sRGB), then
+ * ImagePaths.preprocess_image): PIL convert('RGB') (greyscale expanded, alpha dropped, CMYK to sRGB; an embedded ICC
+ * profile ignored, as PIL ignores it), then
  * albumentations SmallestMaxSize(size) — the shorter side resized to `size` (the other side rounded), bilinear —
  * then CenterCrop (`crop` 'centre': evaluation, tokenizing, encodeImages) or RandomCrop (fractions: training), an
  * optional mirror, then x / 127.5 - 1. The bilinear resize is Pillow's (antialiased; PIL's and torchvision's uint8
@@ -125,7 +127,7 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
   // native pass. Any failure (larger, undecodable) goes on to the header checks below, which name it.
   let first: unknown;
   try {
-    const rgb = await sharp(bytes, { failOn: 'error', limitInputPixels: Math.min(maxPixels, WHOLE_MAX_PIXELS) })
+    const rgb = await sharp(bytes, { failOn: 'error', ignoreIcc: true, limitInputPixels: Math.min(maxPixels, WHOLE_MAX_PIXELS) })
       .toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const { width, height, channels } = rgb.info;
     if (channels === 3 || channels === 4) {
@@ -154,7 +156,7 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
   }
   const plain = header.channels === 3 && !header.hasAlpha && header.space === 'srgb' && !header.orientation;
   try {
-    // larger images stream through one libvips pipeline (libvips' bilinear, within 3/255 of Pillow's; it mirrors
+    // larger images stream through one libvips pipeline (libvips' bilinear, up to 3/255 from Pillow's; it mirrors
     // before it resizes and crops, whatever the call order: the crop is taken mirrored)
     let out: { data: Buffer; info: { width: number; height: number; channels: number } };
     const resize = (width: number, height: number) => {
@@ -164,11 +166,11 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
     };
     if (plain) {
       const p = resize(w0, h0);
-      const img = sharp(bytes, { failOn: 'error', limitInputPixels: maxPixels }).resize(p.resize).extract(p.extract);
+      const img = sharp(bytes, { failOn: 'error', ignoreIcc: true, limitInputPixels: maxPixels }).resize(p.resize).extract(p.extract);
       out = await (flip ? img.flop() : img).raw().toBuffer({ resolveWithObject: true });
     } else {
       // Two passes: sharp premultiplies alpha while resizing, so the alpha channel is dropped first.
-      const rgb = await sharp(bytes, { failOn: 'error', limitInputPixels: maxPixels }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      const rgb = await sharp(bytes, { failOn: 'error', ignoreIcc: true, limitInputPixels: maxPixels }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
       const { width, height, channels } = rgb.info;
       const p = resize(width, height);
       const img = sharp(rgb.data, { raw: { width, height, channels: channels as 1 | 2 | 3 | 4 } }).resize(p.resize).extract(p.extract);
