@@ -2,16 +2,17 @@
 // Checks that an x86-64 addon runs on any x86-64 CPU: every function holding AVX, AVX2 or AVX-512 instructions
 // (VEX/EVEX-encoded `v...` instructions, `k...` mask instructions, ymm/zmm registers) must be one of our run-time
 // dispatched kernels: ibq::fused::<isa> (the quantizer's), ibq::kernels::<isa> (GroupNorm and the FMA probe) and
-// ibq::rows::<isa> (the serving engine's batch-invariant row kernels), which run only after a CPUID check
-// (quantizer/quantizer_fused.cpp, core/cpu_kernels.cpp, transformer/rows_linear.cpp). Anything else (a
+// ibq::rows::<isa> (the serving engine's batch-invariant row kernels) and ibq::image::<isa> (the image resampling),
+// which run only after a CPUID check (quantizer/quantizer_fused.cpp, core/cpu_kernels.cpp, transformer/rows_linear.cpp,
+// core/image_resample.cpp). Anything else (a
 // -march=native build, an AVX flag leaking into another file, an inline function of a kernel file that the linker
 // kept for everyone) fails the check.
 // Usage: node scripts/check-isa.js FILE.node [--json]   (needs objdump; run it before the file is stripped)
 import { spawnSync } from 'node:child_process';
 
 const KERNEL_NAMESPACES = {
-  avx2: ['ibq::fused::avx2::', 'ibq::kernels::avx2::', 'ibq::rows::avx2::'],
-  avx512: ['ibq::fused::avx512::', 'ibq::kernels::avx512::', 'ibq::rows::avx512::'],
+  avx2: ['ibq::fused::avx2::', 'ibq::kernels::avx2::', 'ibq::rows::avx2::', 'ibq::image::avx2::'],
+  avx512: ['ibq::fused::avx512::', 'ibq::kernels::avx512::', 'ibq::rows::avx512::', 'ibq::image::avx512::'],
 };
 const VECTOR = /%[yz]mm\d+|%k[0-7]\b|\{%k[0-7]\}/;
 const MNEMONIC = /^\s*[0-9a-f]+:\s+((?:v|k)[a-z0-9]+)\s/;

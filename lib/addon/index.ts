@@ -35,6 +35,13 @@ export interface NativeAddon extends TransformerAddon {
   setNumThreads(n: number, source?: string, reason?: string): boolean;
   /** This CPU's float32 FMA peak on one thread (GFLOP/s, 2 per lane and FMA), measured on a worker for about `seconds`. */
   fmaPeak(seconds: number): Promise<{ gflops: number; kernel: string }>;
+  /**
+   * The resize (Pillow's antialiased bilinear, its uint8 values), crop, optional mirror and conversion to float32
+   * [3, size, size] in [-1, 1] of HWC uint8 pixels, synchronous (native/ibq/core/image_resample.h). lib/data/images.ts
+   * validates the arguments; RangeError for a crop outside the resized image.
+   */
+  resampleCrop(pixels: Uint8Array, crop: { srcWidth: number; srcHeight: number; channels: number; resizedWidth: number; resizedHeight: number;
+    left: number; top: number; size: number; flip: boolean }): Float32Array;
   TensorHandle: new () => TensorHandle;
   tensorFromData(data: ArrayBufferView, shape: number[], dtype: string, device?: string, raw?: boolean): TensorHandle;
   /** t[rows] along dim 0 on t's device (as `dtype` when given), copied on a worker thread. RangeError for a bad row. */

@@ -13,6 +13,8 @@ export interface ProcessGroupNative {
     device?: string;
     glooInterface?: string;
     ranksPerNode?: number;
+    /** When the rendezvous gives up, ms since the Unix epoch (default: timeoutSeconds from the call). */
+    rendezvousDeadlineMs?: number;
   }): Promise<void>;
   rank(): number;
   worldSize(): number;

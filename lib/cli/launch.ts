@@ -1,7 +1,8 @@
 /**
  * `ibq launch`: torchrun for ibq commands. Starts --nproc-per-node processes of `ibq <command ...>` on this
  * node with the torchrun environment (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE,
- * NODE_RANK, IBQ_DIST_TIMEOUT), prefixes every output line with the global rank, forwards SIGINT/SIGTERM, and
+ * NODE_RANK, IBQ_DIST_TIMEOUT, IBQ_LAUNCH_TIME_MS: the rendezvous timeout counts from the launcher's start),
+ * prefixes every output line with the global rank, forwards SIGINT/SIGTERM, and
  * exits non-zero when any rank fails: the other ranks then get the collective timeout to stop by themselves
  * (naming the failed rank), after which they are terminated. No child outlives the launcher (each watches it).
  *
@@ -91,6 +92,8 @@ const SIGNAL_CODES: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIG
 
 /** Runs one attempt: starts the ranks, watches them, stops the rest after a failure; resolves when all ended. */
 async function attempt(o: LaunchOptions, restart: number, restartsLeft: number, log: (m: string) => void): Promise<Attempt> {
+  // the ranks' rendezvous timeout counts from here: the launcher's own start (first attempt) or the restart
+  const startedAt = restart === 0 ? performance.timeOrigin : Date.now();
   const world = o.nprocPerNode * o.nnodes;
   const ranks: Rank[] = [];
   const done: Promise<void>[] = [];
@@ -107,6 +110,7 @@ async function attempt(o: LaunchOptions, restart: number, restartsLeft: number, 
       NODE_RANK: String(o.nodeRank),
       GROUP_RANK: String(o.nodeRank),
       IBQ_DIST_TIMEOUT: String(o.distTimeout),
+      IBQ_LAUNCH_TIME_MS: String(Math.floor(startedAt)),
       IBQ_LAUNCHER_PID: String(process.pid),
       ...rankThreads(o.nprocPerNode),
       // torchrun's names: a restarted training resumes from <out>/last.ckpt (lib/cli/train_flags.ts)

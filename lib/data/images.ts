@@ -8,6 +8,7 @@ import sharp, { type Metadata } from 'sharp';
 
 import { checkInt, checkOptionKeys, describe, IbqError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
+import { native } from '../native.js';
 
 /** A file path or the encoded bytes of an image. */
 export type ImageInput = string | Buffer | Uint8Array;
@@ -19,6 +20,15 @@ export type ImageInput = string | Buffer | Uint8Array;
  * 60 MB. `IBQ_MAX_PIXELS` in the environment sets another default (e.g. for the CLI); `maxPixels` sets it per call.
  */
 export const DEFAULT_MAX_PIXELS = 4096 * 4096;
+
+/**
+ * Inputs up to this many pixels (width x height; 4 megapixels, e.g. 2304 x 1728) are decoded whole and resized by
+ * Pillow's arithmetic (native/ibq/core/image_resample.h): the uint8 values of PIL's Image.resize(BILINEAR), what
+ * torchvision's Resize gives PIL images, at 3 bytes per pixel while they decode (at most 12 MB). Larger inputs
+ * stream through one libvips pipeline (about 1.3 MB per megapixel; libvips' bilinear: up to 3/255 from Pillow's on
+ * the benchmark's photos).
+ */
+export const WHOLE_MAX_PIXELS = 4 * 1024 * 1024;
 
 /** The default maxPixels: `IBQ_MAX_PIXELS` when set (a positive integer), else DEFAULT_MAX_PIXELS. */
 export function defaultMaxPixels(): number {
@@ -85,9 +95,13 @@ async function bytesOf(input: ImageInput, i: number): Promise<Buffer | Uint8Arra
 
 /**
  * One image as float32 CHW [3, size, size] in [-1, 1], by the official data pipeline (src/IBQ/data/base.py,
- * ImagePaths.preprocess_image): PIL convert('RGB') (greyscale expanded, alpha dropped, CMYK to sRGB), then
- * albumentations SmallestMaxSize(size) — the shorter side resized to `size`, bilinear — then CenterCrop (`crop`
- * 'centre': evaluation, tokenizing, encodeImages) or RandomCrop (fractions: training), then x / 127.5 - 1.
+ * ImagePaths.preprocess_image): PIL convert('RGB') (greyscale expanded, alpha dropped, CMYK to sRGB; an embedded ICC
+ * profile ignored, as PIL ignores it), then
+ * albumentations SmallestMaxSize(size) — the shorter side resized to `size` (the other side rounded), bilinear —
+ * then CenterCrop (`crop` 'centre': evaluation, tokenizing, encodeImages) or RandomCrop (fractions: training), an
+ * optional mirror, then x / 127.5 - 1. The bilinear resize is Pillow's (antialiased; PIL's and torchvision's uint8
+ * values exactly) for inputs up to WHOLE_MAX_PIXELS, computed for the crop's pixels only, with the mirror and the
+ * conversion to float32 CHW in the same native pass; larger inputs go through libvips (see WHOLE_MAX_PIXELS).
  * Every path that turns image files into model input uses this function.
  * @throws TypeError / RangeError for a bad `size` or `crop`; Error naming the file when it cannot be read; IbqError
  *   ERR_IBQ_BAD_IMAGE when the bytes are not a decodable image; IbqError ERR_IBQ_IMAGE_TOO_LARGE when width x
@@ -98,6 +112,32 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
   checkCrop(crop);
   const maxPixels = checkLoadOptions(opts);
   const bytes = await bytesOf(input, i);
+  const flip = crop !== 'centre' && crop.flip === true;
+  // the resized size (albumentations' SmallestMaxSize: the shorter side to `size`, the other rounded) and the crop
+  const place = (width: number, height: number) => {
+    const scale = size / Math.min(width, height);
+    const w = Math.max(size, Math.round(width * scale));
+    const h = Math.max(size, Math.round(height * scale));
+    const left = crop === 'centre' ? Math.floor((w - size) / 2) : Math.floor(crop.fx * (w - size + 1));
+    const top = crop === 'centre' ? Math.floor((h - size) / 2) : Math.floor(crop.fy * (h - size + 1));
+    return { w, h, left, top };
+  };
+  // most images: within WHOLE_MAX_PIXELS and maxPixels (sharp checks the header before decoding), decoded whole (RGB,
+  // alpha dropped), then resized by Pillow's arithmetic for the crop's pixels alone, mirrored and converted in one
+  // native pass. Any failure (larger, undecodable) goes on to the header checks below, which name it.
+  let first: unknown;
+  try {
+    const rgb = await sharp(bytes, { failOn: 'error', ignoreIcc: true, limitInputPixels: Math.min(maxPixels, WHOLE_MAX_PIXELS) })
+      .toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const { width, height, channels } = rgb.info;
+    if (channels === 3 || channels === 4) {
+      const p = place(width, height);
+      return native.resampleCrop(rgb.data, { srcWidth: width, srcHeight: height, channels, resizedWidth: p.w, resizedHeight: p.h, left: p.left, top: p.top, size, flip });
+    }
+    first = new Error(`decoded to ${channels} channels, not RGB`);
+  } catch (err) {
+    first = err;
+  }
   let header: Metadata;
   try {
     // the header alone (no pixels are decoded): sharp's own pixel limit (268 megapixels) would refuse a larger
@@ -110,51 +150,40 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
   if (w0 * h0 > maxPixels) {
     throw new IbqError('ERR_IBQ_IMAGE_TOO_LARGE', `${label(input, i)}: ${w0}x${h0} = ${w0 * h0} pixels, more than maxPixels ${maxPixels}`);
   }
-  let out: { data: Buffer; info: { width: number; height: number; channels: number } };
-  const flip = crop !== 'centre' && crop.flip === true;
-  const place = (width: number, height: number) => {
-    const scale = size / Math.min(width, height);
-    const w = Math.max(size, Math.round(width * scale));
-    const h = Math.max(size, Math.round(height * scale));
-    const x = crop === 'centre' ? Math.floor((w - size) / 2) : Math.floor(crop.fx * (w - size + 1));
-    // sharp mirrors (flop) before it resizes and crops, whatever the call order: the crop is taken mirrored
-    const left = flip ? w - size - x : x;
-    const top = crop === 'centre' ? Math.floor((h - size) / 2) : Math.floor(crop.fy * (h - size + 1));
-    return { resize: { width: w, height: h, fit: 'fill' as const, kernel: 'linear' as const, fastShrinkOnLoad: false }, extract: { left, top, width: size, height: size } };
-  };
+  if (w0 * h0 <= WHOLE_MAX_PIXELS) {
+    const m = (first as Error).message.split('\n')[0];
+    throw new IbqError('ERR_IBQ_BAD_IMAGE', `${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${m}`, { cause: first });
+  }
+  const plain = header.channels === 3 && !header.hasAlpha && header.space === 'srgb' && !header.orientation;
   try {
-    if (header.channels === 3 && !header.hasAlpha && header.space === 'srgb' && !header.orientation) {
-      // plain RGB (most JPEGs): decode, resize and crop in one libvips pipeline (no shrink-on-load: the pixels
-      // are those of the two-pass path below)
-      const p = place(w0, h0);
-      const img = sharp(bytes, { failOn: 'error', limitInputPixels: maxPixels }).resize(p.resize).extract(p.extract);
+    // larger images stream through one libvips pipeline (libvips' bilinear, up to 3/255 from Pillow's; it mirrors
+    // before it resizes and crops, whatever the call order: the crop is taken mirrored)
+    let out: { data: Buffer; info: { width: number; height: number; channels: number } };
+    const resize = (width: number, height: number) => {
+      const p = place(width, height);
+      const left = flip ? p.w - size - p.left : p.left;
+      return { resize: { width: p.w, height: p.h, fit: 'fill' as const, kernel: 'linear' as const, fastShrinkOnLoad: false }, extract: { left, top: p.top, width: size, height: size } };
+    };
+    if (plain) {
+      const p = resize(w0, h0);
+      const img = sharp(bytes, { failOn: 'error', ignoreIcc: true, limitInputPixels: maxPixels }).resize(p.resize).extract(p.extract);
       out = await (flip ? img.flop() : img).raw().toBuffer({ resolveWithObject: true });
     } else {
       // Two passes: sharp premultiplies alpha while resizing, so the alpha channel is dropped first.
-      const rgb = await sharp(bytes, { failOn: 'error', limitInputPixels: maxPixels }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      const rgb = await sharp(bytes, { failOn: 'error', ignoreIcc: true, limitInputPixels: maxPixels }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
       const { width, height, channels } = rgb.info;
-      const p = place(width, height);
+      const p = resize(width, height);
       const img = sharp(rgb.data, { raw: { width, height, channels: channels as 1 | 2 | 3 | 4 } }).resize(p.resize).extract(p.extract);
       out = await (flip ? img.flop() : img).raw().toBuffer({ resolveWithObject: true });
     }
+    // the crop as it is (no resize, no mirror), converted to float32 CHW
+    const c = { srcWidth: size, srcHeight: size, channels: out.info.channels, resizedWidth: size, resizedHeight: size, left: 0, top: 0, size, flip: false };
+    return native.resampleCrop(out.data, c);
   } catch (err) {
     throw new IbqError('ERR_IBQ_BAD_IMAGE', `${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
-  const c = out.info.channels;
-  const hw = size * size;
-  const px = new Float32Array(3 * hw);
-  const d = out.data;
-  // HWC uint8 -> CHW float32 through the table of v / 127.5 - 1 (the same values, a third of the time)
-  for (let p = 0, q = 0; p < hw; p++, q += c) {
-    px[p] = TO_SYMMETRIC[d[q]!]!;
-    px[hw + p] = TO_SYMMETRIC[d[q + 1]!]!;
-    px[2 * hw + p] = TO_SYMMETRIC[d[q + 2]!]!;
-  }
-  return px;
 }
 
-/** v / 127.5 - 1 for every uint8 v (the official x / 127.5 - 1). */
-const TO_SYMMETRIC = Float32Array.from({ length: 256 }, (_, v) => v / 127.5 - 1);
 
 /** One image, centre-cropped (see decodeImage). */
 export function loadImage(input: ImageInput, size: number, i = 0, opts?: LoadImageOptions): Promise<Float32Array> {

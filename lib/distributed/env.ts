@@ -1,7 +1,8 @@
 /**
  * The torchrun environment of a data-parallel process: MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK
  * (RANK may instead come from NODE_RANK x LOCAL_WORLD_SIZE + LOCAL_RANK), IBQ_DIST_TIMEOUT (seconds, `ibq launch
- * --dist-timeout`, default 60) and GLOO_SOCKET_IFNAME. `ibq launch` sets all of them.
+ * --dist-timeout`, default 60), IBQ_LAUNCH_TIME_MS (when the launcher started: the rendezvous timeout counts from
+ * there; default: this process's start) and GLOO_SOCKET_IFNAME. `ibq launch` sets all of them.
  */
 import { PORT_RANGE, rankRange } from './ranges.js';
 
@@ -17,6 +18,11 @@ export interface DistributedEnv {
   glooInterface?: string;
   /** LOCAL_WORLD_SIZE (processes per node), when set: names the nodes of ranks that never join. */
   ranksPerNode?: number;
+  /**
+   * When the rendezvous timeout starts (ms since the Unix epoch): IBQ_LAUNCH_TIME_MS (`ibq launch` sets it to the
+   * start of the launcher, or of the restart), else the start of this process.
+   */
+  startedAt: number;
   /** Set by callers: 'cpu' or 'cuda:LOCAL_RANK'. */
   device?: string;
 }
@@ -58,7 +64,10 @@ export function distributedEnv(env: NodeJS.ProcessEnv = process.env): Distribute
   const timeoutSeconds = t === undefined || t === '' ? 60 : Number(t);
   if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw new RangeError(`IBQ_DIST_TIMEOUT: expected seconds > 0, got '${t}'`);
   const perNode = intVar(env, 'LOCAL_WORLD_SIZE', 1, worldSize);
-  return { masterAddr, masterPort, worldSize, rank, localRank, timeoutSeconds, glooInterface: env.GLOO_SOCKET_IFNAME || undefined, ranksPerNode: perNode };
+  const l = env.IBQ_LAUNCH_TIME_MS;
+  const startedAt = l === undefined || l === '' ? performance.timeOrigin : Number(l);
+  if (!Number.isFinite(startedAt) || startedAt <= 0) throw new RangeError(`IBQ_LAUNCH_TIME_MS: expected ms since the Unix epoch, got '${l}'`);
+  return { masterAddr, masterPort, worldSize, rank, localRank, timeoutSeconds, glooInterface: env.GLOO_SOCKET_IFNAME || undefined, ranksPerNode: perNode, startedAt };
 }
 
 /**

@@ -41,6 +41,26 @@ export interface ProcessGroupOptions {
   glooInterface?: string;
   /** Ranks per node (LOCAL_WORLD_SIZE): a rendezvous that times out names the nodes of the missing ranks too. */
   ranksPerNode?: number;
+  /**
+   * When the rendezvous timeout starts, in ms since the Unix epoch (Date.now()'s clock): the start of this process
+   * or of its launcher (distributedEnv), so that the ranks present give up timeoutSeconds after the launch, their
+   * start-up included (see rendezvousDeadline). Default: the call.
+   */
+  startedAt?: number;
+}
+
+/**
+ * When a rendezvous whose timeout counts from `startedAt` gives up (ms since the epoch): timeoutSeconds after
+ * `startedAt`, but never sooner after this rank's arrival (`now`) than a quarter of the timeout, nor than half of
+ * this rank's own start-up (now - startedAt; at most the whole timeout). Ranks whose start-up took (nearly) the whole
+ * timeout — a loaded machine, a timeout shorter than the start-up — still meet when they arrive about as late as
+ * each other, instead of failing on arrival; a missing rank is named once the timeout from the launch has passed,
+ * when the present ones started in under 3/4 of it.
+ */
+export function rendezvousDeadline(startedAt: number, timeoutSeconds: number, now = Date.now()): number {
+  const timeout = timeoutSeconds * 1000;
+  const floor = Math.max(timeout / 4, Math.min(timeout, (now - startedAt) / 2));
+  return Math.max(startedAt + timeout, now + floor);
 }
 
 export class ProcessGroup {
@@ -50,7 +70,7 @@ export class ProcessGroup {
    * Joins the group; resolves when all worldSize ranks have joined.
    * @throws RangeError/TypeError for bad options; DistributedError when the port is in use (rank 0), the master
    *   is unreachable or not all ranks join within the timeout (the message names the ranks, and with ranksPerNode
-   *   the nodes, that did not arrive; the whole rendezvous keeps to one timeout)
+   *   the nodes, that did not arrive; the whole rendezvous keeps to one timeout, counted from `startedAt` when given)
    */
   static async init(o: ProcessGroupOptions): Promise<ProcessGroup> {
     const worldSize = checkInt(o.worldSize, 'worldSize', 1);
@@ -64,7 +84,9 @@ export class ProcessGroup {
       device: o.device === undefined ? undefined : checkString(o.device, 'device'),
       glooInterface: o.glooInterface === undefined ? undefined : checkString(o.glooInterface, 'glooInterface'),
       ranksPerNode: o.ranksPerNode === undefined ? undefined : checkInt(o.ranksPerNode, 'ranksPerNode', 1, worldSize),
+      rendezvousDeadlineMs: undefined as number | undefined,
     };
+    if (o.startedAt !== undefined) opts.rendezvousDeadlineMs = rendezvousDeadline(checkNumber(o.startedAt, 'startedAt', 0), opts.timeoutSeconds);
     const handle = new native.ProcessGroupHandle();
     try {
       await handle.init(opts);

@@ -38,7 +38,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   for (auto init : {ibqb::InitInfo, ibqb::InitTensor, ibqb::InitTensorIo, ibqb::InitIBQuantizer,
                     ibqb::InitVectorQuantizer, ibqb::InitTokenizer, ibqb::InitTokenizerTrainer, ibqb::InitTransformer, ibqb::InitGenerator,
                     ibqb::InitProcessGroup, ibqb::InitLpips, ibqb::InitFidInception, ibqb::InitMetrics,
-                    ibqb::InitConfigFields, ibqb::InitTestOps})
+                    ibqb::InitConfigFields, ibqb::InitImage, ibqb::InitTestOps})
     init(env, exports);
   exports.Set("shutdown", Napi::Function::New(env, ShutdownJs, "shutdown"));
   return exports;

@@ -19,6 +19,7 @@ void InitLpips(Napi::Env env, Napi::Object exports);             // lpips.cpp: L
 void InitFidInception(Napi::Env env, Napi::Object exports);      // fid_inception.cpp: FidInceptionHandle
 void InitMetrics(Napi::Env env, Napi::Object exports);           // metrics.cpp: evaluation metrics
 void InitConfigFields(Napi::Env env, Napi::Object exports);      // config_fields.cpp: configFields (declarations)
+void InitImage(Napi::Env env, Napi::Object exports);            // image.cpp: resampleCrop (image pipeline)
 void InitTestOps(Napi::Env env, Napi::Object exports);           // testops.cpp: operations for the tests
 
 }  // namespace ibqb

@@ -40,7 +40,8 @@ class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
   }
 
  private:
-  // init({ masterAddr, masterPort, worldSize, rank, timeoutSeconds, device, glooInterface, ranksPerNode }) -> Promise<void>
+  // init({ masterAddr, masterPort, worldSize, rank, timeoutSeconds, device, glooInterface, ranksPerNode,
+  //        rendezvousDeadlineMs }) -> Promise<void>
   Napi::Value InitGroup(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (pg_ || pending_) ThrowType(env, "processGroup: already initialised");
@@ -58,6 +59,8 @@ class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
       g.gloo_interface = ArgString(o.Get("glooInterface"), "glooInterface");
     if (o.Has("ranksPerNode") && !o.Get("ranksPerNode").IsUndefined())
       g.ranks_per_node = static_cast<int>(ArgNumber(o.Get("ranksPerNode"), "ranksPerNode"));
+    if (o.Has("rendezvousDeadlineMs") && !o.Get("rendezvousDeadlineMs").IsUndefined())
+      g.rendezvous_deadline_ms = ArgNumber(o.Get("rendezvousDeadlineMs"), "rendezvousDeadlineMs");
     pending_ = true;
     auto slot = std::make_shared<std::shared_ptr<ibq::dist::ProcessGroup>>();
     Napi::Reference<Napi::Object> self = Napi::Persistent(info.This().As<Napi::Object>());

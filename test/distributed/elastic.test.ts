@@ -1,7 +1,7 @@
 // Elastic launches (issue 24 item 5): `ibq launch --max-restarts 1` with one rank killed once mid-run restarts all
 // ranks from the last checkpoint, exits 0 and ends with the weights of an uninterrupted run (dropouts off); a
 // launcher stopped by SIGTERM reports a stop; a node that never starts makes the present ranks exit naming the
-// missing ranks and their node, within one timeout (not two, as TCPStore's wait followed by Gloo's did).
+// missing ranks and their node within 1.2 x the timeout of the launch (the timeout counts from the launcher's start).
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,8 +86,9 @@ describe('elastic launch', () => {
     expect(existsSync(join(out, 'last.ckpt'))).toBe(true);
   }, 180_000);
 
-  it('a node that never starts: both present ranks exit non-zero naming the missing ranks and node, within one timeout', async () => {
-    const T = 8;
+  it('a node that never starts: both present ranks exit non-zero naming the missing ranks and node, within 1.2 x --dist-timeout of the launch', async () => {
+    // the rendezvous timeout counts from the launcher's start (IBQ_LAUNCH_TIME_MS), the ranks' start-up included
+    const T = 20;
     const t0 = Date.now();
     const r = await launch(['--nnodes', '2', '--node-rank', '0', '--dist-timeout', String(T)], train(join(root, 'missing'), 5), { timeoutMs: 120_000 });
     const seconds = (Date.now() - t0) / 1000;
@@ -95,8 +96,8 @@ describe('elastic launch', () => {
     for (const rank of [0, 1]) {
       expect(r.stderr).toMatch(new RegExp(`\\[rank ${rank}\\] .*rank ${rank}: ranks 2, 3 \\(node 1\\) did not join the rendezvous at 127\\.0\\.0\\.1:\\d+ within ${T} s \\(2 of 4 ranks arrived\\)`));
     }
-    console.log(`missing node: the launcher ended ${seconds.toFixed(1)} s after its start (--dist-timeout ${T}; process start-up included)`);
-    // structural, not a speed figure: one timeout and start-up, where TCPStore's wait then Gloo's took two
-    expect(seconds).toBeLessThan(2 * T);
+    console.log(`missing node: the launcher ended ${seconds.toFixed(1)} s after it was spawned (--dist-timeout ${T}; ${(seconds / T).toFixed(2)} x)`);
+    expect(seconds).toBeGreaterThanOrEqual(T); // the ranks waited the whole timeout
+    expect(seconds).toBeLessThan(1.2 * T);
   }, 180_000);
 });

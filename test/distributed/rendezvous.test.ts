@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { ProcessGroup, saveNpy } from '../../dist/index.js';
+import { distributedEnv, ProcessGroup, saveNpy } from '../../dist/index.js';
+import { rendezvousDeadline } from '../../dist/distributed/process_group.js';
 import { fashionImages } from '../support/fashion.js';
 import { freePort, runRanks } from './support.js';
 
@@ -38,6 +39,28 @@ describe('process group errors', () => {
     expect(err.code).toBe('ERR_IBQ_DISTRIBUTED');
     expect(err.message).toMatch(new RegExp(`rank 1: the rendezvous at 127.0.0.1:${port} failed within 2 s`));
     expect(Date.now() - t0).toBeLessThan(20_000);
+  });
+
+  it('startedAt: the timeout counts from the launch; a rank that arrives late still waits a share of it', async () => {
+    const T = 20, t0 = 1_000_000;
+    // arrived 3 s after the launch: the deadline is the launch + T
+    expect(rendezvousDeadline(t0, T, t0 + 3000)).toBe(t0 + 20_000);
+    // arrived after 18 s: at least max(T / 4, 18 s / 2) = 9 s more, so that ranks as slow as this one still meet
+    expect(rendezvousDeadline(t0, T, t0 + 18_000)).toBe(t0 + 27_000);
+    // a timeout far shorter than the start-up (2 s, arrival after 8 s): the whole timeout from the arrival
+    expect(rendezvousDeadline(t0, 2, t0 + 8000)).toBe(t0 + 10_000);
+    // rank 0 of 2, launched 1 s ago with a 2 s timeout, rank 1 never comes: rank 0 gives up 2 s after the launch
+    const port = await freePort();
+    const launched = Date.now() - 1000;
+    const err = await ProcessGroup.init({ masterAddr: '127.0.0.1', masterPort: port, worldSize: 2, rank: 0, timeoutSeconds: 2, startedAt: launched }).catch((e) => e);
+    const after = (Date.now() - launched) / 1000;
+    expect(err.message).toMatch(/rank 0: rank 1 did not join the rendezvous at 127\.0\.0\.1:\d+ within 2 s \(1 of 2 ranks arrived\)/);
+    expect(after).toBeGreaterThanOrEqual(2);
+    expect(after).toBeLessThan(2.9); // not 1 + 2 s: the time since the launch counts
+    await expect(ProcessGroup.init({ masterAddr: '127.0.0.1', masterPort: port, worldSize: 2, rank: 1, startedAt: -1 })).rejects.toThrow(/startedAt/);
+    expect(distributedEnv({ MASTER_ADDR: 'h', MASTER_PORT: '29500', WORLD_SIZE: '2', RANK: '1', IBQ_LAUNCH_TIME_MS: '1700000000000' })).toMatchObject({ startedAt: 1_700_000_000_000 });
+    expect(distributedEnv({ MASTER_ADDR: 'h', MASTER_PORT: '29500', WORLD_SIZE: '2', RANK: '1' })!.startedAt).toBe(performance.timeOrigin);
+    expect(() => distributedEnv({ MASTER_ADDR: 'h', MASTER_PORT: '29500', WORLD_SIZE: '2', RANK: '1', IBQ_LAUNCH_TIME_MS: 'soon' })).toThrow(/IBQ_LAUNCH_TIME_MS/);
   });
 
   it('bad options are TypeError/RangeError naming the option', async () => {

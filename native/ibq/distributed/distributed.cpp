@@ -108,6 +108,7 @@ bool await_arrivals(c10d::Store& st, const GroupOptions& o, std::chrono::steady_
                                  " within " + seconds(o.timeout_s) + " s (" + std::to_string(o.world_size - missing.size()) +
                                  " of " + std::to_string(o.world_size) + " ranks arrived)";
         st.set("ibq/missing", std::vector<uint8_t>(what.begin(), what.end()));
+        if (o.rank != 0) st.add("ibq/missing_seen", 1);  // this rank knows: rank 0 need not wait for it to read
         const auto wait_until = std::chrono::steady_clock::now() + milliseconds(2000);
         while (o.rank == 0 && st.add("ibq/missing_seen", 0) < arrived - 1 && std::chrono::steady_clock::now() < wait_until)
           std::this_thread::sleep_for(milliseconds(20));
@@ -142,11 +143,17 @@ ProcessGroup::ProcessGroup(const GroupOptions& o) : opts_(o), impl_(std::make_un
   so.numWorkers = static_cast<size_t>(o.world_size);
   so.waitWorkers = false;  // await_arrivals below waits for the workers, within the same timeout, naming the missing
   so.timeout = timeout;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (o.rendezvous_deadline_ms > 0) {
+    // the wall-clock deadline on the steady clock (a later change of the system clock does not move it)
+    const double now_ms = std::chrono::duration<double, std::milli>(std::chrono::system_clock::now().time_since_epoch()).count();
+    deadline = std::chrono::steady_clock::now() + milliseconds(static_cast<int64_t>(std::ceil(o.rendezvous_deadline_ms - now_ms)));
+  }
   const std::string node0 = o.ranks_per_node > 0 ? " (node 0)" : "";
   for (bool joined = false; !joined;) {
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
-    so.timeout = std::max(left, milliseconds(1));
+    // at least 1 s: c10d counts the connect timeout in whole seconds (less fails at once, 'timed out after 0s')
+    so.timeout = std::max(left, milliseconds(1000));
     try {
       impl_->store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
       impl_->store->setTimeout(timeout);

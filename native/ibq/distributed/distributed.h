@@ -26,13 +26,17 @@ struct GroupOptions {
   std::string device = "cpu";      // "cpu": Gloo; "cuda:i": NCCL on that device
   std::string gloo_interface;      // GLOO_SOCKET_IFNAME; empty: the local address that routes to the master
   int ranks_per_node = 0;          // LOCAL_WORLD_SIZE: names the nodes of ranks that never join (0: unknown)
+  // When the rendezvous gives up: milliseconds since the Unix epoch (system clock); 0: timeout_s from the start
+  // of the rendezvous. lib/distributed counts it from the start of the rank or its launcher.
+  double rendezvous_deadline_ms = 0;
 };
 
 class ProcessGroup {
  public:
   // Rendezvous; returns once all world_size ranks joined. Throws DistError (port in use, master unreachable
   // within the timeout, ranks that did not join within the timeout, named with their nodes; NCCL requested
-  // without CUDA) and ValueError for bad options. The whole rendezvous keeps to one timeout.
+  // without CUDA) and ValueError for bad options. The whole rendezvous keeps to one timeout (or to
+  // rendezvous_deadline_ms).
   explicit ProcessGroup(const GroupOptions& opts);
   ~ProcessGroup();  // after a failed collective: leaves the c10d objects alive (see failed_)
   ProcessGroup(const ProcessGroup&) = delete;

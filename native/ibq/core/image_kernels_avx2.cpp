@@ -1,0 +1,15 @@
+// The image kernels (image_kernels_impl.h, written once) for AVX2.
+#include <algorithm>
+#include <cstring>
+
+#include "ibq/core/image_kernels_table.h"
+
+#define IBQ_UNIT_NS ibq::image
+#define IBQ_UNIT_TABLE Kernels
+#define IBQ_UNIT_GETTER kernels_avx2
+#define IBQ_UNIT_ISA avx2
+#define IBQ_UNIT_TARGET "avx2,fma"
+#define IBQ_UNIT_IMPL "ibq/core/image_kernels_impl.h"
+#define IBQ_SIMD_WIDTH 8
+#define IBQ_SIMD_NAME "avx2"
+#include "ibq/core/simd_isa_unit.h"
