@@ -96,7 +96,7 @@ void JobContext::check_aborted() const {
   if (aborted()) throw ibq::Aborted();
 }
 void JobContext::progress(int64_t step, int64_t total) const {
-  if (!state || !state->has_progress || state->cancelled.load()) return;
+  if (!state || !state->has_progress || state->cancelled.load() || ProcessExiting()) return;
   auto* msg = new Message{nullptr, state, step, total};
   if (state->tsfn.NonBlockingCall(msg) != napi_ok) delete msg;
 }
@@ -182,7 +182,9 @@ void Settle(Napi::Env env, Job* job) {
 
 void Dispatch(Napi::Env env, Napi::Function, std::nullptr_t*, Message* msg) {
   std::unique_ptr<Message> owned(msg);
-  if (env == nullptr) {  // environment shutting down: references can no longer be deleted
+  // environment shutting down, or the process exiting (a worker_thread's environment is being stopped: no
+  // JavaScript runs there any more): references can no longer be deleted
+  if (env == nullptr || ProcessExiting()) {
     if (msg->job) Discard(msg->job);
     if (auto* st = msg->progress_of.get()) {
       st->abort_ref.SuppressDestruct();
@@ -193,7 +195,12 @@ void Dispatch(Napi::Env env, Napi::Function, std::nullptr_t*, Message* msg) {
   std::unique_ptr<Job> job(msg->job);
   Napi::HandleScope scope(env);
   if (job) {
-    Settle(env, job.get());
+    try {
+      Settle(env, job.get());
+    } catch (const Napi::Error&) {
+      // settling itself failed: the environment stopped running JavaScript between the check above and here
+      // (a worker_thread stopped by the process's exit); nothing can take the result
+    }
     return;
   }
   auto& st = *msg->progress_of;
@@ -234,7 +241,7 @@ void RunJob(const std::shared_ptr<EnvJobs>& jobs, Job* raw) {
   std::lock_guard<std::mutex> lock(jobs->mu);
   --jobs->running;
   jobs->live.erase(raw->ctx.state.get());
-  if (jobs->closing) {
+  if (jobs->closing || ProcessExiting()) {  // nobody will take the result (exit(): no environment runs JS)
     Discard(raw);
   } else {
     // The queue is unbounded: this never blocks. Under the lock, so Shutdown cannot finish in between.
