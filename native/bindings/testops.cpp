@@ -116,14 +116,24 @@ Napi::Value TestMultinomial(const Napi::CallbackInfo& info) {
 }
 
 // attend(q [P, hd], kt, v, offsets, lengths, T, scale) -> Promise<TensorHandle>: ibq::rows::attend (the serving
-// engine's single-query attention; offsets and lengths: one per pair, as numbers).
+// engine's single-query attention; offsets and lengths: one per pair, as numbers). kt: slots of keys [hd, T]
+// row-major, v: slots of values [T, hd], offsets multiples of hd T (a slot each); laid out here as the engine's
+// cache (keys in panels of positions, T rounded up to key_positions) before the call.
 Napi::Value TestAttend(const Napi::CallbackInfo& info) {
   auto q = ArgTensor(info[0], "q"), kt = ArgTensor(info[1], "kt"), v = ArgTensor(info[2], "v");
   auto offsets = ArgShape(info[3], "offsets"), len = ArgShape(info[4], "lengths");
   const int64_t T = ArgInt(info[5], "T", 1, 1 << 20);
   const double scale = ArgNumber(info[6], "scale");
+  const int64_t hd = q.size(1), Tp = ibq::rows::key_positions(T), P = ibq::rows::kernels().panel;
+  for (auto& o : offsets) {
+    if (o % (hd * T) != 0) ThrowRange(info.Env(), "offsets: expected multiples of hd T");
+    o = o / (hd * T) * hd * Tp;
+  }
   return Submit(info.Env(), [=](JobContext&) -> Finisher {
-    auto out = ibq::rows::attend(q, kt.contiguous(), v.contiguous(), offsets, len, T, scale);
+    const int64_t S = kt.numel() / (hd * T);
+    auto ktp = at::constant_pad_nd(kt.reshape({S, hd, T}), {0, Tp - T}).view({S, hd, Tp / P, P}).permute({0, 2, 1, 3});
+    auto vp = at::constant_pad_nd(v.reshape({S, T, hd}), {0, 0, 0, Tp - T});
+    auto out = ibq::rows::attend(q, ktp.contiguous(), vp.contiguous(), offsets, len, Tp, scale);
     return [out](Napi::Env env) { return TensorHandle::New(env, out); };
   });
 }

@@ -78,14 +78,15 @@ BatchEngine::BatchEngine(std::shared_ptr<TransformerImpl> model, int64_t max_bat
   multinomial_fast_path();  // its self-check, once, here rather than inside a step's parallel draws
   const int64_t R = 2 * max_batch;
   caches_.resize(cfg.n_layer);
+  const int64_t Tp = rows::key_positions(cfg.block_size), P = rows::kernels().panel;
   for (auto& c : caches_) {
-    c.k = at::zeros({R, cfg.kv_heads(), cfg.head_dim(), cfg.block_size}, wopts);  // keys transposed
-    c.v = at::zeros({R, cfg.kv_heads(), cfg.block_size, cfg.head_dim()}, wopts);
+    c.k = at::zeros({R, cfg.kv_heads(), Tp / P, cfg.head_dim(), P}, wopts);  // keys transposed, in panels of positions
+    c.v = at::zeros({R, cfg.kv_heads(), Tp, cfg.head_dim()}, wopts);
   }
   for (int64_t l = 0; l < cfg.n_layer; ++l) mods_.push_back(at::zeros({R, 6, cfg.n_embd}, wopts));
   head_mods_ = at::zeros({R, 2, cfg.n_embd}, wopts);
   logits_ = at::empty({R, cfg.vocab_size}, wopts);
-  scores_ = at::empty({R * cfg.n_head, cfg.block_size}, wopts);
+  scores_ = at::empty({R * cfg.n_head, Tp}, wopts);
   weights_ = at::empty_like(scores_);
 }
 
@@ -183,7 +184,7 @@ void BatchEngine::block_step(int64_t layer, at::Tensor& x, const std::vector<int
   auto* b = (*model_->blocks)[layer]->as<BlockImpl>();
   const auto& w = w_->blocks[layer];
   const int64_t n = x.size(0), C = cfg.n_embd, H = cfg.n_head, Hkv = cfg.kv_heads(), hd = cfg.head_dim(),
-                T = cfg.block_size, hid = cfg.ffn_hidden();
+                T = rows::key_positions(cfg.block_size), P = rows::kernels().panel, hid = cfg.ffn_hidden();
   const float eps = static_cast<float>(cfg.norm_eps);
   // modulations per cache row: gamma1, gamma2, scale1, scale2, shift1, shift2 ([6, C])
   const float* mods = fptr(mods_[layer]);
@@ -206,8 +207,9 @@ void BatchEngine::block_step(int64_t layer, at::Tensor& x, const std::vector<int
     const float* f = freqs + pos_ids[i] * hd;  // [hd / 2, 2] at this position
     const float* src = qkvp + i * width;
     decode::rotate(src, H, hd, f, qp + i * H * hd, hd, 1);
-    // keys transposed in the cache: [row, head, d, T]; values [row, head, T, d]
-    decode::rotate(src + H * hd, Hkv, hd, f, kp + row_ids[i] * Hkv * hd * T + pos_ids[i], hd * T, T);
+    // keys transposed in panels of P positions: [row, head, T / P, d, P]; values [row, head, T, d]
+    const int64_t pos = pos_ids[i];
+    decode::rotate(src + H * hd, Hkv, hd, f, kp + row_ids[i] * Hkv * hd * T + (pos / P) * hd * P + pos % P, hd * T, P);
     for (int64_t h = 0; h < Hkv; ++h)
       std::memcpy(vp + ((row_ids[i] * Hkv + h) * T + pos_ids[i]) * hd, src + (H + Hkv + h) * hd, hd * sizeof(float));
   }

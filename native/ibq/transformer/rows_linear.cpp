@@ -37,7 +37,19 @@ void scalar_gemv(const float* x, int64_t K, const float* b, int64_t ld, int64_t 
 void scalar_gemv4(const float* const* x, int64_t K, const float* const* b, int64_t ld, int64_t N, float* const* y) {
   for (int g = 0; g < 4; ++g) scalar_gemv(x[g], K, b[g], ld, N, y[g]);
 }
-const Kernels kScalar{"scalar", kScalarPanel, &scalar_block, &scalar_gemv, &scalar_gemv4};
+void scalar_gemv_panels(const float* x, int64_t K, const float* b, int64_t N, float* y) {
+  for (int64_t c = 0; c < N; ++c) {
+    const float* col = b + (c / kScalarPanel) * K * kScalarPanel + c % kScalarPanel;
+    float acc = 0.f;
+    for (int64_t k = 0; k < K; ++k) acc = std::fma(x[k], col[k * kScalarPanel], acc);
+    y[c] = acc;
+  }
+}
+void scalar_gemv4_panels(const float* const* x, int64_t K, const float* const* b, int64_t N, float* const* y) {
+  for (int g = 0; g < 4; ++g) scalar_gemv_panels(x[g], K, b[g], N, y[g]);
+}
+const Kernels kScalar{"scalar", kScalarPanel, &scalar_block, &scalar_gemv, &scalar_gemv4, &scalar_gemv_panels,
+                      &scalar_gemv4_panels, nullptr, nullptr, nullptr};
 
 const Kernels* choose() {
   const char* force = std::getenv("IBQ_ROWS_KERNEL");
@@ -62,6 +74,12 @@ const Kernels& active() {
 }  // namespace
 
 const char* kernel_name() { return active().name; }
+const Kernels& kernels() { return active(); }
+
+int64_t key_positions(int64_t T) {
+  const int64_t P = active().panel;
+  return (T + P - 1) / P * P;
+}
 
 Packed pack(const at::Tensor& weight) {
   IBQ_CHECK(weight.dim() == 2, "rows::pack: expected a [N, K] weight");
@@ -132,6 +150,7 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& v
   int64_t total = 0;
   for (int64_t i = 0; i < pairs; ++i) total += len[i];
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 17) / std::max<int64_t>(1, 4 * hd * (total / std::max<int64_t>(1, pairs))));
+  // ld 0: b in panels (the keys); else row-major with leading dimension ld (the values)
   auto each = [&](const float* x, int64_t xs, const float* b, int64_t K_of_len, int64_t ld, int64_t N_of_len, float* y,
                   int64_t ys) {
     // K and N: fixed (> 0) or, when 0, the pair's length
@@ -149,14 +168,19 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& v
             bg[j] = b + offsets[i0 + j];
             yg[j] = y + (i0 + j) * ys;
           }
-          k.gemv4(xg, K_(i0), bg, ld, N_(i0), yg);
+          if (ld == 0) k.gemv4_panels(xg, K_(i0), bg, N_(i0), yg);
+          else k.gemv4(xg, K_(i0), bg, ld, N_(i0), yg);
         } else {
-          for (int64_t i = i0; i < std::min(pairs, i0 + 4); ++i) k.gemv(x + i * xs, K_(i), b + offsets[i], ld, N_(i), y + i * ys);
+          for (int64_t i = i0; i < std::min(pairs, i0 + 4); ++i) {
+            if (ld == 0) k.gemv_panels(x + i * xs, K_(i), b + offsets[i], N_(i), y + i * ys);
+            else k.gemv(x + i * xs, K_(i), b + offsets[i], ld, N_(i), y + i * ys);
+          }
         }
       }
     });
   };
-  each(qp, hd, ktp, hd, T, 0, sp, T);  // scores: q . keys over positions < len
+  IBQ_CHECK(T % k.panel == 0, "rows::attend: T must be a key_positions()");
+  each(qp, hd, ktp, hd, 0, 0, sp, T);  // scores: q . keys (in panels) over positions < len
   // softmax per row (ATen's: vectorized, the same computation for each row whatever the others)
   auto w = at::_softmax_out(weights, scores.mul_(scale), -1, false);
   auto out = at::empty({pairs, hd}, q.options());

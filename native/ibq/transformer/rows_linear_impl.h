@@ -93,6 +93,40 @@ void gemv_group(const float* const* x, int64_t K, const float* const* b, int64_t
     }
 }
 
+// G (<= 4) products over panel-laid-out matrices (Kernels::gemv_panels): per panel 2G accumulators, the same chain
+// per element as gemv_group's; the last, partial panel computed whole and only its first columns stored.
+template <int G>
+void panels_group(const float* const* x, int64_t K, const float* const* b, int64_t N, float* const* y) {
+  for (int64_t c = 0; c < N; c += P) {
+    vf a[G][2];
+    for (int g = 0; g < G; ++g) a[g][0] = a[g][1] = vzero();
+    for (int64_t k = 0; k < K; ++k)
+      for (int g = 0; g < G; ++g) {
+        const float* pb = b[g] + c * K + k * P;
+        vf xb = vset(x[g][k]);
+        a[g][0] = vfma(xb, vld(pb), a[g][0]);
+        a[g][1] = vfma(xb, vld(pb + W), a[g][1]);
+      }
+    for (int g = 0; g < G; ++g) {
+      if (c + P <= N) {
+        vst(y[g] + c, a[g][0]);
+        vst(y[g] + c + W, a[g][1]);
+      } else {
+        float tmp[P];
+        vst(tmp, a[g][0]);
+        vst(tmp + W, a[g][1]);
+        for (int64_t j = 0; j < N - c; ++j) y[g][c + j] = tmp[j];
+      }
+    }
+  }
+}
+
+void gemv_panels(const float* x, int64_t K, const float* b, int64_t N, float* y) { panels_group<1>(&x, K, &b, N, &y); }
+
+void gemv4_panels(const float* const* x, int64_t K, const float* const* b, int64_t N, float* const* y) {
+  panels_group<4>(x, K, b, N, y);
+}
+
 void gemv(const float* x, int64_t K, const float* b, int64_t ld, int64_t N, float* y) {
   gemv_group<1>(&x, K, &b, ld, N, &y);
 }
@@ -101,10 +135,128 @@ void gemv4(const float* const* x, int64_t K, const float* const* b, int64_t ld, 
   gemv_group<4>(x, K, b, ld, N, y);
 }
 
+// mt19937 (libtorch's MT19937RNGEngine: 624 words, middle 397): one twist of the state, and the tempering of words.
+// Plain loops: the compiler vectorizes them for this unit's instruction set.
+void mt_twist(uint32_t* s) {
+  constexpr int N = 624, M = 397;
+  auto tw = [](uint32_t u, uint32_t v) { return (((u & 0x80000000u) | (v & 0x7fffffffu)) >> 1) ^ ((v & 1u) ? 0x9908b0dfu : 0u); };
+  for (int j = 0; j < N - M; ++j) s[j] = s[j + M] ^ tw(s[j], s[j + 1]);
+  for (int j = N - M; j < N - 1; ++j) s[j] = s[j + M - N] ^ tw(s[j], s[j + 1]);
+  s[N - 1] = s[M - 1] ^ tw(s[N - 1], s[0]);
+}
+
+void mt_temper(const uint32_t* s, uint32_t* out, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    uint32_t y = s[j];
+    y ^= (y >> 11);
+    y ^= (y << 7) & 0x9d2c5680u;
+    y ^= (y << 15) & 0xefc60000u;
+    y ^= (y >> 18);
+    out[j] = y;
+  }
+}
+
+constexpr double kDrawSlack = 1e-6;  // draw.cpp's kSlack
+
+// u of entry i: (first word & (2^21 - 1)) 2^32 + second word, over 2^53 (exact in double)
+inline double draw_u(const uint32_t* w, int64_t i) {
+  return (static_cast<double>(w[2 * i] & 0x1fffffu) * 4294967296.0 + static_cast<double>(w[2 * i + 1])) *
+         (1.0 / 9007199254740992.0);
+}
+
+// Entry i against the running bound m (draw.cpp's draw_row, one entry): kept as a candidate unless
+// p (1 + slack) < m u (p / q <= p / u (1 + slack) is then below the largest lower bound) or u = 0.
+inline void draw_entry(const float* p, const uint32_t* w, int64_t i, int64_t* cand, int64_t& n, double& m) {
+  const double u = draw_u(w, i), pi = p[i];
+  if (pi * (1.0 + kDrawSlack) + 1e-38 * u < m * u || u == 0.0) return;
+  cand[n++] = i;
+  const double lower = pi * (1.0 - u) / u * (1.0 - kDrawSlack) - 1e-38;
+  if (lower > m) m = lower;
+}
+
+inline void draw_flags(const float* p, const uint32_t* w, int64_t i, int& flags) {
+  const double pi = p[i];
+  if (!(pi >= 0.0 && pi < INFINITY)) flags |= 1;
+  if (pi > 0.0) flags |= 2;
+  if (draw_u(w, i) == 0.0) flags |= 4;
+}
+
+// The vector test keeps a superset of what the entry-by-entry test keeps at the block's start (m only grows); the
+// kept lanes are then tested one by one in index order with the current m, as the scalar loop does.
+int64_t draw_scan(const float* p, const uint32_t* w, int64_t V, int64_t* cand, double* m_io, int* flags) {
+  double m = *m_io;
+  int64_t n = 0, i = 0;
+  int fl = 0;
+#if IBQ_SIMD_WIDTH == 16
+  constexpr int L = 8;
+  const __m512d two32 = _mm512_set1_pd(4294967296.0), inv53 = _mm512_set1_pd(1.0 / 9007199254740992.0),
+                k1 = _mm512_set1_pd(1.0 + kDrawSlack), tiny = _mm512_set1_pd(1e-38), zero = _mm512_setzero_pd(),
+                inf = _mm512_set1_pd(INFINITY);
+  const __m256i mask21 = _mm256_set1_epi32(0x1fffff);
+  __mmask8 ok = 0xff, any = 0, uz_all = 0;
+  for (; i + L <= V; i += L) {
+    const __m512i x = _mm512_loadu_si512(w + 2 * i);  // lanes: first | second << 32
+    const __m512d hi = _mm512_cvtepi32_pd(_mm256_and_si256(_mm512_cvtepi64_epi32(x), mask21));
+    const __m512d lo = _mm512_cvtepu32_pd(_mm512_cvtepi64_epi32(_mm512_srli_epi64(x, 32)));
+    const __m512d u = _mm512_mul_pd(_mm512_fmadd_pd(hi, two32, lo), inv53);
+    const __m512d pd = _mm512_cvtps_pd(_mm256_loadu_ps(p + i));
+    ok &= _mm512_cmp_pd_mask(pd, zero, _CMP_GE_OQ) & _mm512_cmp_pd_mask(pd, inf, _CMP_LT_OQ);
+    any |= _mm512_cmp_pd_mask(pd, zero, _CMP_GT_OQ);
+    const __mmask8 uz = _mm512_cmp_pd_mask(u, zero, _CMP_EQ_OQ);
+    uz_all |= uz;
+    const __m512d lhs = _mm512_add_pd(_mm512_mul_pd(pd, k1), _mm512_mul_pd(tiny, u));
+    unsigned keep = _mm512_cmp_pd_mask(lhs, _mm512_mul_pd(_mm512_set1_pd(m), u), _CMP_NLT_UQ) & ~uz & 0xffu;
+    while (keep) {
+      draw_entry(p, w, i + __builtin_ctz(keep), cand, n, m);
+      keep &= keep - 1;
+    }
+  }
+  if (ok != 0xff) fl |= 1;
+  if (any) fl |= 2;
+  if (uz_all) fl |= 4;
+#else
+  constexpr int L = 4;
+  const __m256d two32 = _mm256_set1_pd(4294967296.0), inv53 = _mm256_set1_pd(1.0 / 9007199254740992.0),
+                k1 = _mm256_set1_pd(1.0 + kDrawSlack), tiny = _mm256_set1_pd(1e-38), zero = _mm256_setzero_pd(),
+                inf = _mm256_set1_pd(INFINITY), two31 = _mm256_set1_pd(2147483648.0);
+  const __m256i evens_odds = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  const __m128i mask21 = _mm_set1_epi32(0x1fffff), sign = _mm_set1_epi32(static_cast<int>(0x80000000u));
+  int ok = 0xf, any = 0, uz_all = 0;
+  for (; i + L <= V; i += L) {
+    const __m256i x = _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2 * i)), evens_odds);
+    const __m256d hi = _mm256_cvtepi32_pd(_mm_and_si128(_mm256_castsi256_si128(x), mask21));
+    const __m256d lo = _mm256_add_pd(_mm256_cvtepi32_pd(_mm_xor_si128(_mm256_extracti128_si256(x, 1), sign)), two31);
+    const __m256d u = _mm256_mul_pd(_mm256_fmadd_pd(hi, two32, lo), inv53);
+    const __m256d pd = _mm256_cvtps_pd(_mm_loadu_ps(p + i));
+    ok &= _mm256_movemask_pd(_mm256_and_pd(_mm256_cmp_pd(pd, zero, _CMP_GE_OQ), _mm256_cmp_pd(pd, inf, _CMP_LT_OQ)));
+    any |= _mm256_movemask_pd(_mm256_cmp_pd(pd, zero, _CMP_GT_OQ));
+    const int uz = _mm256_movemask_pd(_mm256_cmp_pd(u, zero, _CMP_EQ_OQ));
+    uz_all |= uz;
+    const __m256d lhs = _mm256_add_pd(_mm256_mul_pd(pd, k1), _mm256_mul_pd(tiny, u));
+    unsigned keep = static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(lhs, _mm256_mul_pd(_mm256_set1_pd(m), u), _CMP_NLT_UQ))) &
+                    ~static_cast<unsigned>(uz) & 0xfu;
+    while (keep) {
+      draw_entry(p, w, i + __builtin_ctz(keep), cand, n, m);
+      keep &= keep - 1;
+    }
+  }
+  if (ok != 0xf) fl |= 1;
+  if (any) fl |= 2;
+  if (uz_all) fl |= 4;
+#endif
+  for (; i < V; ++i) {
+    draw_flags(p, w, i, fl);
+    draw_entry(p, w, i, cand, n, m);
+  }
+  *m_io = m;
+  *flags |= fl;
+  return n;
+}
+
 }  // namespace
 
 const Kernels* table() {
-  static const Kernels k{IBQ_SIMD_NAME, P, &block, &gemv, &gemv4};
+  static const Kernels k{IBQ_SIMD_NAME, P, &block, &gemv, &gemv4, &gemv_panels, &gemv4_panels, &mt_twist, &mt_temper, &draw_scan};
   return &k;
 }
 
