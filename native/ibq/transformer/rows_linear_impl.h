@@ -10,12 +10,17 @@ namespace {
 constexpr int64_t P = 2 * W;  // panel width
 constexpr int kTile = W == 16 ? 12 : 6;  // rows per tile: 2 x kTile accumulators of 32 vector registers (AVX-512) or 16 (AVX2)
 
-// Rows [0, R) x one panel: 2R accumulators; out [R, P] with row stride `ld`.
+// Rows [0, R) x one panel: 2R accumulators; out [R, P] with row stride `ld`. pf: the next panel, fetched into the
+// cache line by line meanwhile (or null): a weight larger than the caches streams at the arithmetic's pace (the
+// 16384-row head at 32 rows: 1.65 -> 1.31 ms on one AVX-512 core, 160 -> 205 GFLOP/s).
 template <int R>
-inline void tile(const float* x, int64_t K, const float* panel, float* out, int64_t ld) {
+inline void tile(const float* x, int64_t K, const float* panel, float* out, int64_t ld, const float* pf) {
   vf acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = vzero();
   for (int64_t k = 0; k < K; ++k) {
+    if (pf) {
+      for (int64_t b = 0; b < P; b += 16) __builtin_prefetch(pf + k * P + b, 0, 3);  // 64-byte lines
+    }
     vf w0 = vld(panel + k * P), w1 = vld(panel + k * P + W);
     for (int r = 0; r < R; ++r) {
       vf xb = vset(x[r * K + k]);
@@ -30,13 +35,13 @@ inline void tile(const float* x, int64_t K, const float* panel, float* out, int6
 }
 
 template <int R>
-void tile_rows(const float* x, int64_t K, const float* panel, int64_t N, int64_t c0, float* y) {
+void tile_rows(const float* x, int64_t K, const float* panel, int64_t N, int64_t c0, float* y, const float* pf) {
   if (c0 + P <= N) {
-    tile<R>(x, K, panel, y + c0, N);
+    tile<R>(x, K, panel, y + c0, N, pf);
     return;
   }
   float tmp[kTile * P];  // the last panel: padded columns computed, not stored
-  tile<R>(x, K, panel, tmp, P);
+  tile<R>(x, K, panel, tmp, P, pf);
   for (int r = 0; r < R; ++r)
     for (int64_t c = c0; c < N; ++c) y[r * N + c] = tmp[r * P + (c - c0)];
 }
@@ -44,13 +49,15 @@ void tile_rows(const float* x, int64_t K, const float* panel, int64_t N, int64_t
 void block(const float* x, int64_t rows, int64_t K, const float* packed, int64_t N, int64_t p0, int64_t p1, float* y) {
   for (int64_t p = p0; p < p1; ++p) {
     const float* panel = packed + p * K * P;
+    const float* next = p + 1 < p1 ? panel + K * P : nullptr;  // fetched during the panel's first tile
     int64_t r = 0;
-    for (; r + kTile <= rows; r += kTile) tile_rows<kTile>(x + r * K, K, panel, N, p * P, y + r * N);
+    for (; r + kTile <= rows; r += kTile) tile_rows<kTile>(x + r * K, K, panel, N, p * P, y + r * N, r == 0 ? next : nullptr);
     const float* xr = x + r * K;
     float* yr = y + r * N;
+    const float* pf = r == 0 ? next : nullptr;
     switch (rows - r) {
 #define IBQ_ROWS_CASE(n) \
-  case n: tile_rows<(n < kTile ? n : 1)>(xr, K, panel, N, p * P, yr); break;
+  case n: tile_rows<(n < kTile ? n : 1)>(xr, K, panel, N, p * P, yr, pf); break;
       IBQ_ROWS_CASE(1) IBQ_ROWS_CASE(2) IBQ_ROWS_CASE(3) IBQ_ROWS_CASE(4) IBQ_ROWS_CASE(5) IBQ_ROWS_CASE(6)
       IBQ_ROWS_CASE(7) IBQ_ROWS_CASE(8) IBQ_ROWS_CASE(9) IBQ_ROWS_CASE(10) IBQ_ROWS_CASE(11)
 #undef IBQ_ROWS_CASE
