@@ -17,6 +17,10 @@ namespace {
 
 rows::Packed packed(const torch::nn::Linear& l) { return rows::pack(l->weight); }
 
+// Rows per thread from which a step runs as row groups, one per thread (BatchEngine::forward): below it the weights'
+// memory traffic dominates and the threads share it better by splitting the columns of each product.
+constexpr int64_t kRowsPerGroup = 8;
+
 const float* fptr(const at::Tensor& t) { return t.data_ptr<float>(); }
 
 }  // namespace
@@ -179,7 +183,7 @@ at::Tensor BatchEngine::take(int64_t slot) {
 
 // One block for rows x [n, C] (updated in place), each row at its own cache row and position.
 void BatchEngine::block_step(int64_t layer, at::Tensor& x, const std::vector<int64_t>& row_ids,
-                             const std::vector<int64_t>& pos_ids) {
+                             const std::vector<int64_t>& pos_ids, int64_t scratch_row) {
   const auto& cfg = model_->cfg;
   auto* b = (*model_->blocks)[layer]->as<BlockImpl>();
   const auto& w = w_->blocks[layer];
@@ -221,7 +225,8 @@ void BatchEngine::block_step(int64_t layer, at::Tensor& x, const std::vector<int
       len[i * H + hh] = pos_ids[i] + 1;
     }
   auto o = rows::attend(q, cache.k, cache.v, offsets, len, T, 1.0 / std::sqrt(static_cast<double>(hd)),
-                        scores_.slice(0, 0, n * H), weights_.slice(0, 0, n * H))
+                        scores_.slice(0, scratch_row * H, (scratch_row + n) * H),
+                        weights_.slice(0, scratch_row * H, (scratch_row + n) * H))
                .view({n, H * hd});
   auto y = rows::linear(o, w.wo);
   const float* yp = fptr(y);
@@ -258,16 +263,32 @@ at::Tensor BatchEngine::forward() {
   const int64_t n = static_cast<int64_t>(row_ids.size());
   if (n == 0) return at::empty({0, cfg.vocab_size}, x.options());
   prepare();
-  x = x.slice(0, 0, n);
-  for (int64_t l = 0; l < cfg.n_layer; ++l) block_step(l, x, row_ids, pos_ids);
-  // head_nm: scale, shift per cache row ([2, C])
-  const float* hm = fptr(head_mods_);
-  const float* hw = fptr(model_->head_norm->weight);
-  auto hn = at::empty({n, C}, x.options());
-  float* hp = hn.data_ptr<float>();
-  for (int64_t i = 0; i < n; ++i)
-    decode::norm_modulate(xp + i * C, C, hw, 1e-5f, hm + row_ids[i] * 2 * C, hm + (row_ids[i] * 2 + 1) * C, hp + i * C);
-  return rows::linear(hn, w_->head, {}, logits_.slice(0, 0, n));  // [n, V], in the engine's buffer
+  // Rows [r0, r1) through every block and the head: the products split their columns among the threads; or, with
+  // enough rows, each thread takes a group of rows through the whole step alone (one parallel region per step
+  // instead of one per product; the same arithmetic per row either way: batch-invariant).
+  auto rows_through = [&](int64_t r0, int64_t r1) {
+    std::vector<int64_t> ids(row_ids.begin() + r0, row_ids.begin() + r1), pos(pos_ids.begin() + r0, pos_ids.begin() + r1);
+    auto xs = x.slice(0, r0, r1);
+    for (int64_t l = 0; l < cfg.n_layer; ++l) block_step(l, xs, ids, pos, r0);
+    // head_nm: scale, shift per cache row ([2, C])
+    const float* hm = fptr(head_mods_);
+    const float* hw = fptr(model_->head_norm->weight);
+    auto hn = at::empty({r1 - r0, C}, x.options());
+    float* hp = hn.data_ptr<float>();
+    for (int64_t i = r0; i < r1; ++i)
+      decode::norm_modulate(xp + i * C, C, hw, 1e-5f, hm + row_ids[i] * 2 * C, hm + (row_ids[i] * 2 + 1) * C,
+                            hp + (i - r0) * C);
+    rows::linear(hn, w_->head, {}, logits_.slice(0, r0, r1));
+  };
+  const int64_t groups = std::min<int64_t>(at::get_num_threads(), n / kRowsPerGroup);
+  if (groups <= 1 || at::in_parallel_region()) {
+    rows_through(0, n);
+  } else {
+    at::parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g) rows_through(n * g / groups, n * (g + 1) / groups);
+    });
+  }
+  return logits_.slice(0, 0, n);  // [n, V], in the engine's buffer
 }
 
 void BatchEngine::advance(const std::vector<int64_t>& next) {

@@ -1,7 +1,8 @@
 // Continuous batching for class-conditional sampling (serving): requests join a running decode at the next token
 // step and leave when they finish or are cancelled, freeing their slot. Every buffer is allocated once for
-// max_batch requests (static shapes): per block a KV cache (keys [2 max_batch, n_kv_head, head_dim, block_size],
-// values [2 max_batch, n_kv_head, block_size, head_dim]; rows
+// max_batch requests (static shapes): per block a KV cache (keys [2 max_batch, n_kv_head, T / P, head_dim, P]:
+// transposed, in panels of P = rows::kernels().panel positions; values [2 max_batch, n_kv_head, T, head_dim]; T =
+// rows::key_positions(block_size); rows
 // 2s and 2s + 1: the conditional and unconditional row of slot s, so a guided request's pair stays together) and
 // the AdaLN modulations of the slot's class, computed when it joins.
 //
@@ -72,7 +73,10 @@ class BatchEngine {
     at::Generator gen;
     at::Tensor out;  // int64 [block_size]
   };
-  void block_step(int64_t layer, at::Tensor& x, const std::vector<int64_t>& row_ids, const std::vector<int64_t>& pos_ids);
+  // One block for the rows x [n, C] (in place) at cache rows row_ids and positions pos_ids; scratch_row: the first of
+  // the n rows of the attention scratch buffers it may use.
+  void block_step(int64_t layer, at::Tensor& x, const std::vector<int64_t>& row_ids, const std::vector<int64_t>& pos_ids,
+                  int64_t scratch_row);
   void modulations(int64_t slot);
   std::vector<int64_t> pick(const at::Tensor& logits);
 
