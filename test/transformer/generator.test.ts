@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { createGenerator, tensor, Transformer, type GenerateRequest, type Generator } from '../../dist/index.js';
+import { createGenerator, info, setNumThreads, tensor, Transformer, type GenerateRequest, type Generator } from '../../dist/index.js';
 import { pseudoRandom } from '../support/ar_tiny.js';
 import { run } from '../support/run.js';
 
@@ -64,6 +64,29 @@ describe('createGenerator: continuous batching', () => {
     // different seeds give different tokens (the seed is the request's own stream)
     expect(await tokens(g, { ...TARGETS[0]!, seed: 8 })).not.toEqual(await tokens(g, TARGETS[0]!));
     tr.dispose();
+  });
+
+  it('a full engine (rows split among the threads) gives each request its tokens alone', async () => {
+    // 12 guided requests = 24 rows: from 8 rows per thread a step runs as one group of rows per thread (batch_engine)
+    const before = info().threads;
+    setNumThreads(2);
+    try {
+      const tr = await model(4);
+      const g = createGenerator({ transformer: tr, maxBatch: 16 });
+      const many: GenerateRequest[] = Array.from({ length: 12 }, (_, i) => ({ label: i % CFG.class_num, seed: 100 + i, cfgScale: 1.5 + (i % 3), topK: i % 2 ? 0 : 30 }));
+      const alone = [];
+      for (const r of many) alone.push(await tokens(g, r));
+      const together = await Promise.all(many.map((r) => tokens(g, r)));
+      expect(together).toEqual(alone);
+      // a request that joins the full batch a few steps late
+      const rest = many.slice(3).map((r) => tokens(g, r));
+      await new Promise((r) => setTimeout(r, 2));
+      expect(await tokens(g, many[0]!)).toEqual(alone[0]);
+      await Promise.all(rest);
+      tr.dispose();
+    } finally {
+      setNumThreads(before);
+    }
   });
 
   it('greedy requests equal Transformer.sample greedy decoding', async () => {
