@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 // The `ibq` command line: a thin shell over lib/cli (commander).
-import { main } from '../dist/cli/index.js';
+
+// `ibq serve` shares the cores with request handling: libgomp's threads sleep between parallel regions (PASSIVE)
+// rather than spinning, unless the user chose a policy. libgomp reads it once, when libtorch loads: set it first.
+if (process.argv[2] === 'serve' && process.env.OMP_WAIT_POLICY === undefined) process.env.OMP_WAIT_POLICY = 'PASSIVE';
+
+const { main } = await import('../dist/cli/index.js');
 
 main(process.argv).catch((err) => {
   console.error(`ibq: ${err?.message ?? err}`);

@@ -89,12 +89,19 @@ describe('createGenerator: continuous batching', () => {
     }
   });
 
-  it('greedy requests equal Transformer.sample greedy decoding', async () => {
+  it('a request equals Transformer.sample of its one label (greedy, and seeded draws with the same seed)', async () => {
     const tr = await model(5);
     const g = createGenerator({ transformer: tr, maxBatch: 2 });
     for (const label of [0, 2]) {
       const ref = Array.from((await tr.sample({ labels: [label], temperature: 0, cfgScale: 2 })).dataSync() as BigInt64Array, Number);
       expect(await tokens(g, { label, temperature: 0, cfgScale: 2 })).toEqual(ref);
+    }
+    // sample() runs the same decode step; with one label its generator draws exactly as the request's own does
+    for (const o of [{ cfgScale: 2 }, { temperature: 0.8, topK: 20 }, { cfgScale: 1.5, topP: 0.9 }]) {
+      const ref = Array.from((await tr.sample({ labels: [3], seed: 21, ...o })).dataSync() as BigInt64Array, Number);
+      const others = OTHERS.slice(0, 1).map((r) => tokens(g, r));
+      expect(await tokens(g, { label: 3, seed: 21, ...o }), JSON.stringify(o)).toEqual(ref);
+      await Promise.all(others);
     }
     tr.dispose();
   });
