@@ -83,9 +83,10 @@ BatchEngine::BatchEngine(std::shared_ptr<TransformerImpl> model, int64_t max_bat
   const int64_t R = 2 * max_batch;
   caches_.resize(cfg.n_layer);
   const int64_t Tp = rows::key_positions(cfg.block_size), P = rows::kernels().panel;
+  // not zeroed: a row reads only the positions it wrote (a partial key panel's other columns are computed and dropped)
   for (auto& c : caches_) {
-    c.k = at::zeros({R, cfg.kv_heads(), Tp / P, cfg.head_dim(), P}, wopts);  // keys transposed, in panels of positions
-    c.v = at::zeros({R, cfg.kv_heads(), Tp, cfg.head_dim()}, wopts);
+    c.k = at::empty({R, cfg.kv_heads(), Tp / P, cfg.head_dim(), P}, wopts);  // keys transposed, in panels of positions
+    c.v = at::empty({R, cfg.kv_heads(), Tp, cfg.head_dim()}, wopts);
   }
   for (int64_t l = 0; l < cfg.n_layer; ++l) mods_.push_back(at::zeros({R, 6, cfg.n_embd}, wopts));
   head_mods_ = at::zeros({R, 2, cfg.n_embd}, wopts);
