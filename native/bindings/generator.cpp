@@ -54,7 +54,7 @@ class GeneratorHandle : public Napi::ObjectWrap<GeneratorHandle> {
     int64_t max_batch = ArgInt(info[1], "maxBatch", 1, 4096);
     on_finished_ = Napi::Persistent(ArgFunction(info[2], "onFinished"));
     queue_ = ref.queue;
-    engine_ = Guard(env, [&] { return std::make_shared<ibq::BatchEngine>(model, max_batch); });
+    engine_ = Guard(env, [&] { return std::make_shared<ibq::BatchEngine>(model, max_batch, /*resident=*/true); });
     shared_ = std::make_shared<Shared>();
   }
 

@@ -70,7 +70,7 @@ std::shared_ptr<DecodeWeights> decode_weights(TransformerImpl& model) {
   return w;
 }
 
-BatchEngine::BatchEngine(std::shared_ptr<TransformerImpl> model, int64_t max_batch)
+BatchEngine::BatchEngine(std::shared_ptr<TransformerImpl> model, int64_t max_batch, bool resident)
     : model_(std::move(model)), max_batch_(max_batch), slots_(max_batch) {
   IBQ_CHECK(max_batch >= 1, "BatchEngine: max_batch < 1");
   const auto& cfg = model_->cfg;
@@ -83,10 +83,15 @@ BatchEngine::BatchEngine(std::shared_ptr<TransformerImpl> model, int64_t max_bat
   const int64_t R = 2 * max_batch;
   caches_.resize(cfg.n_layer);
   const int64_t Tp = rows::key_positions(cfg.block_size), P = rows::kernels().panel;
-  // not zeroed: a row reads only the positions it wrote (a partial key panel's other columns are computed and dropped)
+  // zeroed only to make it resident: a row reads only the positions it wrote (a partial key panel's other columns are
+  // computed and dropped)
   for (auto& c : caches_) {
     c.k = at::empty({R, cfg.kv_heads(), Tp / P, cfg.head_dim(), P}, wopts);  // keys transposed, in panels of positions
     c.v = at::empty({R, cfg.kv_heads(), Tp, cfg.head_dim()}, wopts);
+    if (resident) {
+      c.k.zero_();
+      c.v.zero_();
+    }
   }
   for (int64_t l = 0; l < cfg.n_layer; ++l) mods_.push_back(at::zeros({R, 6, cfg.n_embd}, wopts));
   head_mods_ = at::zeros({R, 2, cfg.n_embd}, wopts);

@@ -35,8 +35,9 @@ struct EngineRequest {
 class BatchEngine {
  public:
   // The engine uses the model's packed weights (rows::pack, kept on the model: decode_weights(); refreshed by
-  // prepare() after the model's parameters change). A float32 model on the CPU.
-  BatchEngine(std::shared_ptr<TransformerImpl> model, int64_t max_batch);
+  // prepare() after the model's parameters change). A float32 model on the CPU. resident: the KV cache's memory is
+  // written once here (a long-lived engine: no page faults while it serves), else on first use.
+  BatchEngine(std::shared_ptr<TransformerImpl> model, int64_t max_batch, bool resident = false);
 
   int64_t max_batch() const { return max_batch_; }
   int64_t active() const;  // slots in use
