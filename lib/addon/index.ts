@@ -50,6 +50,8 @@ export interface NativeAddon extends TransformerAddon {
   /** decodeJpeg then resampleCrop (of the size jpegSize gives) in one call; errors as both. */
   decodeJpegCrop(bytes: Uint8Array, crop: { resizedWidth: number; resizedHeight: number; left: number; top: number; size: number; flip: boolean },
     out?: Float32Array): Float32Array;
+  /** decodeJpegCrop on libuv's pool (for the main thread: no blocking); rejects with libjpeg's message. */
+  decodeJpegCropAsync(bytes: Uint8Array, crop: { resizedWidth: number; resizedHeight: number; left: number; top: number; size: number; flip: boolean }): Promise<Float32Array>;
   TensorHandle: new () => TensorHandle;
   tensorFromData(data: ArrayBufferView, shape: number[], dtype: string, device?: string, raw?: boolean): TensorHandle;
   /** t[rows] along dim 0 on t's device (as `dtype` when given), copied on a worker thread. RangeError for a bad row. */

@@ -1,6 +1,7 @@
 /**
- * Image I/O (sharp), the one image pipeline of the package: decoding any JPEG (CMYK too), PNG (alpha dropped, as
- * PIL's convert('RGB')), greyscale and WebP images, with the type taken from the bytes, not the file name, into
+ * Image I/O, the one image pipeline of the package: decoding any JPEG (libjpeg-turbo in the addon, PIL's bytes; CMYK
+ * too), PNG (sharp; alpha dropped, as PIL's convert('RGB')), greyscale and WebP images, with the type taken from the
+ * bytes, not the file name, into
  * model input by the official preprocessing (decodeImage); PNG encoding of [-1, 1] images for viewing.
  */
 import { readFileSync } from 'node:fs';
@@ -134,12 +135,13 @@ export function decodeImageInWorker(input: ImageInput, size: number, crop: Crop,
   return decode(input, size, crop, 0, opts, true, out);
 }
 
-async function decode(input: ImageInput, size: number, crop: Crop, i: number, opts: LoadImageOptions | undefined, syncRead: boolean,
+/** `inWorker`: a decode worker's thread, which reads and decodes JPEGs synchronously (else on libuv's pool). */
+async function decode(input: ImageInput, size: number, crop: Crop, i: number, opts: LoadImageOptions | undefined, inWorker: boolean,
   out?: Float32Array): Promise<Float32Array> {
   checkSize(size);
   checkCrop(crop);
   const maxPixels = checkLoadOptions(opts);
-  const bytes = await bytesOf(input, i, syncRead);
+  const bytes = await bytesOf(input, i, inWorker);
   const flip = crop !== 'centre' && crop.flip === true;
   // the resized size (albumentations' SmallestMaxSize: the shorter side to `size`, the other rounded) and the crop
   const place = (width: number, height: number) => {
@@ -151,7 +153,8 @@ async function decode(input: ImageInput, size: number, crop: Crop, i: number, op
     return { w, h, left, top };
   };
   // JPEGs within WHOLE_MAX_PIXELS (most images): decoded by libjpeg-turbo as PIL decodes them, then resized, cropped,
-  // mirrored and converted, all in one synchronous native call on this thread (native/ibq/core/jpeg_decode.h)
+  // mirrored and converted, all in one native call (native/ibq/core/jpeg_decode.h): synchronous in a decode worker,
+  // on libuv's pool (as sharp) from another thread
   if (isJpeg(bytes)) {
     let s: { width: number; height: number };
     try {
@@ -162,8 +165,11 @@ async function decode(input: ImageInput, size: number, crop: Crop, i: number, op
     if (s.width * s.height > maxPixels) throw tooLarge(input, i, s.width, s.height, maxPixels);
     if (s.width * s.height <= WHOLE_MAX_PIXELS) {
       const p = place(s.width, s.height);
+      const c = { resizedWidth: p.w, resizedHeight: p.h, left: p.left, top: p.top, size, flip };
       try {
-        return native.decodeJpegCrop(bytes, { resizedWidth: p.w, resizedHeight: p.h, left: p.left, top: p.top, size, flip }, out);
+        if (inWorker) return native.decodeJpegCrop(bytes, c, out);
+        const px = await native.decodeJpegCropAsync(bytes, c);
+        return out ? (out.set(px), out) : px;
       } catch (err) {
         throw badJpeg(input, i, err);
       }

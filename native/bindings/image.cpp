@@ -6,6 +6,7 @@
 //   decodeJpeg(bytes) -> Uint8Array: the whole JPEG as HWC uint8 RGB, PIL's bytes.
 //   decodeJpegCrop(bytes, crop, out?) -> Float32Array: decodeJpeg then resampleCrop in one call, the RGB pixels in a
 //     buffer of this thread (no JS allocation for them).
+//   decodeJpegCropAsync(bytes, crop) -> Promise<Float32Array>: decodeJpegCrop on libuv's pool (below).
 // `out`: where the float32 crop goes (see Output), else a new Float32Array.
 #include <napi.h>
 
@@ -116,6 +117,54 @@ Napi::Value DecodeJpegCrop(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// decodeJpegCropAsync(bytes, crop) -> Promise<Float32Array>: decodeJpegCrop on libuv's pool (where sharp decodes the
+// other formats), for a thread that must not block: the main thread without decode workers. The bytes are copied
+// (a JS view could move or change meanwhile); the output is an ArrayBuffer made here, whose memory never moves.
+class DecodeJpegJob : public Napi::AsyncWorker {
+ public:
+  DecodeJpegJob(Napi::Env env, const Napi::Uint8Array& bytes, const ibq::image::CropResample& c)
+      : Napi::AsyncWorker(env, "ibq.decodeJpegCrop"), deferred_(Napi::Promise::Deferred::New(env)),
+        bytes_(bytes.Data(), bytes.Data() + bytes.ByteLength()), crop_(c) {
+    auto out = Napi::Float32Array::New(env, 3 * static_cast<size_t>(c.size) * c.size);
+    dst_ = out.Data();
+    out_ = Napi::Persistent(out);
+  }
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      const auto s = ibq::image::jpeg_size(bytes_.data(), bytes_.size());
+      crop_.src_width = s.width;
+      crop_.src_height = s.height;
+      crop_.channels = 3;
+      std::vector<uint8_t> rgb(static_cast<size_t>(s.width) * s.height * 3);
+      ibq::image::jpeg_decode_rgb(bytes_.data(), bytes_.size(), rgb.data(), rgb.size());
+      ibq::image::resample_crop(rgb.data(), crop_, dst_);
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(out_.Value()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::vector<uint8_t> bytes_;
+  ibq::image::CropResample crop_;
+  Napi::Reference<Napi::Float32Array> out_;
+  float* dst_ = nullptr;
+};
+
+Napi::Value DecodeJpegCropAsync(const Napi::CallbackInfo& info) {
+  auto bytes = ArgBytes(info[0], "bytes");
+  ibq::image::CropResample c;
+  ReadPlacement(ArgObject(info[1], "crop"), c);
+  auto* job = new DecodeJpegJob(info.Env(), bytes, c);  // deleted by Napi::AsyncWorker when it has settled
+  job->Queue();
+  return job->Promise();
+}
+
 }  // namespace
 
 // Listed in addon.cpp (exports.h).
@@ -124,6 +173,7 @@ void InitImage(Napi::Env env, Napi::Object exports) {
   exports.Set("jpegSize", Napi::Function::New(env, JpegSize, "jpegSize"));
   exports.Set("decodeJpeg", Napi::Function::New(env, DecodeJpeg, "decodeJpeg"));
   exports.Set("decodeJpegCrop", Napi::Function::New(env, DecodeJpegCrop, "decodeJpegCrop"));
+  exports.Set("decodeJpegCropAsync", Napi::Function::New(env, DecodeJpegCropAsync, "decodeJpegCropAsync"));
 }
 
 }  // namespace ibqb
