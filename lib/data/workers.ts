@@ -123,9 +123,9 @@ export class DecodePool {
   }
 }
 
-/** Decode workers of a dataset: `numWorkers` threads (lib/data/workers.ts), or none (sharp on libuv's pool). */
+/** Decode workers of a dataset: `numWorkers` threads (lib/data/workers.ts), or none (decoding on libuv's pool). */
 export interface DecodeOptions {
-  /** Worker threads that decode and augment images (default 0: the main thread drives sharp on libuv's pool). */
+  /** Worker threads that decode and augment images (default 0: the main thread drives the decoding on libuv's pool). */
   numWorkers?: number;
 }
 
