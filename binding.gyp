@@ -9,6 +9,7 @@
         "native",
         "<!@(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node scripts/torch-flags.cjs include)",
+        "<!@(node scripts/jpeg-lib.cjs include)",
         "native/shim"
       ],
       "defines": [
@@ -21,7 +22,7 @@
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++1y", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-O2"],
-      "libraries": ["<!@(node scripts/torch-flags.cjs libs)"]
+      "libraries": ["<!@(node scripts/torch-flags.cjs libs)", "<!@(node scripts/jpeg-lib.cjs libs)"]
     }
   ]
 }

@@ -1,9 +1,9 @@
 // The `data` workload of `npm run bench`, our side: decode + resize (shorter side, bilinear) + random crop + random
-// flip to float32 [-1, 1] at p.size px, batches of p.batch gathered into one Float32Array as the training datasets
-// do, on p.workers decode worker threads (DecodePool, `--num-workers`) with 2 batches in flight (the training loop's
-// prefetch). Parity: centre crops of the same files (decodeImage) against torchvision's.
+// flip to float32 [-1, 1] at p.size px, batches of p.batch decoded into one reused SharedArrayBuffer as the training
+// datasets do (BatchBuffers), on p.workers decode worker threads (DecodePool, `--num-workers`) with 2 batches in flight
+// (the training loop's prefetch). Parity: centre crops of the same files (decodeImage) against torchvision's.
 import { readdirSync } from 'node:fs';
-import { DecodePool, decodeImage, tensor } from '../dist/index.js';
+import { BatchBuffers, DecodePool, decodeImage, tensor } from '../dist/index.js';
 
 const files = (dir) => readdirSync(`${dir}/images/x`).sort().map((f) => `${dir}/images/x/${f}`);
 
@@ -21,10 +21,13 @@ export async function timeData(p, dir, rssMb) {
   let seed = 1;
   const rnd = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296);
   const per = 3 * p.size * p.size;
+  const buffers = new BatchBuffers(true);
   const batch = async (idx) => {
-    const out = new Float32Array(idx.length * per);
-    await Promise.all(idx.map(async (i, k) => out.set(await pool.decode(paths[i], p.size, { fx: rnd(), fy: rnd(), flip: rnd() < 0.5 }), k * per)));
-    return tensor(out, [idx.length, 3, p.size, p.size]);
+    const out = buffers.take(idx.length * per);
+    await Promise.all(idx.map((i, k) => pool.decodeInto(paths[i], p.size, { fx: rnd(), fy: rnd(), flip: rnd() < 0.5 }, out.subarray(k * per, (k + 1) * per))));
+    const t = tensor(out, [idx.length, 3, p.size, p.size]);
+    buffers.give(out);
+    return t;
   };
   const pass = async () => {
     const order = paths.map((_, i) => i).sort(() => rnd() - 0.5);

@@ -67,7 +67,7 @@ export { streamRun, ShuffleBuffer, type StreamPlan, type StreamSample } from './
 export { ShardDataset, DEFAULT_SHUFFLE_BUFFER, type ShardDatasetOptions } from './data/shard_dataset.js';
 export { writeShards, type WriteShardsOptions } from './data/make_shards.js';
 export { type BadImageInfo, type BadImageOptions } from './data/bad_images.js';
-export { DecodePool, type DecodeOptions } from './data/workers.js';
+export { BatchBuffers, DecodePool, type DecodeOptions } from './data/workers.js';
 export {
   TrainingDivergedError, LAST_CHECKPOINT, LOG_FILE, stepCheckpointName, type TrainLoopOptions, type TrainLoopResult, type TrainStepInfo,
 } from './train/loop.js';

@@ -38,10 +38,20 @@ export interface NativeAddon extends TransformerAddon {
   /**
    * The resize (Pillow's antialiased bilinear, its uint8 values), crop, optional mirror and conversion to float32
    * [3, size, size] in [-1, 1] of HWC uint8 pixels, synchronous (native/ibq/core/image_resample.h). lib/data/images.ts
-   * validates the arguments; RangeError for a crop outside the resized image.
+   * validates the arguments; RangeError for a crop outside the resized image. `out` (3 x size x size floats, also on a
+   * SharedArrayBuffer): written and returned instead of a new array.
    */
   resampleCrop(pixels: Uint8Array, crop: { srcWidth: number; srcHeight: number; channels: number; resizedWidth: number; resizedHeight: number;
-    left: number; top: number; size: number; flip: boolean }): Float32Array;
+    left: number; top: number; size: number; flip: boolean }, out?: Float32Array): Float32Array;
+  /** A JPEG's header (native/ibq/core/jpeg_decode.h): size and colour components; Error with libjpeg's message when corrupt. */
+  jpegSize(bytes: Uint8Array): { width: number; height: number; components: number };
+  /** The whole JPEG as HWC uint8 RGB, PIL's Image.open(f).convert('RGB') bytes; Error with libjpeg's message when corrupt or truncated. */
+  decodeJpeg(bytes: Uint8Array): Uint8Array;
+  /** decodeJpeg then resampleCrop (of the size jpegSize gives) in one call; errors as both. */
+  decodeJpegCrop(bytes: Uint8Array, crop: { resizedWidth: number; resizedHeight: number; left: number; top: number; size: number; flip: boolean },
+    out?: Float32Array): Float32Array;
+  /** decodeJpegCrop on libuv's pool (for the main thread: no blocking); rejects with libjpeg's message. */
+  decodeJpegCropAsync(bytes: Uint8Array, crop: { resizedWidth: number; resizedHeight: number; left: number; top: number; size: number; flip: boolean }): Promise<Float32Array>;
   TensorHandle: new () => TensorHandle;
   tensorFromData(data: ArrayBufferView, shape: number[], dtype: string, device?: string, raw?: boolean): TensorHandle;
   /** t[rows] along dim 0 on t's device (as `dtype` when given), copied on a worker thread. RangeError for a bad row. */

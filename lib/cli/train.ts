@@ -93,7 +93,7 @@ function registerTokenizer(program: Command): void {
       "or WebDataset tar shards ('shards/train-{000000..000127}.tar', lists, globs)")
     .option('--shuffle-buffer <n>', 'WebDataset shards: samples in each rank\'s shuffle buffer (default 1000; 0: shard order only)')
     .option('--max-bad-images <n>', 'bad images skipped before the run stops (default: 0.1% of the samples, at least 10)')
-    .option('--num-workers <n>', 'decode worker threads per process (default 0: sharp on libuv\'s pool from the main thread)');
+    .option('--num-workers <n>', 'decode worker threads per process (default 0: decoding on libuv\'s pool from the main thread)');
   addTrainFlags(cmd, 'checkpoints/tokenizer')
     .option('--lpips-weights <dir>', `LPIPS loss weights: folder with vgg16-397923af.pth and vgg.pth (default $${LPIPS_WEIGHTS_ENV})`)
     .option('--lpips-vgg16 <file>', 'LPIPS loss weights as two files: torchvision vgg16 weights (vgg16-397923af.pth), with --lpips-lin')

@@ -1,8 +1,10 @@
 /**
- * Image I/O (sharp), the one image pipeline of the package: decoding any JPEG (CMYK too), PNG (alpha dropped, as
- * PIL's convert('RGB')), greyscale and WebP images, with the type taken from the bytes, not the file name, into
+ * Image I/O, the one image pipeline of the package: decoding any JPEG (libjpeg-turbo in the addon, PIL's bytes; CMYK
+ * too), PNG (sharp; alpha dropped, as PIL's convert('RGB')), greyscale and WebP images, with the type taken from the
+ * bytes, not the file name, into
  * model input by the official preprocessing (decodeImage); PNG encoding of [-1, 1] images for viewing.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata } from 'sharp';
 
@@ -75,16 +77,30 @@ function label(input: ImageInput, i: number): string {
   return typeof input === 'string' ? input : `inputs[${i}] (${input.byteLength} bytes)`;
 }
 
+/** Whether the bytes start as a JPEG does (SOI marker FF D8, then another marker). */
+function isJpeg(bytes: Uint8Array): boolean {
+  return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
+}
+
+function badJpeg(input: ImageInput, i: number, err: unknown): IbqError {
+  return new IbqError('ERR_IBQ_BAD_IMAGE', `${label(input, i)}: not a decodable JPEG: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+}
+
+function tooLarge(input: ImageInput, i: number, width: number, height: number, maxPixels: number): IbqError {
+  return new IbqError('ERR_IBQ_IMAGE_TOO_LARGE', `${label(input, i)}: ${width}x${height} = ${width * height} pixels, more than maxPixels ${maxPixels}`);
+}
+
 /**
  * Where to crop: 'centre', or fractions in [0, 1) of the free room along x and y (a random crop); `flip`: mirror the
  * crop left to right (torchvision's RandomHorizontalFlip when drawn; the official tokenizer pipeline has none).
  */
 export type Crop = 'centre' | { fx: number; fy: number; flip?: boolean };
 
-async function bytesOf(input: ImageInput, i: number): Promise<Buffer | Uint8Array> {
+/** The bytes of an input: the file read (synchronously when `sync`: a decode worker has nothing else to run), or the bytes given. */
+async function bytesOf(input: ImageInput, i: number, sync: boolean): Promise<Buffer | Uint8Array> {
   if (typeof input === 'string') {
     try {
-      return await readFile(input);
+      return sync ? readFileSync(input) : await readFile(input);
     } catch (err) {
       throw new Error(`${input}: cannot read the image: ${(err as Error).message}`);
     }
@@ -107,11 +123,25 @@ async function bytesOf(input: ImageInput, i: number): Promise<Buffer | Uint8Arra
  *   ERR_IBQ_BAD_IMAGE when the bytes are not a decodable image; IbqError ERR_IBQ_IMAGE_TOO_LARGE when width x
  *   height > opts.maxPixels (default defaultMaxPixels()), from the header, before decoding
  */
-export async function decodeImage(input: ImageInput, size: number, crop: Crop = 'centre', i = 0, opts?: LoadImageOptions): Promise<Float32Array> {
+export function decodeImage(input: ImageInput, size: number, crop: Crop = 'centre', i = 0, opts?: LoadImageOptions): Promise<Float32Array> {
+  return decode(input, size, crop, i, opts, false);
+}
+
+/**
+ * decodeImage in a decode worker (lib/data/decode_worker.ts): the file is read synchronously, not on libuv's pool, and
+ * the pixels go to `out` when given (3 x size x size floats: the image's place in a batch on a SharedArrayBuffer).
+ */
+export function decodeImageInWorker(input: ImageInput, size: number, crop: Crop, opts?: LoadImageOptions, out?: Float32Array): Promise<Float32Array> {
+  return decode(input, size, crop, 0, opts, true, out);
+}
+
+/** `inWorker`: a decode worker's thread, which reads and decodes JPEGs synchronously (else on libuv's pool). */
+async function decode(input: ImageInput, size: number, crop: Crop, i: number, opts: LoadImageOptions | undefined, inWorker: boolean,
+  out?: Float32Array): Promise<Float32Array> {
   checkSize(size);
   checkCrop(crop);
   const maxPixels = checkLoadOptions(opts);
-  const bytes = await bytesOf(input, i);
+  const bytes = await bytesOf(input, i, inWorker);
   const flip = crop !== 'centre' && crop.flip === true;
   // the resized size (albumentations' SmallestMaxSize: the shorter side to `size`, the other rounded) and the crop
   const place = (width: number, height: number) => {
@@ -122,7 +152,30 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
     const top = crop === 'centre' ? Math.floor((h - size) / 2) : Math.floor(crop.fy * (h - size + 1));
     return { w, h, left, top };
   };
-  // most images: within WHOLE_MAX_PIXELS and maxPixels (sharp checks the header before decoding), decoded whole (RGB,
+  // JPEGs within WHOLE_MAX_PIXELS (most images): decoded by libjpeg-turbo as PIL decodes them, then resized, cropped,
+  // mirrored and converted, all in one native call (native/ibq/core/jpeg_decode.h): synchronous in a decode worker,
+  // on libuv's pool (as sharp) from another thread
+  if (isJpeg(bytes)) {
+    let s: { width: number; height: number };
+    try {
+      s = native.jpegSize(bytes);
+    } catch (err) {
+      throw badJpeg(input, i, err);
+    }
+    if (s.width * s.height > maxPixels) throw tooLarge(input, i, s.width, s.height, maxPixels);
+    if (s.width * s.height <= WHOLE_MAX_PIXELS) {
+      const p = place(s.width, s.height);
+      const c = { resizedWidth: p.w, resizedHeight: p.h, left: p.left, top: p.top, size, flip };
+      try {
+        if (inWorker) return native.decodeJpegCrop(bytes, c, out);
+        const px = await native.decodeJpegCropAsync(bytes, c);
+        return out ? (out.set(px), out) : px;
+      } catch (err) {
+        throw badJpeg(input, i, err);
+      }
+    }
+  }
+  // other images within WHOLE_MAX_PIXELS and maxPixels (sharp checks the header before decoding), decoded whole (RGB,
   // alpha dropped), then resized by Pillow's arithmetic for the crop's pixels alone, mirrored and converted in one
   // native pass. Any failure (larger, undecodable) goes on to the header checks below, which name it.
   let first: unknown;
@@ -132,7 +185,7 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
     const { width, height, channels } = rgb.info;
     if (channels === 3 || channels === 4) {
       const p = place(width, height);
-      return native.resampleCrop(rgb.data, { srcWidth: width, srcHeight: height, channels, resizedWidth: p.w, resizedHeight: p.h, left: p.left, top: p.top, size, flip });
+      return native.resampleCrop(rgb.data, { srcWidth: width, srcHeight: height, channels, resizedWidth: p.w, resizedHeight: p.h, left: p.left, top: p.top, size, flip }, out);
     }
     first = new Error(`decoded to ${channels} channels, not RGB`);
   } catch (err) {
@@ -147,9 +200,7 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
     throw new IbqError('ERR_IBQ_BAD_IMAGE', `${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${(err as Error).message}`, { cause: err });
   }
   const { width: w0 = 0, height: h0 = 0 } = header;
-  if (w0 * h0 > maxPixels) {
-    throw new IbqError('ERR_IBQ_IMAGE_TOO_LARGE', `${label(input, i)}: ${w0}x${h0} = ${w0 * h0} pixels, more than maxPixels ${maxPixels}`);
-  }
+  if (w0 * h0 > maxPixels) throw tooLarge(input, i, w0, h0, maxPixels);
   if (w0 * h0 <= WHOLE_MAX_PIXELS) {
     const m = (first as Error).message.split('\n')[0];
     throw new IbqError('ERR_IBQ_BAD_IMAGE', `${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${m}`, { cause: first });
@@ -158,7 +209,7 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
   try {
     // larger images stream through one libvips pipeline (libvips' bilinear, up to 3/255 from Pillow's; it mirrors
     // before it resizes and crops, whatever the call order: the crop is taken mirrored)
-    let out: { data: Buffer; info: { width: number; height: number; channels: number } };
+    let cropped: { data: Buffer; info: { width: number; height: number; channels: number } };
     const resize = (width: number, height: number) => {
       const p = place(width, height);
       const left = flip ? p.w - size - p.left : p.left;
@@ -167,18 +218,18 @@ export async function decodeImage(input: ImageInput, size: number, crop: Crop = 
     if (plain) {
       const p = resize(w0, h0);
       const img = sharp(bytes, { failOn: 'error', ignoreIcc: true, limitInputPixels: maxPixels }).resize(p.resize).extract(p.extract);
-      out = await (flip ? img.flop() : img).raw().toBuffer({ resolveWithObject: true });
+      cropped = await (flip ? img.flop() : img).raw().toBuffer({ resolveWithObject: true });
     } else {
       // Two passes: sharp premultiplies alpha while resizing, so the alpha channel is dropped first.
       const rgb = await sharp(bytes, { failOn: 'error', ignoreIcc: true, limitInputPixels: maxPixels }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
       const { width, height, channels } = rgb.info;
       const p = resize(width, height);
       const img = sharp(rgb.data, { raw: { width, height, channels: channels as 1 | 2 | 3 | 4 } }).resize(p.resize).extract(p.extract);
-      out = await (flip ? img.flop() : img).raw().toBuffer({ resolveWithObject: true });
+      cropped = await (flip ? img.flop() : img).raw().toBuffer({ resolveWithObject: true });
     }
     // the crop as it is (no resize, no mirror), converted to float32 CHW
-    const c = { srcWidth: size, srcHeight: size, channels: out.info.channels, resizedWidth: size, resizedHeight: size, left: 0, top: 0, size, flip: false };
-    return native.resampleCrop(out.data, c);
+    const c = { srcWidth: size, srcHeight: size, channels: cropped.info.channels, resizedWidth: size, resizedHeight: size, left: 0, top: 0, size, flip: false };
+    return native.resampleCrop(cropped.data, c, out);
   } catch (err) {
     throw new IbqError('ERR_IBQ_BAD_IMAGE', `${label(input, i)}: not a decodable image (JPEG, PNG, WebP, ...): ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }

@@ -102,20 +102,25 @@ export class ShardDataset {
     const raw = await this.samples(positions, epoch);
     const { size, train, seed } = this.opts;
     const per = 3 * size * size;
-    const imgs = await Promise.all(raw.map(async (s) => {
-      const rnd = mulberry32(mixSeed(seed, epoch, s.id));
-      try {
-        return await this.#decode.decode(s.image, size, train ? { fx: rnd(), fy: rnd() } : 'centre');
-      } catch (err) {
-        return { err, name: `${s.shardPath}:${s.key}.${s.ext}` };
-      }
-    }));
-    const good = imgs.filter((x): x is Float32Array => x instanceof Float32Array);
-    for (const x of imgs) if (!(x instanceof Float32Array)) this.bad.add(x.name, x.err);
-    if (good.length === 0) throw new Error(`${this.description}: none of the ${raw.length} images of a batch could be decoded (epoch ${epoch}, positions ${positions[0]}..${positions.at(-1)})`);
-    const out = new Float32Array(positions.length * per);
-    imgs.forEach((im, k) => out.set(im instanceof Float32Array ? im : good[k % good.length]!, k * per));
-    return tensor(out, [positions.length, 3, size, size]);
+    const out = this.#decode.batches.take(positions.length * per);
+    try {
+      const errs = await Promise.all(raw.map(async (s, k) => {
+        const rnd = mulberry32(mixSeed(seed, epoch, s.id));
+        try {
+          await this.#decode.decodeInto(s.image, size, train ? { fx: rnd(), fy: rnd() } : 'centre', out.subarray(k * per, (k + 1) * per));
+          return undefined;
+        } catch (err) {
+          return { err, name: `${s.shardPath}:${s.key}.${s.ext}` };
+        }
+      }));
+      const good = errs.flatMap((e, k) => (e ? [] : [k]));
+      for (const e of errs) if (e) this.bad.add(e.name, e.err);
+      if (good.length === 0) throw new Error(`${this.description}: none of the ${raw.length} images of a batch could be decoded (epoch ${epoch}, positions ${positions[0]}..${positions.at(-1)})`);
+      errs.forEach((e, k) => e && out.copyWithin(k * per, good[k % good.length]! * per, (good[k % good.length]! + 1) * per));
+      return tensor(out, [positions.length, 3, size, size]);
+    } finally {
+      this.#decode.batches.give(out);
+    }
   }
 
   dispose(): void {

@@ -61,14 +61,15 @@ class FileDataset implements TrainDataset {
   get length(): number {
     return this.list.paths.length;
   }
-  async #one(index: number, epoch: number): Promise<Float32Array> {
+  /** Image `index` (or the next readable one) into `out`. */
+  async #one(index: number, epoch: number, out: Float32Array): Promise<void> {
     const n = this.length;
     for (let k = 0; k < n; k++) {
       const i = (index + k) % n;
       if (this.#bad.has(i)) continue;
       const rnd = mulberry32(mixSeed(this.seed, epoch, i));
       try {
-        return await this.#decode.decode(this.list.paths[i]!, this.size, this.train ? { fx: rnd(), fy: rnd() } : 'centre');
+        return await this.#decode.decodeInto(this.list.paths[i]!, this.size, this.train ? { fx: rnd(), fy: rnd() } : 'centre', out);
       } catch (err) {
         if (this.#bad.has(i)) continue; // another batch of the same step met it first
         this.#bad.add(i);
@@ -79,10 +80,13 @@ class FileDataset implements TrainDataset {
   }
   async load(indices: number[], epoch: number): Promise<Tensor> {
     const per = 3 * this.size * this.size;
-    const imgs = await Promise.all(indices.map((i) => this.#one(i, epoch)));
-    const out = new Float32Array(indices.length * per);
-    imgs.forEach((im, k) => out.set(im, k * per));
-    return tensor(out, [indices.length, 3, this.size, this.size]);
+    const out = this.#decode.batches.take(indices.length * per);
+    try {
+      await Promise.all(indices.map((i, k) => this.#one(i, epoch, out.subarray(k * per, (k + 1) * per))));
+      return tensor(out, [indices.length, 3, this.size, this.size]);
+    } finally {
+      this.#decode.batches.give(out);
+    }
   }
 }
 

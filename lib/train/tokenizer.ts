@@ -57,7 +57,7 @@ export interface TrainTokenizerOptions extends TrainOptionsFromConfig, BadImageO
   /** WebDataset shards: samples in each rank's shuffle buffer (default 1000; 0: the shard order alone is shuffled). */
   shuffleBuffer?: number;
   /**
-   * Decode worker threads per process (default 0: sharp on libuv's pool, driven from the main thread). The batches
+   * Decode worker threads per process (default 0: decoding on libuv's pool, driven from the main thread). The batches
    * they prepare ahead are bounded by `prefetch`; log.jsonl's `data_wait_ms` says whether input keeps up.
    */
   numWorkers?: number;

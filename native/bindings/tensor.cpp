@@ -84,13 +84,16 @@ Napi::Value TensorFromData(const Napi::CallbackInfo& info) {
   if (static_cast<int64_t>(data.ElementLength()) != numel)
     ThrowRange(env, "data: shape " + ShapeString(shape) + " needs " + std::to_string(numel) + " elements, got " +
                         std::to_string(data.ElementLength()));
+  // the view's bytes, also of a SharedArrayBuffer (which Napi::ArrayBuffer refuses)
+  void* bytes = nullptr;
+  NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, data, nullptr, nullptr, &bytes, nullptr, nullptr), Napi::Value());
   return Guard(env, [&] {
     at::ScalarType storage_type = dtype;
     if (dtype == at::kBool) storage_type = at::kByte;
     if ((dtype == at::kHalf || dtype == at::kBFloat16) && !raw) storage_type = at::kFloat;
     at::Tensor t = at::empty(shape, at::TensorOptions().dtype(storage_type));
     if (numel > 0) {
-      const uint8_t* src = static_cast<const uint8_t*>(data.ArrayBuffer().Data()) + data.ByteOffset();
+      const uint8_t* src = static_cast<const uint8_t*>(bytes);
       std::memcpy(t.data_ptr(), src, static_cast<size_t>(numel) * t.element_size());
     }
     if (dtype == at::kBool) t = t.ne(0);

@@ -1,6 +1,7 @@
 // decodeImage's resize is Pillow's: for inputs up to 4 megapixels the uint8 pixels of every crop equal
 // PIL.Image.open(f).convert('RGB').resize((w, h), BILINEAR) cut to the same box (mirrored when drawn), computed by
-// /usr/bin/python3, for photos (rocket.jpg has an ICC profile: ignored, as PIL ignores it) and for synthetic images of awkward sizes (thinner than the filter, upscaled, square, 3 x 3), with the
+// /usr/bin/python3, for photos (rocket.jpg has an ICC profile: ignored, as PIL ignores it), JPEGs (progressive, CMYK)
+// and for synthetic images of awkward sizes (thinner than the filter, upscaled, square, 3 x 3), with the
 // AVX-512, AVX2 and scalar passes (IBQ_KERNEL) giving the same bytes.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -69,6 +70,11 @@ describe.skipIf(!HAVE)('decodeImage resizes as Pillow', () => {
       await sharp(px, { raw: { width: w, height: h, channels: 3 } }).png().toFile(f);
       files.push(f);
     }
+    // JPEGs (decoded by libjpeg-turbo in the addon): progressive 4:2:0 of an odd size, and CMYK
+    const jpeg = join(dir, 'odd.jpg'), cmyk = join(dir, 'cmyk.jpg');
+    await sharp(PHOTOS[1]).resize(333, 251, { fit: 'fill' }).jpeg({ quality: 85, progressive: true }).toFile(jpeg);
+    await sharp(PHOTOS[0]).toColourspace('cmyk').jpeg({ quality: 90 }).toFile(cmyk);
+    files.push(jpeg, cmyk);
     const jobs = [];
     for (const size of [256, 64, 33]) {
       for (const file of files) {
