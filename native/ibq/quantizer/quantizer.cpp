@@ -133,7 +133,7 @@ at::Tensor IBQuantizerImpl::encode_indices(const at::Tensor& z, int64_t max_chun
   const auto& E = embedding->weight;
   const auto ac = compat::active_autocast_dtype(flat.device());
   if (const auto* kn = fused_kernels(flat, E, ac ? *ac : at::promote_types(flat.scalar_type(), E.scalar_type()))) {
-    return fused_forward(*kn, flat, E, false, 1.0, default_rows_per_block(opts_.n_embed)).indices.view({b, h, w});
+    return fused_forward(*kn, flat, E, false, 1.0, default_rows_per_block(opts_.n_embed), false).indices.view({b, h, w});
   }
   auto Et = E.t();
   const int64_t chunk = std::max<int64_t>(1, max_chunk_elements / std::max<int64_t>(1, opts_.n_embed));

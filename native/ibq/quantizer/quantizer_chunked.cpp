@@ -126,7 +126,7 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
   // Outputs: z_q [N, D], z_q2 [N, D] (both in dtype `cdt`), sample_entropy, avg_entropy (0-d float32, zero
   // when entropy is off), indices int64 [N] (not differentiable).
   static variable_list forward(AutogradContext* ctx, const at::Tensor& z, const at::Tensor& E, bool entropy,
-                               double temperature, int64_t rows, int64_t cdt) {
+                               double temperature, int64_t rows, int64_t cdt, bool for_backward) {
     compat::AutocastOff no_autocast;
     const auto c = static_cast<at::ScalarType>(cdt);
     const int64_t n = z.size(0);
@@ -137,7 +137,7 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
     const fused::Kernels* kn = fused_kernels(z, E, c);
     FusedForward f;
     if (kn) {
-      f = fused_forward(*kn, z, E, entropy, temperature, rows);
+      f = fused_forward(*kn, z, E, entropy, temperature, rows, for_backward);
       idx = f.indices;
       H = f.sample_entropy;
       pa_sum = f.avg_sum;  // float64
@@ -183,6 +183,10 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
     const auto& g_zq2 = grads[1];
     const bool g_ent = entropy && (grads[2].defined() || grads[3].defined());
     auto fopt = z.options().dtype(at::kFloat);
+    auto m1 = ctx->saved_data["m1"].toTensor();
+    const fused::Kernels* kn = m1.defined() ? fused_kernels(z, E, c) : nullptr;
+    // the fused kernels' block buffer before the codebook gradient: the forward freed one of this size for it
+    const at::Tensor fbuf = kn && (g_zq.defined() || g_ent) ? fused_buffer(*kn, n, k, rows, g_zq.defined()) : at::Tensor();
 
     // Codebook gradient, accumulated in float32. The dense path's three products (straight-through one-hot,
     // hard one-hot, logits) each give a gradient in dtype c that is converted to float32 and summed.
@@ -208,19 +212,18 @@ struct ChunkedIBQFunction : public torch::autograd::Function<ChunkedIBQFunction>
       g_avg = gpa / static_cast<double>(n);
     }
 
-    auto m1 = ctx->saved_data["m1"].toTensor();
-    const fused::Kernels* kn = m1.defined() ? fused_kernels(z, E, c) : nullptr;
     at::Tensor dz;
     if (kn) {
       FusedForward f;
       f.m1 = m1;
       f.ss = ctx->saved_data["ss"].toTensor();
       fused_backward(*kn, z, E, g_zq, f, g_ent ? g_row.item<double>() : 0.0, g_ent ? g_avg : at::Tensor(),
-                     temperature, rows, dz, dE);
+                     temperature, rows, fbuf, dz, dE);
     } else {
       dz = aten_backward(z, E, g_zq, g_ent, g_row, g_avg, temperature, rows, c, dE);
     }
-    return {dz.to(z.scalar_type()), dE.to(E.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dz.to(z.scalar_type()), dE.to(E.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
   }
 };
 
@@ -235,8 +238,9 @@ ChunkedIBQOutput ibq_chunked(const at::Tensor& z_flat, const at::Tensor& E, bool
   // The dense path's einsum runs in autocast's dtype when autocast is on, else in z's and E's common dtype.
   auto ac = compat::active_autocast_dtype(z_flat.device());
   const auto c = ac.has_value() ? *ac : at::promote_types(z_flat.scalar_type(), E.scalar_type());
+  const bool for_backward = at::GradMode::is_enabled() && (z_flat.requires_grad() || E.requires_grad());
   auto out = ChunkedIBQFunction::apply(z_flat, E, use_entropy_loss, temperature, std::max<int64_t>(1, rows_per_block),
-                                       static_cast<int64_t>(c));
+                                       static_cast<int64_t>(c), for_backward);
   ChunkedIBQOutput r;
   r.z_q = out[0];
   r.z_q2 = out[1];

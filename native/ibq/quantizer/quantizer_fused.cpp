@@ -40,11 +40,28 @@ void each_part(const Parts& parts, F&& f) {
 
 int64_t round_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
 
-// The packed [D, ncols] block: z^T in columns [0, rows), g^T in [rp, rp + rows) when g is defined; zero padding.
-void pack(at::Tensor& B, const at::Tensor& z, const at::Tensor& g, int64_t s, int64_t rows, int64_t rp) {
+// The block's positions as the right operand of the logits, [D, ncols] in panels of `panel` columns: z^T in
+// columns [0, rows), g^T in [rp, rp + rows) when g is defined; zero padding.
+void pack_positions(at::Tensor& B, const at::Tensor& z, const at::Tensor& g, int64_t s, int64_t rows, int64_t rp,
+                    int64_t panel) {
   B.zero_();
-  B.narrow(1, 0, rows).copy_(z.slice(0, s, s + rows).t());
-  if (g.defined()) B.narrow(1, rp, rows).copy_(g.slice(0, s, s + rows).t());
+  const int64_t d = z.size(1), ncols = B.size(1);
+  float* out = B.data_ptr<float>();
+  auto put = [&](const float* src, int64_t col0) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t k = 0; k < d; ++k) out[fused::panel_index(k, col0 + r, d, ncols, panel)] = src[(s + r) * d + k];
+  };
+  put(z.data_ptr<float>(), 0);
+  if (g.defined()) put(g.data_ptr<float>(), rp);
+}
+
+// z rows [s, s + rows) as the right operand of the codebook gradient: [rows, D] in panels of `panel` columns.
+void pack_rows(at::Tensor& Zp, const at::Tensor& z, int64_t s, int64_t rows, int64_t panel) {
+  const int64_t d = z.size(1);
+  const float* src = z.data_ptr<float>() + s * d;
+  float* out = Zp.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < d; ++k) out[fused::panel_index(r, k, rows, d, panel)] = src[r * d + k];
 }
 
 }  // namespace
@@ -74,8 +91,13 @@ const fused::Kernels* fused_kernels(const at::Tensor& z, const at::Tensor& E, at
   return nullptr;
 }
 
+at::Tensor fused_buffer(const fused::Kernels& kn, int64_t n, int64_t k, int64_t rows, bool with_g) {
+  const int64_t R = std::max<int64_t>(1, std::min(rows, n)), rp = round_up(R, kn.row_align);
+  return at::empty({k, with_g ? 2 * rp : rp}, at::TensorOptions().dtype(at::kFloat));
+}
+
 FusedForward fused_forward(const fused::Kernels& kn, const at::Tensor& z_in, const at::Tensor& E_in, bool entropy,
-                           double temperature, int64_t rows) {
+                           double temperature, int64_t rows, bool for_backward) {
   const auto z = z_in.contiguous(), E = E_in.contiguous();
   const int64_t n = z.size(0), k = E.size(0), d = E.size(1);
   const int64_t R = std::max<int64_t>(1, std::min(rows, n)), rp = round_up(R, kn.row_align);
@@ -92,8 +114,10 @@ FusedForward fused_forward(const fused::Kernels& kn, const at::Tensor& z_in, con
     f.avg_sum = at::zeros({k}, dopt);
   }
   auto B = at::empty({d, rp}, fopt);
-  auto buf = entropy ? at::empty({k, rp}, fopt) : at::Tensor();
-  auto scratch = entropy ? at::Tensor() : at::empty({np, fused::kTileCodes, rp}, fopt);
+  // the block's logits [k][rp] at the start of a buffer of the backward's size when one follows (freed here and
+  // kept by the allocator for it: core/large_blocks.h)
+  auto buf = entropy ? fused_buffer(kn, n, k, rows, for_backward) : at::Tensor();
+  auto scratch = at::empty({np, fused::kTileCodes, rp}, fopt);
   auto pm = at::empty({np, rp}, fopt), pidx = at::empty({np, rp}, fopt);
   auto m1 = at::zeros({rp}, fopt), inv_ss = at::zeros({rp}, fopt);
   auto psum = at::empty({2, np, rp}, dopt);
@@ -107,12 +131,11 @@ FusedForward fused_forward(const fused::Kernels& kn, const at::Tensor& z_in, con
   for (int64_t s = 0; s < n; s += R) {
     const int64_t r = std::min(R, n - s);
     b.rows = r;
-    pack(B, z, at::Tensor(), s, r, rp);
+    pack_positions(B, z, at::Tensor(), s, r, rp, kn.row_align);
     pm.fill_(-std::numeric_limits<float>::infinity());
     pidx.zero_();
     each_part(parts, [&](int64_t p, int64_t k0, int64_t k1) {
-      float* sc = entropy ? nullptr : scratch[p].data_ptr<float>();
-      kn.max_pass(b, k0, k1, sc, {pm[p].data_ptr<float>(), pidx[p].data_ptr<float>()});
+      kn.max_pass(b, k0, k1, scratch[p].data_ptr<float>(), {pm[p].data_ptr<float>(), pidx[p].data_ptr<float>()});
     });
     // parts in code order; a later part wins only with a strictly larger logit (first index of the max)
     const float* pmp = pm.data_ptr<float>();
@@ -150,7 +173,7 @@ FusedForward fused_forward(const fused::Kernels& kn, const at::Tensor& z_in, con
 
 void fused_backward(const fused::Kernels& kn, const at::Tensor& z_in, const at::Tensor& E_in, const at::Tensor& g_in,
                     const FusedForward& f, double g_row, const at::Tensor& g_avg_in, double temperature, int64_t rows,
-                    at::Tensor& dz, at::Tensor& dE) {
+                    const at::Tensor& buf, at::Tensor& dz, at::Tensor& dE) {
   const auto z = z_in.contiguous(), E = E_in.contiguous();
   const auto g = g_in.defined() ? g_in.to(at::kFloat).contiguous() : at::Tensor();
   const auto g_avg = g_avg_in.defined() ? g_avg_in.to(at::kFloat).contiguous() : at::Tensor();
@@ -166,9 +189,10 @@ void fused_backward(const fused::Kernels& kn, const at::Tensor& z_in, const at::
   dz = at::zeros({n, d}, fopt);
   if (!has_g && !ent) return;
   auto B = at::empty({d, ncols}, fopt);
-  auto buf = at::empty({k, ncols}, fopt);
-  auto scratch = at::empty({np, fused::kTileCodes * rp + rp * d}, fopt);
-  auto dzp = at::empty({np, rp, d}, dopt);
+  TORCH_CHECK(buf.is_contiguous() && buf.numel() >= k * ncols, "fused_backward: buffer too small");
+  auto scratch = at::empty({np, fused::kTileCodes * ncols + rp * d}, fopt);
+  auto Zp = at::empty({R, d}, fopt);
+  auto dzp = at::empty({np, d, rp}, dopt);  // dz^T of the block, per part
   auto psum = at::empty({3, np, rp}, dopt);
   // per-position constants; padding positions keep finite values (their gradient columns are zeroed)
   auto cst = at::zeros({6, rp}, fopt);  // m1, inv_ss, log_ss, inv_s1, c, r
@@ -176,6 +200,7 @@ void fused_backward(const fused::Kernels& kn, const at::Tensor& z_in, const at::
   fused::Block b;
   b.k = k, b.d = d, b.rp = rp, b.ncols = ncols, b.E = E.data_ptr<float>(), b.B = B.data_ptr<float>();
   b.buf = buf.data_ptr<float>();
+  b.zp = Zp.data_ptr<float>();
   b.temperature = static_cast<float>(temperature);
   b.m1 = cst[0].data_ptr<float>();
   b.inv_ss = cst[1].data_ptr<float>();
@@ -189,8 +214,8 @@ void fused_backward(const fused::Kernels& kn, const at::Tensor& z_in, const at::
   for (int64_t s = 0; s < n; s += R) {
     const int64_t r = std::min(R, n - s);
     b.rows = r;
-    b.z = z.data_ptr<float>() + s * d;
-    pack(B, z, g, s, r, rp);
+    pack_positions(B, z, g, s, r, rp, kn.row_align);
+    pack_rows(Zp, z, s, r, kn.row_align);
     cst.zero_();
     cst[0].slice(0, 0, r).copy_(f.m1.slice(0, s, s + r));
     at::Tensor ss;
@@ -201,7 +226,8 @@ void fused_backward(const fused::Kernels& kn, const at::Tensor& z_in, const at::
     }
     psum.zero_();
     each_part(parts, [&](int64_t p, int64_t k0, int64_t k1) {
-      kn.grad_sums(b, k0, k1, {psum[0][p].data_ptr<double>(), psum[1][p].data_ptr<double>(), psum[2][p].data_ptr<double>()});
+      kn.grad_sums(b, k0, k1, scratch[p].data_ptr<float>(),
+                   {psum[0][p].data_ptr<double>(), psum[1][p].data_ptr<double>(), psum[2][p].data_ptr<double>()});
     });
     if (has_g) {
       auto S1 = psum[0].sum(0).slice(0, 0, r);
@@ -213,7 +239,7 @@ void fused_backward(const fused::Kernels& kn, const at::Tensor& z_in, const at::
     each_part(parts, [&](int64_t p, int64_t k0, int64_t k1) {
       kn.grads(b, k0, k1, scratch[p].data_ptr<float>(), dzp[p].data_ptr<double>(), dEp);
     });
-    dz.slice(0, s, s + r).copy_(dzp.narrow(1, 0, r).sum(0));
+    dz.slice(0, s, s + r).copy_(dzp.narrow(2, 0, r).sum(0).t());
   }
 }
 

@@ -30,15 +30,23 @@ struct FusedForward {
   at::Tensor avg_sum;         // float64 [K]: sum_i softmax(L_i / T)_j                          (entropy)
 };
 
+// The buffer of one block's logits (and G = g E^T with_g): n_embed x 2 (or 1) x rows rounded up to the kernels'
+// alignment, float32, uninitialised. Both passes use one: the forward, given `for_backward`, one of the backward's
+// size (with G), which it frees and the allocator keeps (core/large_blocks.h) for the backward, which allocates its
+// own first (before the codebook gradient): in this order each block of memory is faulted in once per call.
+at::Tensor fused_buffer(const fused::Kernels& kn, int64_t n, int64_t n_embed, int64_t rows, bool with_g);
+
 // Forward over blocks of `rows` positions (rounded up to the kernels' alignment); entropy terms when `entropy`.
+// `for_backward`: a backward with the straight-through term follows (sizes the logits buffer for it).
 FusedForward fused_forward(const fused::Kernels& kn, const at::Tensor& z, const at::Tensor& E, bool entropy,
-                           double temperature, int64_t rows);
+                           double temperature, int64_t rows, bool for_backward);
 
 // Adds the logits' share of the gradients: dz [N, D] (written) and dE [K, D] (float32, accumulated) from
 // g = dLoss/dz_q [N, D] (may be undefined: no straight-through term) and the entropy gradients g_row
 // (dLoss/dH_i, the same for every i) and g_avg [K] float32 (dLoss/d mean_i softmax(L_i / T); undefined: none).
+// `buf`: fused_buffer(kn, N, n_embed, rows, g.defined()).
 void fused_backward(const fused::Kernels& kn, const at::Tensor& z, const at::Tensor& E, const at::Tensor& g,
                     const FusedForward& f, double g_row, const at::Tensor& g_avg, double temperature, int64_t rows,
-                    at::Tensor& dz, at::Tensor& dE);
+                    const at::Tensor& buf, at::Tensor& dz, at::Tensor& dE);
 
 }  // namespace ibq
