@@ -68,7 +68,8 @@ export interface NativeAddon extends TransformerAddon {
      * `reps` timings of each (libtorch on the contiguous and on the channels-last input).
      */
     groupNorm(x: TensorHandle, groups: number, weight: TensorHandle, bias: TensorHandle, eps: number, silu: boolean, reps: number):
-      Promise<{ used: boolean; maxDiff: number; atenMaxDiff: number; kernelS: number; atenS: number; atenClS: number }>;
+      Promise<{ used: boolean; maxDiff: number; atenMaxDiff: number; kernelS: number; atenS: number; atenClS: number;
+        dxDiff: number; dweightDiff: number; dbiasDiff: number; atenDxDiff: number; atenDweightDiff: number; atenDbiasDiff: number }>;
     /** The BLAS library's thread count now, outside jobs. */
     blasThreads(): number;
     /**

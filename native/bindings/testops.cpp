@@ -67,7 +67,8 @@ Napi::Value TestThreads(const Napi::CallbackInfo& info) {
 // blasThreads() -> number: the BLAS library's thread count now, on the calling thread (0: no such query).
 Napi::Value TestBlasThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ibq::blas_threads()); }
 
-// groupNorm(x, groups, weight, bias, eps, silu, reps) -> Promise<{ used, maxDiff, atenMaxDiff, kernelS, atenS, atenClS }>
+// groupNorm(x, groups, weight, bias, eps, silu, reps) -> Promise<{ used, maxDiff, atenMaxDiff, kernelS, atenS, atenClS,
+//   dxDiff, dweightDiff, dbiasDiff, atenDxDiff, atenDweightDiff, atenDbiasDiff }>
 Napi::Value TestGroupNorm(const Napi::CallbackInfo& info) {
   auto x = ArgTensor(info[0], "x"), w = ArgTensor(info[2], "weight"), b = ArgTensor(info[3], "bias");
   const int64_t groups = ArgInt(info[1], "groups", 1, 4096), reps = ArgInt(info[6], "reps", 0, 1000);
@@ -83,6 +84,12 @@ Napi::Value TestGroupNorm(const Napi::CallbackInfo& info) {
       o.Set("kernelS", Napi::Number::New(env, r.kernel_s));
       o.Set("atenS", Napi::Number::New(env, r.aten_s));
       o.Set("atenClS", Napi::Number::New(env, r.aten_cl_s));
+      o.Set("dxDiff", Napi::Number::New(env, r.dx_diff));
+      o.Set("dweightDiff", Napi::Number::New(env, r.dweight_diff));
+      o.Set("dbiasDiff", Napi::Number::New(env, r.dbias_diff));
+      o.Set("atenDxDiff", Napi::Number::New(env, r.aten_dx_diff));
+      o.Set("atenDweightDiff", Napi::Number::New(env, r.aten_dweight_diff));
+      o.Set("atenDbiasDiff", Napi::Number::New(env, r.aten_dbias_diff));
       return o;
     };
   });

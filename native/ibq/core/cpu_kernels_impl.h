@@ -54,6 +54,50 @@ void affine_silu(const float* x, float* y, int64_t rows, int64_t c, const float*
   }
 }
 
+// Rows per float32 block of gn_grad_sums (weight and bias gradients: sums over all N * H * W rows).
+constexpr int64_t kGradSumRows = 16;
+
+void gn_grad_sums(const float* x, const float* dout, float* dy, int64_t rows, int64_t c, const float* a, const float* b,
+                  const float* shift, bool silu, double* s1, double* s2) {
+  const vf one = vset(1.0f), zero = vzero();
+  for (int64_t r0 = 0; r0 < rows; r0 += kGradSumRows) {
+    const int64_t r1 = imin(rows, r0 + kGradSumRows);
+    for (int64_t c0 = 0; c0 < c; c0 += W) {
+      const vf va = vld(a + c0), vb = vld(b + c0), k = vld(shift + c0);
+      vf acc = vzero(), accx = vzero();
+      for (int64_t r = r0; r < r1; ++r) {
+        const vf xv = vld(x + r * c + c0);
+        vf g = vld(dout + r * c + c0);
+        if (silu) {  // d(y s(y))/dy = s (1 + y (1 - s)), s = 1 / (1 + e^-y)
+          const vf y = vfma(xv, va, vb);
+          const vf s = vdiv(one, vadd(one, vexp(vsub(zero, y))));
+          g = vmul(g, vmul(s, vfma(y, vsub(one, s), one)));
+        }
+        vst(dy + r * c + c0, g);
+        acc = vadd(acc, g);
+        accx = vfma(g, vsub(xv, k), accx);
+      }
+      alignas(64) float sa[W], sx[W];
+      vst(sa, acc);
+      vst(sx, accx);
+      for (int j = 0; j < W; ++j) {
+        s1[c0 + j] += sa[j];
+        s2[c0 + j] += sx[j];
+      }
+    }
+  }
+}
+
+void gn_combine(const float* dy, const float* x, float* dx, int64_t rows, int64_t c, const float* A, const float* B,
+                const float* shift, const float* C) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c0 = 0; c0 < c; c0 += W) {
+      const vf t = vfma(vld(B + c0), vsub(vld(x + r * c + c0), vld(shift + c0)), vld(C + c0));
+      vst(dx + r * c + c0, vfma(vld(A + c0), vld(dy + r * c + c0), t));
+    }
+  }
+}
+
 double fma_chains(int64_t iters, float seed) {
   vf acc[12];
   for (int i = 0; i < 12; ++i) acc[i] = vset(seed + float(i));
@@ -71,7 +115,7 @@ double fma_chains(int64_t iters, float seed) {
   return double(iters) * 12.0 * W * 2.0;
 }
 
-const Table kTable = {IBQ_SIMD_NAME, W, channel_sums, affine_silu, fma_chains};
+const Table kTable = {IBQ_SIMD_NAME, W, channel_sums, affine_silu, gn_grad_sums, gn_combine, fma_chains};
 
 }  // namespace
 

@@ -15,6 +15,14 @@ struct Table {
   void (*channel_sums)(const float* x, int64_t rows, int64_t c, const float* shift, double* s1, double* s2);
   // y = x * a + b per channel (a, b: c floats), then SiLU (y / (1 + e^-y)) when `silu`; y may be x.
   void (*affine_silu)(const float* x, float* y, int64_t rows, int64_t c, const float* a, const float* b, bool silu);
+  // GroupNorm(+SiLU) backward, first pass over rows [0, rows) of one sample: with y = x * a + b per channel (the
+  // forward's affine, a and b as it used them), writes dy = dout * SiLU'(y) (dout itself without `silu`) and adds
+  // sum(dy) and sum(dy * (x - shift)) per channel to s1, s2 (c doubles each; float32 within blocks of rows).
+  void (*gn_grad_sums)(const float* x, const float* dout, float* dy, int64_t rows, int64_t c, const float* a,
+                       const float* b, const float* shift, bool silu, double* s1, double* s2);
+  // Second pass: dx = A * dy + B * (x - shift) + C per channel (A, B, shift, C: c floats each); dx may be dy.
+  void (*gn_combine)(const float* dy, const float* x, float* dx, int64_t rows, int64_t c, const float* A,
+                     const float* B, const float* shift, const float* C);
   // `iters` rounds of 12 independent chains of vector fused multiply-adds on this thread; returns the float32
   // operations done (2 per lane and FMA). Used to measure the CPU's FMA peak.
   double (*fma_chains)(int64_t iters, float seed);

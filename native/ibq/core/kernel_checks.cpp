@@ -37,6 +37,28 @@ GroupNormCheck group_norm_check(const at::Tensor& x_in, int64_t groups, const at
   const auto ours = r.used ? group_norm_silu_cl(cl, groups, weight, bias, eps, silu, false) : aten_norm(cl, groups, weight, bias, eps, silu);
   r.max_diff = (ours.to(at::kDouble) - truth).abs().max().item<double>();
   r.aten_max_diff = (aten_norm(x, groups, weight, bias, eps, silu).to(at::kDouble) - truth).abs().max().item<double>();
+  {
+    at::AutoGradMode grad_on(true);
+    const auto gout = at::rand(x.sizes(), at::TensorOptions().dtype(at::kDouble)) * 2 - 1;
+    auto grads = [&](const at::Tensor& xin, const at::Tensor& w, const at::Tensor& b, bool kernel) {
+      auto xi = xin.detach().requires_grad_(true), wi = w.detach().clone().requires_grad_(true),
+           bi = b.detach().clone().requires_grad_(true);
+      auto out = kernel ? group_norm_silu_cl(xi, groups, wi, bi, eps, silu, false) : aten_norm(xi, groups, wi, bi, eps, silu);
+      (out.to(at::kDouble) * gout).sum().backward();
+      return std::vector<at::Tensor>{xi.grad().to(at::kDouble), wi.grad().to(at::kDouble), bi.grad().to(at::kDouble)};
+    };
+    const auto truth_g = grads(x.to(at::kDouble), weight.to(at::kDouble), bias.to(at::kDouble), false);
+    const auto wf = weight.to(at::kFloat), bf = bias.to(at::kFloat);
+    const auto ours_g = grads(cl, wf, bf, r.used);
+    const auto aten_g = grads(x, wf, bf, false);
+    auto diff = [](const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); };
+    r.dx_diff = diff(ours_g[0], truth_g[0]);
+    r.dweight_diff = diff(ours_g[1], truth_g[1]);
+    r.dbias_diff = diff(ours_g[2], truth_g[2]);
+    r.aten_dx_diff = diff(aten_g[0], truth_g[0]);
+    r.aten_dweight_diff = diff(aten_g[1], truth_g[1]);
+    r.aten_dbias_diff = diff(aten_g[2], truth_g[2]);
+  }
   if (r.used) {
     r.kernel_s = best_seconds(reps, [&] { group_norm_silu_cl(cl, groups, weight, bias, eps, silu, false); });
   }

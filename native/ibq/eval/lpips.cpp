@@ -3,6 +3,7 @@
 #include <unordered_map>
 
 #include "ibq/core/errors.h"
+#include "ibq/core/layout.h"
 
 namespace ibq {
 namespace {
@@ -148,8 +149,8 @@ at::Tensor LPIPSImpl::forward(const at::Tensor& in0, const at::Tensor& in1, bool
     a = 2 * a - 1;
     b = 2 * b - 1;
   }
-  auto f0 = slices(scaling.forward(a));
-  auto f1 = slices(scaling.forward(b));
+  auto f0 = slices(cpu_channels_last(scaling.forward(a)));
+  auto f1 = slices(cpu_channels_last(scaling.forward(b)));
   at::Tensor val;
   for (size_t k = 0; k < f0.size(); ++k) {
     auto d = unit_normalize(f0[k]) - unit_normalize(f1[k]);

@@ -28,14 +28,20 @@ at::Tensor swish(const at::Tensor& x) {
 }
 
 bool channels_last_path(const at::Tensor& x) {
-  return kernels::selected() && !at::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
-         !x.requires_grad();
+  if (!x.device().is_cpu() || x.dim() != 4) return false;
+  if (at::GradMode::is_enabled()) return x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16;
+  return kernels::selected() && x.scalar_type() == at::kFloat && !x.requires_grad();
 }
 
 at::Tensor norm_act(torch::nn::GroupNorm& norm, const at::Tensor& x, bool silu, bool in_place) {
   const int64_t groups = norm->options.num_groups();
-  if (norm->weight.scalar_type() == at::kFloat && kernels::group_norm_cl_applies(x, groups))
-    return kernels::group_norm_silu_cl(x, groups, norm->weight, norm->bias, norm->options.eps(), silu, in_place);
+  if (norm->weight.scalar_type() == at::kFloat) {
+    // under autocast a bfloat16 activation, normalised in float32 as apply_norm does
+    const at::Tensor xf = x.scalar_type() == at::kFloat ? x : x.to(at::kFloat);
+    if (kernels::group_norm_cl_applies(xf, groups))
+      return kernels::group_norm_silu_cl(xf, groups, norm->weight, norm->bias, norm->options.eps(), silu,
+                                         in_place && xf.is_same(x));
+  }
   return silu ? swish(apply_norm(norm, x)) : apply_norm(norm, x);
 }
 

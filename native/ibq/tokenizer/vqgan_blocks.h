@@ -16,9 +16,11 @@ at::Tensor apply_norm(torch::nn::GroupNorm& norm, const at::Tensor& x);
 // swish / SiLU: x * sigmoid(x) (official `nonlinearity`).
 at::Tensor swish(const at::Tensor& x);
 
-// Whether x takes the channels-last inference path of the encoder and decoder: a float32 CPU tensor without
-// autograd while one of our CPU kernels is selected (ibq/core/cpu_kernels.h; IBQ_KERNEL=aten: never). On it the
-// activations stay channels-last end to end and GroupNorm(+SiLU) runs on our kernel.
+// Whether x takes the channels-last path of the encoder and decoder, on which the activations stay channels-last
+// end to end (oneDNN's convolutions, forward and backward, run faster on that layout than on NCHW here):
+// in training (autograd on), any float32 or bfloat16 4-D CPU tensor; without autograd (inference), a float32 CPU
+// tensor while one of our CPU kernels is selected (ibq/core/cpu_kernels.h; IBQ_KERNEL=aten: never), so that
+// GroupNorm(+SiLU) runs on our kernel.
 bool channels_last_path(const at::Tensor& x);
 // swish(apply_norm(norm, x)) (or the norm alone without `silu`); on a channels-last tensor of that path our fused
 // kernel, writing into x itself when `in_place` (x must then be a temporary of the caller).
