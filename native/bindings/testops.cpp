@@ -122,6 +122,27 @@ Napi::Value TestMultinomial(const Napi::CallbackInfo& info) {
   });
 }
 
+// bmm(a, b, aTransposed, bTransposed) -> Promise<{ outDiff, daDiff, dbDiff, atenOutDiff, atenDaDiff, atenDbDiff,
+//   layoutsKept }>: parallel_bmm against torch::bmm (ibq/core/kernel_checks.h).
+Napi::Value TestBmm(const Napi::CallbackInfo& info) {
+  auto a = ArgTensor(info[0], "a"), b = ArgTensor(info[1], "b");
+  const bool at_ = ArgBool(info[2], "aTransposed", false), bt = ArgBool(info[3], "bTransposed", false);
+  return Submit(info.Env(), [=](JobContext&) -> Finisher {
+    const auto r = ibq::kernels::bmm_check(a, b, at_, bt);
+    return [r](Napi::Env env) {
+      auto o = Napi::Object::New(env);
+      o.Set("outDiff", Napi::Number::New(env, r.out_diff));
+      o.Set("daDiff", Napi::Number::New(env, r.da_diff));
+      o.Set("dbDiff", Napi::Number::New(env, r.db_diff));
+      o.Set("atenOutDiff", Napi::Number::New(env, r.aten_out_diff));
+      o.Set("atenDaDiff", Napi::Number::New(env, r.aten_da_diff));
+      o.Set("atenDbDiff", Napi::Number::New(env, r.aten_db_diff));
+      o.Set("layoutsKept", Napi::Boolean::New(env, r.layouts_kept));
+      return o;
+    };
+  });
+}
+
 // attend(q [P, hd], kt, v, offsets, lengths, T, scale) -> Promise<TensorHandle>: ibq::rows::attend (the serving
 // engine's single-query attention; offsets and lengths: one per pair, as numbers). kt: slots of keys [hd, T]
 // row-major, v: slots of values [T, hd], offsets multiples of hd T (a slot each); laid out here as the engine's
@@ -171,6 +192,7 @@ void InitTestOps(Napi::Env env, Napi::Object exports) {
   ops.Set("fail", Napi::Function::New(env, TestFail, "fail"));
   ops.Set("threads", Napi::Function::New(env, TestThreads, "threads"));
   ops.Set("groupNorm", Napi::Function::New(env, TestGroupNorm, "groupNorm"));
+  ops.Set("bmm", Napi::Function::New(env, TestBmm, "bmm"));
   ops.Set("blasThreads", Napi::Function::New(env, TestBlasThreads, "blasThreads"));
   ops.Set("multinomial", Napi::Function::New(env, TestMultinomial, "multinomial"));
   ops.Set("attend", Napi::Function::New(env, TestAttend, "attend"));

@@ -22,4 +22,14 @@ struct GroupNormCheck {
 GroupNormCheck group_norm_check(const at::Tensor& x, int64_t groups, const at::Tensor& weight, const at::Tensor& bias,
                                 double eps, bool silu, int64_t reps);
 
+struct BmmCheck {
+  double out_diff = 0.0, da_diff = 0.0, db_diff = 0.0;  // max |parallel_bmm - torch::bmm in float64|, and of grads
+  double aten_out_diff = 0.0, aten_da_diff = 0.0, aten_db_diff = 0.0;  // the same of torch::bmm in float32
+  bool layouts_kept = false;  // each gradient has its input's strides (a transposed view gets a transposed grad)
+};
+
+// parallel_bmm (core/parallel_bmm.h) of a [B, M, K] (given as [B, K, M] and transposed when `a_transposed`) and
+// b [B, K, N] (likewise) against torch::bmm: forward, and backward of sum(out * g) with g seeded in [-1, 1].
+BmmCheck bmm_check(const at::Tensor& a, const at::Tensor& b, bool a_transposed, bool b_transposed);
+
 }  // namespace ibq::kernels

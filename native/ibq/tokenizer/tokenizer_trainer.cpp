@@ -8,41 +8,6 @@
 #include "ibq/core/errors.h"
 #include "ibq/core/layout.h"
 #include "ibq/train/accumulate.h"
-#include <torch/csrc/autograd/profiler_legacy.h>
-#include <iostream>
-#include <map>
-namespace { // TEMP
-struct ShapeProf {
-  bool on = false;
-  ShapeProf(bool o) : on(o) { if (on) torch::autograd::profiler::enableProfilerLegacy(torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU, true)); }
-  ~ShapeProf() {
-    if (!on) return;
-    auto lists = torch::autograd::profiler::disableProfilerLegacy();
-    std::map<std::string, std::pair<double,int>> agg;
-    for (auto& l : lists) {
-      std::vector<const torch::autograd::profiler::LegacyEvent*> st;
-      for (auto& e : l) {
-        if (e.kindStr() == "push") st.push_back(&e);
-        else if (e.kindStr() == "pop" && !st.empty()) {
-          auto* b = st.back(); st.pop_back();
-          std::string n = b->name();
-          const char* want = std::getenv("IBQ_TMP_OPS");
-          if (!want || std::string(want).find(n) == std::string::npos) continue;
-          std::ostringstream os; for (size_t q = st.size() > 3 ? st.size() - 3 : 0; q < st.size(); ++q) os << st[q]->name() << " > "; os << n;
-          for (auto& sh : b->shapes()) { os << " ["; for (auto v : sh) os << v << ","; os << "]"; }
-          auto& a = agg[os.str()]; a.first += b->cpuElapsedUs(e); a.second++;
-        }
-      }
-    }
-    std::vector<std::pair<double, std::string>> v;
-    for (auto& [k, a] : agg) v.push_back({a.first, k + " x" + std::to_string(a.second)});
-    std::sort(v.rbegin(), v.rend());
-    for (size_t i = 0; i < v.size() && i < 40; ++i) std::cerr << v[i].first / 1000 << " ms  " << v[i].second << "\n";
-  }
-};
-}
-#include <cstdlib>
-#include <memory>
 
 namespace ibq {
 namespace {
@@ -179,9 +144,6 @@ void TokenizerTrainer::set_data_parallel(std::shared_ptr<dist::ProcessGroup> pg,
 }
 
 StepResult TokenizerTrainer::step(const at::Tensor& x_in, int64_t global_step, int64_t accumulate, int64_t micro_batch) {
-  std::unique_ptr<torch::autograd::profiler::RecordProfile> prof_;  // TEMP PROFILE
-  if (const char* pp = std::getenv("IBQ_TMP_PROFILE")) if (global_step == 3) prof_ = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(pp));
-  ShapeProf sp_(std::getenv("IBQ_TMP_OPS") && global_step == 3);
   auto& m = *module_;
   m.train(true);
   const auto dev = device_of(m);

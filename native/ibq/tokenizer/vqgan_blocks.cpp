@@ -2,6 +2,7 @@
 
 #include "ibq/core/errors.h"
 #include "ibq/core/cpu_kernels.h"
+#include "ibq/core/parallel_bmm.h"
 
 namespace ibq::vqgan {
 namespace F = torch::nn::functional;
@@ -99,12 +100,12 @@ at::Tensor AttnBlockImpl::forward(const at::Tensor& x) {
     auto qr = as_rows(qh), kt = as_rows(kh).transpose(1, 2), vr = as_rows(vh);
     at::Tensor out;
     if (dense) {
-      out = torch::bmm(torch::softmax(torch::bmm(qr, kt).mul_(scale), 2), vr);
+      out = parallel_bmm(torch::softmax(parallel_bmm(qr, kt).mul_(scale), 2), vr);
     } else {
       out = at::empty({b, n, c}, vr.options());
       for (int64_t i = 0; i < n; i += rows) {
         const int64_t r = std::min(rows, n - i);
-        out.narrow(1, i, r).copy_(torch::bmm(torch::softmax(torch::bmm(qr.narrow(1, i, r), kt).mul_(scale), 2), vr));
+        out.narrow(1, i, r).copy_(parallel_bmm(torch::softmax(parallel_bmm(qr.narrow(1, i, r), kt).mul_(scale), 2), vr));
       }
     }
     return residual(x, proj_out(out.view({b, hh, ww, c}).permute({0, 3, 1, 2})));
