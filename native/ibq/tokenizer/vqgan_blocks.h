@@ -1,7 +1,8 @@
 // Building blocks of the VQGAN encoder/decoder (taming-transformers `diffusionmodules/model.py`, as used by the
 // official IBQ `VQModel`): GroupNorm(32, eps 1e-6), swish, ResnetBlock, AttnBlock, Upsample, Downsample.
 // Parameter names follow the official modules (norm1, conv1, norm2, conv2, nin_shortcut; norm, q, k, v,
-// proj_out; conv), so official state dicts load 1:1. All tensors are NCHW; float32 unless under autocast.
+// proj_out; conv), so official state dicts load 1:1. All tensors are [N, C, H, W] (channels-last in memory on the CPU
+// path, channels_last_path); float32 unless under autocast.
 #pragma once
 #include <torch/torch.h>
 
