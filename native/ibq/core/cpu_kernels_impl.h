@@ -98,6 +98,34 @@ void gn_combine(const float* dy, const float* x, float* dx, int64_t rows, int64_
   }
 }
 
+void adam(float* p, const float* g, float* m, float* v, int64_t n, const AdamConstants& k) {
+  const vf b1 = vset(k.beta1), c1 = vset(k.one_minus_beta1), b2 = vset(k.beta2), c2 = vset(k.one_minus_beta2);
+  const vf bc = vset(k.bias_correction2_sqrt), eps = vset(k.eps), step = vset(k.neg_step_size);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const vf gv = vld(g + i);
+    const vf mv = vadd(vmul(vld(m + i), b1), vmul(gv, c1));
+    const vf vv = vadd(vmul(vld(v + i), b2), vmul(vmul(gv, gv), c2));
+    vst(m + i, mv);
+    vst(v + i, vv);
+    vst(p + i, vadd(vld(p + i), vmul(step, vdiv(mv, vadd(vdiv(vsqrt(vv), bc), eps)))));
+  }
+  for (; i < n; ++i) {
+    const float mv = m[i] * k.beta1 + g[i] * k.one_minus_beta1;
+    const float vv = v[i] * k.beta2 + g[i] * g[i] * k.one_minus_beta2;
+    m[i] = mv;
+    v[i] = vv;
+    p[i] = p[i] + k.neg_step_size * (mv / (__builtin_sqrtf(vv) / k.bias_correction2_sqrt + k.eps));
+  }
+}
+
+void ema(float* s, const float* p, int64_t n, float omd) {
+  const vf o = vset(omd);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) vst(s + i, vsub(vld(s + i), vmul(o, vsub(vld(s + i), vld(p + i)))));
+  for (; i < n; ++i) s[i] = s[i] - omd * (s[i] - p[i]);
+}
+
 double fma_chains(int64_t iters, float seed) {
   vf acc[12];
   for (int i = 0; i < 12; ++i) acc[i] = vset(seed + float(i));
@@ -115,7 +143,7 @@ double fma_chains(int64_t iters, float seed) {
   return double(iters) * 12.0 * W * 2.0;
 }
 
-const Table kTable = {IBQ_SIMD_NAME, W, channel_sums, affine_silu, gn_grad_sums, gn_combine, fma_chains};
+const Table kTable = {IBQ_SIMD_NAME, W, channel_sums, affine_silu, gn_grad_sums, gn_combine, adam, ema, fma_chains};
 
 }  // namespace
 
