@@ -1,5 +1,6 @@
 // Our side of `npm run bench`: one workload in this process, through the package's public API (dist/).
 //   node bench/ours.mjs parity <workload> <params.json> <dir>   reads weights.ckpt + inputs.ckpt, writes ours.ckpt
+//                                                                (train_step: also state<i>.ckpt, ours_after<i>.ckpt)
 //   node bench/ours.mjs time   <workload> <params.json> <dir>   times the workload, prints one JSON line
 import { readFileSync } from 'node:fs';
 import {
@@ -79,13 +80,15 @@ async function parity(w, p, dir) {
   const inputs = w === 'ckpt_load' ? new Map() : (await loadCheckpoint(`${dir}/inputs.ckpt`)).stateDict;
   const out = new Map();
   if (w === 'train_step') {
+    // Step i starts from the reference's state before it (state<i>.ckpt: weights, Adam and EMA states, LeCAM EMA;
+    // step 0: weights.ckpt); our whole state after it goes to ours_after<i>.ckpt (bench/ref/train_parity.py).
     const trainer = await makeTrainer(p, weights);
     for (let i = 0; i < p.steps; i++) {
+      if (i > 0) await trainer.restore(await loadCheckpoint(`${dir}/state${i}.ckpt`), `state${i}.ckpt`);
       const log = await trainer.step(inputs.get(`x${i}`), { globalStep: i });
       for (const [k, v] of Object.entries(log)) out.set(`step${i}/${k}`, scalar(v));
+      await trainer.save(`${dir}/ours_after${i}.ckpt`, { epoch: 0, globalStep: i + 1 });
     }
-    const sd = trainer.stateDict();
-    for (const k of p.compare_params) out.set(`param/${k}`, sd.get(k));
   } else if (w === 'encode_decode') {
     const tok = Tokenizer.create(tokConfig(p));
     await tok.loadStateDict(weights, { strict: true });

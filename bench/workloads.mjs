@@ -1,5 +1,6 @@
 // The benchmark workloads of `npm run bench`: sizes for the full run, for --quick (CI) and for the parity
-// check that precedes every timing (a small instance, same weights on both sides).
+// check that precedes every timing (a small instance, same weights on both sides; training: each step from the
+// same state on both sides, bench/ref/train_parity.py).
 const TOK_LOSS = {
   disc_conditional: false, disc_in_channels: 3, disc_start: 0, disc_weight: 0.4, quant_loss_weight: 1.0,
   entropy_loss_weight: 0.05, gen_loss_weight: 0.1, lecam_loss_weight: 0.05,
@@ -24,6 +25,8 @@ export const WORKLOADS = {
       lossconfig: TOK_LOSS, warmup: 1, reps: 3, rounds: 2,
     },
     quick: { ...SMALL_TOK, batch: 2, lossconfig: TOK_LOSS, warmup: 1, reps: 2, rounds: 1 },
+    // every step from the same state on both sides (the reference's state before it); after each step: losses,
+    // all gradients, moments, updated weights, EMA, buffers, and these named weights across sides (train_parity.py)
     parity: {
       ...SMALL_TOK, n_embed: 64, embed_dim: 16, batch: 2, steps: 2, lossconfig: TOK_LOSS,
       compare_params: ['decoder.conv_out.weight', 'quantize.embedding.weight', 'loss.discriminator.main.0.weight',

@@ -18,6 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokenizer_ref as T  # noqa: E402
+import train_parity  # noqa: E402
 import transformer_ref as G  # noqa: E402
 import data_ref  # noqa: E402
 
@@ -88,6 +89,7 @@ def prep(w, p, d):
         save_sd(d + "/weights.ckpt", m.state_dict())
         xs = {"x%d" % i: images(p, p["batch"], 100 + i) for i in range(p["steps"])}
         save_sd(d + "/inputs.ckpt", xs)
+        train_parity.prep(make_training_module, p, d, xs)  # the reference's state before each later step
     elif w == "encode_decode":
         t = T.Tokenizer(tok_cfg(p))
         save_sd(d + "/weights.ckpt", t.state_dict())
@@ -151,16 +153,8 @@ def check(w, p, d):
             c(k, ours[k], ref, 1e-6)
         return {"ok": c.ok, "rows": c.rows}
     if w == "train_step":
-        m = make_training_module(p)
-        m.load_state_dict(load_sd(d + "/weights.ckpt"))
-        xs = load_sd(d + "/inputs.ckpt")
-        for i in range(p["steps"]):
-            log = m.step(xs["x%d" % i])
-            for k, v in log.items():
-                c("step%d %s" % (i, k), ours["step%d/%s" % (i, k)].double(), torch.tensor(v, dtype=torch.float64), 1e-5)
-        sd = m.state_dict()
-        for k in p["compare_params"]:
-            c("after %d steps: %s" % (p["steps"], k), ours["param/" + k], sd[k], 1e-4)
+        # each step from the same state on both sides (the reference's): see train_parity.py for what is compared
+        train_parity.check(make_training_module, p, d, load_sd(d + "/inputs.ckpt"), c)
     elif w == "encode_decode":
         t = T.Tokenizer(tok_cfg(p)).eval()
         t.load_state_dict(load_sd(d + "/weights.ckpt"))

@@ -68,7 +68,14 @@ export interface NativeAddon extends TransformerAddon {
      * `reps` timings of each (libtorch on the contiguous and on the channels-last input).
      */
     groupNorm(x: TensorHandle, groups: number, weight: TensorHandle, bias: TensorHandle, eps: number, silu: boolean, reps: number):
-      Promise<{ used: boolean; maxDiff: number; atenMaxDiff: number; kernelS: number; atenS: number; atenClS: number }>;
+      Promise<{ used: boolean; maxDiff: number; atenMaxDiff: number; kernelS: number; atenS: number; atenClS: number;
+        dxDiff: number; dweightDiff: number; dbiasDiff: number; atenDxDiff: number; atenDweightDiff: number; atenDbiasDiff: number }>;
+    /**
+     * parallel_bmm (native/ibq/core/parallel_bmm.h) against torch.bmm, forward and backward, against float64: a given
+     * as [B, K, M] and transposed when `aTransposed` (b likewise); `layoutsKept`: each gradient had its input's strides.
+     */
+    bmm(a: TensorHandle, b: TensorHandle, aTransposed: boolean, bTransposed: boolean): Promise<{ outDiff: number;
+      daDiff: number; dbDiff: number; atenOutDiff: number; atenDaDiff: number; atenDbDiff: number; layoutsKept: boolean }>;
     /** The BLAS library's thread count now, outside jobs. */
     blasThreads(): number;
     /**

@@ -67,7 +67,8 @@ Napi::Value TestThreads(const Napi::CallbackInfo& info) {
 // blasThreads() -> number: the BLAS library's thread count now, on the calling thread (0: no such query).
 Napi::Value TestBlasThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ibq::blas_threads()); }
 
-// groupNorm(x, groups, weight, bias, eps, silu, reps) -> Promise<{ used, maxDiff, atenMaxDiff, kernelS, atenS, atenClS }>
+// groupNorm(x, groups, weight, bias, eps, silu, reps) -> Promise<{ used, maxDiff, atenMaxDiff, kernelS, atenS, atenClS,
+//   dxDiff, dweightDiff, dbiasDiff, atenDxDiff, atenDweightDiff, atenDbiasDiff }>
 Napi::Value TestGroupNorm(const Napi::CallbackInfo& info) {
   auto x = ArgTensor(info[0], "x"), w = ArgTensor(info[2], "weight"), b = ArgTensor(info[3], "bias");
   const int64_t groups = ArgInt(info[1], "groups", 1, 4096), reps = ArgInt(info[6], "reps", 0, 1000);
@@ -83,6 +84,12 @@ Napi::Value TestGroupNorm(const Napi::CallbackInfo& info) {
       o.Set("kernelS", Napi::Number::New(env, r.kernel_s));
       o.Set("atenS", Napi::Number::New(env, r.aten_s));
       o.Set("atenClS", Napi::Number::New(env, r.aten_cl_s));
+      o.Set("dxDiff", Napi::Number::New(env, r.dx_diff));
+      o.Set("dweightDiff", Napi::Number::New(env, r.dweight_diff));
+      o.Set("dbiasDiff", Napi::Number::New(env, r.dbias_diff));
+      o.Set("atenDxDiff", Napi::Number::New(env, r.aten_dx_diff));
+      o.Set("atenDweightDiff", Napi::Number::New(env, r.aten_dweight_diff));
+      o.Set("atenDbiasDiff", Napi::Number::New(env, r.aten_dbias_diff));
       return o;
     };
   });
@@ -111,6 +118,27 @@ Napi::Value TestMultinomial(const Napi::CallbackInfo& info) {
       r.Set("ref", TensorHandle::New(env, f));
       r.Set("sameState", Napi::Boolean::New(env, same));
       return r;
+    };
+  });
+}
+
+// bmm(a, b, aTransposed, bTransposed) -> Promise<{ outDiff, daDiff, dbDiff, atenOutDiff, atenDaDiff, atenDbDiff,
+//   layoutsKept }>: parallel_bmm against torch::bmm (ibq/core/kernel_checks.h).
+Napi::Value TestBmm(const Napi::CallbackInfo& info) {
+  auto a = ArgTensor(info[0], "a"), b = ArgTensor(info[1], "b");
+  const bool at_ = ArgBool(info[2], "aTransposed", false), bt = ArgBool(info[3], "bTransposed", false);
+  return Submit(info.Env(), [=](JobContext&) -> Finisher {
+    const auto r = ibq::kernels::bmm_check(a, b, at_, bt);
+    return [r](Napi::Env env) {
+      auto o = Napi::Object::New(env);
+      o.Set("outDiff", Napi::Number::New(env, r.out_diff));
+      o.Set("daDiff", Napi::Number::New(env, r.da_diff));
+      o.Set("dbDiff", Napi::Number::New(env, r.db_diff));
+      o.Set("atenOutDiff", Napi::Number::New(env, r.aten_out_diff));
+      o.Set("atenDaDiff", Napi::Number::New(env, r.aten_da_diff));
+      o.Set("atenDbDiff", Napi::Number::New(env, r.aten_db_diff));
+      o.Set("layoutsKept", Napi::Boolean::New(env, r.layouts_kept));
+      return o;
     };
   });
 }
@@ -164,6 +192,7 @@ void InitTestOps(Napi::Env env, Napi::Object exports) {
   ops.Set("fail", Napi::Function::New(env, TestFail, "fail"));
   ops.Set("threads", Napi::Function::New(env, TestThreads, "threads"));
   ops.Set("groupNorm", Napi::Function::New(env, TestGroupNorm, "groupNorm"));
+  ops.Set("bmm", Napi::Function::New(env, TestBmm, "bmm"));
   ops.Set("blasThreads", Napi::Function::New(env, TestBlasThreads, "blasThreads"));
   ops.Set("multinomial", Napi::Function::New(env, TestMultinomial, "multinomial"));
   ops.Set("attend", Napi::Function::New(env, TestAttend, "attend"));

@@ -1,6 +1,7 @@
-// Our channels-last GroupNorm(+SiLU) kernel (native/ibq/core/cpu_kernels.h; the encoder and decoder run it in inference) against
-// libtorch's float64 result: at least as exact as libtorch's own float32 group_norm, on shapes with remainders and on
-// inputs far from zero mean (the statistics are shifted sums). The kernel the run uses: info().kernel (IBQ_KERNEL).
+// Our channels-last GroupNorm(+SiLU) kernel (native/ibq/core/cpu_kernels.h; the encoder and decoder run it in inference
+// and training) against libtorch's float64 result: at least as exact as libtorch's own float32 group_norm, forward and
+// backward (d/dx, d/dweight, d/dbias of sum(out * grad_out)), on shapes with remainders and on inputs far from zero mean
+// (the statistics are shifted sums). The kernel the run uses: info().kernel (IBQ_KERNEL).
 import { describe, expect, it } from 'vitest';
 
 import { info, tensor } from '../../dist/index.js';
@@ -42,6 +43,13 @@ describe('channels-last GroupNorm + SiLU kernel', () => {
       const r = await check(shape, opts);
       expect(r.used).toBe(kernel !== 'aten');
       if (r.used) expect(r.maxDiff).toBeLessThanOrEqual(Math.max(2 * r.atenMaxDiff, 1e-6));
+    });
+    it(`${name}: backward (${kernel})`, async () => {
+      const r = await check(shape, opts);
+      expect(r.used).toBe(kernel !== 'aten');
+      expect(r.dxDiff).toBeLessThanOrEqual(Math.max(2 * r.atenDxDiff, 1e-5));
+      expect(r.dweightDiff).toBeLessThanOrEqual(Math.max(2 * r.atenDweightDiff, 1e-5));
+      expect(r.dbiasDiff).toBeLessThanOrEqual(Math.max(2 * r.atenDbiasDiff, 1e-5));
     });
   }
 

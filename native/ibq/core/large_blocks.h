@@ -11,8 +11,8 @@ namespace ibq {
  * the kernel again (a sixth of encode + decode's time in the kernel). Installed as libtorch's CPU allocator, this
  * keeps blocks of kMinBytes or more that are freed without autograd (inference: encode, decode, evaluation; a
  * training step's peak would grow by what is kept) while one of our jobs runs, and hands them to the next
- * allocation of the same rounded size; blocks are aligned to 2 MB and advised as transparent huge pages where the
- * kernel has them. It never raises the peak: an allocation that finds no block of its size first returns every
+ * allocation of the same rounded size; blocks are aligned to 2 MB and, when allocated without autograd, advised as
+ * transparent huge pages where the kernel has them. It never raises the peak: an allocation that finds no block of its size first returns every
  * kept block to the system, and when the last running job ends all are returned. Smaller allocations, and all
  * allocations while no job runs, behave as libtorch's own allocator.
  */

@@ -3,6 +3,8 @@
 #include <unordered_map>
 
 #include "ibq/core/errors.h"
+#include "ibq/core/layout.h"
+#include "ibq/eval/lpips_distance.h"
 
 namespace ibq {
 namespace {
@@ -61,11 +63,6 @@ class ScalingLayerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ScalingLayer);
 
-at::Tensor unit_normalize(const at::Tensor& x) {  // official normalize_tensor, eps 1e-10
-  auto norm = at::sqrt(at::sum(x * x, {1}, /*keepdim=*/true));
-  return x / (norm + 1e-10);
-}
-
 void check_image(const at::Tensor& x, const char* arg, int64_t min_hw) {
   if (x.dim() != 4 || x.size(1) != 3 || !at::isFloatingType(x.scalar_type()))
     throw ShapeError(std::string(arg) + ": expected a float tensor [B, 3, H, W], got shape " + c10::str(x.sizes()));
@@ -100,7 +97,9 @@ LPIPSImpl::LPIPSImpl(LpipsNet net) : net_(net) {
         slice->register_module(std::to_string(i), c);
         ops.push_back([c](const at::Tensor& x) mutable { return c->forward(x); });
       } else if (l.kind == Layer::kRelu) {
-        ops.push_back([](const at::Tensor& x) { return at::relu(x); });
+        // in place, as the official torchvision VGG (ReLU(inplace=True)): it follows a convolution, whose backward
+        // does not need its output
+        ops.push_back([](const at::Tensor& x) { return x.relu_(); });
       } else {
         int64_t k = l.pool_k, st = l.pool_s;
         ops.push_back([k, st](const at::Tensor& x) { return at::max_pool2d(x, {k, k}, {st, st}); });
@@ -148,12 +147,11 @@ at::Tensor LPIPSImpl::forward(const at::Tensor& in0, const at::Tensor& in1, bool
     a = 2 * a - 1;
     b = 2 * b - 1;
   }
-  auto f0 = slices(scaling.forward(a));
-  auto f1 = slices(scaling.forward(b));
+  auto f0 = slices(cpu_channels_last(scaling.forward(a)));
+  auto f1 = slices(cpu_channels_last(scaling.forward(b)));
   at::Tensor val;
   for (size_t k = 0; k < f0.size(); ++k) {
-    auto d = unit_normalize(f0[k]) - unit_normalize(f1[k]);
-    auto r = lin_models_[k]->forward(d * d).mean({2, 3}, /*keepdim=*/true);
+    auto r = lin_models_[k]->forward(lpips_normalized_sq_diff(f0[k], f1[k])).mean({2, 3}, /*keepdim=*/true);
     val = k == 0 ? r : val + r;
   }
   return val;

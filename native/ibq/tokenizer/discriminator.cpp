@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "ibq/core/errors.h"
+#include "ibq/core/layout.h"
 
 namespace ibq {
 namespace {
@@ -75,7 +76,7 @@ at::Tensor NLayerDiscriminatorImpl::forward(const at::Tensor& x) {
        << ") needs images of at least " << m << "x" << m << " pixels, got " << x.size(2) << "x" << x.size(3);
     throw ValueError(os.str());
   }
-  return main->forward(x);
+  return main->forward(cpu_channels_last(x));
 }
 
 }  // namespace ibq

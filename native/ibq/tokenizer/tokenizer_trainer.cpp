@@ -6,6 +6,7 @@
 #include "ibq/core/compat.h"
 #include "ibq/core/config_check.h"
 #include "ibq/core/errors.h"
+#include "ibq/core/layout.h"
 #include "ibq/train/accumulate.h"
 
 namespace ibq {
@@ -58,6 +59,14 @@ TokenizerTrainingModuleImpl::TokenizerTrainingModuleImpl(std::shared_ptr<Tokeniz
   register_module("quant_conv", tokenizer->quant_conv);
   register_module("post_quant_conv", tokenizer->post_quant_conv);
   loss->to(device_of(*tokenizer));
+  // Convolution weights channels-last on the CPU, as the activations of training are (core/layout.h): oneDNN then
+  // reorders neither the weights nor their gradients at each call. Values, names and saved files are unchanged
+  // (files are written from contiguous copies); the optimizer state and the EMA copies take the same layout.
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : parameters(/*recurse=*/true))
+      if (p.dim() == 4 && p.device().is_cpu()) p.set_data(cpu_channels_last(p));
+  }
   if (use_ema) model_ema = register_module("model_ema", LitEma(*this, ema_decay));
   train(tokenizer->is_training());
 }

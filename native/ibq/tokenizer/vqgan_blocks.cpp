@@ -2,6 +2,7 @@
 
 #include "ibq/core/errors.h"
 #include "ibq/core/cpu_kernels.h"
+#include "ibq/core/parallel_bmm.h"
 
 namespace ibq::vqgan {
 namespace F = torch::nn::functional;
@@ -28,14 +29,20 @@ at::Tensor swish(const at::Tensor& x) {
 }
 
 bool channels_last_path(const at::Tensor& x) {
-  return kernels::selected() && !at::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
-         !x.requires_grad();
+  if (!x.device().is_cpu() || x.dim() != 4) return false;
+  if (at::GradMode::is_enabled()) return x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16;
+  return kernels::selected() && x.scalar_type() == at::kFloat && !x.requires_grad();
 }
 
 at::Tensor norm_act(torch::nn::GroupNorm& norm, const at::Tensor& x, bool silu, bool in_place) {
   const int64_t groups = norm->options.num_groups();
-  if (norm->weight.scalar_type() == at::kFloat && kernels::group_norm_cl_applies(x, groups))
-    return kernels::group_norm_silu_cl(x, groups, norm->weight, norm->bias, norm->options.eps(), silu, in_place);
+  if (norm->weight.scalar_type() == at::kFloat) {
+    // under autocast a bfloat16 activation, normalised in float32 as apply_norm does
+    const at::Tensor xf = x.scalar_type() == at::kFloat ? x : x.to(at::kFloat);
+    if (kernels::group_norm_cl_applies(xf, groups))
+      return kernels::group_norm_silu_cl(xf, groups, norm->weight, norm->bias, norm->options.eps(), silu,
+                                         in_place && xf.is_same(x));
+  }
   return silu ? swish(apply_norm(norm, x)) : apply_norm(norm, x);
 }
 
@@ -93,12 +100,12 @@ at::Tensor AttnBlockImpl::forward(const at::Tensor& x) {
     auto qr = as_rows(qh), kt = as_rows(kh).transpose(1, 2), vr = as_rows(vh);
     at::Tensor out;
     if (dense) {
-      out = torch::bmm(torch::softmax(torch::bmm(qr, kt).mul_(scale), 2), vr);
+      out = parallel_bmm(torch::softmax(parallel_bmm(qr, kt).mul_(scale), 2), vr);
     } else {
       out = at::empty({b, n, c}, vr.options());
       for (int64_t i = 0; i < n; i += rows) {
         const int64_t r = std::min(rows, n - i);
-        out.narrow(1, i, r).copy_(torch::bmm(torch::softmax(torch::bmm(qr.narrow(1, i, r), kt).mul_(scale), 2), vr));
+        out.narrow(1, i, r).copy_(parallel_bmm(torch::softmax(parallel_bmm(qr.narrow(1, i, r), kt).mul_(scale), 2), vr));
       }
     }
     return residual(x, proj_out(out.view({b, hh, ww, c}).permute({0, 3, 1, 2})));

@@ -1,7 +1,8 @@
 // Building blocks of the VQGAN encoder/decoder (taming-transformers `diffusionmodules/model.py`, as used by the
 // official IBQ `VQModel`): GroupNorm(32, eps 1e-6), swish, ResnetBlock, AttnBlock, Upsample, Downsample.
 // Parameter names follow the official modules (norm1, conv1, norm2, conv2, nin_shortcut; norm, q, k, v,
-// proj_out; conv), so official state dicts load 1:1. All tensors are NCHW; float32 unless under autocast.
+// proj_out; conv), so official state dicts load 1:1. All tensors are [N, C, H, W] (channels-last in memory on the CPU
+// path, channels_last_path); float32 unless under autocast.
 #pragma once
 #include <torch/torch.h>
 
@@ -16,9 +17,11 @@ at::Tensor apply_norm(torch::nn::GroupNorm& norm, const at::Tensor& x);
 // swish / SiLU: x * sigmoid(x) (official `nonlinearity`).
 at::Tensor swish(const at::Tensor& x);
 
-// Whether x takes the channels-last inference path of the encoder and decoder: a float32 CPU tensor without
-// autograd while one of our CPU kernels is selected (ibq/core/cpu_kernels.h; IBQ_KERNEL=aten: never). On it the
-// activations stay channels-last end to end and GroupNorm(+SiLU) runs on our kernel.
+// Whether x takes the channels-last path of the encoder and decoder, on which the activations stay channels-last
+// end to end (oneDNN's convolutions, forward and backward, run faster on that layout than on NCHW here):
+// in training (autograd on), any float32 or bfloat16 4-D CPU tensor; without autograd (inference), a float32 CPU
+// tensor while one of our CPU kernels is selected (ibq/core/cpu_kernels.h; IBQ_KERNEL=aten: never), so that
+// GroupNorm(+SiLU) runs on our kernel.
 bool channels_last_path(const at::Tensor& x);
 // swish(apply_norm(norm, x)) (or the norm alone without `silu`); on a channels-last tensor of that path our fused
 // kernel, writing into x itself when `in_place` (x must then be a temporary of the caller).

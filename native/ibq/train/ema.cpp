@@ -2,6 +2,10 @@
 
 #include <unordered_map>
 
+#include <torch/csrc/autograd/variable.h>
+
+#include "ibq/core/cpu_kernels.h"
+#include "ibq/core/cpu_multi_tensor.h"
 #include "ibq/core/errors.h"
 
 namespace ibq {
@@ -38,13 +42,27 @@ void LitEmaImpl::update(const torch::nn::Module& model) {
   auto one_minus_decay = 1.0 - d;
   auto params = model.named_parameters(/*recurse=*/true);
   auto buffers = named_buffers(/*recurse=*/false);
+  // float32 CPU buffers in their parameter's layout: one pass of our kernel over all of them (the same float32
+  // operations); the others through libtorch
+  const kernels::Table* table = kernels::selected();
+  std::vector<kernels::EmaSegment> fused;
   for (const auto& [pname, sname] : names_) {
     const at::Tensor* p = params.find(pname);
     if (!p) throw ValueError("ema: the model has no parameter '" + pname + "'");
     at::Tensor& s = buffers[sname];
     if (s.scalar_type() != p->scalar_type()) s.set_data(s.to(p->scalar_type()));
+    if (table && p->is_non_overlapping_and_dense() && s.strides() != p->strides() && s.sizes() == p->sizes()) {
+      s.set_data(at::empty_like(*p).copy_(s));  // the parameter's layout (a state dict loads contiguous buffers)
+    }
+    if (table && kernels::same_dense_float(s, *p)) {
+      fused.push_back({s.data_ptr<float>(), p->data_ptr<float>(), s.numel()});
+      continue;
+    }
     s.sub_(one_minus_decay * (s - *p));
   }
+  if (fused.empty()) return;
+  kernels::ema_segments(*table, fused, one_minus_decay.item<float>());
+  for (const auto& [pname, sname] : names_) torch::autograd::impl::bump_version(buffers[sname]);
 }
 
 void LitEmaImpl::copy_to(torch::nn::Module& model) const {
