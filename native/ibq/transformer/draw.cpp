@@ -18,7 +18,7 @@ namespace {
 constexpr double kSlack = 1e-6;  // covers the roundings of log (double), the cast to float and the division
 
 // The engine's next_state() (MT19937RNGEngine.h): the 624-word state advanced once.
-void twist_scalar(uint32_t* s) {
+void twist(uint32_t* s) {
   constexpr int N = at::MERSENNE_STATE_N, M = at::MERSENNE_STATE_M;
   auto tw = [](uint32_t u, uint32_t v) {
     return (((u & at::UMASK) | (v & at::LMASK)) >> 1) ^ ((v & 1u) ? at::MATRIX_A : 0u);
@@ -29,7 +29,7 @@ void twist_scalar(uint32_t* s) {
   s[N - 1] = s[M - 1] ^ tw(s[N - 1], s[0]);
 }
 
-void temper_scalar(const uint32_t* s, uint32_t* out, int64_t n) {
+void temper(const uint32_t* s, uint32_t* out, int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
     uint32_t y = s[j];
     y ^= (y >> 11);
@@ -41,12 +41,8 @@ void temper_scalar(const uint32_t* s, uint32_t* out, int64_t n) {
 }
 
 // The next n words of the engine whose state is `d`, as n calls of its operator() give them (and leave the state),
-// a block at a time: the state is twisted when its words are used up, each word tempered (the row kernels' vector
-// loops where this CPU has them).
+// a block at a time: the state is twisted when its words are used up, each word tempered.
 void words(at::mt19937_data_pod& d, uint32_t* out, int64_t n) {
-  const auto& k = rows::kernels();
-  auto twist = k.mt_twist ? k.mt_twist : &twist_scalar;
-  auto temper = k.mt_temper ? k.mt_temper : &temper_scalar;
   while (n > 0) {
     if (d.left_ == 1) {  // operator() would twist before its next word
       twist(d.state_.data());

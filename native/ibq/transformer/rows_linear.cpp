@@ -49,7 +49,7 @@ void scalar_gemv4_panels(const float* const* x, int64_t K, const float* const* b
   for (int g = 0; g < 4; ++g) scalar_gemv_panels(x[g], K, b[g], N, y[g]);
 }
 const Kernels kScalar{"scalar", kScalarPanel, &scalar_block, &scalar_gemv, &scalar_gemv4, &scalar_gemv_panels,
-                      &scalar_gemv4_panels, nullptr, nullptr, nullptr};
+                      &scalar_gemv4_panels, nullptr};
 
 const Kernels* choose() {
   const char* force = std::getenv("IBQ_ROWS_KERNEL");

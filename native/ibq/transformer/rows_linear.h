@@ -29,13 +29,10 @@ struct Kernels {
   // y[c] = sum_k x[k] * b[(c / panel) K panel + k panel + c % panel] for c < N, the same fma chain per element.
   void (*gemv_panels)(const float* x, int64_t K, const float* b, int64_t N, float* y);
   void (*gemv4_panels)(const float* const* x, int64_t K, const float* const* b, int64_t N, float* const* y);
-  // For draw.cpp (null in the scalar table: draw.cpp's own loops). mt_twist: the mt19937 state (624 words) advanced
-  // once; mt_temper: out[j] = the tempered word of s[j], j < n. draw_scan: the first pass of a draw over V entries
+  // For draw.cpp (null in the scalar table: draw.cpp's own loop): the first pass of a draw over V entries
   // (probabilities p, two engine words per entry in w): writes the candidate indices to cand (in index order) and
   // returns their count; *m: the largest lower bound less the slack (in: the start value); *flags |= 1 (a p not
   // finite or negative), 2 (some p > 0), 4 (some u = 0). See draw.cpp's draw_row.
-  void (*mt_twist)(uint32_t* s);
-  void (*mt_temper)(const uint32_t* s, uint32_t* out, int64_t n);
   int64_t (*draw_scan)(const float* p, const uint32_t* w, int64_t V, int64_t* cand, double* m, int* flags);
 };
 const Kernels* kernels_avx2();    // nullptr when not compiled for x86-64

@@ -142,27 +142,6 @@ void gemv4(const float* const* x, int64_t K, const float* const* b, int64_t ld, 
   gemv_group<4>(x, K, b, ld, N, y);
 }
 
-// mt19937 (libtorch's MT19937RNGEngine: 624 words, middle 397): one twist of the state, and the tempering of words.
-// Plain loops: the compiler vectorizes them for this unit's instruction set.
-void mt_twist(uint32_t* s) {
-  constexpr int N = 624, M = 397;
-  auto tw = [](uint32_t u, uint32_t v) { return (((u & 0x80000000u) | (v & 0x7fffffffu)) >> 1) ^ ((v & 1u) ? 0x9908b0dfu : 0u); };
-  for (int j = 0; j < N - M; ++j) s[j] = s[j + M] ^ tw(s[j], s[j + 1]);
-  for (int j = N - M; j < N - 1; ++j) s[j] = s[j + M - N] ^ tw(s[j], s[j + 1]);
-  s[N - 1] = s[M - 1] ^ tw(s[N - 1], s[0]);
-}
-
-void mt_temper(const uint32_t* s, uint32_t* out, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) {
-    uint32_t y = s[j];
-    y ^= (y >> 11);
-    y ^= (y << 7) & 0x9d2c5680u;
-    y ^= (y << 15) & 0xefc60000u;
-    y ^= (y >> 18);
-    out[j] = y;
-  }
-}
-
 constexpr double kDrawSlack = 1e-6;  // draw.cpp's kSlack
 
 // u of entry i: (first word & (2^21 - 1)) 2^32 + second word, over 2^53 (exact in double)
@@ -263,7 +242,7 @@ int64_t draw_scan(const float* p, const uint32_t* w, int64_t V, int64_t* cand, d
 }  // namespace
 
 const Kernels* table() {
-  static const Kernels k{IBQ_SIMD_NAME, P, &block, &gemv, &gemv4, &gemv_panels, &gemv4_panels, &mt_twist, &mt_temper, &draw_scan};
+  static const Kernels k{IBQ_SIMD_NAME, P, &block, &gemv, &gemv4, &gemv_panels, &gemv4_panels, &draw_scan};
   return &k;
 }
 
